@@ -103,7 +103,7 @@ def _resolve_formats(spec: str | None, presets: dict) -> list[str]:
 
 
 def measure(w: torch.Tensor, fmt, x: torch.Tensor, fp32_us: float | None, repeat: int,
-            time_gemv: bool = True) -> dict[str, Any]:
+            time_gemv: bool = True, label: str | None = None) -> dict[str, Any]:
     """Quantize, dequantize and time one (weight, format) pair. Returns one JSON entry (without tensor info)."""
     import fourbit  # noqa: PLC0415
 
@@ -114,7 +114,7 @@ def measure(w: torch.Tensor, fmt, x: torch.Tensor, fp32_us: float | None, repeat
     wq = qw.dequantize(torch.float32)
     bound = fourbit.testing.error_bound(fmt, w)
     entry: dict[str, Any] = {
-        "format": fmt.name if hasattr(fmt, "name") else str(fmt),
+        "format": label or getattr(fmt, "name", str(fmt)),
         "bits_per_weight": float(qw.bits_per_weight),
         "nbytes": int(qw.nbytes),
         "kib": qw.nbytes / 1024,
@@ -229,7 +229,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 print(_row(entry), flush=True)
                 continue
             try:
-                entry = measure(w, fmt, x, fp32_us, args.repeat, time_gemv=not args.no_time)
+                entry = measure(w, fmt, x, fp32_us, args.repeat, time_gemv=not args.no_time, label=fname)
             except Exception as exc:  # noqa: BLE001 - report and go on with the other formats
                 entry = {"format": fname, "error": f"{type(exc).__name__}: {exc}"}
                 failures += 1
