@@ -162,7 +162,7 @@ def _row(e: dict[str, Any]) -> str:
     sp = e.get("speedup_vs_fp32")
     return (f"{e['format']:<12} {e['bits_per_weight']:>6.3f} {e['kib']:>8.1f} "
             f"{e['compression_vs_fp32']:>6.2f}x {e['compression_vs_bf16']:>6.2f}x "
-            f"{e['rel_rms_error']:>11.3e} {e['max_abs_error']:>9.3e} {e['max_err_over_bound']:>9.3f} "
+            f"{e['rel_rms_error']:>11.3e} {e['max_abs_error']:>9.3e} {e['max_err_over_bound']:>9.4f} "
             f"{_fmt_us(e.get('gemv_us')):>8} {_fmt_us(e.get('fp32_gemv_us')):>8} "
             f"{(f'{sp:.2f}x' if sp else '-'):>7}")
 
