@@ -1,0 +1,13 @@
+"""fourbit: 4-bit (and 8-bit) weight formats with FP32 references, native kernels and torch ops.
+
+Flow: kernels (csrc/, kernels/) -> launchers (fourbit._C via ops/_native.py) -> ops (fourbit.ops, torch.library)
+-> functional API and QuantizedWeight (this module) -> modules and converters.
+"""
+from . import formats, layout, ops  # noqa: F401  (ops registers torch.ops.fourbit.*)
+from .formats import FORMATS, PRESETS, Format, make_format
+from .quantized import QuantizedWeight, dequantize, linear, quantize
+from . import testing  # noqa: E402,F401
+
+__version__ = "0.1.0"
+__all__ = ["formats", "layout", "ops", "testing", "FORMATS", "PRESETS", "Format", "make_format",
+           "QuantizedWeight", "quantize", "dequantize", "linear"]

@@ -1,0 +1,120 @@
+"""QuantizedWeight and the functional API: quantize / dequantize / linear through the registered ops."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from .formats import Format, PRESETS, make_format
+from .formats._absmax import DoubleQuant, compress
+
+
+@dataclass
+class QuantizedWeight:
+    """A quantized [N, K] weight (N = out_features, K = in_features) and the pieces it is stored as.
+
+    qdata: uint8 [N, K/2] packed 4-bit codes (element 2i in the LOW nibble), or int8/uint8 [N, K] for int8.
+    scales: [N, K/G] float32 / float8_e4m3fn / float8_e8m0fnu (None when `nested` holds them, double quant).
+    zeros: uint8 [N, K/G] or None. global_scale: float32 [1] or None. nested: double-quantized scales or None.
+    """
+
+    format: Format
+    shape: Tuple[int, int]
+    qdata: torch.Tensor
+    scales: Optional[torch.Tensor]
+    zeros: Optional[torch.Tensor] = None
+    global_scale: Optional[torch.Tensor] = None
+    nested: Optional[DoubleQuant] = None
+
+    def stored_tensors(self):
+        """name -> tensor of everything this weight keeps in memory."""
+        t = {"qdata": self.qdata, "scales": self.scales, "zeros": self.zeros, "global_scale": self.global_scale}
+        if self.nested is not None:
+            t.update(nested_codes=self.nested.codes, nested_absmax=self.nested.absmax,
+                     nested_offset=self.nested.offset)
+        return {k: v for k, v in t.items() if v is not None}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.numel() * v.element_size() for v in self.stored_tensors().values())
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.nbytes / (self.shape[0] * self.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.qdata.device
+
+    def op_args(self):
+        """(qdata, scales, zeros, global_scale, lut, group_size) as the ops take them (absent pieces empty)."""
+        dev = self.qdata.device
+        empty_u8 = torch.empty(0, dtype=torch.uint8, device=dev)
+        empty_f32 = torch.empty(0, dtype=torch.float32, device=dev)
+        scales = self.scales if self.nested is None else self.nested.decode().reshape(self.shape[0], -1)
+        return (self.qdata, scales, empty_u8 if self.zeros is None else self.zeros,
+                empty_f32 if self.global_scale is None else self.global_scale,
+                _lut(self.format, dev), self.format.group(self.shape[1]))
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[N, K] of dtype: ((lut[code] - zero) * scale) * global_scale, computed in float32."""
+        return torch.ops.fourbit.dequantize(*self.op_args(), dtype)
+
+    def to(self, device) -> "QuantizedWeight":
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        nested = None if self.nested is None else DoubleQuant(*(mv(t) for t in (self.nested.codes,
+                                                                              self.nested.absmax,
+                                                                              self.nested.offset)))
+        return QuantizedWeight(self.format, self.shape, mv(self.qdata), mv(self.scales), mv(self.zeros),
+                               mv(self.global_scale), nested)
+
+    def __repr__(self) -> str:
+        return (f"QuantizedWeight({self.format}, shape={self.shape}, {self.nbytes} bytes, "
+                f"{self.bits_per_weight:.3f} bits/weight, device={self.device})")
+
+
+_LUTS: dict = {}
+
+
+def _lut(fmt: Format, device: torch.device) -> torch.Tensor:
+    """The format's 16-entry lookup table on `device`, cached (it is read on every call)."""
+    key = (fmt.name, fmt.variant, str(device))
+    if key not in _LUTS:
+        _LUTS[key] = fmt.lut().to(device)
+    return _LUTS[key]
+
+
+def resolve_format(fmt) -> Format:
+    """A Format, or a preset/format name."""
+    if isinstance(fmt, Format):
+        return fmt
+    if isinstance(fmt, str):
+        return make_format(fmt)
+    raise TypeError(f"format must be a fourbit.formats.Format or a name in {sorted(PRESETS)}, got {type(fmt)}")
+
+
+def quantize(w: torch.Tensor, fmt) -> QuantizedWeight:
+    """Quantize a weight. w: float32/bfloat16/float16 [N, K] (out_features x in_features); fmt: Format or name."""
+    fmt = resolve_format(fmt)
+    if not isinstance(w, torch.Tensor) or w.dim() != 2:
+        raise ValueError(f"w must be a 2-D tensor [N, K], got {getattr(w, 'shape', type(w))}")
+    fmt.check_shape(*w.shape)
+    qdata, scales, zeros, gscale = torch.ops.fourbit.quantize(w.contiguous(), fmt.name, fmt.variant,
+                                                              fmt.group(w.shape[1]))
+    nested = None
+    if getattr(fmt, "double_quant", False):
+        nested, scales = compress(scales.reshape(-1)), None
+    return QuantizedWeight(fmt, tuple(w.shape), qdata, scales, zeros if zeros.numel() else None,
+                           gscale if gscale.numel() else None, nested)
+
+
+def dequantize(qw: QuantizedWeight, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[N, K] dense weight of dtype."""
+    return qw.dequantize(dtype)
+
+
+def linear(x: torch.Tensor, qw: QuantizedWeight, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """y = x @ dequant(W)^T (+ bias). x: [..., K] float32/bfloat16/float16 contiguous; y: [..., N] of x's dtype.
+    Accumulates in float32. Differentiable in x and bias."""
+    return torch.ops.fourbit.linear(x, *qw.op_args(), bias)
