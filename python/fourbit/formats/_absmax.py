@@ -95,7 +95,12 @@ def compress(a: torch.Tensor) -> DoubleQuant:
     d = torch.nn.functional.pad(a - offset, (0, (-n) % NESTED_BLOCK)).reshape(-1, NESTED_BLOCK)
     dz = torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
     nabs = dz.abs().amax(dim=-1)  # padding with 0 leaves a partial block's absmax unchanged
-    q = blockwise_codes(dz, nabs, DYNAMIC_MAP).reshape(-1)[:n].to(torch.uint8)
+    # bitsandbytes' CPU blockwise quantizer divides (it does not multiply by the reciprocal) and gives an all-zero
+    # block code 0; near 0 its binary search can miss the nearest entry by a few 1e-5 (it gave codes 131 / 123 =
+    # +-2.1e-5 for 0 in bitsandbytes 0.50.2), where we keep the true nearest. The test pins both facts.
+    t = dz / nabs.clamp(min=_TINY)[..., None]
+    q = nearest_index(t, DYNAMIC_MAP, ties="lower")
+    q = torch.where((nabs == 0)[..., None], torch.zeros((), dtype=q.dtype), q).reshape(-1)[:n].to(torch.uint8)
     nabs = torch.where(torch.isfinite(d).all(dim=-1), nabs, torch.full((), float("nan")))
     return DoubleQuant(codes=q, absmax=nabs, offset=offset.reshape(1).float())
 

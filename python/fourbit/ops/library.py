@@ -28,7 +28,7 @@ _DEFS = {
               "int group_size, Tensor? bias) -> Tensor",
 }
 for _name, _schema in _DEFS.items():
-    torch.library.define(f"fourbit::{_name}", _schema)
+    torch.library.define(f"fourbit::{_name}", _schema[len(_name):])
 
 
 def quantize_out_meta(w: torch.Tensor, fmt: str, variant: str, group_size: int):

@@ -1,0 +1,41 @@
+"""Hypothesis strategies for weights: random shapes that fit a format, values with the cases that break kernels
+(all-zero groups, one huge outlier, exact ties, tiny and huge magnitudes)."""
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from fourbit.formats import PRESETS
+
+
+@st.composite
+def weights(draw, fmt, max_rows: int = 6, max_groups: int = 4, special: bool = True):
+    """A float32 [N, K] weight for fmt, K a multiple of its group (per-channel formats get K up to 96)."""
+    G = fmt.group_size or draw(st.sampled_from([16, 32, 48, 96]))
+    N = draw(st.integers(1, max_rows))
+    K = G * draw(st.integers(1, max_groups))
+    seed = draw(st.integers(0, 2**31 - 1))
+    gen = torch.Generator().manual_seed(seed)
+    scale = 2.0 ** draw(st.integers(-30, 30))
+    w = torch.randn(N, K, generator=gen) * scale
+    if special:
+        groups = w.view(N, K // G, G)
+        kind = draw(st.sampled_from(["plain", "zero_group", "outlier", "ties", "constant", "tiny"]))
+        r, g = draw(st.integers(0, N - 1)), draw(st.integers(0, K // G - 1))
+        if kind == "zero_group":
+            groups[r, g] = 0
+        elif kind == "outlier":
+            groups[r, g, draw(st.integers(0, G - 1))] *= 2.0 ** draw(st.integers(4, 20))
+        elif kind == "ties":  # values on a half-step grid hit round-half-even ties of the integer/e2m1 grids
+            groups[r, g] = torch.randint(-24, 25, (G,), generator=gen).float() * 0.25 * scale
+        elif kind == "constant":
+            groups[r, g] = scale
+        elif kind == "tiny":
+            groups[r, g] *= 2.0**-120
+    dtype = draw(st.sampled_from([torch.float32, torch.bfloat16, torch.float16]))
+    if dtype == torch.float16:
+        w = (w / w.abs().max().clamp(min=1e-30) * 1000).to(dtype)  # stay inside fp16's range
+    return w.to(dtype)
+
+
+preset_names = st.sampled_from(sorted(PRESETS))
