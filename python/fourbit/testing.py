@@ -84,11 +84,16 @@ def _where(t: torch.Tensor, flat_index: int):
 
 
 def assert_bit_exact(actual: torch.Tensor, expected: torch.Tensor, name: str = "tensor") -> None:
-    """Same shape, dtype and bits (NaN payloads compared as bits too). Reports the first mismatch and the count."""
+    """Same shape, dtype and bits (any NaN matches any NaN; -0.0 differs from 0.0). Reports the first mismatch and
+    the count."""
     if actual.shape != expected.shape or actual.dtype != expected.dtype:
         raise AssertionError(f"{name}: got {actual.dtype}{tuple(actual.shape)}, "
                              f"expected {expected.dtype}{tuple(expected.shape)}")
     a, e = actual.detach().cpu().contiguous(), expected.detach().cpu().contiguous()
+    if a.is_floating_point() and a.element_size() > 1:  # NaN matches NaN whatever its sign and payload bits
+        nan_a, nan_e = torch.isnan(a), torch.isnan(e)
+        a, e = torch.where(nan_a, torch.full((), float("nan"), dtype=a.dtype), a), \
+            torch.where(nan_e, torch.full((), float("nan"), dtype=e.dtype), e)
     if a.element_size() in (1, 2, 4, 8) and a.is_floating_point():
         view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
         a, e = a.view(view), e.view(view)

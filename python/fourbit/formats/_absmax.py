@@ -114,6 +114,9 @@ def error_bound(w: torch.Tensor, G: int, codebook: torch.Tensor, parts: QuantPar
     wf = finite_or_zero(wg)
     a = wf.abs().amax(dim=-1)
     t = wf / a.clamp(min=_TINY)[..., None]
-    bound = (a[..., None] * half_gap(t, torch.sort(codebook).values)).reshape(w.shape).float()
+    bound = a[..., None] * half_gap(t, torch.sort(codebook).values)
+    # absmax below 1e-38: codes are chosen relative to 1e-38 but decoded with a (bitsandbytes' clamp), so only
+    # |x| <= a and |codebook * a| <= a hold: at most 2a
+    bound = torch.where((a < _TINY)[..., None], 2 * a[..., None], bound).reshape(w.shape).float()
     bound = bound + expand_groups((parts.scales.float() - a).abs().nan_to_num(0.0), G)
     return poison_bound(bound + slack(w.float(), bound) + 4 * U32 * expand_groups(a, G), bad, G)
