@@ -144,14 +144,13 @@ def test_absmax_formats_match_bitsandbytes(name, dq, n, kb, bs, seed, kind):
     testing.assert_bit_exact(parts.codes, bnb_codes, "codes")
     if dq:
         # nested 8-bit codes: equal wherever bitsandbytes picked a nearest dynamic-map entry; where its CPU binary
-        # search did not (only within ~2e-5 of the offset), ours must be strictly nearer
+        # search did not (it is approximate: seen near 0 and on near-ties), ours must be strictly nearer
         nabs = state.state2.absmax.repeat_interleave(256)[: state.absmax.numel()]
         t = (fmt.replace(double_quant=False).quantize_ref(w).scales.flatten() - state.offset) / nabs
         ours = (DYNAMIC_MAP[parts.nested.codes.long()] - t).abs()
         theirs = (DYNAMIC_MAP[state.absmax.long()] - t).abs()
         same = parts.nested.codes == state.absmax
         assert bool((same | (ours < theirs)).all()), "a nested code differs from bitsandbytes without being nearer"
-        assert bool((same | (t.abs() < 1e-4)).all()), "nested codes differ away from the offset"
         testing.assert_bit_exact(parts.nested.absmax, state.state2.absmax, "nested absmax")
         testing.assert_bit_exact(parts.nested.offset.reshape(()), state.offset.reshape(()), "nested offset")
     else:

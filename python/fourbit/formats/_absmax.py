@@ -96,8 +96,9 @@ def compress(a: torch.Tensor) -> DoubleQuant:
     dz = torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
     nabs = dz.abs().amax(dim=-1)  # padding with 0 leaves a partial block's absmax unchanged
     # bitsandbytes' CPU blockwise quantizer divides (it does not multiply by the reciprocal) and gives an all-zero
-    # block code 0; near 0 its binary search can miss the nearest entry by a few 1e-5 (it gave codes 131 / 123 =
-    # +-2.1e-5 for 0 in bitsandbytes 0.50.2), where we keep the true nearest. The test pins both facts.
+    # block code 0. Its binary search is approximate: it can miss the nearest entry (0 became code 131 = 2.1e-5,
+    # and a near-tie went to the farther neighbour, in bitsandbytes 0.50.2); we keep the true nearest, so nested
+    # codes can differ from its in those cases, always towards the nearer value. The test pins this.
     t = dz / nabs.clamp(min=_TINY)[..., None]
     q = nearest_index(t, DYNAMIC_MAP, ties="lower")
     q = torch.where((nabs == 0)[..., None], torch.zeros((), dtype=q.dtype), q).reshape(-1)[:n].to(torch.uint8)
