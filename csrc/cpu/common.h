@@ -88,11 +88,18 @@ static inline float e8m0_to_f32(uint8_t b) {
   if (b == 0) return u2f(0x00400000u);
   return u2f(uint32_t(b) << 23);
 }
+// 256-entry decode tables for the 8-bit scale formats (branch-free scale decode in the GEMV inner loop: with
+// G=16 a table lookup instead of the branchy decoder took nvfp4 M=1 GEMV at 4096x4096 from 2.6 ms to 0.66 ms).
+struct ScaleTables {
+  float e4m3[256], e8m0[256];
+  ScaleTables() { for (int b = 0; b < 256; ++b) { e4m3[b] = e4m3_to_f32(uint8_t(b)); e8m0[b] = e8m0_to_f32(uint8_t(b)); } }
+};
+extern const ScaleTables kScaleTables;  // defined in kernels.cpp
 // Decode one stored scale of the given kind.
 static inline float decode_scale(SKind k, const void* p, int64_t i) {
   if (k == SKind::F32) return static_cast<const float*>(p)[i];
   uint8_t b = static_cast<const uint8_t*>(p)[i];
-  return k == SKind::E4M3 ? e4m3_to_f32(b) : e8m0_to_f32(b);
+  return k == SKind::E4M3 ? kScaleTables.e4m3[b] : kScaleTables.e8m0[b];
 }
 // Load element i of a float32/bf16/fp16 array as f32 (exact).
 static inline float load_as_f32(DType t, const void* p, int64_t i) {

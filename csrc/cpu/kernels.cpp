@@ -13,6 +13,8 @@
 
 namespace fourbit {
 
+const ScaleTables kScaleTables;
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 namespace k512 {

@@ -86,15 +86,22 @@ def _weight_args(qdata, scales, zeros, global_scale, lut, group_size):
             _ptr(global_scale), _ptr(lut) if kind == "nib4" else 0), N, K
 
 
-def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32) -> torch.Tensor:
-    """Dequantize to [N, K] of dtype: v = ((lut[code] - z) * s) * g in float32, then RNE to dtype."""
+def dequantize_out(qdata, scales, zeros, global_scale, lut, group_size, out) -> torch.Tensor:
+    """Dequantize into a caller's contiguous out [N, K] (float32/bfloat16/float16)."""
     qdata, scales = qdata.contiguous(), scales.contiguous()
     zeros = None if zeros is None else zeros.contiguous()
     lut = None if lut is None else lut.contiguous().to(torch.float32)
     args, N, K = _weight_args(qdata, scales, zeros, global_scale, lut, group_size)
-    out = torch.empty(N, K, dtype=dtype)
-    _lib().dequantize(*args, out.data_ptr(), _DT[dtype])
+    assert out.is_contiguous() and tuple(out.shape) == (N, K) and out.dtype in _DT
+    _lib().dequantize(*args, out.data_ptr(), _DT[out.dtype])
     return out
+
+
+def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32) -> torch.Tensor:
+    """Dequantize to [N, K] of dtype: v = ((lut[code] - z) * s) * g in float32, then RNE to dtype."""
+    K = qdata.shape[1] * (2 if _qkind(qdata, lut) == "nib4" else 1)
+    out = torch.empty(qdata.shape[0], K, dtype=dtype)
+    return dequantize_out(qdata, scales, zeros, global_scale, lut, group_size, out)
 
 
 def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out) -> torch.Tensor:
