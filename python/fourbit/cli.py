@@ -50,6 +50,22 @@ def _time_us(fn: Callable[[], Any], repeat: int, warmup: int = 3, min_sample_s: 
     return statistics.median(samples)
 
 
+def _time_pair_us(fa: Callable[[], Any], fb: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """Median times (us) of ``fa`` and of ``fb``, measured back to back, each in its own block after its own
+    warm-up (interleaving single calls would mostly measure the hand-over between torch's OpenMP threads and
+    fourbit's thread pool, both of which spin-wait)."""
+    return _time_us(fa, repeat, warmup=5), _time_us(fb, repeat, warmup=5)
+
+
+def _pool_threads() -> int | None:
+    try:
+        from . import _C  # noqa: PLC0415
+
+        return int(_C.num_threads())
+    except Exception:  # noqa: BLE001 - an older or absent extension
+        return None
+
+
 def _format_config(fmt) -> dict:
     """The format's fields as JSON-able values (dtypes as strings)."""
     out: dict[str, Any] = {"name": getattr(fmt, "name", str(fmt))}
@@ -102,9 +118,12 @@ def _resolve_formats(spec: str | None, presets: dict) -> list[str]:
     return names
 
 
-def measure(w: torch.Tensor, fmt, x: torch.Tensor, fp32_us: float | None, repeat: int,
+def measure(w: torch.Tensor, fmt, x: torch.Tensor, repeat: int,
             time_gemv: bool = True, label: str | None = None) -> dict[str, Any]:
-    """Quantize, dequantize and time one (weight, format) pair. Returns one JSON entry (without tensor info)."""
+    """Quantize, dequantize and time one (weight, format) pair. Returns one JSON entry (without tensor info).
+
+    The GEMV time of ``fourbit.linear(x, qw)`` and of torch fp32 ``x @ W.T`` are measured together, samples
+    interleaved, so the speed-up compares like with like on a loaded machine."""
     import fourbit  # noqa: PLC0415
 
     N, K = w.shape
@@ -131,7 +150,7 @@ def measure(w: torch.Tensor, fmt, x: torch.Tensor, fp32_us: float | None, repeat
         scale = float(y_ref.abs().max()) or 1.0
         entry["gemv_max_rel_diff"] = float((y.float() - y_ref).abs().max()) / scale
         if time_gemv:
-            us = _time_us(lambda: fourbit.linear(x, qw), repeat)
+            us, fp32_us = _time_pair_us(lambda: fourbit.linear(x, qw), lambda: x @ w.T, repeat)
             entry["gemv_us"] = us
             entry["fp32_gemv_us"] = fp32_us
             entry["speedup_vs_fp32"] = (fp32_us / us) if (fp32_us and us > 0) else None
@@ -176,12 +195,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
             print(f"{name:<36} {kind:<6} {list(shape)}")
         return 0
 
+    if args.threads:
+        # fourbit's thread pool reads FOURBIT_NUM_THREADS when its first kernel runs
+        os.environ["FOURBIT_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     import fourbit  # noqa: PLC0415
 
     presets = fourbit.formats.PRESETS
     fnames = _resolve_formats(args.formats, presets)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tensors = args.tensor or list(DEFAULT_TENSORS)
     known = {n: s for n, s, _ in assets.list_gguf_tensors(path)}
     missing = [t for t in tensors if t not in known]
@@ -192,6 +213,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
         "model": str(path),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "fourbit_threads": _pool_threads(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "cpu": platform.processor() or platform.machine(),
         "repeat": args.repeat,
         "seed": args.seed,
@@ -199,8 +223,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
         "entries": [],
     }
     print(f"fourbit weights: {path}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, GEMV at M=1 (fp32 activations), "
+    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; fourbit pool: "
+          f"{report['fourbit_threads']} threads; {os.cpu_count()} CPUs; GEMV at M=1 (fp32 activations), "
           f"median of {args.repeat} samples after warm-up")
+    load = report["loadavg_1min"]
+    if load is not None and not args.no_time and load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: 1-minute load average {load:.1f} on {os.cpu_count()} CPUs: other work is running, "
+              f"timings of multi-threaded kernels will be noisy (try --threads 1)")
     failures = 0
     t_start = time.perf_counter()
     for tname in tensors:
@@ -229,7 +258,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 print(_row(entry), flush=True)
                 continue
             try:
-                entry = measure(w, fmt, x, fp32_us, args.repeat, time_gemv=not args.no_time, label=fname)
+                entry = measure(w, fmt, x, args.repeat, time_gemv=not args.no_time, label=fname)
             except Exception as exc:  # noqa: BLE001 - report and go on with the other formats
                 entry = {"format": fname, "error": f"{type(exc).__name__}: {exc}"}
                 failures += 1
