@@ -9,7 +9,8 @@ namespace fourbit {
 
 // Number of threads the pool uses (including the calling thread).
 int num_threads();
-// Run fn(begin, end) over [0, n) split into at most num_threads() contiguous chunks whose boundaries are multiples
+// Run fn(begin, end) over [0, n) split into at most 4 * num_threads() contiguous chunks (claimed dynamically by the
+// caller and the workers) whose boundaries are multiples
 // of `align` (except the end). Runs inline when n is small, the pool has 1 thread, or the pool is already busy.
 void parallel_for(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn);
 
