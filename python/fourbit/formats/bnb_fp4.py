@@ -3,7 +3,8 @@
 Codebook, code 0..15: [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, -0.0625, -8, -12, -4, -6, -2, -3] / 12 (bit 3 is the sign).
 bitsandbytes builds it from a Python list where "-0" is the integer 0, so code 8 decodes to +0.0; so does ours.
 Quantization is nf4's rule with this codebook (absmax per block, reciprocal multiply, ties to the lower value:
--0.2083 -> -0.25, +0.2083 -> +0.1667, as bitsandbytes 0.50.2 on CPU). -0 (code 8) is never produced: 0 sorts first.
+-0.2083 -> -0.25, +0.2083 -> +0.1667, as bitsandbytes 0.50.2 on CPU). The two zeros sort code 0 first, so the
+bound between them is 0: t <= 0 near zero gives code 0 and small t > 0 gives code 8, exactly as bitsandbytes does.
 """
 from __future__ import annotations
 
