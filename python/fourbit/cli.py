@@ -66,6 +66,34 @@ def _pool_threads() -> int | None:
         return None
 
 
+def _cpu_busy(interval: float = 0.3) -> float | None:
+    """Fraction of all CPUs busy during ``interval`` seconds while this process sleeps (Linux /proc/stat);
+    None where unavailable."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v), idle
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _format_config(fmt) -> dict:
     """The format's fields as JSON-able values (dtypes as strings)."""
     out: dict[str, Any] = {"name": getattr(fmt, "name", str(fmt))}
@@ -216,7 +244,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         "fourbit_threads": _pool_threads(),
         "cpu_count": os.cpu_count(),
         "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu_busy_before": None if args.no_time else _cpu_busy(),
+        "cpu": _cpu_name(),
         "repeat": args.repeat,
         "seed": args.seed,
         "formats": {n: _format_config(presets[n]) for n in fnames},
@@ -224,12 +253,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
     }
     print(f"fourbit weights: {path}")
     print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; fourbit pool: "
-          f"{report['fourbit_threads']} threads; {os.cpu_count()} CPUs; GEMV at M=1 (fp32 activations), "
+          f"{report['fourbit_threads']} threads; {os.cpu_count()} CPUs ({report['cpu']}); GEMV at M=1 (fp32 activations), "
           f"median of {args.repeat} samples after warm-up")
-    load = report["loadavg_1min"]
-    if load is not None and not args.no_time and load > 0.5 * (os.cpu_count() or 1):
-        print(f"warning: 1-minute load average {load:.1f} on {os.cpu_count()} CPUs: other work is running, "
-              f"timings of multi-threaded kernels will be noisy (try --threads 1)")
+    busy = report["cpu_busy_before"]
+    if busy is not None and busy > 0.25:
+        print(f"warning: other processes kept {100 * busy:.0f}% of the {os.cpu_count()} CPUs busy just before this "
+              f"run: timings of multi-threaded kernels will be noisy (try --threads 1)")
     failures = 0
     t_start = time.perf_counter()
     for tname in tensors:
