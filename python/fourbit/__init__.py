@@ -6,8 +6,10 @@ Flow: kernels (csrc/, kernels/) -> launchers (fourbit._C via ops/_native.py) -> 
 from . import formats, layout, ops  # noqa: F401  (ops registers torch.ops.fourbit.*)
 from .formats import FORMATS, PRESETS, Format, make_format
 from .quantized import QuantizedWeight, dequantize, linear, quantize
+from .modules import QuantLinear
+from .convert import QuantConfig, quantize_
 from . import testing  # noqa: E402,F401
 
 __version__ = "0.1.0"
 __all__ = ["formats", "layout", "ops", "testing", "FORMATS", "PRESETS", "Format", "make_format",
-           "QuantizedWeight", "quantize", "dequantize", "linear"]
+           "QuantizedWeight", "quantize", "dequantize", "linear", "QuantLinear", "QuantConfig", "quantize_"]

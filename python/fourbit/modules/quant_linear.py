@@ -1,0 +1,158 @@
+"""QuantLinear: one nn.Module for every format, y = x @ dequant(W)^T + b through torch.ops.fourbit.linear."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..formats import Format, FORMATS
+from ..formats._absmax import NESTED_BLOCK, DoubleQuant
+from ..ops.library import quantize_out_meta
+from ..quantized import QuantizedWeight, quantize, resolve_format
+
+#: the state_dict of a QuantLinear (N = out_features, K = in_features, G = the format's group size)
+STATE_DICT_DOC = {
+    "qweight": "uint8 [N, K/2]: 4-bit codes, element 2i in the LOW nibble; int8 formats: int8/uint8 [N, K]",
+    "scales": "[N, K/G] float32 | float8_e4m3fn (nvfp4) | float8_e8m0fnu (mxfp4); absent with double quant",
+    "zeros": "uint8 [N, K/G] integer zero points (asymmetric int4/int8 only)",
+    "global_scale": "float32 [1] per-tensor scale (nvfp4 only)",
+    "nested_codes": "uint8 [N*K/G] double-quantized scales (nf4/bnb_fp4 with double_quant)",
+    "nested_absmax": "float32 [ceil(N*K/G / 256)] (double quant)",
+    "nested_offset": "float32 [1] (double quant)",
+    "bias": "[N] in the model's dtype (optional)",
+}
+
+
+def format_to_json(fmt: Format) -> str:
+    """A format config as JSON: {"name": ..., fields...} (checkpoint metadata)."""
+    import dataclasses
+    return json.dumps({"name": fmt.name, **dataclasses.asdict(fmt)}, sort_keys=True)
+
+
+def format_from_json(text: str) -> Format:
+    d = json.loads(text)
+    name = d.pop("name")
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r} in checkpoint metadata")
+    return FORMATS[name](**d)
+
+
+def expected_tensors(fmt: Format, N: int, K: int):
+    """name -> (shape, dtype) of every tensor a QuantLinear of this format and shape stores (bias excluded)."""
+    meta = quantize_out_meta(torch.empty((N, K), device="meta"), fmt.name, fmt.variant, fmt.group(K))
+    out = {"qweight": meta[0], "scales": meta[1], "zeros": meta[2], "global_scale": meta[3]}
+    out = {k: (tuple(v.shape), v.dtype) for k, v in out.items() if v.numel()}
+    if getattr(fmt, "double_quant", False):
+        n = N * (K // fmt.group(K))
+        del out["scales"]
+        out.update(nested_codes=((n,), torch.uint8), nested_absmax=((-(-n // NESTED_BLOCK),), torch.float32),
+                   nested_offset=((1,), torch.float32))
+    return out
+
+
+class QuantLinear(nn.Module):
+    """A Linear layer whose weight is stored quantized in `fmt` (any fourbit format).
+
+    Args:
+        in_features, out_features: K and N.
+        fmt: a fourbit.formats.Format (or preset name).
+        bias: whether the layer has a bias.
+        bias_dtype: dtype of the bias (the model's dtype).
+    Build one from a float layer with `QuantLinear.from_linear(linear, fmt)`; the constructor alone allocates
+    empty buffers of the right shapes, for loading a state_dict (see STATE_DICT_DOC for the tensor names).
+    forward: x [..., K] float32/bfloat16/float16 -> [..., N] of x's dtype; fp32 accumulation; differentiable in x.
+    """
+
+    def __init__(self, in_features: int, out_features: int, fmt, bias: bool = True,
+                 bias_dtype: torch.dtype = torch.float32, device=None):
+        super().__init__()
+        self.format = resolve_format(fmt)
+        self.format.check_shape(out_features, in_features)
+        self.in_features, self.out_features = in_features, out_features
+        for name, (shape, dtype) in expected_tensors(self.format, out_features, in_features).items():
+            self.register_buffer(name, torch.zeros(shape, dtype=torch.uint8, device=device).view(dtype)
+                                 if dtype.itemsize == 1 else torch.zeros(shape, dtype=dtype, device=device))
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=bias_dtype, device=device),
+                                 requires_grad=False) if bias else None
+
+    # --- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor, bias: Optional[torch.Tensor], fmt) -> "QuantLinear":
+        """weight: float [N, K] (out x in); bias: [N] or None. Quantizes on weight's device via the ops."""
+        qw = quantize(weight.detach(), fmt)
+        N, K = weight.shape
+        mod = cls(K, N, qw.format, bias is not None, bias.dtype if bias is not None else torch.float32,
+                  device="meta")
+        mod.load_quantized(qw)
+        if bias is not None:
+            mod.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+        return mod
+
+    @classmethod
+    def from_linear(cls, linear: nn.Module, fmt) -> "QuantLinear":
+        """From nn.Linear, or Hugging Face's Conv1D (which stores its weight transposed, [in, out])."""
+        weight = linear.weight
+        if type(linear).__name__ == "Conv1D":
+            weight = weight.t()
+        return cls.from_weight(weight, linear.bias, fmt)
+
+    def load_quantized(self, qw: QuantizedWeight) -> None:
+        """Take the pieces of a QuantizedWeight as this module's buffers."""
+        pieces = {"qweight": qw.qdata, "scales": qw.scales, "zeros": qw.zeros, "global_scale": qw.global_scale}
+        if qw.nested is not None:
+            pieces.update(nested_codes=qw.nested.codes, nested_absmax=qw.nested.absmax,
+                          nested_offset=qw.nested.offset)
+        for name in expected_tensors(self.format, self.out_features, self.in_features):
+            setattr(self, name, pieces[name])
+
+    # --- use -----------------------------------------------------------------------------------------------------
+    def quantized_weight(self) -> QuantizedWeight:
+        """The stored weight as a QuantizedWeight (views of this module's buffers)."""
+        nested = None
+        if hasattr(self, "nested_codes"):
+            nested = DoubleQuant(self.nested_codes, self.nested_absmax, self.nested_offset)
+        return QuantizedWeight(self.format, (self.out_features, self.in_features), self.qweight,
+                               getattr(self, "scales", None), getattr(self, "zeros", None),
+                               getattr(self, "global_scale", None), nested)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        if not torch.compiler.is_compiling() and x.data_ptr() % 16:
+            x = x.clone()  # the ops need 16-byte-aligned activations; a fresh copy is
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return torch.ops.fourbit.linear(x, *self.quantized_weight().op_args(), bias)
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The dense [out_features, in_features] weight (for debugging)."""
+        return self.quantized_weight().dequantize(dtype)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the quantized weight (bias excluded)."""
+        return self.quantized_weight().nbytes
+
+    def extra_repr(self) -> str:
+        G = self.format.group(self.in_features)
+        group = "per-channel" if G == self.in_features else f"group={G}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"format={self.format.name}{'/' + self.format.variant if self.format.variant else ''}, {group}, "
+                f"{self.nbytes} bytes ({8 * self.nbytes / (self.in_features * self.out_features):.2f} bits/weight)")
+
+    # --- checkpoints: reject truncated / misshapen / mistyped tensors, naming them ---------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        for name, (shape, dtype) in expected_tensors(self.format, self.out_features, self.in_features).items():
+            t = state_dict.get(prefix + name)
+            if t is None:
+                continue  # reported as missing by torch
+            if t.dtype != dtype:
+                raise ValueError(f"checkpoint tensor {prefix + name} has dtype {t.dtype}, expected {dtype} "
+                                 f"for {self.format.name} [{self.out_features}, {self.in_features}]")
+            if tuple(t.shape) != shape:
+                raise ValueError(f"checkpoint tensor {prefix + name} has shape {tuple(t.shape)}, expected {shape} "
+                                 f"for {self.format.name} [{self.out_features}, {self.in_features}] "
+                                 f"(truncated or from another format/shape)")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
