@@ -7,9 +7,12 @@ x' = (q - z) * s. A zero scale becomes 1. RNE is round-half-to-even (torch.round
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Optional, Tuple
+
 import torch
 
-from ._base import QuantParts, bad_groups, expand_groups, finite_or_zero, grouped, nonzero_scale, poison_bound, slack
+from ._base import Format, QuantParts, bad_groups, expand_groups, finite_or_zero, grouped, nonzero_scale, poison_bound, slack
 
 
 def quantize(w: torch.Tensor, G: int, bits: int, symmetric: bool, qmin: int, qmax: int, code_offset: int,
@@ -50,3 +53,40 @@ def error_bound(w: torch.Tensor, G: int, symmetric: bool, scales: torch.Tensor) 
     half = 0.5 if symmetric else 1.0
     bound = expand_groups(half * s, G)
     return poison_bound(bound + slack(w.float(), bound), bad_groups(wg), G)
+
+
+@dataclass(frozen=True)
+class IntegerFormat(Format):
+    """Shared config of int4 and int8: a group size (None: per channel) and a symmetric flag."""
+
+    group_size: Optional[int] = None
+    symmetric: bool = True
+
+    sym_range: ClassVar[Tuple[int, int, int]]  # symmetric (qmin, qmax, code offset)
+
+    def check_group_size(self) -> None:
+        """Raise ValueError if group_size is not allowed for this format."""
+        raise NotImplementedError
+
+    def __post_init__(self):
+        self.check_group_size()
+        if not isinstance(self.symmetric, bool):
+            raise TypeError(f"{self.name}: symmetric must be a bool, got {self.symmetric!r}")
+
+    @property
+    def has_zeros(self) -> bool:  # type: ignore[override]
+        return not self.symmetric
+
+    @property
+    def variant(self) -> str:
+        return "sym" if self.symmetric else "asym"
+
+    def quantize_ref(self, w: torch.Tensor) -> QuantParts:
+        G = self.group(w.shape[1])
+        if self.symmetric:
+            qmin, qmax, offset = self.sym_range
+            return quantize(w, G, self.bits, True, qmin, qmax, offset, self.code_dtype())
+        return quantize(w, G, self.bits, False, 0, 2**self.bits - 1, 0, torch.uint8)
+
+    def error_bound(self, w: torch.Tensor) -> torch.Tensor:
+        return error_bound(w, self.group(w.shape[1]), self.symmetric, self.quantize_ref(w).scales)
