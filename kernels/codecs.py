@@ -1,0 +1,150 @@
+"""@triton.jit element codecs shared by every fourbit Triton kernel: exact float32 rounding, FP4 E2M1, FP8 E4M3,
+E8M0, bf16 conversion, power-of-two exponents and 4-bit nibble (un)packing.
+
+Everything here is integer bit manipulation or single IEEE float32 operations (add, multiply, tl.div_rn), so the
+results are the same bits on a GPU (checked in the PTX: add.rn/mul.rn/div.rn.f32, no .ftz; the launchers turn FMA
+contraction off) and under the Triton interpreter (numpy float32). libdevice is avoided on purpose: the
+interpreter cannot run extern calls, and Triton sets libdevice's FTZ reflect flag, which flushes subnormals.
+"""
+import triton
+import triton.language as tl
+
+# fmt ids (constexpr): how `quantize` chooses each group's scale and codes
+INT_SYM = 0  # integer grid, scale = amax / qmax
+INT_ASYM = 1  # integer grid with a zero point, scale = (max - min) / levels
+CODEBOOK = 2  # nf4 / bnb_fp4: absmax scale, nearest entry of a sorted 16-value codebook, ties to the lower entry
+NVFP4 = 3  # E2M1 codes, E4M3 block scale, float32 global scale
+MX_FLOOR = 4  # mxfp4, OCP spec scale rule
+MX_RCEIL = 5  # mxfp4, cuBLAS scale rule
+
+# scale kinds (constexpr): how the stored scales are decoded
+SCALE_F32 = 0
+SCALE_E4M3 = 1
+SCALE_E8M0 = 2
+
+
+@triton.jit
+def rint(x):  # float32 -> float32 round-half-to-even to an integer (2^23 magic-number trick, exact for every float32)
+    big = 8388608.0
+    a = tl.abs(x)
+    r = tl.where(a < big, (a + big) - big, a)
+    sign = x.to(tl.uint32, bitcast=True) & 0x80000000
+    return (r.to(tl.uint32, bitcast=True) | sign).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def is_finite(x):  # float32 -> bool: neither NaN nor +-Inf (exponent field not all ones)
+    return (x.to(tl.uint32, bitcast=True) & 0x7F800000) != 0x7F800000
+
+
+@triton.jit
+def e2m1_encode(v):  # finite float32 -> uint8 E2M1 code 0..15: RNE ties-to-even on the code, saturating at 6, sign kept
+    a = tl.abs(v)
+    # one comparison per decision bound; ">=" where the tie goes up to the even code (0.75, 1.75, 3.5)
+    c = (a > 0.25).to(tl.uint8) + (a >= 0.75).to(tl.uint8) + (a > 1.25).to(tl.uint8) + (a >= 1.75).to(tl.uint8)
+    c = c + (a > 2.5).to(tl.uint8) + (a >= 3.5).to(tl.uint8) + (a > 5.0).to(tl.uint8)
+    sign = (v.to(tl.uint32, bitcast=True) >> 31).to(tl.uint8)
+    return c | (sign << 3)
+
+
+@triton.jit
+def e2m1_decode(c):  # uint8 E2M1 code 0..15 (high bits ignored) -> float32 value
+    m = (c & 7).to(tl.int32)
+    e = m >> 1  # exponent field: 0 subnormal (0 or 0.5), else 2^(e-1) * (1 + mantissa / 2)
+    mag = tl.where(e == 0, (m & 1).to(tl.float32) * 0.5,
+                   (((e + 126) << 23) | ((m & 1) << 22)).to(tl.float32, bitcast=True))
+    return tl.where((c & 8) != 0, -mag, mag)
+
+
+@triton.jit
+def e4m3_encode(x):  # float32 -> uint8 float8_e4m3fn byte: clamp to +-448, RNE, subnormals, NaN -> 0x7F (torch's rule)
+    sign = ((x.to(tl.uint32, bitcast=True) >> 31) << 7).to(tl.uint8)
+    a = tl.minimum(tl.abs(x), 448.0)
+    bits = a.to(tl.uint32, bitcast=True)
+    r = bits + 0x7FFFF + ((bits >> 20) & 1)  # round the 23-bit mantissa to 3 bits, ties to even
+    normal = ((r >> 20) - (120 << 3)).to(tl.uint8)  # rebias the exponent 127 -> 7
+    sub = rint(a * 512.0).to(tl.uint8)  # below 2^-6: code = RNE(a / 2^-9); 8 is 2^-6 itself
+    byte = tl.where(a >= 0.015625, normal, sub) | sign
+    return tl.where(x != x, 0x7F, byte).to(tl.uint8)
+
+
+@triton.jit
+def e4m3_decode(b):  # uint8 float8_e4m3fn byte -> float32 (0x7F / 0xFF -> NaN)
+    b32 = b.to(tl.uint32)
+    mag = b32 & 0x7F
+    normal = ((mag << 20) + (120 << 23)).to(tl.float32, bitcast=True)
+    sub = (mag & 7).to(tl.float32) * 0.001953125  # exponent field 0: mantissa * 2^-9
+    v = tl.where((mag >> 3) == 0, sub, normal)
+    v = tl.where(mag == 0x7F, float("nan"), v)
+    return tl.where((b32 & 0x80) != 0, -v, v)
+
+
+@triton.jit
+def e8m0_decode(b):  # uint8 E8M0 byte -> float32 2^(b - 127); 0 -> 2^-127 (subnormal), 0xFF -> NaN
+    b32 = b.to(tl.uint32)
+    bits = tl.where(b32 == 0, 0x400000, b32 << 23)
+    return tl.where(b32 == 255, float("nan"), bits.to(tl.float32, bitcast=True))
+
+
+@triton.jit
+def exp2i(n):  # int32 n in [-127, 127] -> float32 2^n exactly (2^-127 is subnormal)
+    bits = tl.where(n >= -126, (n + 127) << 23, 0x400000)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def log2_floor(x):  # positive finite float32 -> (int32 floor(log2 x), x is a power of two), exact for subnormals (frexp)
+    bits = x.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
+    sub = bits < 0x800000
+    xs = tl.where(sub, x * 18446744073709551616.0, x)  # 2^64 lifts a subnormal into the normal range, exactly
+    sbits = xs.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
+    e = (sbits >> 23).to(tl.int32) - 127 - tl.where(sub, 64, 0)
+    return e, (sbits & 0x7FFFFF) == 0
+
+
+@triton.jit
+def mx_exponent(bmax, RULE: tl.constexpr):  # block max (float32 >= 0) -> int32 E8M0 exponent in [-127, 127]
+    if RULE == MX_FLOOR:
+        fl, _ = log2_floor(tl.where(bmax > 0, bmax, 1.0))
+        e = tl.where(bmax > 0, fl - 2, -127)
+    else:
+        t = tl.div_rn(bmax, 6.0)
+        fl, pow2 = log2_floor(tl.where(t > 0, t, 1.0))
+        e = tl.where(t > 0, tl.where(pow2, fl, fl + 1), -127)
+    return tl.minimum(tl.maximum(e, -127), 127)
+
+
+@triton.jit
+def nvfp4_block_scale(bmax, g):  # block max, global scale (float32) -> (E4M3 byte, its float32 value); 0 becomes 1.0
+    byte = e4m3_encode(tl.div_rn(bmax, 6.0 * g))
+    byte = tl.where((byte & 0x7F) == 0, 0x38, byte).to(tl.uint8)  # 0x38 is 1.0
+    return byte, e4m3_decode(byte)
+
+
+@triton.jit
+def bf16_bits(x):  # float32 -> uint16 bits of bfloat16, RNE (the interpreter's own .to(bfloat16) truncates)
+    bits = x.to(tl.uint32, bitcast=True)
+    r = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return tl.where(x != x, (bits >> 16) | 0x40, r).to(tl.uint16)
+
+
+@triton.jit
+def to_operand(w, DT: tl.constexpr, EXACT_BF16: tl.constexpr):  # float32 tile -> dtype DT (RNE) for tl.dot
+    if DT == tl.bfloat16:
+        if EXACT_BF16:
+            return bf16_bits(w).to(tl.bfloat16, bitcast=True)
+        return w.to(tl.bfloat16)
+    return w.to(DT)
+
+
+@triton.jit
+def unpack_tile(p):  # uint8 [R, C] packed bytes -> uint8 [R, 2C] codes, element 2i from the LOW nibble
+    lo = p & 0xF
+    hi = p >> 4
+    return tl.reshape(tl.join(lo, hi), (p.shape[0], 2 * p.shape[1]))
+
+
+@triton.jit
+def pack_tile(c):  # uint8 [R, 2C] codes 0..15 -> uint8 [R, C] bytes, element 2i into the LOW nibble
+    lo, hi = tl.split(tl.reshape(c, (c.shape[0], c.shape[1] // 2, 2)))
+    return lo | (hi << 4)

@@ -1,0 +1,1 @@
+def linear(*a, **k): raise NotImplementedError

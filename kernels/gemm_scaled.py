@@ -1,0 +1,1 @@
+def linear_scaled(*a, **k): raise NotImplementedError
