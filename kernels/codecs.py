@@ -129,12 +129,17 @@ def bf16_bits(x):  # float32 -> uint16 bits of bfloat16, RNE (the interpreter's 
 
 
 @triton.jit
-def to_operand(w, DT: tl.constexpr, EXACT_BF16: tl.constexpr):  # float32 tile -> dtype DT (RNE) for tl.dot
+def round_to(w, DT: tl.constexpr):  # float32 tile -> float32 tile of the values rounded (RNE) to dtype DT
     if DT == tl.bfloat16:
-        if EXACT_BF16:
-            return bf16_bits(w).to(tl.bfloat16, bitcast=True)
-        return w.to(tl.bfloat16)
-    return w.to(DT)
+        return (bf16_bits(w).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+    return w.to(DT).to(tl.float32)
+
+
+@triton.jit
+def cast_rne(v, DT: tl.constexpr):  # float32 -> DT with RNE on the GPU and in the interpreter (whose bf16 cast truncates)
+    if DT == tl.bfloat16:
+        return bf16_bits(v).to(tl.bfloat16, bitcast=True)
+    return v.to(DT)
 
 
 @triton.jit
