@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-import fourbit
 from fourbit import QuantConfig, QuantLinear, quantize_, testing
 from fourbit.formats import PRESETS
 

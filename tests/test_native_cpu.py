@@ -1,10 +1,8 @@
-"""Native CPU kernels (fourbit._C via ops/_native.py) against literal plain-torch float32 references.
+"""Native CPU kernels (fourbit._C via ops/_native.py) against the project's float32 references.
 
 quantize / dequantize / pack must be bit-exact; linear is checked against a float64 reference with an error bound.
 Every test runs on each ISA this CPU supports (AVX-512, AVX2, scalar) through _C.set_isa.
 """
-import math
-
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -38,118 +36,43 @@ def isa(request):
 
 
 # ----------------------------------------------------------------------------------------------- references
-NF4 = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-                    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-                    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-                    0.7229568362236023, 1.0], dtype=torch.float32)
-FP4 = torch.tensor([0, 0.0625, 8, 12, 4, 6, 2, 3, -0.0, -0.0625, -8, -12, -4, -6, -2, -3], dtype=torch.float32) / 12
-E2M1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float32)
-LUTS = {("int4", "sym"): torch.arange(-8, 8, dtype=torch.float32), ("int4", "asym"): torch.arange(16.0),
-        ("nf4", ""): NF4, ("bnb_fp4", ""): FP4, ("nvfp4", ""): E2M1, ("mxfp4", "floor"): E2M1,
-        ("mxfp4", "rceil"): E2M1}
+# The project's FP32 references (python/fourbit/formats), reached by the kernels' (fmt, variant, G) triple.
+from fourbit.formats import FORMATS as FORMAT_CLASSES, fp4_e2m1  # noqa: E402
+from fourbit.formats._base import QuantParts, dequantize_generic  # noqa: E402
+from fourbit.layout import pack_nibbles_ref as ref_pack, unpack_nibbles_ref as ref_unpack  # noqa: E402
+
 NAN = float("nan")
+ref_e2m1 = fp4_e2m1.encode
 
 
-def ref_e2m1(v):
-    """E2M1 codes: nearest, ties to the even code, saturate at 6, sign bit kept."""
-    a = v.abs()
-    b = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
-    lo, hi = torch.bucketize(a, b, right=False), torch.bucketize(a, b, right=True)
-    idx = torch.where(lo != hi, torch.where(lo % 2 == 0, lo, hi), lo)
-    return (idx | torch.signbit(v).to(torch.int64) * 8).to(torch.uint8)
+def format_of(fmt, variant, G, K=None):
+    """The Format config behind a kernel's (fmt, variant, group size) arguments."""
+    cls = FORMAT_CLASSES[fmt]
+    if fmt in ("int4", "int8"):
+        return cls(group_size=None if G == K else G, symmetric=variant == "sym")
+    if fmt in ("nf4", "bnb_fp4"):
+        return cls(block_size=G)
+    return cls(scale_rule=variant) if fmt == "mxfp4" else cls()
+
+
+LUTS = {(f, v): format_of(f, v, 32).lut() for f, v in [("int4", "sym"), ("int4", "asym"), ("nf4", ""),
+                                                        ("bnb_fp4", ""), ("nvfp4", ""), ("mxfp4", "floor"),
+                                                        ("mxfp4", "rceil")]}
 
 
 def ref_quantize(w, fmt, variant, G):
-    """Literal float32 reference of the fourbit quantize rules -> (codes [N,K] uint8/int8, scales, zeros, g)."""
-    w = w.float()
-    N, K = w.shape
-    x = w.reshape(N, K // G, G)
-    bad = ~torch.isfinite(x).all(-1, keepdim=True)
-    amax = x.abs().amax(-1, keepdim=True)
-    zeros, g = torch.empty(0, dtype=torch.uint8), torch.empty(0)
-    if fmt in ("int4", "int8") and variant == "sym":
-        hi = 7.0 if fmt == "int4" else 127.0
-        s = amax / hi
-        s = torch.where(s == 0, torch.ones_like(s), s)
-        q = torch.clamp(torch.round(x / s), -hi - (fmt == "int4"), hi)
-        q = torch.where(bad, torch.zeros_like(q), q)
-        codes = (q + 8).to(torch.uint8) if fmt == "int4" else q.to(torch.int8)
-        scales = torch.where(bad, torch.full_like(s, NAN), s)
-    elif fmt in ("int4", "int8"):
-        top = 15.0 if fmt == "int4" else 255.0
-        mn = torch.minimum(x.amin(-1, keepdim=True), torch.zeros(1))
-        mx = torch.maximum(x.amax(-1, keepdim=True), torch.zeros(1))
-        s = (mx - mn) / top
-        s = torch.where(s == 0, torch.ones_like(s), s)
-        z = torch.clamp(torch.round(-mn / s), 0, top)
-        q = torch.clamp(torch.round(x / s) + z, 0, top)
-        q = torch.where(bad, torch.zeros_like(q), q)
-        z = torch.where(bad, torch.zeros_like(z), z)
-        codes, zeros = q.to(torch.uint8), z.to(torch.uint8).reshape(N, -1)
-        scales = torch.where(bad, torch.full_like(s, NAN), s)
-    elif fmt in ("nf4", "bnb_fp4"):
-        cb = NF4 if fmt == "nf4" else FP4
-        inv = 1.0 / torch.clamp(amax, min=1e-38)
-        t = torch.clamp(x * inv, -1.0, 1.0)
-        order = torch.argsort(cb, stable=True)
-        v = cb[order]
-        bounds = (v[:-1] + v[1:]) / 2
-        codes = order[torch.bucketize(t, bounds, right=False)].to(torch.uint8)
-        codes = torch.where(bad, torch.full_like(codes, 7 if fmt == "nf4" else 0), codes)
-        scales = torch.where(bad, torch.full_like(amax, NAN), amax)
-    elif fmt == "nvfp4":
-        fin = w[torch.isfinite(w)].abs()
-        A = fin.max() if fin.numel() else torch.tensor(0.0)
-        g = A / 2688.0
-        g = torch.where(g == 0, torch.ones_like(g), g).reshape(1)
-        sf = amax / (6.0 * g)
-        s8 = torch.clamp(sf, max=448.0).to(torch.float8_e4m3fn)
-        sfl = s8.float()
-        s8 = torch.where(sfl == 0, torch.ones_like(sfl), sfl).to(torch.float8_e4m3fn)
-        v = x / (s8.float() * g)
-        codes = torch.where(bad, torch.zeros(1, dtype=torch.uint8), ref_e2m1(torch.nan_to_num(v)))
-        scales = s8.view(torch.uint8)
-        scales = torch.where(bad, torch.full_like(scales, 0x7F), scales).view(torch.float8_e4m3fn)
-    else:  # mxfp4
-        if variant == "floor":
-            m, ex = torch.frexp(amax)
-            e = torch.where(amax == 0, torch.full_like(ex, -127), ex - 1 - 2)
-        else:
-            t = amax / 6.0
-            m, ex = torch.frexp(t)
-            e = torch.where(t == 0, torch.full_like(ex, -127), torch.where(m == 0.5, ex - 1, ex))
-        e = torch.clamp(e, -127, 127)
-        e = torch.where(bad, torch.zeros_like(e), e)
-        v = torch.ldexp(x, -e)
-        codes = torch.where(bad, torch.zeros(1, dtype=torch.uint8), ref_e2m1(torch.nan_to_num(v)))
-        sb = torch.where(bad, torch.full_like(e, 255), e + 127).to(torch.uint8)
-        scales = sb.view(torch.float8_e8m0fnu)
-    return codes.reshape(N, K), scales.reshape(N, K // G), zeros, g
-
-
-def ref_pack(codes):
-    """Plain-torch nibble packing: element 2i low, 2i+1 high."""
-    return (codes[..., 0::2] & 15) | (codes[..., 1::2] << 4)
-
-
-def ref_unpack(packed):
-    return torch.stack([packed & 15, packed >> 4], -1).reshape(*packed.shape[:-1], -1)
+    """The format's reference -> (codes [N,K] uint8/int8, scales, zeros or empty, global scale or empty)."""
+    p = format_of(fmt, variant, G, w.shape[1]).quantize_ref(w)
+    zeros = p.zeros if p.zeros is not None else torch.empty(0, dtype=torch.uint8)
+    g = p.global_scale if p.global_scale is not None else torch.empty(0)
+    return p.codes, p.scales, zeros, g
 
 
 def ref_dequant(qdata, scales, zeros, g, lut, G):
-    """((lut[code] - z) * s) * g in float32, steps only when present."""
-    if qdata.dtype == torch.uint8 and lut.numel() == 16:
-        c = lut[ref_unpack(qdata).long()]
-    else:
-        c = qdata.float()
-    N, K = c.shape
-    c = c.reshape(N, K // G, G)
-    if zeros.numel():
-        c = c - zeros.float().reshape(N, -1, 1)
-    c = c * scales.float().reshape(N, -1, 1)
-    if g.numel():
-        c = c * g.float()[0]
-    return c.reshape(N, K)
+    """((lut[code] - z) * s) * g in float32 (fourbit.formats._base.dequantize_generic)."""
+    codes = ref_unpack(qdata) if (qdata.dtype == torch.uint8 and lut.numel() == 16) else qdata
+    parts = QuantParts(codes, scales, zeros if zeros.numel() else None, g if g.numel() else None)
+    return dequantize_generic(parts, lut, G)
 
 
 def bits(t):
@@ -303,7 +226,7 @@ def test_mxfp4_e8m0_extremes(isa):
 
 @pytest.mark.parametrize("fmt", ["nf4", "bnb_fp4"])
 def test_bnb_codebook_ties(isa, fmt):
-    cb = NF4 if fmt == "nf4" else FP4
+    cb = FORMAT_CLASSES[fmt].codebook
     v = torch.sort(cb).values
     mids = (v[:-1] + v[1:]) / 2
     vals = torch.cat([v, mids, torch.nextafter(mids, torch.full_like(mids, 2.0)),
@@ -420,7 +343,7 @@ def test_linear(isa, fmt, variant, M):
 def test_linear_property(M, N, fv, ngroups, dtype, with_bias, seed):
     fmt, variant = fv
     gen = torch.Generator().manual_seed(seed)
-    G = FIXED_G.get(fmt, 16)
+    G = FIXED_G.get(fmt, 32)  # the smallest group every format config allows
     K = G * ngroups
     w = torch.randn(N, K, generator=gen) * 2
     q, s, z, g = _native.quantize(w, fmt, variant, G)

@@ -7,7 +7,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-import torch
 from torch import nn
 
 from ..formats import Format

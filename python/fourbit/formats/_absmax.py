@@ -12,8 +12,6 @@ scale becomes dynamic_map[q] * nested_absmax + offset.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
 import torch
 
 from ._base import QuantParts, U32, bad_groups, expand_groups, finite_or_zero, grouped, poison_bound, slack

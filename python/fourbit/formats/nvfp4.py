@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 
 from . import fp4_e2m1
-from ._base import Format, QuantParts, bad_groups, expand_groups, finite_or_zero, grouped, poison_bound, slack
+from ._base import Format, QuantParts, bad_groups, finite_or_zero, grouped, poison_bound, slack
 
 BLOCK = 16
 E4M3_MAX = 448.0
