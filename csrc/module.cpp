@@ -17,6 +17,10 @@
 namespace py = pybind11;
 using namespace fourbit;
 
+#ifdef FOURBIT_WITH_CUDA
+void register_cuda(py::module_& m);  // csrc/cuda/bindings.cu: the cuda_* entry points
+#endif
+
 namespace {
 // "float32" / "bfloat16" / "float16" -> DType.
 DType parse_dtype(const std::string& s) {
@@ -53,6 +57,12 @@ QW make_qw(uintptr_t q, const std::string& qkind, int64_t N, int64_t K, int64_t 
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fourbit native CPU kernels (raw-pointer API)";
+#ifdef FOURBIT_WITH_CUDA
+  register_cuda(m);
+  m.def("has_cuda", [] { return true; }, "whether CUDA kernels were compiled in (a driver is needed to run them)");
+#else
+  m.def("has_cuda", [] { return false; }, "whether CUDA kernels were compiled in (a driver is needed to run them)");
+#endif
   m.def("num_threads", &num_threads);
   m.def("set_isa", [](const std::string& s) { set_isa(s.c_str()); }, "force 'auto', 'avx512', 'avx2' or 'scalar'");
   m.def("active_isa", [] { int i = active_isa(); return std::string(i == 2 ? "avx512" : i == 1 ? "avx2" : "scalar"); });

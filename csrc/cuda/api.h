@@ -1,0 +1,42 @@
+// Host launchers of the fourbit CUDA kernels (raw pointers; stream given by the caller). Throw std::runtime_error
+// on a bad argument or a failed launch.
+#pragma once
+#include <cstdint>
+
+namespace fourbit_cuda {
+
+struct LinearArgs {
+  const void* x; int xt;  // XType: 0 f32, 1 bf16, 2 f16
+  int64_t M;
+  const uint8_t* q; int qk;  // QKind: 0 nib4 [N, K/2], 1 int8, 2 uint8 [N, K]
+  int64_t N, K, G;
+  const void* scales; int sk;  // SKind: 0 f32, 1 e4m3, 2 e8m0; [N, K/G]
+  const uint8_t* zeros;        // [N, K/G] or null
+  const float* gscale;         // [1] or null
+  const float* lut;            // [16] device floats for nib4
+  const void* bias;            // [N] of x's dtype or null
+  void* out;                   // [M, N] of x's dtype, contiguous
+  float* ws; int64_t ws_elems; // split-K workspace (floats)
+};
+
+// float32 elements of split-K workspace linear() needs for these sizes (0: none).
+int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk);
+// Which kernel linear() takes: "mma" (tensor-core GEMV) or "generic" (exact fp32 dequant, any shape).
+const char* linear_path(const LinearArgs& a);
+void linear(const LinearArgs& a, uintptr_t stream);
+
+// Activation quantize (fmt 0 = nvfp4, 1 = mxfp4 floor, 2 = mxfp4 rceil): x [M, K] -> codes [M, K/2],
+// optional canonical scales [M, K/B], optional blocked scales (128x4 tiles, zero padded), nvfp4 global scale [1].
+// amax_ws: one uint32 of scratch (nvfp4).
+void act_quantize(const void* x, int xt, int64_t M, int64_t K, int fmt, uint8_t* q, uint8_t* scales,
+                  uint8_t* scales_blocked, int64_t blocked_bytes, float* gscale, uint32_t* amax_ws, uintptr_t stream);
+
+// W4A4: out [M, N] = (A * sA * gA) @ (W * sW * gW)^T (+ bias); both operands nvfp4 (fmt 0) or mxfp4 (fmt 1),
+// codes [rows, K/2], scales in the blocked layout. out_t: XType of out and bias.
+void w4a4_linear(int fmt, const uint8_t* qa, const uint8_t* sa, const float* ga, int64_t M, const uint8_t* qw,
+                 const uint8_t* sw, const float* gw, int64_t N, int64_t K, const void* bias, void* out, int out_t,
+                 uintptr_t stream);
+// Which W4A4 MMA atom the current device runs: "mxf4nvf4-block-scale" (sm_120a/121a) or "bf16-mma-fallback".
+const char* w4a4_atom();
+
+}  // namespace fourbit_cuda

@@ -1,0 +1,107 @@
+// pybind11 registration of the CUDA entry points (called from csrc/module.cpp when FOURBIT_WITH_CUDA is defined).
+// Pointers, sizes and the stream (torch.cuda.current_stream().cuda_stream) arrive as Python ints.
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+
+#include <cuda_runtime.h>
+
+#include "api.h"
+
+namespace py = pybind11;
+
+namespace {
+int xtype(const std::string& s) {
+  if (s == "float32") return 0;
+  if (s == "bfloat16") return 1;
+  if (s == "float16") return 2;
+  throw std::invalid_argument("unsupported dtype " + s);
+}
+int skind(const std::string& s) {
+  if (s == "float32") return 0;
+  if (s == "float8_e4m3fn") return 1;
+  if (s == "float8_e8m0fnu") return 2;
+  throw std::invalid_argument("unsupported scale dtype " + s);
+}
+int qkind(const std::string& s) {
+  if (s == "nib4") return 0;
+  if (s == "int8") return 1;
+  if (s == "uint8") return 2;
+  throw std::invalid_argument("unsupported qdata kind " + s);
+}
+int act_fmt(const std::string& f, const std::string& v) {
+  if (f == "nvfp4") return 0;
+  if (f == "mxfp4") {
+    if (v == "" || v == "floor") return 1;
+    if (v == "rceil") return 2;
+  }
+  throw std::invalid_argument("activation format must be nvfp4 or mxfp4 (floor / rceil), got " + f + " " + v);
+}
+template <class T> T* P(uintptr_t p) { return reinterpret_cast<T*>(p); }
+fourbit_cuda::LinearArgs make_args(uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q,
+                                   const std::string& qk, int64_t N, int64_t K, int64_t G, uintptr_t scales,
+                                   const std::string& sd, uintptr_t zeros, uintptr_t gscale, uintptr_t lut,
+                                   uintptr_t bias, uintptr_t out, uintptr_t ws, int64_t ws_elems) {
+  fourbit_cuda::LinearArgs a{};
+  a.x = P<const void>(x); a.xt = xtype(dtype); a.M = M; a.q = P<const uint8_t>(q); a.qk = qkind(qk);
+  a.N = N; a.K = K; a.G = G; a.scales = P<const void>(scales); a.sk = skind(sd); a.zeros = P<const uint8_t>(zeros);
+  a.gscale = P<const float>(gscale); a.lut = P<const float>(lut); a.bias = P<const void>(bias); a.out = P<void>(out);
+  a.ws = P<float>(ws); a.ws_elems = ws_elems;
+  return a;
+}
+}  // namespace
+
+void register_cuda(py::module_& m) {
+  m.def("cuda_linear_workspace", [](const std::string& dtype, int64_t M, int64_t N, int64_t K, int64_t G,
+                                    const std::string& qk) {
+    return fourbit_cuda::linear_workspace(xtype(dtype), M, N, K, G, qkind(qk));
+  }, py::arg("dtype"), py::arg("M"), py::arg("N"), py::arg("K"), py::arg("G"), py::arg("qkind"),
+     "float32 elements of split-K workspace cuda_linear needs (0: none)");
+  m.def("cuda_linear_path", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, const std::string& qk,
+                               int64_t N, int64_t K, int64_t G) {
+    auto a = make_args(x, dtype, M, q, qk, N, K, G, 0, "float32", 0, 0, 0, 0, 0, 0, 0);
+    return std::string(fourbit_cuda::linear_path(a));
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("qkind"), py::arg("N"), py::arg("K"),
+     py::arg("G"));
+  m.def("cuda_linear", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, const std::string& qk,
+                          int64_t N, int64_t K, int64_t G, uintptr_t scales, const std::string& sd, uintptr_t zeros,
+                          uintptr_t gscale, uintptr_t lut, uintptr_t bias, uintptr_t out, uintptr_t ws,
+                          int64_t ws_elems, uintptr_t stream) {
+    auto a = make_args(x, dtype, M, q, qk, N, K, G, scales, sd, zeros, gscale, lut, bias, out, ws, ws_elems);
+    py::gil_scoped_release r;
+    fourbit_cuda::linear(a, stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("qkind"), py::arg("N"), py::arg("K"),
+     py::arg("G"), py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"),
+     py::arg("lut"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+  m.def("cuda_act_quantize", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, const std::string& fmt,
+                                const std::string& variant, uintptr_t q, uintptr_t scales, uintptr_t blocked,
+                                int64_t blocked_bytes, uintptr_t gscale, uintptr_t amax_ws, uintptr_t stream) {
+    int f = act_fmt(fmt, variant), xt = xtype(dtype);
+    py::gil_scoped_release r;
+    fourbit_cuda::act_quantize(P<const void>(x), xt, M, K, f, P<uint8_t>(q), P<uint8_t>(scales),
+                               P<uint8_t>(blocked), blocked_bytes, P<float>(gscale), P<uint32_t>(amax_ws), stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("K"), py::arg("fmt"), py::arg("variant"),
+     py::arg("qdata"), py::arg("scales"), py::arg("scales_blocked"), py::arg("blocked_bytes"),
+     py::arg("global_scale"), py::arg("amax_ws"), py::arg("stream"));
+  m.def("cuda_w4a4_linear", [](const std::string& fmt, uintptr_t qa, uintptr_t sa, uintptr_t ga, int64_t M,
+                               uintptr_t qw, uintptr_t sw, uintptr_t gw, int64_t N, int64_t K, uintptr_t bias,
+                               uintptr_t out, const std::string& out_dtype, uintptr_t stream) {
+    int f = fmt == "nvfp4" ? 0 : fmt == "mxfp4" ? 1 : -1;
+    if (f < 0) throw std::invalid_argument("w4a4 format must be nvfp4 or mxfp4");
+    int ot = xtype(out_dtype);
+    py::gil_scoped_release r;
+    fourbit_cuda::w4a4_linear(f, P<const uint8_t>(qa), P<const uint8_t>(sa), P<const float>(ga), M,
+                              P<const uint8_t>(qw), P<const uint8_t>(sw), P<const float>(gw), N, K,
+                              P<const void>(bias), P<void>(out), ot, stream);
+  }, py::arg("fmt"), py::arg("qa"), py::arg("sa_blocked"), py::arg("ga"), py::arg("M"), py::arg("qw"),
+     py::arg("sw_blocked"), py::arg("gw"), py::arg("N"), py::arg("K"), py::arg("bias"), py::arg("out"),
+     py::arg("out_dtype"), py::arg("stream"));
+  m.def("cuda_w4a4_atom", [] { return std::string(fourbit_cuda::w4a4_atom()); },
+        "which W4A4 MMA atom the current device runs");
+  m.def("cuda_device_count", [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+    return n;
+  });
+}

@@ -1,0 +1,133 @@
+// Shared device helpers of the fourbit CUDA kernels: exact scale decoders, the fp4_e2m1 / E4M3 encoders of the
+// reference rules, the 128x4 blocked scale-layout address, and the warp-level MMA atoms.
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+namespace fourbit_cuda {
+
+enum SKind : int { SK_F32 = 0, SK_E4M3 = 1, SK_E8M0 = 2 };
+enum QKind : int { QK_NIB4 = 0, QK_S8 = 1, QK_U8 = 2 };
+enum XType : int { XT_F32 = 0, XT_BF16 = 1, XT_F16 = 2 };
+
+// OCP E4M3 (float8_e4m3fn) byte -> f32, exact (0x7F/0xFF NaN).
+__device__ __forceinline__ float e4m3_to_f32(uint32_t b) {
+  uint32_t s = (b >> 7) & 1u, e = (b >> 3) & 0xfu, m = b & 7u;
+  float v;
+  if (e == 15u && m == 7u) v = __int_as_float(0x7fc00000);
+  else if (e == 0u) v = float(m) * 0.001953125f;  // m * 2^-9, exact
+  else v = __int_as_float(int(((e + 120u) << 23) | (m << 20)));
+  return s ? -v : v;
+}
+// E8M0 byte -> 2^(b-127) (0xFF NaN, 0x00 the subnormal 2^-127), exact.
+__device__ __forceinline__ float e8m0_to_f32(uint32_t b) {
+  if (b == 255u) return __int_as_float(0x7fc00000);
+  if (b == 0u) return __int_as_float(0x00400000);
+  return __int_as_float(int(b << 23));
+}
+// One stored scale (raw bits: float bits for SK_F32, the byte otherwise) -> f32, exact.
+__device__ __forceinline__ float decode_scale(int sk, uint32_t raw) {
+  if (sk == SK_F32) return __uint_as_float(raw);
+  return sk == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
+}
+
+// Round half to even to an integer-valued float (|v| < 2^22), as the CPU codec.
+__device__ __forceinline__ float rne_small(float v) {
+  float a = fabsf(v);
+  float r = __fsub_rn(__fadd_rn(a, 12582912.0f), 12582912.0f);
+  return copysignf(r, v);
+}
+// Non-negative finite f32 -> E4M3 byte, RNE, saturating at 448 (0x7E); the CPU codec's rule (csrc/cpu/common.h),
+// equal to torch's clamp(+-448).to(float8_e4m3fn) on non-negative input.
+__device__ __forceinline__ uint32_t f32_to_e4m3_pos(float f) {
+  if (!(f < 464.0f)) return 0x7eu;
+  if (f < 0.015625f) return uint32_t(rne_small(__fmul_rn(f, 512.0f)));
+  uint32_t u = __float_as_uint(f), e = (u >> 23) - 127u + 7u, mant = u & 0x7fffffu;
+  uint32_t r = mant >> 20, rem = mant & 0xfffffu;
+  uint32_t up = (rem > 0x80000u) || (rem == 0x80000u && (r & 1u));
+  uint32_t v = (e << 3) + r + up;
+  return v > 0x7eu ? 0x7eu : v;
+}
+// fp4_e2m1 encode (fourbit.formats.fp4_e2m1.encode): RNE on the code, ties to even, saturating at 6, sign kept.
+__device__ __forceinline__ uint32_t e2m1_encode(float v) {
+  float a = fabsf(v);
+  uint32_t m = a <= 0.25f ? 0u : a < 0.75f ? 1u : a <= 1.25f ? 2u : a < 1.75f ? 3u
+             : a <= 2.5f ? 4u : a < 3.5f ? 5u : a <= 5.0f ? 6u : 7u;
+  return m | (signbit(v) ? 8u : 0u);
+}
+// e2m1 code -> f32 (exact).
+__device__ __forceinline__ float e2m1_to_f32(uint32_t c) {
+  const float mag[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};
+  float v = mag[c & 7u];
+  return (c & 8u) ? -v : v;
+}
+
+// Byte offset of scale (r, c) in the 128x4-tile layout (fourbit.layout.blocked_scale_offsets); c % 4 == 0 gives the
+// first of 4 contiguous bytes (c .. c+3), so one 32-bit load fetches a row's 4 scales.
+__host__ __device__ __forceinline__ int64_t blocked_offset(int64_t r, int64_t c, int64_t cols) {
+  int64_t tiles_c = (cols + 3) / 4;
+  return ((r / 128) * tiles_c + c / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + c % 4;
+}
+
+// ---- element types as templates -------------------------------------------------------------------------------
+template <typename T> struct Half2Of;
+template <> struct Half2Of<__nv_bfloat16> { using T2 = __nv_bfloat162; };
+template <> struct Half2Of<__half> { using T2 = __half2; };
+
+template <typename T> __device__ __forceinline__ T from_f32(float f);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float f) { return __float2half_rn(f); }
+template <> __device__ __forceinline__ float from_f32<float>(float f) { return f; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(float v) { return v; }
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <typename T> __device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b);
+template <> __device__ __forceinline__ uint32_t hmul2<__nv_bfloat16>(uint32_t a, uint32_t b) {
+  __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+template <> __device__ __forceinline__ uint32_t hmul2<__half>(uint32_t a, uint32_t b) {
+  __half2 r = __hmul2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+template <typename T> __device__ __forceinline__ uint32_t hsub2(uint32_t a, uint32_t b);
+template <> __device__ __forceinline__ uint32_t hsub2<__nv_bfloat16>(uint32_t a, uint32_t b) {
+  __nv_bfloat162 r = __hsub2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+template <> __device__ __forceinline__ uint32_t hsub2<__half>(uint32_t a, uint32_t b) {
+  __half2 r = __hsub2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+
+// D += A * B, m16n8k16, fp32 accumulation; A row-major 16x16 (4 regs), B col 16x8 (2 regs).
+template <typename T> __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                               uint32_t b1);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
+                                                                    uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                             uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+}  // namespace fourbit_cuda

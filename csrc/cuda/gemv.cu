@@ -1,0 +1,393 @@
+// Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
+//
+// Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
+//   - Weights stay in the canonical layout (uint8 [N, K/2], element 2i in the low nibble; int8/uint8 [N, K]): each
+//     lane loads 16 contiguous bytes (32 nibbles) of one row, or 32 bytes for 8-bit codes, so a quad of lanes reads
+//     a 64-byte (128-byte) run of a row and every 32-byte sector fetched is used whole. No preprocessing is needed.
+//   - The 32 elements a lane holds become the B fragments of eight m16n8k16 MMAs directly: B register r holds
+//     elements (2r, 2r+1) of the lane's run, and the A fragments are the same columns of x. The MMA sums over its
+//     16 k in any order across lanes, so the lane's k set only has to match between A and B, never the MMA's own
+//     k numbering.
+//   - 4-bit decode: a per-lane copy of a 256-entry table, byte -> (lut[lo], lut[hi]) as a bf16x2/f16x2 pair, in
+//     shared memory (32 copies, word e * 32 + lane, so every lookup of a warp hits 32 distinct banks); then
+//     (pair - zero) * scale in packed half arithmetic. 8-bit decode goes through f32 (exact integers).
+//   - x is staged in shared memory once per block (16-byte pieces XOR-swizzled against bank conflicts), M <= 16 rows
+//     padded to the MMA's 16 with zero registers. A block is 8 warps x 2 n8 tiles = 128 rows; each warp walks its
+//     K slice in steps of 4 x 128 columns with 8 independent 16-byte loads in flight per lane.
+//   - Split-K over blockIdx.y when N / 128 blocks would not fill the GPU or when x would not fit in shared memory;
+//     partial sums go to a float32 workspace and a second kernel adds them in a fixed order (deterministic).
+//   Rounding: the weight reaches the MMA as a bf16/fp16 value, bf16((lut[c] - z)) * bf16(s) rounded (exact for
+//   nvfp4 / mxfp4 in bf16, and for int4 / int8 codes times a power-of-two scale); the global scale multiplies the
+//   fp32 sum. tests/test_cuda_gemv.py derives the extra error term.
+// Generic path (fp32 x, or any other shape): one warp per output row, exact fp32 dequantization
+//   v = ((lut[c] - z) * s) * g from a shared-memory LUT, fp32 FMA, fixed-order warp reduction.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "api.h"
+#include "common.cuh"
+
+namespace fourbit_cuda {
+namespace {
+
+constexpr int kWarps = 8;     // warps per block
+constexpr int kR = 2;         // n8 tiles per warp
+constexpr int kRows = kWarps * kR * 8;  // rows per block (128)
+constexpr int kTableBytes = 256 * 32 * 4;  // per-lane byte-pair tables
+constexpr int kMaxSmem = 96 * 1024;
+
+struct Params {
+  const void* x; int M; const uint8_t* q; int N; int K; int G;
+  const void* scales; int sk; const uint8_t* zeros; const float* gscale; const float* lut;
+  const void* bias; void* out; float* ws; int ksl;
+};
+
+__device__ __forceinline__ uint4 ldg_stream(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+__device__ __forceinline__ uint32_t load_scale_raw(const void* s, int sk, int64_t i) {
+  if (sk == SK_F32) return __ldg(reinterpret_cast<const uint32_t*>(s) + i);
+  return __ldg(reinterpret_cast<const uint8_t*>(s) + i);
+}
+
+template <typename XT, int QK>
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr int NV = QK == QK_NIB4 ? 1 : 2;  // 16-byte loads per lane per chunk per tile
+  constexpr int kU = QK == QK_NIB4 ? 4 : 2;  // 128-column chunks per loop iteration (8 / 8 loads in flight)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int ks = blockIdx.y * p.ksl;
+  const int ke = min(p.K, ks + p.ksl);
+  const int kalloc = p.ksl;  // multiple of 128
+  const int M = p.M, N = p.N, K = p.K, G = p.G;
+  const int64_t rowbytes = QK == QK_NIB4 ? K / 2 : K;
+  const int ng = K / G;
+  const bool hz = p.zeros != nullptr;
+  const int n_base = blockIdx.x * kRows + warp * (kR * 8);
+
+  uint32_t* tbl = reinterpret_cast<uint32_t*>(smem);
+  XT* xs = reinterpret_cast<XT*>(smem + (QK == QK_NIB4 ? kTableBytes : 0));
+
+  // Issue the first batch of weight loads before the shared-memory set-up, so their latency overlaps it.
+  uint4 wv[kU][kR][NV];
+  uint32_t sraw[kU][kR][2], zraw[kU][kR];  // zraw: zero bytes (lo, hi) of the run's two halves
+  auto load_batch = [&](int c) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int k0 = c + u * 128 + t * 32;
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const int n = n_base + r * 8 + g;
+        const bool ok = k0 < ke && n < N;
+#pragma unroll
+        for (int v = 0; v < NV; ++v) wv[u][r][v] = make_uint4(0, 0, 0, 0);
+        sraw[u][r][0] = sraw[u][r][1] = 0; zraw[u][r] = 0;
+        if (ok) {
+          const uint8_t* src = p.q + (int64_t)n * rowbytes + (QK == QK_NIB4 ? k0 / 2 : k0);
+#pragma unroll
+          for (int v = 0; v < NV; ++v) wv[u][r][v] = ldg_stream(src + 16 * v);
+          const int64_t j0 = (int64_t)n * ng + k0 / G, j1 = G == 16 ? j0 + 1 : j0;
+          sraw[u][r][0] = load_scale_raw(p.scales, p.sk, j0);
+          sraw[u][r][1] = G == 16 ? load_scale_raw(p.scales, p.sk, j1) : sraw[u][r][0];
+          if (hz) zraw[u][r] = uint32_t(__ldg(p.zeros + j0)) | (uint32_t(__ldg(p.zeros + j1)) << 16);
+        }
+      }
+    }
+  };
+  load_batch(ks);
+
+  if (QK == QK_NIB4) {
+    __shared__ XT lut_s[16];
+    if (threadIdx.x < 16) lut_s[threadIdx.x] = from_f32<XT>(p.lut[threadIdx.x]);
+    __syncthreads();
+    for (int i = threadIdx.x; i < 256 * 32; i += kWarps * 32) {
+      const int e = i >> 5;
+      XT lo = lut_s[e & 15], hi = lut_s[e >> 4];
+      uint32_t w = uint32_t(*reinterpret_cast<uint16_t*>(&lo)) | (uint32_t(*reinterpret_cast<uint16_t*>(&hi)) << 16);
+      tbl[i] = w;
+    }
+  }
+  {
+    const XT* x = reinterpret_cast<const XT*>(p.x);
+    const int nvec = (ke - ks) / 8;
+    for (int i = threadIdx.x; i < M * nvec; i += kWarps * 32) {
+      const int m = i / nvec, kk = (i - m * nvec) * 8;
+      const uint4 val = *reinterpret_cast<const uint4*>(x + (int64_t)m * K + ks + kk);
+      const int kb = kk >> 5, piece = (kk >> 3) & 3;
+      *reinterpret_cast<uint4*>(xs + m * kalloc + kb * 32 + ((piece ^ ((kb ^ m) & 3)) << 3)) = val;
+    }
+  }
+  __syncthreads();
+
+  const uint32_t* tl = tbl + lane;
+  float acc[kR][4];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+  const int gsc_hi = M > 8;
+
+  for (int c = ks; c < ke; c += 128 * kU) {
+    if (c != ks) load_batch(c);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int kk0 = c + u * 128 + t * 32 - ks;  // lane's run, relative to the slice
+      const bool kok = kk0 < ke - ks;
+      uint32_t xa[16], xb[16];
+      {
+        const int kb = kk0 >> 5;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+          if (kok && g < M)
+            va = *reinterpret_cast<const uint4*>(xs + g * kalloc + kb * 32 + ((i ^ ((kb ^ g) & 3)) << 3));
+          if (gsc_hi && kok && g + 8 < M)
+            vb = *reinterpret_cast<const uint4*>(xs + (g + 8) * kalloc + kb * 32 + ((i ^ ((kb ^ (g + 8)) & 3)) << 3));
+          xa[4 * i] = va.x; xa[4 * i + 1] = va.y; xa[4 * i + 2] = va.z; xa[4 * i + 3] = va.w;
+          xb[4 * i] = vb.x; xb[4 * i + 1] = vb.y; xb[4 * i + 2] = vb.z; xb[4 * i + 3] = vb.w;
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const float s0 = decode_scale(p.sk, sraw[u][r][0]), s1 = decode_scale(p.sk, sraw[u][r][1]);
+        const uint32_t sc0 = pack2<XT>(s0, s0), sc1 = pack2<XT>(s1, s1);
+        const float z0 = float(zraw[u][r] & 0xffffu), z1 = float(zraw[u][r] >> 16);
+        const uint32_t zh0 = pack2<XT>(z0, z0), zh1 = pack2<XT>(z1, z1);
+        uint32_t b[16];
+        if (QK == QK_NIB4) {
+#pragma unroll
+          for (int w = 0; w < 4; ++w) {
+            const uint32_t word = word_of(wv[u][r][0], w);
+#pragma unroll
+            for (int bb = 0; bb < 4; ++bb) {
+              uint32_t v = tl[((word >> (8 * bb)) & 0xffu) * 32];
+              if (hz) v = hsub2<XT>(v, w < 2 ? zh0 : zh1);
+              b[4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
+            }
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < 16; ++e) {
+            const uint32_t word = word_of(wv[u][r][e / 8], (e / 2) % 4);
+            const uint32_t b0 = (word >> (16 * (e % 2))) & 0xffu, b1 = (word >> (16 * (e % 2) + 8)) & 0xffu;
+            float f0 = QK == QK_S8 ? float(int8_t(b0)) : float(b0);
+            float f1 = QK == QK_S8 ? float(int8_t(b1)) : float(b1);
+            if (hz) { const float z = e < 8 ? z0 : z1; f0 -= z; f1 -= z; }
+            b[e] = hmul2<XT>(pack2<XT>(f0, f1), e < 8 ? sc0 : sc1);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const uint32_t a[4] = {xa[2 * j], xb[2 * j], xa[2 * j + 1], xb[2 * j + 1]};
+          mma16816<XT>(acc[r], a, b[2 * j], b[2 * j + 1]);
+        }
+      }
+    }
+  }
+
+  // Epilogue: c0, c1 -> (row g, cols 2t, 2t+1); c2, c3 -> (row g + 8, same cols).
+  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  const XT* bias = reinterpret_cast<const XT*>(p.bias);
+  XT* out = reinterpret_cast<XT*>(p.out);
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int m = g + 8 * (i >> 1), n = n_base + r * 8 + 2 * t + (i & 1);
+      if (m >= M || n >= N) continue;
+      if (gridDim.y > 1) {
+        p.ws[((int64_t)blockIdx.y * M + m) * N + n] = acc[r][i];
+      } else {
+        float v = acc[r][i];
+        if (p.gscale) v = v * gs;
+        if (bias) v = v + to_f32(bias[n]);
+        out[(int64_t)m * N + n] = from_f32<XT>(v);
+      }
+    }
+  }
+}
+
+template <typename XT>
+__global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const float* gscale, const XT* bias,
+                                     XT* out) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (int64_t)M * N;
+  if (i >= MN) return;
+  float s = 0.f;
+  for (int sp = 0; sp < S; ++sp) s += ws[sp * MN + i];
+  if (gscale) s = s * __ldg(gscale);
+  if (bias) s = s + to_f32(bias[i % N]);
+  out[i] = from_f32<XT>(s);
+}
+
+// Generic exact path: one warp per output row n, all M rows of x (M <= 16) at once.
+template <typename XT, int QK>
+__global__ void __launch_bounds__(256) gemv_generic_kernel(Params p) {
+  __shared__ float lut_s[16];
+  if (threadIdx.x < 16) lut_s[threadIdx.x] = QK == QK_NIB4 ? p.lut[threadIdx.x] : 0.f;
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int n = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (n >= p.N) return;
+  const int K = p.K, G = p.G, M = p.M, ng = K / G;
+  const XT* x = reinterpret_cast<const XT*>(p.x);
+  const float g = p.gscale ? __ldg(p.gscale) : 1.f;
+  float acc[16];
+#pragma unroll
+  for (int m = 0; m < 16; ++m) acc[m] = 0.f;
+  for (int k = lane; k < K; k += 32) {
+    const int64_t j = (int64_t)n * ng + k / G;
+    float c;
+    if (QK == QK_NIB4) c = lut_s[(p.q[(int64_t)n * (K / 2) + k / 2] >> (4 * (k & 1))) & 15];
+    else if (QK == QK_S8) c = float(reinterpret_cast<const int8_t*>(p.q)[(int64_t)n * K + k]);
+    else c = float(p.q[(int64_t)n * K + k]);
+    if (p.zeros) c = __fsub_rn(c, float(p.zeros[j]));
+    float w = __fmul_rn(c, decode_scale(p.sk, load_scale_raw(p.scales, p.sk, j)));
+    if (p.gscale) w = __fmul_rn(w, g);
+#pragma unroll
+    for (int m = 0; m < 16; ++m)
+      if (m < M) acc[m] = fmaf(to_f32(x[(int64_t)m * K + k]), w, acc[m]);
+  }
+#pragma unroll
+  for (int m = 0; m < 16; ++m) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+  }
+  if (lane == 0) {
+    const XT* bias = reinterpret_cast<const XT*>(p.bias);
+    XT* out = reinterpret_cast<XT*>(p.out);
+    for (int m = 0; m < M; ++m) {
+      float v = acc[m];
+      if (bias) v = v + to_f32(bias[n]);
+      out[(int64_t)m * p.N + n] = from_f32<XT>(v);
+    }
+  }
+}
+
+void check_launch(const char* what) {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 132;
+  }
+  return n;
+}
+
+bool shape_fits_mma(int xt, int64_t K, int64_t G) {
+  return xt != XT_F32 && K % 32 == 0 && (G == 16 || G % 32 == 0) && K <= (int64_t(1) << 30);
+}
+
+// Split count and slice length (multiple of 128 columns) of the mma path for an M-slab of Mt <= 16 rows.
+void plan(int qk, int64_t Mt, int64_t N, int64_t K, int* S_out, int* ksl_out) {
+  const int64_t budget = kMaxSmem - (qk == QK_NIB4 ? kTableBytes : 0);
+  const int64_t nblk = (N + kRows - 1) / kRows;
+  const int64_t kchunks = (K + 127) / 128;
+  // largest slice (in 128-column chunks) whose x rows fit in shared memory
+  const int64_t max_chunks = std::max<int64_t>(1, budget / (Mt * 128 * 2));
+  int64_t S = (kchunks + max_chunks - 1) / max_chunks;
+  const int64_t want = (2 * (int64_t)sm_count() + nblk - 1) / nblk;  // >= 2 blocks per SM
+  const int64_t cap = std::max<int64_t>(1, K / 512);                  // >= 512 columns per slice
+  S = std::max(S, std::min(want, cap));
+  int64_t chunks = (kchunks + S - 1) / S;
+  S = (kchunks + chunks - 1) / chunks;
+  *S_out = int(S);
+  *ksl_out = int(chunks * 128);
+}
+
+template <typename XT, int QK>
+void launch_mma(const Params& p0, int S, int ksl, cudaStream_t st) {
+  Params p = p0;
+  p.ksl = ksl;
+  const int smem = (QK == QK_NIB4 ? kTableBytes : 0) + p.M * ksl * 2;
+  static bool attr_set = false;  // one attribute per instantiation (benign race: same value)
+  if (!attr_set) {
+    cudaFuncSetAttribute(gemv_mma_kernel<XT, QK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+    attr_set = true;
+  }
+  dim3 grid((p.N + kRows - 1) / kRows, S);
+  gemv_mma_kernel<XT, QK><<<grid, kWarps * 32, smem, st>>>(p);
+  check_launch("fourbit gemv_mma");
+  if (S > 1) {
+    const int64_t MN = (int64_t)p.M * p.N;
+    splitk_reduce_kernel<XT><<<(MN + 255) / 256, 256, 0, st>>>(p.ws, S, p.M, p.N, p.gscale,
+                                                                reinterpret_cast<const XT*>(p.bias),
+                                                                reinterpret_cast<XT*>(p.out));
+    check_launch("fourbit splitk_reduce");
+  }
+}
+
+template <typename XT>
+void dispatch_mma(int qk, const Params& p, int S, int ksl, cudaStream_t st) {
+  if (qk == QK_NIB4) launch_mma<XT, QK_NIB4>(p, S, ksl, st);
+  else if (qk == QK_S8) launch_mma<XT, QK_S8>(p, S, ksl, st);
+  else launch_mma<XT, QK_U8>(p, S, ksl, st);
+}
+
+template <typename XT>
+void launch_generic(int qk, const Params& p, cudaStream_t st) {
+  dim3 grid((p.N + 7) / 8);
+  if (qk == QK_NIB4) gemv_generic_kernel<XT, QK_NIB4><<<grid, 256, 0, st>>>(p);
+  else if (qk == QK_S8) gemv_generic_kernel<XT, QK_S8><<<grid, 256, 0, st>>>(p);
+  else gemv_generic_kernel<XT, QK_U8><<<grid, 256, 0, st>>>(p);
+  check_launch("fourbit gemv_generic");
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+bool takes_mma(const LinearArgs& a) {
+  return shape_fits_mma(a.xt, a.K, a.G) && aligned16(a.x) && aligned16(a.q);
+}
+
+}  // namespace
+
+int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk) {
+  if (!shape_fits_mma(xt, K, G) || M <= 0 || N <= 0) return 0;
+  int S, ksl;
+  plan(qk, std::min<int64_t>(M, 16), N, K, &S, &ksl);
+  return S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
+}
+
+const char* linear_path(const LinearArgs& a) { return takes_mma(a) ? "mma" : "generic"; }
+
+void linear(const LinearArgs& a, uintptr_t stream) {
+  if (a.M <= 0 || a.N <= 0 || a.K <= 0) return;
+  if (a.G <= 0 || a.K % a.G) throw std::invalid_argument("group size must divide K");
+  if (a.qk == QK_NIB4 && (a.K % 2 || !a.lut)) throw std::invalid_argument("nib4 needs a lut and even K");
+  if (a.N > (int64_t(1) << 31) - kRows || a.M * a.N > (int64_t(1) << 40))
+    throw std::invalid_argument("shape too large");
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  const bool mma = takes_mma(a);
+  const int elt = a.xt == XT_F32 ? 4 : 2;
+  for (int64_t m0 = 0; m0 < a.M; m0 += 16) {
+    Params p{};
+    p.M = int(std::min<int64_t>(16, a.M - m0));
+    p.x = static_cast<const uint8_t*>(a.x) + m0 * a.K * elt;
+    p.out = static_cast<uint8_t*>(a.out) + m0 * a.N * elt;
+    p.q = a.q; p.N = int(a.N); p.K = int(a.K); p.G = int(a.G);
+    p.scales = a.scales; p.sk = a.sk; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
+    p.bias = a.bias; p.ws = a.ws;
+    if (mma) {
+      int S, ksl;
+      plan(a.qk, p.M, a.N, a.K, &S, &ksl);
+      if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * p.M * a.N))
+        throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
+      if (a.xt == XT_BF16) dispatch_mma<__nv_bfloat16>(a.qk, p, S, ksl, st);
+      else dispatch_mma<__half>(a.qk, p, S, ksl, st);
+    } else {
+      if (a.xt == XT_F32) launch_generic<float>(a.qk, p, st);
+      else if (a.xt == XT_BF16) launch_generic<__nv_bfloat16>(a.qk, p, st);
+      else launch_generic<__half>(a.qk, p, st);
+    }
+  }
+}
+
+}  // namespace fourbit_cuda
