@@ -13,6 +13,8 @@ register fragment (as Marlin / Machete / triton_kernels' Hopper layout do) so on
 gives ready operand registers, with scales likewise tiled, and apply group scales to fp16/bf16 code values
 (or per group after the MMA when G >= BK) instead of gathering one scale per element as done here.
 """
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -31,9 +33,10 @@ CONFIGS = [
     triton.Config({"BM": 32, "BN": 64, "BK": 128}, num_warps=4, num_stages=4),
 ]
 INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32}  # the interpreter runs one fixed small config (no autotuning)
+# FOURBIT_TRITON_AUTOTUNE=0 skips autotuning on the GPU (CONFIGS[0]): tests that try many shapes use it
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M", "M_BUCKET"])
 def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, N, K, G, M_BUCKET,
                    BITS: tl.constexpr, SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr,
                    HAS_BIAS: tl.constexpr, INTERP: tl.constexpr,
@@ -80,9 +83,11 @@ def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, ou
     mb = min(triton.next_power_of_2(M), 4096)
     common = dict(BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg, HAS_BIAS=bias is not None,
                   INTERP=interpreting())
-    if interpreting():
-        grid = (triton.cdiv(M, INTERP_BLOCKS["BM"]), triton.cdiv(N, INTERP_BLOCKS["BN"]))
-        _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common, **INTERP_BLOCKS)
+    if interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0":
+        blocks = INTERP_BLOCKS if interpreting() else dict(CONFIGS[0].kwargs, num_warps=CONFIGS[0].num_warps,
+                                                             num_stages=CONFIGS[0].num_stages)
+        grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
+        _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common, **blocks)
     else:
         grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
         _tuned[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common)

@@ -14,6 +14,8 @@ operands to bf16 (exact: e2m1 * E4M3 has 6 significant bits, e2m1 * 2^e 2 bits) 
 Triton's own Hopper fallback does. The interpreter runs dot_scaled only in Triton >= 3.9 and only with E8M0 scales
 (mxfp4); everything else is emulated there.
 """
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -81,14 +83,14 @@ def _dot_emulated(a, b, acc, INTERP: tl.constexpr):  # acc + a @ b for exact-in-
     return acc + tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
 
 
-@triton.jit
-def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N, K,
+@triton.jit(do_not_specialize=["M", "M_BUCKET"])
+def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N, K, M_BUCKET,
                           FMT: tl.constexpr, B: tl.constexpr, ACT_FP4: tl.constexpr, HAS_BIAS: tl.constexpr,
                           NATIVE: tl.constexpr, INTERP: tl.constexpr,
                           BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     """x_ptr: [M, K] row-major float32/bf16/fp16. q_ptr: uint8 [N, K/2] E2M1 codes, element 2i in the low nibble.
     s_ptr: uint8 [N, K/B] scale bytes (E4M3 for nvfp4, E8M0 for mxfp4). g_ptr: float32 [1] weight global scale
-    (nvfp4). xa_ptr: float32 [1] finite amax of x (nvfp4, ACT_FP4). b_ptr: [N] of x's dtype. y_ptr: [M, N]."""
+    (nvfp4). xa_ptr: float32 [1] finite amax of x (nvfp4, ACT_FP4). b_ptr: [N] of x's dtype. y_ptr: [M, N]. M_BUCKET: autotune key only."""
     rows_m = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)
     rows_n = tl.program_id(1).to(tl.int64) * BN + tl.arange(0, BN)
     mmask, nmask = rows_m < M, rows_n < N
@@ -131,7 +133,7 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
     tl.store(y_ptr + rows_m[:, None] * N + rows_n[None, :], cd.cast_rne(acc, DT), mask=mmask[:, None] & nmask[None, :])
 
 
-_tuned = triton.autotune(configs=CONFIGS, key=["M", "N", "K", "FMT", "ACT_FP4"])(_linear_scaled_kernel)
+_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "FMT", "ACT_FP4"])(_linear_scaled_kernel)
 
 
 def native_dot_scaled(fmt: str, device: torch.device) -> bool:
@@ -161,12 +163,15 @@ def linear_scaled(x, qdata, scales, global_scale, fmt, bias=None, act="bf16", va
         xa = torch.zeros(1, dtype=torch.float32, device=x.device)
         _amax_kernel[(triton.cdiv(x.numel(), 4096),)](x, x.numel(), xa, BLOCK=4096)
     g = global_scale if global_scale is not None and global_scale.numel() else dummy
-    args = (x, qdata, scales.view(torch.uint8), g, xa, bias if bias is not None else y, y, M, N, K)
+    args = (x, qdata, scales.view(torch.uint8), g, xa, bias if bias is not None else y, y, M, N, K,
+            min(triton.next_power_of_2(M), 4096))
     meta = dict(FMT=fid, B=B, ACT_FP4=act == "fp4", HAS_BIAS=bias is not None,
                 NATIVE=native_dot_scaled(fmt, x.device), INTERP=interpreting())
-    if interpreting():
-        grid = (triton.cdiv(M, INTERP_BLOCKS["BM"]), triton.cdiv(N, INTERP_BLOCKS["BN"]))
-        _linear_scaled_kernel[grid](*args, **meta, **INTERP_BLOCKS, **EXACT)
+    if interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0":
+        blocks = INTERP_BLOCKS if interpreting() else dict(CONFIGS[0].kwargs, num_warps=CONFIGS[0].num_warps,
+                                                             num_stages=CONFIGS[0].num_stages)
+        grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
+        _linear_scaled_kernel[grid](*args, **meta, **blocks, **EXACT)
     else:
         grid = lambda m: (triton.cdiv(M, m["BM"]), triton.cdiv(N, m["BN"]))  # noqa: E731
         _tuned[grid](*args, **meta, **EXACT)

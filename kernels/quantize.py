@@ -27,7 +27,7 @@ def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
     tl.atomic_max(amax_ptr, tl.max(x, axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_groups"])
 def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order_ptr, K, n_groups, G,
                      FMT: tl.constexpr, BITS: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr,
                      OFFSET: tl.constexpr, ZERO_CODE: tl.constexpr, GPB: tl.constexpr, BG: tl.constexpr):

@@ -1,0 +1,322 @@
+"""fourbit.kernels (Triton) against the FP32 references: bit-exact pack/unpack/quantize/dequantize for every preset,
+linear and linear_scaled within derived error bounds.
+
+Without a CUDA device the kernels run under the Triton interpreter (TRITON_INTERPRET=1, small shapes). The variable
+must be set before fourbit.kernels is imported (triton.jit reads it when it decorates): this module sets it at import;
+if something imported fourbit.kernels earlier in this pytest process, the interpreter tests rerun in a fresh process
+(test_rerun_in_fresh_interpreter). With a GPU the same tests run on it, plus the larger @pytest.mark.gpu cases.
+Interpreter limits, each case then runs on GPU only: none so far; the interpreter cannot run tl.dot on bf16
+operands nor extern (libdevice) calls, and its dot_scaled takes E8M0 scales only, so the kernels route around these
+(see gemm.py / gemm_scaled.py) and every launcher still runs here.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+ON_GPU = torch.cuda.is_available()
+if not ON_GPU:
+    os.environ["TRITON_INTERPRET"] = "1"
+os.environ.setdefault("FOURBIT_TRITON_AUTOTUNE", "0")  # many shapes: one config each (test_autotuned_linear tunes)
+
+triton = pytest.importorskip("triton")
+import fourbit.kernels as K  # noqa: E402
+from fourbit import testing  # noqa: E402
+from fourbit.formats import PRESETS  # noqa: E402
+from fourbit.formats._absmax import compress  # noqa: E402
+from fourbit.formats._base import U32  # noqa: E402
+from fourbit.layout import pack_nibbles_ref, unpack_nibbles_ref  # noqa: E402
+from strategies import weights  # noqa: E402
+
+DEV = "cuda" if ON_GPU else "cpu"
+# the interpreter's numpy casts warn on values it saturates / overflows on purpose (3e38 outliers, Inf groups)
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+ACT = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def _interpreted() -> bool:
+    from triton.runtime.interpreter import InterpretedFunction
+    return isinstance(K.pack._pack_kernel, InterpretedFunction)
+
+
+READY = ON_GPU or _interpreted()
+needs_ready = pytest.mark.skipif(not READY, reason="fourbit.kernels was imported before TRITON_INTERPRET=1 was set; "
+                                                   "test_rerun_in_fresh_interpreter runs these tests instead")
+
+
+def test_rerun_in_fresh_interpreter():
+    if READY:
+        pytest.skip("kernels already run here (GPU or interpreter)")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__], env=env,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+# --- bounds --------------------------------------------------------------------------------------------------------
+
+def linear_bound(x, w, out_dtype, operand_dtype=torch.float32, bias=None):
+    """Worst-case |y - x @ w^T (+ bias)| when each w value is rounded to operand_dtype before the products (x is
+    already of that dtype), products are exact in float32 and summed in float32, then up to 3 more float32
+    roundings of size |y| (global-scale multiplies; a reference weight or activation that itself rounded a
+    product), then the output rounding. Derivation: w~ = w (1 + d) + e with |d| <= u_op (2^-8 bf16, 2^-11 fp16,
+    0 for float32 operands) and |e| <= half the smallest subnormal of operand_dtype; float32 accumulation adds
+    gamma_K * sum |x| |w~| (testing.matmul_error_bound, which also holds the bias and output terms); so on top of
+    it: (u_op (1 + 1.01 K u) + 4 u) * sum |x| |w| * (1 + u_out) + e * sum |x|."""
+    base = testing.matmul_error_bound(x, w, out_dtype, bias)
+    u_op = 0.0 if operand_dtype == torch.float32 else testing.UNIT_ROUNDOFF[operand_dtype]
+    e = 0.0 if operand_dtype == torch.float32 else testing.TINY[operand_dtype] / 2
+    absdot = x.double().abs().cpu() @ w.double().abs().cpu().T
+    extra = (u_op * (1 + 1.01 * x.shape[-1] * U32) + 4 * U32) * absdot * (1 + testing.UNIT_ROUNDOFF[out_dtype])
+    return base + extra + e * x.double().abs().cpu().sum(-1, keepdim=True)
+
+
+def assert_linear_bounded(y, x, w, bias, operand_dtype, name):
+    """y matches x @ w^T (+ bias) (float64 oracle) within linear_bound."""
+    ref = testing.reference_linear(x, w, bias)
+    testing.assert_within_bound(y, ref, linear_bound(x, w, y.dtype, operand_dtype, bias), name)
+
+
+def test_linear_bound_rejects_a_wrong_result():
+    x, w = torch.randn(4, 256).bfloat16(), torch.randn(8, 256)
+    y = testing.reference_linear(x, w).bfloat16()
+    assert_linear_bounded(y, x, w, None, torch.bfloat16, "exact")
+    y[1, 3] += 0.05 * y.abs().max()
+    with pytest.raises(AssertionError, match=r"worst at \(1, 3\)"):
+        assert_linear_bounded(y, x, w, None, torch.bfloat16, "off")
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------------
+
+def op_parts(w, fmt):
+    """The kernel's quantize output (on DEV) and the reference's, as op-level pieces (double quant: the op returns
+    the plain absmax, which fourbit.quantize then compresses)."""
+    plain = fmt.replace(double_quant=False) if getattr(fmt, "double_quant", False) else fmt
+    got = K.quantize(w.to(DEV).contiguous(), fmt.name, fmt.variant, fmt.group(w.shape[1]))
+    ref = testing.reference_quantize(w, plain).op_args()[:4]
+    return got, ref
+
+
+def check_quantize(w, name):
+    """Bit-exact quantize, then dequantize of the reference's stored weight in every output dtype."""
+    fmt = PRESETS[name]
+    got, ref = op_parts(w, fmt)
+    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
+        testing.assert_bit_exact(a.cpu(), b, f"{name} {key}")
+    args = [t.to(DEV) for t in testing.reference_quantize(w, fmt).op_args()[:5]]
+    deq = fmt.dequantize_ref(fmt.quantize_ref(w))
+    for dtype in ACT:
+        out = K.dequantize(*args, fmt.group(w.shape[1]), dtype)
+        testing.assert_bit_exact(out.cpu(), deq.to(dtype), f"{name} dequantize {dtype}")
+
+
+def weight_on_dev(w, fmt):
+    """(op args on DEV, float32 dequantized reference weight)."""
+    qw = testing.reference_quantize(w, fmt)
+    return [t.to(DEV) for t in qw.op_args()[:5]] + [qw.op_args()[5]], fmt.dequantize_ref(fmt.quantize_ref(w))
+
+
+# --- pack / unpack ---------------------------------------------------------------------------------------------------
+
+@needs_ready
+def test_pack_every_byte():
+    lo, hi = torch.meshgrid(torch.arange(16, dtype=torch.uint8), torch.arange(16, dtype=torch.uint8), indexing="ij")
+    codes = torch.stack([lo.flatten(), hi.flatten()], -1).flatten().to(DEV)
+    testing.assert_bit_exact(K.pack_nibbles(codes).cpu(), pack_nibbles_ref(codes.cpu()), "pack")
+    all_bytes = torch.arange(256, dtype=torch.uint8)
+    testing.assert_bit_exact(K.unpack_nibbles(all_bytes.to(DEV)).cpu(), unpack_nibbles_ref(all_bytes), "unpack")
+
+
+@needs_ready
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(0, 2**31 - 1))
+def test_pack_unpack_any_shape(lead, seed):
+    shape = (*lead[:-1], 2 * lead[-1] * 7)
+    codes = torch.randint(0, 16, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    packed = K.pack_nibbles(codes.to(DEV))
+    testing.assert_bit_exact(packed.cpu(), pack_nibbles_ref(codes), "packed")
+    testing.assert_bit_exact(K.unpack_nibbles(packed).cpu(), codes, "unpacked")
+
+
+# --- quantize / dequantize: bit-exact --------------------------------------------------------------------------------
+
+@needs_ready
+@given(st.sampled_from(sorted(PRESETS)).flatmap(lambda n: st.tuples(st.just(n), weights(PRESETS[n]))))
+def test_quantize_dequantize_bit_exact(case):
+    """Every preset, weights with all-zero groups, outliers, exact ties, constant and tiny groups, all dtypes."""
+    name, w = case
+    check_quantize(w, name)
+
+
+def _special_weights():
+    """Deterministic inputs that break kernels: ties of every grid, zeros, subnormals, huge values, NaN / Inf."""
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(8, 256, generator=gen)
+    w[0] = torch.arange(256).float() * 0.25 - 32  # e2m1 / integer half-step ties at scale 1
+    w[1] = 0.0  # all-zero groups
+    w[2, :128] *= 2.0**-140  # subnormal groups (nf4's 1e-38 clamp, E4M3 / E8M0 subnormal scales)
+    w[3, 7] = 3e38  # outlier near float32 max
+    w[4, 3] = float("nan")
+    w[5, 200] = float("inf")
+    w[6, 100] = -float("inf")
+    w[7] = torch.tensor([6.0, 5.0, 3.5, 2.5, 1.75, 1.25, 0.75, 0.25] * 32) * torch.tensor([1.0, -1.0]).repeat(128)
+    return w
+
+
+@needs_ready
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_quantize_special_values(name):
+    check_quantize(_special_weights(), name)
+
+
+@needs_ready
+@pytest.mark.parametrize("name", [n for n, f in sorted(PRESETS.items()) if f.name in ("nf4", "bnb_fp4", "nvfp4",
+                                                                                   "mxfp4")])
+def test_all_16_codes_survive(name):
+    fmt = PRESETS[name]
+    check_quantize(fmt.lut()[torch.arange(256) % 16].reshape(1, 256).repeat(2, 1), name)
+
+
+@needs_ready
+@pytest.mark.parametrize("name,group", [("int4", 32), ("int4_sym", 64), ("int4", None), ("int8", 32),
+                                        ("int8_asym", None), ("nf4", 16), ("bnb_fp4", 128)])
+def test_group_sizes(name, group):
+    """Group sizes other than the presets', per-channel with K not a power of two (384)."""
+    fmt = PRESETS[name].replace(**({"block_size": group} if hasattr(PRESETS[name], "block_size")
+                                   else {"group_size": group}))
+    w = torch.randn(5, 384, generator=torch.Generator().manual_seed(3)) * 3
+    got, ref = op_parts(w, fmt)
+    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
+        testing.assert_bit_exact(a.cpu(), b, f"{fmt} {key}")
+
+
+@needs_ready
+def test_double_quant_from_kernel_scales():
+    """nf4_dq: the kernel's absmax, compressed by fourbit's double quant, equals the reference's stored scales."""
+    w = torch.randn(4, 512, generator=torch.Generator().manual_seed(1))
+    got, _ = op_parts(w, PRESETS["nf4_dq"])
+    ref = testing.reference_quantize(w, PRESETS["nf4_dq"]).op_args()[1]
+    testing.assert_bit_exact(compress(got[1].cpu().reshape(-1)).decode().reshape(ref.shape), ref, "nf4_dq scales")
+
+
+# --- linear ----------------------------------------------------------------------------------------------------------
+
+@needs_ready
+@given(st.sampled_from(sorted(PRESETS)).flatmap(lambda n: st.tuples(st.just(n), weights(PRESETS[n], special=False,
+                                                                                        max_groups=2))),
+       st.sampled_from([1, 5, 17, 33]), st.sampled_from(ACT), st.booleans(), st.integers(0, 2**31 - 1))
+def test_linear_matches_reference(case, M, dtype, with_bias, seed):
+    """y = x @ dequant(W)^T (+ bias): the W tile is rounded to x's dtype for tl.dot (linear_bound)."""
+    name, w = case
+    fmt = PRESETS[name]
+    gen = torch.Generator().manual_seed(seed)
+    if dtype == torch.float16:  # keep W and y inside fp16's range: overflow is not what this checks
+        w = w.float() / w.float().abs().max().clamp(min=1e-30)
+    args, wd = weight_on_dev(w, fmt)
+    N, Kdim = w.shape
+    x = torch.randn(M, Kdim, generator=gen).to(dtype)
+    bias = torch.randn(N, generator=gen).to(dtype) if with_bias else None
+    y = K.linear(x.to(DEV), *args, None if bias is None else bias.to(DEV))
+    assert y.dtype == dtype and y.shape == (M, N)
+    assert_linear_bounded(y.cpu(), x, wd, bias, dtype, f"{name} linear {dtype}")
+
+
+@needs_ready
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_linear_nonfinite_policy(name):
+    """A NaN/Inf group makes its output column NaN and leaves the others finite (double quant: its nested block)."""
+    fmt = PRESETS[name]
+    w = torch.randn(3, 256, generator=torch.Generator().manual_seed(5))
+    w[2, 100] = float("nan")
+    args, wd = weight_on_dev(w, fmt)
+    y = K.linear(torch.randn(17, 256).to(DEV), *args, None).cpu()
+    assert torch.isnan(y[:, 2]).all()
+    assert torch.isfinite(y[:, :2]).all() or getattr(fmt, "double_quant", False)
+
+
+@needs_ready
+def test_linear_out_argument():
+    w = torch.randn(24, 128)
+    args, wd = weight_on_dev(w, PRESETS["nf4"])
+    x = torch.randn(20, 128)
+    out = torch.full((20, 24), float("nan"), device=DEV)
+    y = K.linear(x.to(DEV), *args, None, out=out)
+    assert y.data_ptr() == out.data_ptr()
+    assert_linear_bounded(out.cpu(), x, wd, None, torch.float32, "out=")
+
+
+# --- linear_scaled (tl.dot_scaled) -----------------------------------------------------------------------------------
+
+SCALED = ["nvfp4", "mxfp4", "mxfp4_rceil"]
+
+
+def check_scaled(name, act, dtype, M, N, Kdim, seed, with_bias=True):
+    fmt = PRESETS[name]
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(N, Kdim, generator=gen)
+    args, wd = weight_on_dev(w, fmt)
+    x = torch.randn(M, Kdim, generator=gen).to(dtype)
+    bias = torch.randn(N, generator=gen).to(dtype) if with_bias else None
+    y = K.linear_scaled(x.to(DEV), args[0], args[1], args[3], fmt.name, None if bias is None else bias.to(DEV),
+                        act, variant=fmt.variant or "floor")
+    assert y.dtype == dtype and y.shape == (M, N)
+    if act == "fp4":  # activations quantized with the weight format's own reference rule
+        xr = fmt.dequantize_ref(fmt.quantize_ref(x))
+        assert_linear_bounded(y.cpu(), xr, wd, bias, torch.float32, f"{name} W4A4 {dtype}")
+    else:  # e2m1 * scale is exact in bf16: float32 accumulation of exact products
+        assert_linear_bounded(y.cpu(), x, wd, bias, torch.float32, f"{name} bf16 act")
+
+
+@needs_ready
+@pytest.mark.parametrize("name", SCALED)
+@pytest.mark.parametrize("act,dtype", [("bf16", torch.bfloat16), ("fp4", torch.bfloat16), ("fp4", torch.float32),
+                                       ("fp4", torch.float16)])
+@pytest.mark.parametrize("M,N,Kdim", [(1, 24, 64), (33, 40, 192)])
+def test_linear_scaled(name, act, dtype, M, N, Kdim):
+    check_scaled(name, act, dtype, M, N, Kdim, seed=M * N + Kdim)
+
+
+# --- GPU only: larger shapes, the autotuned path ----------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_gpu_large_quantize_dequantize(name):
+    w = torch.randn(300, 4096, generator=torch.Generator().manual_seed(11)) * 0.02
+    w[17, 1000] = 40.0
+    w[200, 64:80] = 0.0
+    check_quantize(w, name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("M", [17, 64, 255])
+@pytest.mark.parametrize("dtype", ACT)
+def test_gpu_large_linear(M, dtype):
+    gen = torch.Generator().manual_seed(M)
+    for name in ("int4", "nf4", "nvfp4", "mxfp4", "int8"):
+        w = torch.randn(257, 2048, generator=gen) * 0.02
+        args, wd = weight_on_dev(w, PRESETS[name])
+        x = torch.randn(M, 2048, generator=gen).to(dtype)
+        bias = torch.randn(257, generator=gen).to(dtype)
+        y = K.linear(x.to(DEV), *args, bias.to(DEV))
+        assert_linear_bounded(y.cpu(), x, wd, bias, dtype, f"{name} M={M} {dtype}")
+
+
+@pytest.mark.gpu
+def test_autotuned_linear(monkeypatch):
+    monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", "1")
+    w = torch.randn(512, 1024, generator=torch.Generator().manual_seed(2))
+    args, wd = weight_on_dev(w, PRESETS["int4"])
+    x = torch.randn(300, 1024).bfloat16()
+    assert_linear_bounded(K.linear(x.to(DEV), *args, None).cpu(), x, wd, None, torch.bfloat16, "autotuned")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", SCALED)
+@pytest.mark.parametrize("act", ["bf16", "fp4"])
+def test_gpu_large_linear_scaled(name, act, monkeypatch):
+    monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", "1")
+    check_scaled(name, act, torch.bfloat16, 200, 384, 2048, seed=3)
