@@ -1,5 +1,7 @@
 // pybind11 registration of the CUDA entry points (called from csrc/module.cpp when FOURBIT_WITH_CUDA is defined).
 // Pointers, sizes and the stream (torch.cuda.current_stream().cuda_stream) arrive as Python ints.
+// Host-only: the device passes (one per architecture) see an empty file, so pybind11 is parsed once.
+#ifndef __CUDA_ARCH__
 #include <pybind11/pybind11.h>
 
 #include <stdexcept>
@@ -105,3 +107,5 @@ void register_cuda(py::module_& m) {
     return n;
   });
 }
+
+#endif  // __CUDA_ARCH__

@@ -1,0 +1,143 @@
+"""Thin torch wrappers over the CUDA kernels in fourbit._C (csrc/cuda).
+
+No validation beyond what the kernels need (the op layer validates first); tensors must be CUDA and contiguous.
+Every launch goes on torch.cuda.current_stream(), so the calls are CUDA-graph capturable (any workspace is
+allocated through torch's caching allocator, which the graph's private pool serves during capture).
+
+- `linear` / `linear_out`: y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation, x bf16 / fp16 / fp32.
+  bf16 / fp16 with K % 32 == 0 and G == 16 or G % 32 == 0 take the tensor-core GEMV (weights rounded to x's dtype
+  before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
+  M > 16 runs in 16-row slabs.
+- `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
+  bit-exact with the formats' quantize_ref.
+- `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
+  bf16-MMA fallback elsewhere.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+_C = None
+
+
+def _lib():
+    global _C
+    if _C is None:
+        from .. import _C as mod
+        _C = mod
+    return _C
+
+
+_DT = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+_SD = {torch.float32: "float32", torch.float8_e4m3fn: "float8_e4m3fn", torch.float8_e8m0fnu: "float8_e8m0fnu"}
+
+
+def has_cuda() -> bool:
+    """Whether fourbit._C was built with the CUDA kernels (a driver and a device are still needed to run them)."""
+    try:
+        lib = _lib()
+    except ImportError:
+        return False
+    return bool(getattr(lib, "has_cuda", lambda: False)())
+
+
+def available() -> bool:
+    """CUDA kernels compiled in and a CUDA device present."""
+    return has_cuda() and torch.cuda.is_available()
+
+
+def _ptr(t: Optional[torch.Tensor]) -> int:
+    return 0 if t is None or t.numel() == 0 else t.data_ptr()
+
+
+def _stream() -> int:
+    return torch.cuda.current_stream().cuda_stream
+
+
+def _qkind(qdata, lut):
+    if qdata.dtype == torch.int8:
+        return "int8"
+    return "nib4" if lut is not None and lut.numel() == 16 else "uint8"
+
+
+def linear_path(x, qdata, lut, group_size) -> str:
+    """'mma' (tensor-core GEMV) or 'generic' (exact fp32 dequant) for these inputs."""
+    kind = _qkind(qdata, lut)
+    K = qdata.shape[1] * (2 if kind == "nib4" else 1)
+    return _lib().cuda_linear_path(x.data_ptr(), _DT[x.dtype], x.shape[0], qdata.data_ptr(), kind,
+                                   qdata.shape[0], K, int(group_size))
+
+
+def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out) -> torch.Tensor:
+    """out[M, N] = x[M, K] @ dequant(W).T (+ bias) into a caller's contiguous CUDA buffer of x's dtype."""
+    x, qdata, scales = x.contiguous(), qdata.contiguous(), scales.contiguous()
+    zeros = None if zeros is None else zeros.contiguous()
+    kind = _qkind(qdata, lut)
+    lut = None if lut is None or kind != "nib4" else lut.contiguous().to(device=x.device, dtype=torch.float32)
+    bias = None if bias is None else bias.contiguous()
+    N = qdata.shape[0]
+    K = qdata.shape[1] * (2 if kind == "nib4" else 1)
+    M = x.shape[0]
+    assert out.is_contiguous() and out.dtype == x.dtype and tuple(out.shape) == (M, N), (out.shape, out.dtype)
+    G = int(group_size)
+    nws = _lib().cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind)
+    ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
+    _lib().cuda_linear(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(),
+                       _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(),
+                       _ptr(ws), nws, _stream())
+    return out
+
+
+def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None) -> torch.Tensor:
+    """y[M, N] = x[M, K] @ dequant(W).T (+ bias), fp32 accumulation, in x's dtype."""
+    out = torch.empty(x.shape[0], qdata.shape[0], dtype=x.dtype, device=x.device)
+    return linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
+
+
+def blocked_bytes(rows: int, cols: int) -> int:
+    """Size of a [rows, cols] one-byte scale matrix in the 128x4 blocked layout (padded)."""
+    return (-(-rows // 128) * 128) * (-(-cols // 4) * 4)
+
+
+def act_quantize(x: torch.Tensor, fmt: str, variant: str = ""):
+    """x [M, K] (CUDA, fp32/bf16/fp16) -> (codes uint8 [M, K/2], scales [M, K/B] (float8_e4m3fn for nvfp4,
+    float8_e8m0fnu for mxfp4), blocked scales uint8 (128x4 tiles), global scale float32 [1] (nvfp4) or None)."""
+    x = x.contiguous()
+    M, K = x.shape
+    B = 16 if fmt == "nvfp4" else 32
+    dev = x.device
+    q = torch.empty(M, K // 2, dtype=torch.uint8, device=dev)
+    s = torch.empty(M, K // B, dtype=torch.uint8, device=dev)
+    nb = blocked_bytes(M, K // B)
+    blocked = torch.empty(nb, dtype=torch.uint8, device=dev)
+    g = torch.empty(1, dtype=torch.float32, device=dev) if fmt == "nvfp4" else None
+    amax = torch.empty(1, dtype=torch.int32, device=dev) if fmt == "nvfp4" else None
+    _lib().cuda_act_quantize(x.data_ptr(), _DT[x.dtype], M, K, fmt, variant, q.data_ptr(), s.data_ptr(),
+                             blocked.data_ptr(), nb, _ptr(g), _ptr(amax), _stream())
+    sd = torch.float8_e4m3fn if fmt == "nvfp4" else torch.float8_e8m0fnu
+    return q, s.view(sd), blocked, g
+
+
+def w4a4_linear(x: torch.Tensor, fmt: str, qw: torch.Tensor, sw_blocked: torch.Tensor,
+                gw: Optional[torch.Tensor], bias: Optional[torch.Tensor] = None, variant: str = "",
+                out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """y = quant(x) @ W^T (+ bias) with x quantized on the fly to fmt ("nvfp4" or "mxfp4"); W: codes [N, K/2],
+    scales in the blocked layout (fourbit.layout.to_blocked_scales), gw its global scale (nvfp4)."""
+    x = x.contiguous()
+    M, K = x.shape
+    N = qw.shape[0]
+    qa, _, sa, ga = act_quantize(x, fmt, variant)
+    if out is None:
+        out = torch.empty(M, N, dtype=x.dtype, device=x.device)
+    bias = None if bias is None else bias.contiguous()
+    _lib().cuda_w4a4_linear(fmt, qa.data_ptr(), sa.data_ptr(), _ptr(ga), M, qw.contiguous().data_ptr(),
+                            sw_blocked.contiguous().data_ptr(), _ptr(gw), N, K, _ptr(bias), out.data_ptr(),
+                            _DT[out.dtype], _stream())
+    return out
+
+
+def w4a4_atom() -> str:
+    """'mxf4nvf4-block-scale' on sm_120a/121a, else 'bf16-mma-fallback'."""
+    return _lib().cuda_w4a4_atom()

@@ -1,0 +1,201 @@
+"""CUDA kernels (csrc/cuda) against fourbit.testing's references. All tests need a CUDA device (marker gpu).
+
+Error bound of the tensor-core GEMV ("mma" path, bf16 / fp16 x). The kernel multiplies x by
+  w_hat = h(h(h(lut[c]) - z) * h(s))        (h = round to x's dtype; the "- z" only with zeros)
+and applies the global scale g to the fp32 sum. Against the fp32 reference w = ((lut[c] - z) * s) * g:
+  |w_hat * g - w| <= ((1 + u_h)^4 - 1) |(lut[c] - z) s g| + 3 u_32 |w| + (fp16 only) 4 * 2^-25 |g|  (subnormals),
+so we add (4.1 u_h + 3 u_32) sum_k |x_k w_k| + 2^-23 |g| sum_k |x_k| to testing.matmul_error_bound. The tensor
+cores' fp32 accumulation is not specified as round-to-nearest, so the K-term accumulation allowance is doubled
+(another 1.01 K u_32 sum |x w|). u_h = 2^-8 (bf16) or 2^-11 (fp16). For nvfp4 / mxfp4 in bf16, and for integer
+codes with power-of-two scales, w_hat is exact and only the accumulation terms matter. The generic path (fp32 x
+or shapes the MMA path does not take) dequantizes exactly in fp32 and gets the plain bound (assert_linear_close).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fourbit
+from fourbit import testing
+from fourbit.formats import PRESETS, make_format
+from fourbit.formats._base import U32
+from fourbit.layout import pack_nibbles_ref, to_blocked_scales
+from fourbit.ops import _native_cuda as nc
+
+pytestmark = pytest.mark.gpu
+
+ACT = [torch.bfloat16, torch.float16, torch.float32]
+
+
+@pytest.fixture(autouse=True)
+def _need_kernels():
+    if not nc.has_cuda():
+        pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
+
+
+_CACHE: dict = {}
+
+
+def quantized(name, N, K, seed=0):
+    """(dense fp32 reference weight on CPU, op args on CUDA) for preset `name`, cached."""
+    key = (name, N, K, seed)
+    if key not in _CACHE:
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(N, K, generator=g) * 0.5
+        qw = fourbit.quantize(w, PRESETS[name])
+        dense = qw.dequantize(torch.float32)
+        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+        _CACHE[key] = (dense, args)
+    return _CACHE[key]
+
+
+def mma_extra(x, w, dtype, gscale):
+    """The extra terms derived in the module docstring (float64, [M, N])."""
+    uh = testing.UNIT_ROUNDOFF[dtype]
+    K = x.shape[1]
+    xa, wa = x.double().abs().cpu(), w.double().abs().cpu()
+    absdot = xa @ wa.T
+    g = 1.0 if gscale is None or gscale.numel() == 0 else float(gscale.abs().item())
+    return (4.1 * uh + 3 * U32 + 1.01 * K * U32) * absdot + 2.0**-23 * g * xa.sum(1, keepdim=True)
+
+
+def check_linear(y, x, dense, bias, path, dtype, gscale, name):
+    if path == "mma":
+        ref = testing.reference_linear(x, dense, bias)
+        bound = testing.matmul_error_bound(x, dense, dtype, bias) + mma_extra(x, dense, dtype, gscale)
+        testing.assert_within_bound(y, ref, bound, name)
+    else:
+        testing.assert_linear_close(y, x, dense, bias, name)
+
+
+def shapes(fmt):
+    G = fmt.group_size or 32
+    kmin = G
+    kodd = max(G, 32) * 3          # K % 128 != 0 for G < 128: a partial 128-column chunk
+    return [  # (M, N, K, bias)
+        (1, 37, kmin, False), (2, 1, kmin, True), (3, 4097, kodd, True), (16, 37, kodd, False),
+        (1, 4097, 4096, False), (16, 4097, 4096, True), (3, 37, 4096, False), (2, 130, 1024, True),
+    ]
+
+
+@pytest.mark.parametrize("dtype", ACT, ids=str)
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_linear_all_presets(name, dtype):
+    fmt = PRESETS[name]
+    gen = torch.Generator().manual_seed(1)
+    for M, N, K, with_bias in shapes(fmt):
+        dense, args = quantized(name, N, K)
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        bias = (torch.randn(N, generator=gen) * 0.1).to(dtype) if with_bias else None
+        xc, bc = x.cuda(), None if bias is None else bias.cuda()
+        path = nc.linear_path(xc, args[0], args[4], args[5])
+        y = nc.linear(xc, *args, bias=bc)
+        torch.cuda.synchronize()
+        check_linear(y.cpu(), x, dense, bias, path, dtype, args[3],
+                     f"{name} {dtype} M={M} N={N} K={K} bias={with_bias} path={path}")
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "int4", "nf4", "int8_asym"])
+def test_out_buffer_guards_graph_and_stream(name):
+    """out= into a slice of a poisoned buffer (guards untouched, every element written), CUDA graph capture +
+    replay, and a non-default stream: all bitwise equal to the eager default-stream result."""
+    dtype = torch.bfloat16
+    M, N, K = 3, 4097, 2048
+    dense, args = quantized(name, N, K)
+    x = torch.randn(M, K, device="cuda", dtype=dtype)
+    bias = torch.randn(N, device="cuda", dtype=dtype)
+    ref = nc.linear(x, *args, bias=bias)
+
+    pad = 1000
+    buf = torch.full((M * N + 2 * pad,), float("nan"), device="cuda", dtype=dtype)
+    out = buf[pad:pad + M * N].view(M, N)
+    nc.linear_out(x, *args, bias, out)
+    torch.cuda.synchronize()
+    b = buf.cpu()
+    assert torch.isnan(b[:pad]).all() and torch.isnan(b[-pad:]).all(), "guard region written"
+    assert not torch.isnan(out.cpu()).any(), "unwritten output elements"
+    testing.assert_bit_exact(out.cpu(), ref.cpu(), "out= vs eager")
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        y_s = nc.linear(x, *args, bias=bias)
+    torch.cuda.current_stream().wait_stream(s)
+    testing.assert_bit_exact(y_s.cpu(), ref.cpu(), "non-default stream")
+
+    static_x = x.clone()
+    static_out = torch.empty(M, N, device="cuda", dtype=dtype)
+    nc.linear_out(static_x, *args, bias, static_out)  # warm-up outside capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        nc.linear_out(static_x, *args, bias, static_out)
+    x2 = torch.randn(M, K, device="cuda", dtype=dtype)
+    static_x.copy_(x2)
+    graph.replay()
+    torch.cuda.synchronize()
+    testing.assert_bit_exact(static_out.cpu(), nc.linear(x2, *args, bias=bias).cpu(), "graph replay")
+    check_linear(static_out.cpu(), x2.cpu(), dense, bias.cpu(), nc.linear_path(x2, args[0], args[4], args[5]),
+                 dtype, args[3], f"{name} graph replay")
+
+
+def test_deterministic_split_k():
+    dense, args = quantized("nf4", 37, 8192)
+    x = torch.randn(16, 8192, device="cuda", dtype=torch.bfloat16)
+    y1, y2 = nc.linear(x, *args), nc.linear(x, *args)
+    testing.assert_bit_exact(y1.cpu(), y2.cpu(), "split-K run to run")
+
+
+# --- W4A4 -----------------------------------------------------------------------------------------------------------
+
+W4A4 = [("nvfp4", ""), ("mxfp4", "floor"), ("mxfp4", "rceil")]
+
+
+def act_format(fmt, variant):
+    return make_format("nvfp4") if fmt == "nvfp4" else make_format("mxfp4", scale_rule=variant)
+
+
+@pytest.mark.parametrize("dtype", ACT, ids=str)
+@pytest.mark.parametrize("fmt,variant", W4A4)
+def test_act_quantize_bit_exact(fmt, variant, dtype):
+    f = act_format(fmt, variant)
+    gen = torch.Generator().manual_seed(3)
+    for M, K in [(1, 64), (3, 256), (130, 512)]:
+        x = (torch.randn(M, K, generator=gen) * torch.logspace(-3, 3, K).float()).to(dtype)
+        if M > 2:
+            x[1, 3] = float("inf")   # NaN policy: that block's scale is NaN, its codes 0
+            x[2, 40] = float("nan")
+            x[2, 64:96] = 0          # an all-zero block
+        ref = f.quantize_ref(x.float())
+        q, s, blocked, g = nc.act_quantize(x.cuda(), fmt, variant)
+        torch.cuda.synchronize()
+        testing.assert_bit_exact(q.cpu(), pack_nibbles_ref(ref.codes), f"{fmt} codes")
+        testing.assert_bit_exact(s.cpu(), ref.scales, f"{fmt} scales")
+        testing.assert_bit_exact(blocked.cpu(), to_blocked_scales(ref.scales), f"{fmt} blocked scales")
+        if fmt == "nvfp4":
+            testing.assert_bit_exact(g.cpu(), ref.global_scale, "nvfp4 global scale")
+
+
+@pytest.mark.parametrize("dtype", ACT, ids=str)
+@pytest.mark.parametrize("fmt,variant", W4A4)
+def test_w4a4_linear_hopper_path(fmt, variant, dtype):
+    """y vs the fp64 product of the reference-quantized x and W (dequantized by the references)."""
+    f = act_format(fmt, variant)
+    assert nc.w4a4_atom() in ("bf16-mma-fallback", "mxf4nvf4-block-scale")
+    gen = torch.Generator().manual_seed(4)
+    for M, N, K, with_bias in [(1, 37, 64, False), (5, 8, 128, True), (16, 130, 1024, True), (33, 4097, 512, False)]:
+        w = torch.randn(N, K, generator=gen)
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        bias = (torch.randn(N, generator=gen) * 0.1).to(dtype) if with_bias else None
+        pw = f.quantize_ref(w)
+        qw = pack_nibbles_ref(pw.codes).cuda()
+        sw = to_blocked_scales(pw.scales).cuda()
+        gw = None if pw.global_scale is None else pw.global_scale.cuda()
+        y = nc.w4a4_linear(x.cuda(), fmt, qw, sw, gw, None if bias is None else bias.cuda(), variant)
+        torch.cuda.synchronize()
+        xd = f.dequantize_ref(f.quantize_ref(x.float()))
+        wd = f.dequantize_ref(pw)
+        ref = testing.reference_linear(xd, wd, bias)
+        bound = testing.matmul_error_bound(xd, wd, dtype, bias) + \
+            (4 * U32) * (xd.double().abs() @ wd.double().abs().T)
+        testing.assert_within_bound(y.cpu(), ref, bound, f"w4a4 {fmt} {variant} {dtype} M={M} N={N} K={K}")
