@@ -33,6 +33,13 @@ def rint(x):  # float32 -> float32 round-half-to-even to an integer (2^23 magic-
 
 
 @triton.jit
+def to_f32(x):  # float32/bf16/fp16 -> float32, exact (by bits for bf16: the interpreter's bf16 cast drops subnormals)
+    if x.dtype == tl.bfloat16:
+        return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+    return x.to(tl.float32)
+
+
+@triton.jit
 def is_finite(x):  # float32 -> bool: neither NaN nor +-Inf (exponent field not all ones)
     return (x.to(tl.uint32, bitcast=True) & 0x7F800000) != 0x7F800000
 

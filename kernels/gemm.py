@@ -56,13 +56,13 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, 
         if DT == tl.float32:
             acc += tl.dot(x, tl.trans(w), input_precision="ieee")
         elif INTERP:  # the interpreter's tl.dot cannot multiply bf16: same products in float32
-            acc += tl.dot(x.to(tl.float32), tl.trans(cd.round_to(w, DT)), input_precision="ieee")
+            acc += tl.dot(cd.to_f32(x), tl.trans(cd.round_to(w, DT)), input_precision="ieee")
         else:
             acc += tl.dot(x, tl.trans(w.to(DT)))
     if HAS_G:
         acc = acc * tl.load(g_ptr)
     if HAS_BIAS:
-        acc = acc + tl.load(b_ptr + rows_n, mask=nmask, other=0).to(tl.float32)[None, :]
+        acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
     tl.store(y_ptr + rows_m[:, None] * N + rows_n[None, :], cd.cast_rne(acc, DT), mask=mmask[:, None] & nmask[None, :])
 
 

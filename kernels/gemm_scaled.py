@@ -110,7 +110,7 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
         ws = tl.load(s_ptr + rows_n[:, None] * (K // B) + scols[None, :],
                      mask=nmask[:, None] & (scols[None, :] < K // B), other=0)
         if ACT_FP4:
-            xq, xs = quantize_act_tile(x.to(tl.float32), gx, FMT, B)
+            xq, xs = quantize_act_tile(cd.to_f32(x), gx, FMT, B)
             if NATIVE:
                 acc = tl.dot_scaled(xq, _scale_operand(xs, FMT), "e2m1", tl.trans(wq), _scale_operand(ws, FMT),
                                     "e2m1", acc)
@@ -119,17 +119,17 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
                                     acc, INTERP)
         else:
             if NATIVE:
-                xb = x if DT == tl.bfloat16 else cd.cast_rne(x.to(tl.float32), tl.bfloat16)
+                xb = x if DT == tl.bfloat16 else cd.cast_rne(cd.to_f32(x), tl.bfloat16)
                 acc = tl.dot_scaled(xb, None, "bf16", tl.trans(wq), _scale_operand(ws, FMT), "e2m1", acc)
             else:
-                xb = cd.round_to(x.to(tl.float32), tl.bfloat16)
+                xb = cd.round_to(cd.to_f32(x), tl.bfloat16)
                 acc = _dot_emulated(xb, tl.trans(decode_fp4_tile(wq, ws, FMT, B)), acc, INTERP)
     if FMT == 3:
         acc = acc * tl.load(g_ptr)
         if ACT_FP4:
             acc = acc * gx
     if HAS_BIAS:
-        acc = acc + tl.load(b_ptr + rows_n, mask=nmask, other=0).to(tl.float32)[None, :]
+        acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
     tl.store(y_ptr + rows_m[:, None] * N + rows_n[None, :], cd.cast_rne(acc, DT), mask=mmask[:, None] & nmask[None, :])
 
 

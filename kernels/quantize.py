@@ -22,7 +22,7 @@ TILE = 2048  # elements per quantize program (groups per program = TILE // padde
 def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
     """w_ptr: [numel] float32/bf16/fp16 flat; amax_ptr: float32 [1] (zeroed), receives max |w| over finite w."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    x = tl.load(w_ptr + offs, mask=offs < numel, other=0).to(tl.float32)
+    x = cd.to_f32(tl.load(w_ptr + offs, mask=offs < numel, other=0))
     x = tl.where(cd.is_finite(x), tl.abs(x), 0.0)
     tl.atomic_max(amax_ptr, tl.max(x, axis=0))
 
@@ -44,7 +44,7 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
     j = tl.arange(0, BG)
     gmask = gi < n_groups
     mask = gmask[:, None] & (j[None, :] < G)
-    x = tl.load(w_ptr + row * K + gi[:, None] * G + j[None, :], mask=mask, other=0).to(tl.float32)
+    x = cd.to_f32(tl.load(w_ptr + row * K + gi[:, None] * G + j[None, :], mask=mask, other=0))
     fin = cd.is_finite(x)
     bad = tl.max((~fin).to(tl.int32), axis=1) > 0
     wf = tl.where(fin, x, 0.0)  # padding is 0 too: neutral for amax and for the 0-clamped min / max
