@@ -11,5 +11,21 @@ from .convert import QuantConfig, quantize_
 from . import testing  # noqa: E402,F401
 
 __version__ = "0.1.0"
+
+# Hugging Face transformers: register quant method "fourbit" lazily (no transformers import here)
+from .convert import _hf_hook  # noqa: E402
+
+_hf_hook.install()
+
+
+def __getattr__(name):  # fourbit.FourbitConfig / fourbit.FourbitHfQuantizer / fourbit.hf, imported on first use
+    if name in ("FourbitConfig", "FourbitHfQuantizer"):
+        from .convert import hf
+        return getattr(hf, name)
+    if name == "hf":
+        from .convert import hf
+        return hf
+    raise AttributeError(f"module 'fourbit' has no attribute {name!r}")
+
 __all__ = ["formats", "layout", "ops", "testing", "FORMATS", "PRESETS", "Format", "make_format",
            "QuantizedWeight", "quantize", "dequantize", "linear", "QuantLinear", "QuantConfig", "quantize_"]

