@@ -111,7 +111,7 @@ def log2_floor(x):  # positive finite float32 -> (int32 floor(log2 x), x is a po
 
 @triton.jit
 def mx_exponent(bmax, RULE: tl.constexpr):  # block max (float32 >= 0) -> int32 E8M0 exponent in [-127, 127]
-    if RULE == MX_FLOOR:
+    if RULE == 4:  # MX_FLOOR (module globals are not visible inside @triton.jit)
         fl, _ = log2_floor(tl.where(bmax > 0, bmax, 1.0))
         e = tl.where(bmax > 0, fl - 2, -127)
     else:

@@ -70,13 +70,6 @@ def decode_fp4_tile(packed, sbytes, FMT: tl.constexpr, B: tl.constexpr):
 
 
 @triton.jit
-def _scale_operand(sbytes, FMT: tl.constexpr):  # scale bytes as dot_scaled wants them: E4M3 typed, E8M0 as uint8
-    if FMT == 3:
-        return sbytes.to(tl.float8e4nv, bitcast=True)
-    return sbytes
-
-
-@triton.jit
 def _dot_emulated(a, b, acc, INTERP: tl.constexpr):  # acc + a @ b for exact-in-bf16 float32 tiles a [M, K], b [K, N]
     if INTERP:
         return acc + tl.dot(a, b, input_precision="ieee")
@@ -109,18 +102,23 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
                      mask=nmask[:, None] & (hcols[None, :] < K // 2), other=0)
         ws = tl.load(s_ptr + rows_n[:, None] * (K // B) + scols[None, :],
                      mask=nmask[:, None] & (scols[None, :] < K // B), other=0)
+        ws_op = ws  # dot_scaled reads E8M0 scales as uint8 and E4M3 scales as float8e4nv
+        if FMT == 3:
+            ws_op = ws.to(tl.float8e4nv, bitcast=True)
         if ACT_FP4:
             xq, xs = quantize_act_tile(cd.to_f32(x), gx, FMT, B)
             if NATIVE:
-                acc = tl.dot_scaled(xq, _scale_operand(xs, FMT), "e2m1", tl.trans(wq), _scale_operand(ws, FMT),
-                                    "e2m1", acc)
+                xs_op = xs
+                if FMT == 3:
+                    xs_op = xs.to(tl.float8e4nv, bitcast=True)
+                acc = tl.dot_scaled(xq, xs_op, "e2m1", tl.trans(wq), ws_op, "e2m1", acc)
             else:
                 acc = _dot_emulated(decode_fp4_tile(xq, xs, FMT, B), tl.trans(decode_fp4_tile(wq, ws, FMT, B)),
                                     acc, INTERP)
         else:
             if NATIVE:
                 xb = x if DT == tl.bfloat16 else cd.cast_rne(cd.to_f32(x), tl.bfloat16)
-                acc = tl.dot_scaled(xb, None, "bf16", tl.trans(wq), _scale_operand(ws, FMT), "e2m1", acc)
+                acc = tl.dot_scaled(xb, None, "bf16", tl.trans(wq), ws_op, "e2m1", acc)
             else:
                 xb = cd.round_to(cd.to_f32(x), tl.bfloat16)
                 acc = _dot_emulated(xb, tl.trans(decode_fp4_tile(wq, ws, FMT, B)), acc, INTERP)
