@@ -273,3 +273,19 @@ def test_pack_rejects_bad_input():
         OPS.pack_nibbles(torch.zeros(3, dtype=torch.uint8))
     with pytest.raises(TypeError, match="codes must have dtype"):
         OPS.pack_nibbles(torch.zeros(4, dtype=torch.int32))
+
+
+def test_linear_out_writes_callers_buffer():
+    qw = fourbit.quantize(torch.randn(24, 128), "mxfp4")
+    x = torch.randn(2, 3, 128, dtype=torch.bfloat16)
+    guard = torch.full((2 * 3 * 24 + 16,), 7.0, dtype=torch.bfloat16)
+    out = guard[:2 * 3 * 24].view(2, 3, 24)
+    assert OPS.linear_out(x, *qw.op_args(), None, out) is None
+    testing.assert_bit_exact(out, fourbit.linear(x, qw), "out")
+    assert torch.equal(guard[2 * 3 * 24:], torch.full((16,), 7.0, dtype=torch.bfloat16))  # nothing past the end
+    with pytest.raises(TypeError, match="out must have x's dtype"):
+        OPS.linear_out(x, *qw.op_args(), None, torch.empty(2, 3, 24))
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 3, 24\)"):
+        OPS.linear_out(x, *qw.op_args(), None, torch.empty(6, 24, dtype=torch.bfloat16))
+    torch.library.opcheck(OPS.linear_out, (x, *qw.op_args(), None, torch.empty_like(out)),
+                          test_utils=("test_faketensor", "test_aot_dispatch_dynamic"))

@@ -61,7 +61,8 @@ def error_bound(fmt, w: torch.Tensor) -> torch.Tensor:
 
 
 def matmul_error_bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype,
-                       bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+                       bias: Optional[torch.Tensor] = None,
+                       operand_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Worst-case |y - y_exact| of y = x @ w^T (+ bias) accumulated in float32 then rounded to out_dtype.
 
     Derivation: a K-term float32 dot product, summed in any order with or without FMA, errs by at most
@@ -69,11 +70,15 @@ def matmul_error_bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype,
     we use 1.01 K u (valid for K u < 0.0099, i.e. K < 1.6e5). The bias add rounds once more (u |y|), and the
     conversion to out_dtype rounds once (u_out |y|, bf16 2^-8, fp16 2^-11), with an absolute floor of the dtype's
     smallest subnormal. bf16/fp16 inputs convert to float32 exactly, so they add nothing.
+    operand_dtype: when a tensor-core kernel rounds the dequantized weight to bf16/fp16 before multiplying (x is
+    already in that dtype), each product carries one more relative error of that dtype's unit roundoff:
+    + u_op * sum_k |x_k w_k|. This is what the same computation in bf16 achieves.
     """
     K = x.shape[-1]
     absdot = x.detach().double().abs().cpu() @ w.detach().double().abs().cpu().T
     y = reference_linear(x, w, bias).abs()
-    b = 1.01 * K * U32 * absdot + U32 * y + UNIT_ROUNDOFF[out_dtype] * (y + 1.01 * K * U32 * absdot)
+    acc = (1.01 * K * U32 + UNIT_ROUNDOFF[operand_dtype]) * absdot
+    b = acc + U32 * y + UNIT_ROUNDOFF[out_dtype] * (y + acc)
     return b + TINY[out_dtype] + TINY[torch.float32]
 
 
@@ -139,10 +144,12 @@ def assert_quantization_error(fmt, w: torch.Tensor, w_dequantized: torch.Tensor,
 
 
 def assert_linear_close(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                        name: str = "linear") -> None:
-    """y (from any kernel) matches x @ w^T (+ bias) within float32-accumulation error (see matmul_error_bound)."""
+                        name: str = "linear", operand_dtype: torch.dtype = torch.float32) -> None:
+    """y (from any kernel) matches x @ w^T (+ bias) within float32-accumulation error (see matmul_error_bound);
+    operand_dtype=torch.bfloat16 / float16 allows the weight's rounding to that dtype in tensor-core kernels."""
     x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-    assert_within_bound(y2, reference_linear(x2, w, bias), matmul_error_bound(x2, w, y.dtype, bias), name)
+    assert_within_bound(y2, reference_linear(x2, w, bias),
+                        matmul_error_bound(x2, w, y.dtype, bias, operand_dtype), name)
 
 
 __all__ = ["reference_parts", "reference_quantize", "reference_dequantize", "reference_linear", "error_bound",

@@ -5,6 +5,7 @@ import torch
 
 from . import _checks as C
 from . import _native
+from .library import check_out
 
 
 @torch.library.register_kernel("fourbit::pack_nibbles", "cpu")
@@ -39,3 +40,11 @@ def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
     C.aligned(x=x, qdata=qdata)
     y = _native.linear(x.reshape(M, K), qdata, scales, zeros, global_scale, lut, group_size, bias)
     return y.reshape(*x.shape[:-1], N)
+
+
+@torch.library.register_kernel("fourbit::linear_out", "cpu")
+def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
+    M, N, K = check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
+    C.aligned(x=x, qdata=qdata)
+    _native.linear_out(x.reshape(M, K), qdata, scales, zeros, global_scale, lut, group_size, bias,
+                       out.view(M, N))

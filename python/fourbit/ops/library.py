@@ -9,6 +9,7 @@ Ops (namespace fourbit):
   quantize(w, fmt, variant, group_size) -> (qdata, scales, zeros, global_scale)
   dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype) -> w [N, K]
   linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias) -> y = x @ dequant(W)^T (+ bias)
+  linear_out(..., out) -> None                 the same, written into a caller's contiguous [..., N] buffer
 Absent pieces (zeros, global_scale) are passed as empty tensors so that the schema has no optional outputs.
 """
 from __future__ import annotations
@@ -26,6 +27,9 @@ _DEFS = {
                   "int group_size, ScalarType dtype) -> Tensor",
     "linear": "linear(Tensor x, Tensor qdata, Tensor scales, Tensor zeros, Tensor global_scale, Tensor lut, "
               "int group_size, Tensor? bias) -> Tensor",
+    # the out= form is its own op (opcheck and functionalization want no overloads and no aliased returns)
+    "linear_out": "linear_out(Tensor x, Tensor qdata, Tensor scales, Tensor zeros, Tensor global_scale, "
+                  "Tensor lut, int group_size, Tensor? bias, Tensor(a!) out) -> ()",
 }
 for _name, _schema in _DEFS.items():
     torch.library.define(f"fourbit::{_name}", _schema[len(_name):])
@@ -75,6 +79,21 @@ def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
 def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
     M, N, K = C.check_linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias)
     return x.new_empty((*x.shape[:-1], N))
+
+
+@torch.library.register_fake("fourbit::linear_out")
+def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
+    check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
+
+
+def check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
+    """linear's checks plus the output buffer's: x's dtype, shape [..., N], contiguous, same device."""
+    M, N, K = C.check_linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias)
+    torch._check_type(out.dtype == x.dtype, lambda: f"out must have x's dtype {x.dtype}, got {out.dtype}")
+    C.shape_is("out", out, (*x.shape[:-1], N))
+    C.contiguous("out", out)
+    C.same_device("x", x, out=out)
+    return M, N, K
 
 
 # --- autograd: linear is differentiable in x and bias (the quantized weight is frozen, as in QLoRA) -------------

@@ -1,0 +1,85 @@
+"""CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
+by the caller:
+  pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
+  linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
+  linear, M > 16                        -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
+                                           bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
+                                           native block-scaled MMA exists only there (compiled and SASS-checked in
+                                           CI, never run: no Blackwell GPU was available)
+All launches use torch's current CUDA stream. Triton is imported on first use, so CPU-only users never pay for it.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import _checks as C
+from . import _native_cuda
+from .library import check_out
+
+GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
+
+
+def _kernels():
+    from .. import kernels  # Triton, imported lazily
+    return kernels
+
+
+def _scaled_format(x, scales, global_scale, lut):
+    """'nvfp4' / 'mxfp4' when this call can take tl.dot_scaled's native Blackwell path, else None."""
+    if x.dtype != torch.bfloat16 or lut.numel() != 16 or torch.cuda.get_device_capability(x.device)[0] < 10:
+        return None
+    if scales.dtype == torch.float8_e4m3fn and global_scale.numel() == 1:
+        return "nvfp4"
+    return "mxfp4" if scales.dtype == torch.float8_e8m0fnu else None
+
+
+def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2):
+    """out2 [M, N] = x2 [M, K] @ dequant(W)^T (+ bias) with the kernel this device and M call for."""
+    M = x2.shape[0]
+    if M <= GEMV_MAX_M and _native_cuda.has_cuda():
+        return _native_cuda.linear_out(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2)
+    fmt = _scaled_format(x2, scales, global_scale, lut)
+    if fmt is not None:
+        return _kernels().linear_scaled(x2, qdata, scales, global_scale, fmt, bias, act="bf16", out=out2)
+    return _kernels().linear(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out=out2)
+
+
+@torch.library.register_kernel("fourbit::pack_nibbles", "cuda")
+def _(codes):
+    C.check_codes(codes)
+    return _kernels().pack_nibbles(codes)
+
+
+@torch.library.register_kernel("fourbit::unpack_nibbles", "cuda")
+def _(packed):
+    C.check_packed(packed)
+    return _kernels().unpack_nibbles(packed)
+
+
+@torch.library.register_kernel("fourbit::quantize", "cuda")
+def _(w, fmt, variant, group_size):
+    C.check_quantize(w, fmt, variant, group_size)
+    return _kernels().quantize(w, fmt, variant, group_size)
+
+
+@torch.library.register_kernel("fourbit::dequantize", "cuda")
+def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
+    C.check_weight(qdata, scales, zeros, global_scale, lut, group_size)
+    torch._check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
+    C.aligned(qdata=qdata)
+    return _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype)
+
+
+@torch.library.register_kernel("fourbit::linear", "cuda")
+def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
+    M, N, K = C.check_linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias)
+    C.aligned(x=x, qdata=qdata)
+    out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
+    linear_into(x.reshape(M, K), qdata, scales, zeros, global_scale, lut, group_size, bias, out.view(M, N))
+
+
+@torch.library.register_kernel("fourbit::linear_out", "cuda")
+def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
+    M, N, K = check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
+    C.aligned(x=x, qdata=qdata, out=out)
+    linear_into(x.reshape(M, K), qdata, scales, zeros, global_scale, lut, group_size, bias, out.view(M, N))
