@@ -14,7 +14,7 @@ from ._launch import EXACT
 from fourbit.formats import FORMATS
 from fourbit.formats._codebook import midpoints
 
-TINY_BITS = 0x006CE3EE  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
+TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
 TILE = 2048  # elements per quantize program (groups per program = TILE // padded group)
 
 
