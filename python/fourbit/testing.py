@@ -61,8 +61,8 @@ def error_bound(fmt, w: torch.Tensor) -> torch.Tensor:
 
 
 def matmul_error_bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype,
-                       bias: Optional[torch.Tensor] = None,
-                       operand_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                       bias: Optional[torch.Tensor] = None, operand_dtype: torch.dtype = torch.float32,
+                       operand_roundings: float = 1.0) -> torch.Tensor:
     """Worst-case |y - y_exact| of y = x @ w^T (+ bias) accumulated in float32 then rounded to out_dtype.
 
     Derivation: a K-term float32 dot product, summed in any order with or without FMA, errs by at most
@@ -71,13 +71,19 @@ def matmul_error_bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype,
     conversion to out_dtype rounds once (u_out |y|, bf16 2^-8, fp16 2^-11), with an absolute floor of the dtype's
     smallest subnormal. bf16/fp16 inputs convert to float32 exactly, so they add nothing.
     operand_dtype: when a tensor-core kernel rounds the dequantized weight to bf16/fp16 before multiplying (x is
-    already in that dtype), each product carries one more relative error of that dtype's unit roundoff:
-    + u_op * sum_k |x_k w_k|. This is what the same computation in bf16 achieves.
+    already in that dtype), each product carries operand_roundings more relative errors of that dtype's unit
+    roundoff (1 when the weight is rounded once; a kernel that rounds lut - z, s and their product separately in
+    bf16 needs ~4.1, since (1 + u)^4 - 1 <= 4.1 u), plus half that dtype's smallest subnormal per |x_k| (fp16
+    weights can be subnormal). Tensor cores do not promise round-to-nearest fp32 accumulation, so the
+    accumulation term is doubled for them. This is what the same computation in bf16/fp16 achieves.
     """
     K = x.shape[-1]
     absdot = x.detach().double().abs().cpu() @ w.detach().double().abs().cpu().T
     y = reference_linear(x, w, bias).abs()
-    acc = (1.01 * K * U32 + UNIT_ROUNDOFF[operand_dtype]) * absdot
+    tensor_core = operand_dtype != torch.float32
+    acc = ((2.02 if tensor_core else 1.01) * K * U32 + operand_roundings * UNIT_ROUNDOFF[operand_dtype]) * absdot
+    if tensor_core:
+        acc = acc + operand_roundings * 0.5 * TINY[operand_dtype] * x.detach().double().abs().cpu().sum(-1, True)
     b = acc + U32 * y + UNIT_ROUNDOFF[out_dtype] * (y + acc)
     return b + TINY[out_dtype] + TINY[torch.float32]
 
@@ -144,12 +150,13 @@ def assert_quantization_error(fmt, w: torch.Tensor, w_dequantized: torch.Tensor,
 
 
 def assert_linear_close(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                        name: str = "linear", operand_dtype: torch.dtype = torch.float32) -> None:
+                        name: str = "linear", operand_dtype: torch.dtype = torch.float32,
+                        operand_roundings: float = 1.0) -> None:
     """y (from any kernel) matches x @ w^T (+ bias) within float32-accumulation error (see matmul_error_bound);
     operand_dtype=torch.bfloat16 / float16 allows the weight's rounding to that dtype in tensor-core kernels."""
     x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
     assert_within_bound(y2, reference_linear(x2, w, bias),
-                        matmul_error_bound(x2, w, y.dtype, bias, operand_dtype), name)
+                        matmul_error_bound(x2, w, y.dtype, bias, operand_dtype, operand_roundings), name)
 
 
 __all__ = ["reference_parts", "reference_quantize", "reference_dequantize", "reference_linear", "error_bound",

@@ -1,6 +1,6 @@
 """Small GEMV for compute-sanitizer (GPU.md recipe). `plant` writes into a one-element-short output on purpose,
 to prove the recipe catches an overrun:
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --padding 512 python3 csrc/cuda/memcheck_gemv.py [plant]"""
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --padding 512 python3 scripts/memcheck_gemv.py [plant]"""
 import sys
 
 import torch

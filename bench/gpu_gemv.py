@@ -1,4 +1,4 @@
-"""Timing of the CUDA GEMV vs bf16 x @ w.T on the GPU machine: python3 csrc/cuda/bench_gemv.py
+"""Timing of the CUDA GEMV vs bf16 x @ w.T on the GPU machine: python3 bench/gpu_gemv.py
 
 Each variant is captured in a CUDA graph of R calls over R different weight copies (R * weight bytes > L2, so no call
 finds its weight in L2), and the graph replay is timed with triton.testing.do_bench (median, L2 flushed before each

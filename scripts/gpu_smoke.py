@@ -1,0 +1,33 @@
+"""Every CUDA and Triton kernel once, through the ops, at small shapes: the workload compute-sanitizer checks.
+
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --padding 512 python3 scripts/gpu_smoke.py
+  compute-sanitizer --tool racecheck python3 scripts/gpu_smoke.py
+(GPU.md: only the first recipe, with both settings, caught a planted one-element overrun.)
+`plant` adds a deliberate one-element overrun from a Triton kernel, to prove the recipe still catches one.
+"""
+import os
+import sys
+
+os.environ.setdefault("FOURBIT_TRITON_AUTOTUNE", "0")  # one config: the sanitizer makes every launch slow
+import torch  # noqa: E402
+
+import fourbit  # noqa: E402
+from fourbit.formats import PRESETS  # noqa: E402
+
+dev = "cuda"
+for name, fmt in PRESETS.items():
+    w = torch.randn(37, 256, device=dev)
+    qw = fourbit.quantize(w, fmt)
+    qw.dequantize(torch.bfloat16)
+    for M in (1, 3, 17):  # CUDA GEMV (M <= 16) and Triton GEMM
+        for dt in (torch.bfloat16, torch.float32):
+            x = torch.randn(M, 256, device=dev, dtype=dt)
+            fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
+codes = torch.randint(0, 16, (5, 64), dtype=torch.uint8, device=dev)
+torch.ops.fourbit.unpack_nibbles(torch.ops.fourbit.pack_nibbles(codes))
+if len(sys.argv) > 1 and sys.argv[1] == "plant":
+    from fourbit.kernels.pack import _pack_kernel
+    short = torch.empty(5 * 32 - 1, dtype=torch.uint8, device=dev)  # one byte short of the 160 packed bytes
+    _pack_kernel[(1,)](codes, short, 5 * 32, BLOCK=256)
+torch.cuda.synchronize()
+print("gpu smoke done", sys.argv[1:])
