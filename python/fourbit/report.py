@@ -70,6 +70,8 @@ def load_model(model: Optional[str] = None, dtype: torch.dtype = torch.float32):
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+    if getattr(m, "hf_quantizer", None) is not None:  # GGUF: the weights are dequantized to float; drop the marker
+        m.hf_quantizer.remove_quantization_config(m)     # so the model is a plain float model (save_pretrained works)
     m.eval()
     return m, tok, str(path)
 
