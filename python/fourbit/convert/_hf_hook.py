@@ -38,7 +38,11 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self.inner.exec_module(module)
+        module.__loader__ = module.__spec__.loader = self.inner  # hand the module back its own loader
         register_now()
+
+    def __getattr__(self, name):  # get_source, get_filename, ... of the wrapped loader
+        return getattr(self.inner, name)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
