@@ -104,7 +104,11 @@ def quantize(w: torch.Tensor, fmt) -> QuantizedWeight:
                                                               fmt.group(w.shape[1]))
     nested = None
     if getattr(fmt, "double_quant", False):
-        nested, scales = compress(scales.reshape(-1)), None
+        # on the CPU whatever the device: the offset is a mean, whose float32 bits depend on the reduction order,
+        # and this keeps the stored statistics identical everywhere (and equal to bitsandbytes' CPU path)
+        nested = compress(scales.reshape(-1).cpu())
+        nested, scales = DoubleQuant(*(t.to(scales.device) for t in (nested.codes, nested.absmax,
+                                                                       nested.offset))), None
     return QuantizedWeight(fmt, tuple(w.shape), qdata, scales, zeros if zeros.numel() else None,
                            gscale if gscale.numel() else None, nested)
 

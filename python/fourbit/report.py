@@ -198,7 +198,7 @@ def format_row(e: Dict[str, Any]) -> str:
 
 def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FORMATS, tokens: int = DEFAULT_TOKENS,
                text_file: Optional[str] = None, gen_tokens: int = GEN_TOKENS, speed: bool = True,
-               progress: bool = True, out=sys.stdout) -> Dict[str, Any]:
+               progress: bool = True, out=None) -> Dict[str, Any]:
     """Run the report; print the table to `out`; return the JSON-able result
     {"model", "text", "tokens", "predictions", "protocol", ..., "entries": [baseline, format...]}."""
     import warnings  # noqa: PLC0415
@@ -207,6 +207,7 @@ def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FOR
     from .convert import QuantConfig, quantize_  # noqa: PLC0415
     from .formats import PRESETS, make_format  # noqa: PLC0415
 
+    out = sys.stdout if out is None else out
     fmts = []
     for name in formats:
         fmts.append((name, make_format(name)))  # raises on unknown names, listing the known ones

@@ -76,6 +76,7 @@ def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
     C.aligned(x=x, qdata=qdata)
     out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
     linear_into(x.reshape(M, K), qdata, scales, zeros, global_scale, lut, group_size, bias, out.view(M, N))
+    return out
 
 
 @torch.library.register_kernel("fourbit::linear_out", "cuda")
