@@ -19,19 +19,7 @@ from typing import Optional
 
 import torch
 
-_C = None
-
-
-def _lib():
-    global _C
-    if _C is None:
-        from .. import _C as mod
-        _C = mod
-    return _C
-
-
-_DT = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
-_SD = {torch.float32: "float32", torch.float8_e4m3fn: "float8_e4m3fn", torch.float8_e8m0fnu: "float8_e8m0fnu"}
+from ._native import _DT, _SD, _lib, _ptr  # the shared loader, dtype names and pointer helper
 
 
 def has_cuda() -> bool:
@@ -46,10 +34,6 @@ def has_cuda() -> bool:
 def available() -> bool:
     """CUDA kernels compiled in and a CUDA device present."""
     return has_cuda() and torch.cuda.is_available()
-
-
-def _ptr(t: Optional[torch.Tensor]) -> int:
-    return 0 if t is None or t.numel() == 0 else t.data_ptr()
 
 
 def _stream() -> int:
