@@ -1,5 +1,7 @@
 """dequantize: v = ((lut[code] - z) * s) * g in float32, each step rounded (fourbit.formats._base.dequantize_generic),
 then RNE to the output dtype. `dequant_tile` is also the weight path of the fused GEMM (gemm.py)."""
+import weakref
+
 import torch
 import triton
 import triton.language as tl
@@ -9,43 +11,186 @@ from ._launch import EXACT, as_bytes, scale_kind
 
 BLOCK_R, BLOCK_K = 16, 256  # tile of one dequantize program
 
+# code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
+# contents (code_kind); every kind gives exactly lut[code].
+CODES_LUT = 0  # any 16-value LUT: 16 scalars held in registers, picked per element (LUT_MODE)
+CODES_UINT = 1  # lut[c] = c (int4 asymmetric): 2^23 + c by bits, the 2^23 folded into the zero point
+CODES_SINT = 2  # lut[c] = c - 8 (int4 symmetric): likewise, 2^23 + 8 subtracted per group
+CODES_E2M1 = 3  # the E2M1 table (nvfp4, mxfp4): bit decode
+
+_TABLES = {CODES_UINT: [float(i) for i in range(16)], CODES_SINT: [float(i - 8) for i in range(16)],
+           CODES_E2M1: [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]}
+_TABLE_BITS = {k: torch.tensor(v, dtype=torch.float32).view(torch.int32) for k, v in _TABLES.items()}
+_kind_cache = {}  # id(lut) -> (weakref to lut, lut._version, kind)
+
+
+def code_kind(lut) -> int:
+    """CODES_* for a LUT tensor (float32 [16]; anything else -> CODES_LUT). Compared bit for bit (so -0.0 counts) on
+    the CPU once per LUT tensor and version, then cached; during CUDA-graph capture an unseen LUT (a copy to the host
+    is not allowed there) takes the general CODES_LUT path, which gives the same values."""
+    if lut is None or lut.numel() != 16 or lut.dtype != torch.float32:
+        return CODES_LUT
+    hit = _kind_cache.get(id(lut))
+    if hit is not None and hit[0]() is lut and hit[1] == lut._version:
+        return hit[2]
+    if lut.is_cuda and torch.cuda.is_current_stream_capturing():
+        return CODES_LUT
+    bits = lut.detach().reshape(16).cpu().view(torch.int32)
+    kind = next((k for k, t in _TABLE_BITS.items() if torch.equal(bits, t)), CODES_LUT)
+    key = id(lut)
+    _kind_cache[key] = (weakref.ref(lut, lambda _r, k=key: _kind_cache.pop(k, None)), lut._version, kind)
+    return kind
+
+
+def group_constexpr(G: int) -> int:
+    """The group size as the kernels' constexpr GC: G itself, except that a multiple of 256 (per-channel scales,
+    G = K) becomes 256, so that every such K shares one compiled kernel (any BK <= 256 then divides G)."""
+    G = int(G)
+    return 256 if G % 256 == 0 else G
+
 
 @triton.jit
-def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, BITS: tl.constexpr,
-                 SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, BK: tl.constexpr):
-    """float32 [R, BK]: dequantized W[rows, k0:k0+BK] (0 outside rmask and past K; k0 even).
+def _lut_pick(c, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15):
+    """int32 codes 0..15 -> lut[c] from 16 scalars: a select tree on the code's bits (15 selects per element)."""
+    b0 = (c & 1) != 0
+    a0 = tl.where(b0, l1, l0)
+    a1 = tl.where(b0, l3, l2)
+    a2 = tl.where(b0, l5, l4)
+    a3 = tl.where(b0, l7, l6)
+    a4 = tl.where(b0, l9, l8)
+    a5 = tl.where(b0, l11, l10)
+    a6 = tl.where(b0, l13, l12)
+    a7 = tl.where(b0, l15, l14)
+    b1 = (c & 2) != 0
+    a0 = tl.where(b1, a1, a0)
+    a2 = tl.where(b1, a3, a2)
+    a4 = tl.where(b1, a5, a4)
+    a6 = tl.where(b1, a7, a6)
+    b2 = (c & 4) != 0
+    a0 = tl.where(b2, a2, a0)
+    a4 = tl.where(b2, a6, a4)
+    return tl.where((c & 8) != 0, a4, a0)
+
+
+@triton.jit
+def _codes_to_values(c, lut_ptr, CODES: tl.constexpr, LUT_MODE: tl.constexpr):
+    """int32 codes 0..15 (any tile shape) -> float32 "raw" values: lut[c] + code_bias(CODES), exactly."""
+    if CODES == 1 or CODES == 2:  # 2^23 + c by bits (no int -> float conversion)
+        return (c | 0x4B000000).to(tl.float32, bitcast=True)
+    elif CODES == 3:  # E2M1 bits placed in a float32: sign, exponent field e (2 bits), 1 mantissa bit; that float
+        # is e2m1 * 2^-126 (e = 0 lands on the float32 subnormal 2^-127 = 0.5 * 2^-126), exact times 2^126
+        bits = ((c & 8) << 28) | ((c & 7) << 22)
+        return bits.to(tl.float32, bitcast=True) * 8.507059173023462e+37
+    elif LUT_MODE == 1:  # gather from the global LUT (L1 resident)
+        return tl.load(lut_ptr + c)
+    else:
+        return _lut_pick(c, tl.load(lut_ptr), tl.load(lut_ptr + 1), tl.load(lut_ptr + 2), tl.load(lut_ptr + 3),
+                         tl.load(lut_ptr + 4), tl.load(lut_ptr + 5), tl.load(lut_ptr + 6), tl.load(lut_ptr + 7),
+                         tl.load(lut_ptr + 8), tl.load(lut_ptr + 9), tl.load(lut_ptr + 10), tl.load(lut_ptr + 11),
+                         tl.load(lut_ptr + 12), tl.load(lut_ptr + 13), tl.load(lut_ptr + 14), tl.load(lut_ptr + 15))
+
+
+@triton.jit
+def _code_bias(CODES: tl.constexpr):  # what _codes_to_values adds to lut[c]
+    if CODES == 1:
+        return 8388608.0
+    elif CODES == 2:
+        return 8388616.0
+    else:
+        return 0.0
+
+
+@triton.jit
+def _load_scale(s_ptr, idx, m, MASKED: tl.constexpr, SCALE: tl.constexpr):
+    """Scale tile at idx -> float32 (E4M3 / E8M0 bytes decoded here, on the small per-group tile only)."""
+    if MASKED:
+        raw = tl.load(s_ptr + idx, mask=m, other=0)
+    else:
+        raw = tl.load(s_ptr + idx)
+    if SCALE == 1:
+        return cd.e4m3_decode(raw)
+    elif SCALE == 2:
+        return cd.e8m0_decode(raw)
+    else:
+        return raw
+
+
+@triton.jit
+def _load_zoff(z_ptr, idx, m, MASKED: tl.constexpr, HAS_Z: tl.constexpr, CODES: tl.constexpr):
+    """Zero-point tile at idx -> float32 z + code bias (exact: both are integers below 2^24), what raw values lose."""
+    if HAS_Z:
+        if MASKED:
+            z = tl.load(z_ptr + idx, mask=m, other=0)
+        else:
+            z = tl.load(z_ptr + idx)
+        return z.to(tl.float32) + _code_bias(CODES)
+    else:
+        return tl.zeros(idx.shape, tl.float32) + _code_bias(CODES)
+
+
+@triton.jit
+def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC: tl.constexpr, BITS: tl.constexpr,
+                 SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, CODES: tl.constexpr,
+                 LUT_MODE: tl.constexpr, BK: tl.constexpr, MASKED: tl.constexpr):
+    """float32 [R, BK]: dequantized W[rows, k0:k0+BK], each value ((lut[code] - z) * s) * g rounded exactly as the
+    reference does (0 outside rmask and past K when MASKED; without MASKED every row and column must be in range).
 
     q_ptr: uint8 [N, K/2] packed, element 2i in the low nibble (BITS=4) or int8/uint8 [N, K] (BITS=8).
     s_ptr: [N, K/G] float32 (SCALE=0) or uint8 bytes of E4M3 (1) / E8M0 (2). z_ptr: uint8 [N, K/G] (HAS_Z).
-    g_ptr: float32 [1] (HAS_G). lut_ptr: float32 [16] code values (BITS=4). rows: int64 [R]; rmask: bool [R].
+    g_ptr: float32 [1] (HAS_G). lut_ptr: float32 [16] code values (BITS=4), CODES says which (code_kind).
+    rows: int64 [R]; k0: a multiple of BK. G: the group size; GC = group_constexpr(G).
+    Scales and zeros are loaded once per (row, group): a [R] tile when a group spans the whole K tile, else a
+    [R, BK/G] tile broadcast over [R, BK/G, G]; per element this costs the code decode, a subtract and a multiply.
     """
+    KG = K // G
     cols = k0 + tl.arange(0, BK)
     mask = rmask[:, None] & (cols[None, :] < K)
     if BITS == 4:
         hcols = k0 // 2 + tl.arange(0, BK // 2)
-        p = tl.load(q_ptr + rows[:, None] * (K // 2) + hcols[None, :],
-                    mask=rmask[:, None] & (hcols[None, :] < K // 2), other=0)
-        v = tl.load(lut_ptr + cd.unpack_tile(p).to(tl.int32))
-    else:
-        v = tl.load(q_ptr + rows[:, None] * K + cols[None, :], mask=mask, other=0).to(tl.float32)
-    sidx = rows[:, None] * (K // G) + (cols // G)[None, :]
-    if HAS_Z:
-        v = v - tl.load(z_ptr + sidx, mask=mask, other=0).to(tl.float32)
-    raw = tl.load(s_ptr + sidx, mask=mask, other=0)
-    if SCALE == 1:
-        s = cd.e4m3_decode(raw)
-    elif SCALE == 2:
-        s = cd.e8m0_decode(raw)
-    else:
-        s = raw
-    v = v * s
+        if MASKED:
+            p = tl.load(q_ptr + rows[:, None] * (K // 2) + hcols[None, :],
+                        mask=rmask[:, None] & (hcols[None, :] < K // 2), other=0)
+        else:
+            p = tl.load(q_ptr + rows[:, None] * (K // 2) + hcols[None, :])
+        c = cd.unpack_tile(p.to(tl.int32))  # and / shift on 32-bit lanes, low nibble first
+        v = _codes_to_values(c, lut_ptr, CODES, LUT_MODE)
+    else:  # (CODES is CODES_LUT here: no code bias)
+        if MASKED:
+            v = tl.load(q_ptr + rows[:, None] * K + cols[None, :], mask=mask, other=0).to(tl.float32)
+        else:
+            v = tl.load(q_ptr + rows[:, None] * K + cols[None, :]).to(tl.float32)
+    R: tl.constexpr = v.shape[0]
+    if GC % BK == 0:  # the whole K tile lies in one group: [R] scales
+        gi = k0 // G
+        s = _load_scale(s_ptr, rows * KG + gi, rmask, MASKED, SCALE)
+        if HAS_Z or CODES == 1 or CODES == 2:
+            v = v - _load_zoff(z_ptr, rows * KG + gi, rmask, MASKED, HAS_Z, CODES)[:, None]
+        v = v * s[:, None]
+    elif BK % GC == 0:  # BK / GC groups per K tile: [R, BK/GC] scales broadcast over [R, BK/GC, GC]
+        NG: tl.constexpr = BK // GC
+        gcols = k0 // GC + tl.arange(0, NG)
+        sidx = rows[:, None] * KG + gcols[None, :]
+        smask = rmask[:, None] & (gcols[None, :] < KG)
+        s = _load_scale(s_ptr, sidx, smask, MASKED, SCALE)
+        v3 = tl.reshape(v, (R, NG, GC))
+        if HAS_Z or CODES == 1 or CODES == 2:
+            v3 = v3 - _load_zoff(z_ptr, sidx, smask, MASKED, HAS_Z, CODES)[:, :, None]
+        v = tl.reshape(v3 * s[:, :, None], (R, BK))
+    else:  # groups straddle K tiles (G neither divides nor is a multiple of BK): per-element gathers
+        sidx = rows[:, None] * KG + (cols // GC)[None, :]
+        if HAS_Z or CODES == 1 or CODES == 2:
+            v = v - _load_zoff(z_ptr, sidx, mask, True, HAS_Z, CODES)
+        v = v * _load_scale(s_ptr, sidx, mask, True, SCALE)
     if HAS_G:
         v = v * tl.load(g_ptr)
-    return tl.where(mask, v, 0.0)
+    if MASKED:
+        v = tl.where(mask, v, 0.0)
+    return v
 
 
 @triton.jit
-def _dequantize_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, BITS: tl.constexpr,
+def _dequantize_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, GC: tl.constexpr, CODES: tl.constexpr,
+                       BITS: tl.constexpr,
                        SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, OUT: tl.constexpr,
                        BR: tl.constexpr, BK: tl.constexpr):
     """out_ptr: [N, K] row-major; float32 (OUT=0), float16 (OUT=1) or int16 bits of bfloat16 (OUT=2)."""
@@ -53,7 +198,8 @@ def _dequantize_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, BI
     k0 = tl.program_id(1) * BK
     cols = k0 + tl.arange(0, BK)
     mask = (rows[:, None] < N) & (cols[None, :] < K)
-    v = dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rows < N, k0, K, G, BITS, SCALE, HAS_Z, HAS_G, BK)
+    v = dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rows < N, k0, K, G, GC, BITS, SCALE, HAS_Z, HAS_G,
+                     CODES, 0, BK, True)
     ptrs = out_ptr + rows[:, None] * K + cols[None, :]
     if OUT == 2:
         tl.store(ptrs, cd.bf16_bits(v).to(tl.int16, bitcast=True), mask=mask)
@@ -86,6 +232,7 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
     grid = (triton.cdiv(N, BLOCK_R), triton.cdiv(K, BLOCK_K))
     _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
-                             out.view(torch.int16) if kind == 2 else out, N, K, int(group_size), BITS=bits,
+                             out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
+                             GC=group_constexpr(group_size), CODES=code_kind(lut) if bits == 4 else CODES_LUT, BITS=bits,
                              SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=BLOCK_R, BK=BLOCK_K, **EXACT)
     return out

@@ -20,54 +20,130 @@ import triton
 import triton.language as tl
 
 from ._launch import interpreting
-from .dequantize import dequant_tile, weight_args, weight_meta
+from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
 from . import codecs as cd
 
-# Tuning space (GPU): BLOCK_M x BLOCK_N x BLOCK_K tiles, warps, pipeline stages. Small and fixed; the autotuner
-# benchmarks each once per key (M bucket, N, K, group, formats) and caches the winner for the process.
-CONFIGS = [
-    triton.Config({"BM": 64, "BN": 64, "BK": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BM": 128, "BN": 64, "BK": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BM": 64, "BN": 128, "BK": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BM": 128, "BN": 128, "BK": 64}, num_warps=8, num_stages=3),
-    triton.Config({"BM": 32, "BN": 64, "BK": 128}, num_warps=4, num_stages=4),
-]
-INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32}  # the interpreter runs one fixed small config (no autotuning)
-# FOURBIT_TRITON_AUTOTUNE=0 skips autotuning on the GPU (CONFIGS[0]): tests that try many shapes use it
+# Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages).
+#   BM 64/128 (rows of x), BN 64/128/256 (output columns = weight rows), BK 64/128;
+#   SWAP=1 computes the transposed product y^T = W x^T, so the weight tile is the MMA's first operand and the
+#   small M is the MMA's N (wgmma N can be 8..256, its M is 64 per warpgroup): the shape that suits M <= 64;
+#   num_warps 4/8, num_stages 3/4 (software pipelining depth of the global loads).
+# The autotuner tries only the configs listed for the M bucket (next power of two of M, capped at 4096) and caches
+# the winner per (M bucket, N, K, group, format constexprs, dtypes) for the process.
+_SPACE = {
+    32: [(32, 128, 128, 1, 4, 4), (32, 64, 128, 1, 4, 4), (32, 128, 64, 1, 4, 4), (64, 64, 128, 0, 4, 4)],
+    64: [(64, 128, 64, 1, 4, 4), (64, 64, 128, 1, 4, 4), (64, 128, 128, 1, 4, 3), (64, 64, 64, 0, 4, 4)],
+    128: [(128, 128, 64, 1, 8, 3), (64, 128, 64, 0, 4, 4), (128, 128, 64, 0, 8, 3), (64, 128, 64, 1, 4, 4)],
+    256: [(128, 128, 64, 0, 8, 3), (128, 256, 64, 0, 8, 3), (128, 128, 64, 1, 8, 3), (64, 128, 64, 0, 4, 4)],
+    4096: [(128, 256, 64, 0, 8, 3), (128, 128, 64, 0, 8, 3), (128, 128, 128, 0, 8, 3), (128, 256, 64, 1, 8, 3)],
+}
+
+
+def _cfg(t):
+    return triton.Config({"BM": t[0], "BN": t[1], "BK": t[2], "SWAP": t[3]}, num_warps=t[4], num_stages=t[5])
+
+
+def _bucket_space(mb):
+    return _SPACE[next(b for b in sorted(_SPACE) if mb <= b or b == max(_SPACE))]
+
+
+CONFIGS = [_cfg(t) for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
+DEFAULT = (64, 128, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, no tuning
+INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32, "SWAP": 0}  # the interpreter runs one fixed small config
+LUT_MODE = 0  # CODES_LUT (nf4, bnb_fp4): 0 register select tree, 1 gather from the global LUT
 
 
 @triton.jit(do_not_specialize=["M", "M_BUCKET"])
 def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, N, K, G, M_BUCKET,
-                   BITS: tl.constexpr, SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr,
-                   HAS_BIAS: tl.constexpr, INTERP: tl.constexpr,
-                   BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                   GC: tl.constexpr, BITS: tl.constexpr, SCALE: tl.constexpr, HAS_Z: tl.constexpr,
+                   HAS_G: tl.constexpr, CODES: tl.constexpr, LUT_MODE: tl.constexpr, HAS_BIAS: tl.constexpr,
+                   INTERP: tl.constexpr, EVEN_K: tl.constexpr,
+                   BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SWAP: tl.constexpr):
     """x_ptr: [M, K] row-major float32/bf16/fp16; weight pointers as in dequant_tile; b_ptr: [N] of x's dtype;
-    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols]. M_BUCKET: autotune key only."""
-    rows_m = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)
-    rows_n = tl.program_id(1).to(tl.int64) * BN + tl.arange(0, BN)
-    mmask, nmask = rows_m < M, rows_n < N
+    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols]. M_BUCKET: autotune key only.
+    EVEN_K: K % BK == 0 (no masks in the K loop; rows past M / N are clamped and never stored)."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    rows_m = pid_m * BM + tl.arange(0, BM)
+    rows_n = pid_n * BN + tl.arange(0, BN)
+    rm = (rows_m % M).to(tl.int64)
+    rn = (rows_n % N).to(tl.int64)
     DT: tl.constexpr = x_ptr.dtype.element_ty
-    acc = tl.zeros([BM, BN], tl.float32)
+    kk = tl.arange(0, BK)
+    x_ptrs = x_ptr + rm[:, None] * K + kk[None, :]
+    if SWAP:
+        acc = tl.zeros([BN, BM], tl.float32)
+    else:
+        acc = tl.zeros([BM, BN], tl.float32)
     for k0 in range(0, K, BK):
-        cols = k0 + tl.arange(0, BK)
-        x = tl.load(x_ptr + rows_m[:, None] * K + cols[None, :], mask=mmask[:, None] & (cols[None, :] < K), other=0)
+        if EVEN_K:
+            x = tl.load(x_ptrs)
+        else:
+            x = tl.load(x_ptrs, mask=(k0 + kk)[None, :] < K, other=0)
         # nvfp4 (HAS_G): the global scale waits for the epilogue, so the tile stays exact in bf16 / fp16
-        w = dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows_n, nmask, k0, K, G, BITS, SCALE, HAS_Z, False, BK)
+        w = dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rn, rn < N, k0, K, G, GC, BITS, SCALE, HAS_Z, False,
+                         CODES, LUT_MODE, BK, not EVEN_K)
         if DT == tl.float32:
-            acc += tl.dot(x, tl.trans(w), input_precision="ieee")
+            if SWAP:
+                acc += tl.dot(w, tl.trans(x), input_precision="ieee")
+            else:
+                acc += tl.dot(x, tl.trans(w), input_precision="ieee")
         elif INTERP:  # the interpreter's tl.dot cannot multiply bf16: same products in float32
             acc += tl.dot(cd.to_f32(x), tl.trans(cd.round_to(w, DT)), input_precision="ieee")
+        elif SWAP:
+            acc += tl.dot(w.to(DT), tl.trans(x))
         else:
             acc += tl.dot(x, tl.trans(w.to(DT)))
+        x_ptrs += BK
+    if SWAP:
+        acc = tl.trans(acc)
     if HAS_G:
         acc = acc * tl.load(g_ptr)
+    nmask = rows_n < N
     if HAS_BIAS:
         acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
-    tl.store(y_ptr + rows_m[:, None] * N + rows_n[None, :], cd.cast_rne(acc, DT), mask=mmask[:, None] & nmask[None, :])
+    y_ptrs = y_ptr + rows_m.to(tl.int64)[:, None] * N + rows_n[None, :]
+    tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=(rows_m < M)[:, None] & nmask[None, :])
 
 
-_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "G", "BITS", "SCALE", "HAS_Z", "HAS_G"])(
-    _linear_kernel)
+def _prune(configs, named_args, **kwargs):
+    want = set(_bucket_space(named_args["M_BUCKET"]))
+    out = [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["BK"], c.kwargs["SWAP"], c.num_warps,
+                                  c.num_stages) in want]
+    return out or configs[:1]
+
+
+_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "GC", "BITS", "SCALE", "HAS_Z", "HAS_G", "CODES"],
+                         prune_configs_by={"early_config_prune": _prune})(
+    triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BK"] == 0})(_linear_kernel))
+
+
+def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=None, lut_mode=None):
+    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages) tuple to bypass autotuning."""
+    N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
+    M = x.shape[0]
+    wargs = weight_args(qdata, scales, zeros, global_scale, lut)
+    b = bias if bias is not None else y
+    mb = min(triton.next_power_of_2(M), 4096)
+    common = dict(GC=group_constexpr(group_size), BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg,
+                  CODES=code_kind(lut) if bits == 4 else CODES_LUT,
+                  LUT_MODE=LUT_MODE if lut_mode is None else lut_mode, HAS_BIAS=bias is not None,
+                  INTERP=interpreting())
+    if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
+        config = DEFAULT
+    if interpreting():
+        blocks = dict(INTERP_BLOCKS)
+    elif config is not None:
+        blocks = dict(BM=config[0], BN=config[1], BK=config[2], SWAP=config[3], num_warps=config[4],
+                      num_stages=config[5])
+    if interpreting() or config is not None:
+        grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
+        _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, EVEN_K=K % blocks["BK"] == 0,
+                             **common, **blocks)
+    else:
+        grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
+        _tuned[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common)
+    return y
 
 
 def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, out=None) -> torch.Tensor:
@@ -75,20 +151,6 @@ def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, ou
 
     x: contiguous [M, K] float32/bfloat16/float16, any M. Weight pieces as in dequantize (K a multiple of
     group_size). bias: [N] of x's dtype or None. out: optional contiguous [M, N] of x's dtype to write into."""
-    N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
-    M = x.shape[0]
-    y = out if out is not None else torch.empty(M, N, dtype=x.dtype, device=x.device)
-    wargs = weight_args(qdata, scales, zeros, global_scale, lut)
-    b = bias if bias is not None else y
-    mb = min(triton.next_power_of_2(M), 4096)
-    common = dict(BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg, HAS_BIAS=bias is not None,
-                  INTERP=interpreting())
-    if interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0":
-        blocks = INTERP_BLOCKS if interpreting() else dict(CONFIGS[0].kwargs, num_warps=CONFIGS[0].num_warps,
-                                                             num_stages=CONFIGS[0].num_stages)
-        grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
-        _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common, **blocks)
-    else:
-        grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
-        _tuned[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common)
-    return y
+    N = qdata.shape[0]
+    y = out if out is not None else torch.empty(x.shape[0], N, dtype=x.dtype, device=x.device)
+    return launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y)
