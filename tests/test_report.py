@@ -92,7 +92,7 @@ def smollm2():
 def test_report_real_model_end_to_end(smollm2, tmp_path, capsys):
     path, text = smollm2
     out = tmp_path / "r.json"
-    rc = cli.main(["report", "--formats", "nf4,int8", "--tokens", "1024", "--gen-tokens", "4",
+    rc = cli.main(["report", "--formats", "nf4,int8", "--tokens", "1024", "--gen-tokens", "2",
                    "--json", str(out), "--no-progress"])
     assert rc == 0
     table = capsys.readouterr().out

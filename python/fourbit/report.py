@@ -127,7 +127,7 @@ def generation_speed(model, tokenizer, prompt: str = PROMPT, new_tokens: int = G
     def gen(k):
         return model.generate(enc.input_ids, max_new_tokens=k, min_new_tokens=k, **kw)
 
-    gen(4)  # warm-up (first calls allocate, build caches)
+    gen(2)  # warm-up (first calls allocate, build caches)
     t0 = time.perf_counter()
     out = gen(new_tokens)
     dt = time.perf_counter() - t0
