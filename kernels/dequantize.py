@@ -233,6 +233,7 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     grid = (triton.cdiv(N, BLOCK_R), triton.cdiv(K, BLOCK_K))
     _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
                              out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
-                             GC=group_constexpr(group_size), CODES=code_kind(lut) if bits == 4 else CODES_LUT, BITS=bits,
+                             GC=group_constexpr(group_size), CODES=code_kind(lut) if bits == 4 else CODES_LUT,
+                             BITS=bits,
                              SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=BLOCK_R, BK=BLOCK_K, **EXACT)
     return out

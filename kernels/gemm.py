@@ -7,11 +7,29 @@ rounding of 2^-8 (bf16) / 2^-11 (fp16) relative (fp16 also needs |W| < 65504); f
 input_precision="ieee" (no tf32). nvfp4's global scale is applied to the accumulator in the epilogue: e2m1 * E4M3
 has at most 6 significant bits, so the operand tile is exact in bf16 and fp16.
 
-Speed (issue 5): this is the naive "unpack then tl.dot" design, ~0.4x cuBLAS at large M on H100 (ANCHORS.md).
-The fix is a pre-shuffled weight layout: store each [BN, BK] tile's nibbles in the order of the wgmma B-operand
-register fragment (as Marlin / Machete / triton_kernels' Hopper layout do) so one 32-bit load + shifts/LUT
-gives ready operand registers, with scales likewise tiled, and apply group scales to fp16/bf16 code values
-(or per group after the MMA when G >= BK) instead of gathering one scale per element as done here.
+Weight path per K tile (dequant_tile): the packed bytes are unpacked with and / shift on 32-bit lanes; codes become
+float32 without a per-element table load (int4: 2^23 + code by bits, the 2^23 folded into the per-group zero point;
+E2M1: sign / exponent / mantissa bits placed in a float32 times 2^126; any other LUT, nf4: 16 scalars held in
+registers and a bit-split select tree); scales and zeros are loaded once per (row, group) as a [BN] tile (the
+group spans the K tile) or a [BN, BK/G] tile broadcast over [BN, BK/G, G], and E4M3 / E8M0 are decoded on that
+small tile only. The float32 product is rounded once to x's dtype, exactly as the reference value rounds.
+
+Notes (speed; bf16 x, CUDA-graph timing, L2 flushed by rotating weight copies; H100 80GB HBM3, Triton 3.6,
+2026-11-26). Floors: 8192x8192 M=1024 is 137 GFLOP, 0.19 ms at 720 TF/s (cuBLAS reaches 172 us); M=256 is
+weight-bandwidth light (34 MB at 3 TB/s = 11 us), so the dequant ALU work and the MMA bound it.
+  | N x K, M   | cuBLAS | int4 before -> after | nf4 before -> after | nvfp4 before -> after | mxfp4 before -> after |
+  | 4096^2, 64 | 15.4   | 638 -> 36 (0.43x)    | 595 -> 64 (0.24x)   | 337 -> 47 (0.33x)     | 339 -> 40 (0.39x)     |
+  | 8192^2, 256| 58.0   | 2610 -> 165 (0.35x)  | 2298 -> 323 (0.18x) | 1374 -> 191 (0.30x)   | 1384 -> 151 (0.39x)   |
+  | 8192^2,1024| 172    | 10406 -> 458 (0.38x) | 9420 -> 743 (0.23x) | 5613 -> 434 (0.40x)   | 5620 -> 368 (0.47x)   |
+  (us; "after" = best config of bench/gemm_tune.py's sweep, which the M buckets below now hold.)
+  Prediction was ~0.35-0.43x cuBLAS (GPU.md's plain unpack-then-tl.dot): int4 / mxfp4 / nvfp4 land there. nf4 stays
+  about half of that: its select tree is ~19 integer / select ops per element against ~5 for int4; the global-LUT
+  gather (LUT_MODE 1) is 4x worse when the tile goes through shared memory (SWAP=0) but 10% better with SWAP=1.
+  SWAP=1 (weights as the register A operand) wins at small M (M is the MMA's N) and at M=1024 with BM=256.
+What still limits it: per element the unpack, float conversion, scale multiply and bf16 rounding run on the CUDA
+cores in the same warps as the MMA, and the fragment shuffles into the MMA operand layout are left to Triton. The
+remaining step is a weight layout pre-shuffled into the wgmma operand order (Marlin / Machete / triton_kernels), so
+one 32-bit load gives ready operand registers, plus split-K for small M (4096^2 at M=64 has only 64 tiles).
 """
 import os
 
@@ -23,34 +41,38 @@ from ._launch import interpreting
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
 from . import codecs as cd
 
-# Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages).
-#   BM 64/128 (rows of x), BN 64/128/256 (output columns = weight rows), BK 64/128;
-#   SWAP=1 computes the transposed product y^T = W x^T, so the weight tile is the MMA's first operand and the
-#   small M is the MMA's N (wgmma N can be 8..256, its M is 64 per warpgroup): the shape that suits M <= 64;
-#   num_warps 4/8, num_stages 3/4 (software pipelining depth of the global loads).
-# The autotuner tries only the configs listed for the M bucket (next power of two of M, capped at 4096) and caches
-# the winner per (M bucket, N, K, group, format constexprs, dtypes) for the process.
+# Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages, LUT_MODE).
+#   BM 64/128/256 (rows of x), BN 64/128 (output columns = weight rows), BK 64/128;
+#   SWAP=1 computes the transposed product y^T = W x^T: the dequantized weight tile is the MMA's first operand and
+#   stays in registers (wgmma A from registers, no shared-memory round trip), and M is the MMA's N (8..256);
+#   SWAP=0 stores the weight tile to shared memory as wgmma's B operand;
+#   num_warps 4/8, num_stages 3/4 (software-pipelining depth of the global loads);
+#   LUT_MODE (CODES_LUT formats only, nf4 / bnb_fp4): 0 register select tree, 1 gather from the global LUT (L1).
+# Swept on an H100 (bench/gemm_tune.py, 2026-11-26): BN 256 and BK 128 with BM >= 128 lose (register pressure);
+# LUT_MODE 1 only pays with SWAP=1. Each M bucket (next power of two of M, capped at 4096) keeps the winners
+# measured there; the autotuner tries just those (few compiles) and caches its pick per (M bucket, N, K, group,
+# format constexprs, dtypes) for the process.
 _SPACE = {
-    32: [(32, 128, 128, 1, 4, 4), (32, 64, 128, 1, 4, 4), (32, 128, 64, 1, 4, 4), (64, 64, 128, 0, 4, 4)],
-    64: [(64, 128, 64, 1, 4, 4), (64, 64, 128, 1, 4, 4), (64, 128, 128, 1, 4, 3), (64, 64, 64, 0, 4, 4)],
-    128: [(128, 128, 64, 1, 8, 3), (64, 128, 64, 0, 4, 4), (128, 128, 64, 0, 8, 3), (64, 128, 64, 1, 4, 4)],
-    256: [(128, 128, 64, 0, 8, 3), (128, 256, 64, 0, 8, 3), (128, 128, 64, 1, 8, 3), (64, 128, 64, 0, 4, 4)],
-    4096: [(128, 256, 64, 0, 8, 3), (128, 128, 64, 0, 8, 3), (128, 128, 128, 0, 8, 3), (128, 256, 64, 1, 8, 3)],
+    64: [(64, 64, 128, 1, 4, 4, 0), (64, 64, 64, 1, 4, 4, 0)],
+    128: [(64, 128, 64, 1, 4, 4, 0), (64, 64, 128, 1, 4, 4, 0)],
+    256: [(64, 128, 64, 1, 4, 4, 0), (128, 128, 64, 0, 8, 3, 0)],
+    4096: [(256, 128, 64, 1, 8, 3, 0), (128, 128, 64, 0, 8, 3, 0), (256, 128, 64, 1, 8, 3, 1)],
 }
 
 
 def _cfg(t):
-    return triton.Config({"BM": t[0], "BN": t[1], "BK": t[2], "SWAP": t[3]}, num_warps=t[4], num_stages=t[5])
+    return triton.Config({"BM": t[0], "BN": t[1], "BK": t[2], "SWAP": t[3], "LUT_MODE": t[6]}, num_warps=t[4],
+                         num_stages=t[5])
 
 
 def _bucket_space(mb):
-    return _SPACE[next(b for b in sorted(_SPACE) if mb <= b or b == max(_SPACE))]
+    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
 
 
 CONFIGS = [_cfg(t) for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
-DEFAULT = (64, 128, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, no tuning
+DEFAULT = (64, 128, 64, 1, 4, 4)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, no tuning
 INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32, "SWAP": 0}  # the interpreter runs one fixed small config
-LUT_MODE = 0  # CODES_LUT (nf4, bnb_fp4): 0 register select tree, 1 gather from the global LUT
+LUT_MODE = 0  # LUT_MODE of the untuned paths (DEFAULT, explicit configs, the interpreter)
 
 
 @triton.jit(do_not_specialize=["M", "M_BUCKET"])
@@ -107,9 +129,12 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, 
 
 
 def _prune(configs, named_args, **kwargs):
-    want = set(_bucket_space(named_args["M_BUCKET"]))
+    """The M bucket's configs; LUT_MODE variants only for CODES_LUT (for other codes they are the same kernel)."""
+    args = {**named_args, **kwargs}
+    want = set(_bucket_space(args["M_BUCKET"]))
     out = [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["BK"], c.kwargs["SWAP"], c.num_warps,
-                                  c.num_stages) in want]
+                                  c.num_stages, c.kwargs["LUT_MODE"]) in want
+           and (c.kwargs["LUT_MODE"] == 0 or args.get("CODES", CODES_LUT) == CODES_LUT)]
     return out or configs[:1]
 
 
@@ -119,23 +144,23 @@ _tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "GC", "BITS
 
 
 def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=None, lut_mode=None):
-    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages) tuple to bypass autotuning."""
+    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages) tuple (LUT_MODE: lut_mode) to bypass
+    autotuning."""
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     M = x.shape[0]
     wargs = weight_args(qdata, scales, zeros, global_scale, lut)
     b = bias if bias is not None else y
     mb = min(triton.next_power_of_2(M), 4096)
     common = dict(GC=group_constexpr(group_size), BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg,
-                  CODES=code_kind(lut) if bits == 4 else CODES_LUT,
-                  LUT_MODE=LUT_MODE if lut_mode is None else lut_mode, HAS_BIAS=bias is not None,
+                  CODES=code_kind(lut) if bits == 4 else CODES_LUT, HAS_BIAS=bias is not None,
                   INTERP=interpreting())
     if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
         config = DEFAULT
     if interpreting():
-        blocks = dict(INTERP_BLOCKS)
+        blocks = dict(INTERP_BLOCKS, LUT_MODE=LUT_MODE if lut_mode is None else lut_mode)
     elif config is not None:
         blocks = dict(BM=config[0], BN=config[1], BK=config[2], SWAP=config[3], num_warps=config[4],
-                      num_stages=config[5])
+                      num_stages=config[5], LUT_MODE=LUT_MODE if lut_mode is None else lut_mode)
     if interpreting() or config is not None:
         grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
         _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, EVEN_K=K % blocks["BK"] == 0,
