@@ -63,6 +63,20 @@ def test_state_dict_round_trip_through_safetensors(name, tmp_path):
     testing.assert_bit_exact(q2(x), q(x), f"{name} reloaded")
 
 
+def test_groups_across_rows_round_trip(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    lin = nn.Linear(576, 24)  # K = 576 is 4.5 groups of 128: groups cross rows
+    q = QuantLinear.from_linear(lin, "int4")
+    assert q.scales.shape == (24 * 576 // 128, 1)
+    path = tmp_path / "q.safetensors"
+    safetensors.save_file(q.state_dict(), str(path))
+    q2 = QuantLinear(576, 24, "int4")
+    q2.load_state_dict(safetensors.load_file(str(path)))
+    x = torch.randn(3, 576)
+    testing.assert_bit_exact(q2(x), q(x), "reloaded")
+    testing.assert_linear_close(q(x), x, testing.reference_dequantize(lin.weight, "int4"), lin.bias)
+
+
 @pytest.mark.parametrize("key,bad", [
     ("qweight", lambda t: t[:-1]),            # truncated
     ("qweight", lambda t: t.to(torch.int32)),  # wrong dtype

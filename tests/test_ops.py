@@ -101,6 +101,28 @@ def test_kernel_nonfinite_policy(name, bad):
         assert torch.isfinite(y[:, :2]).all()
 
 
+@pytest.mark.parametrize("name", ["int4", "int4_sym", "nf4_dq", "mxfp4", "int8_asym"])
+def test_groups_across_rows(name):
+    """K not a multiple of G (SmolLM2's K = 576 with int4 g128): groups of G consecutive row-major elements cross
+    rows. Bit-exact with the reference on the flattened weight, and the kernels agree through sub-groups."""
+    fmt = PRESETS[name]
+    if name == "nf4_dq":
+        fmt = fmt.replace(block_size=128)
+    if name == "int8_asym":
+        fmt = fmt.replace(group_size=128)
+    K = 576 if name != "mxfp4" else 48
+    w = torch.randn(6, K, generator=torch.Generator().manual_seed(7))
+    w[1, 500 % K] = 30.0  # an outlier in a group that spans rows 0/1 or sits inside row 1
+    qw, ref = fourbit.quantize(w, fmt), testing.reference_quantize(w, fmt)
+    for key, t in stored(ref).items():
+        testing.assert_bit_exact(stored(qw)[key], t, f"{name} {key}")
+    flat = fmt.dequantize_ref(fmt.quantize_ref(w.reshape(-1, fmt.group(K)))).reshape(w.shape)  # the definition
+    testing.assert_bit_exact(qw.dequantize(), flat, f"{name} dequantize")
+    testing.assert_quantization_error(fmt, w, qw.dequantize(), name)
+    x = torch.randn(5, K)
+    testing.assert_linear_close(fourbit.linear(x, qw), x, flat, name=f"{name} linear")
+
+
 # --- linear --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -243,8 +265,9 @@ def test_linear_rejects_bad_input(over, exc, msg):
 
 
 @pytest.mark.parametrize("w,fmt,exc,msg", [
-    (torch.randn(4, 200), "int4", ValueError, "multiple of the group size 128"),
-    (torch.randn(4, 48), "mxfp4", ValueError, "multiple of the group size 32"),
+    (torch.randn(3, 200), "int4", ValueError, "multiple of the group size 128"),
+    (torch.randn(3, 48), "mxfp4", ValueError, "multiple of the group size 32"),  # N*K = 144: no whole groups
+    (torch.randn(16, 200), "int4_sym", ValueError, "gcd"),  # groups across rows would need sub-groups of 8
     (torch.randn(4, 0), "nf4", ValueError, "non-empty"),
     (torch.randn(128), "nf4", ValueError, "2-D"),
     (torch.randn(4, 64), "fp4", ValueError, "no bare 'fp4'"),

@@ -15,8 +15,9 @@ class QuantizedWeight:
     """A quantized [N, K] weight (N = out_features, K = in_features) and the pieces it is stored as.
 
     qdata: uint8 [N, K/2] packed 4-bit codes (element 2i in the LOW nibble), or int8/uint8 [N, K] for int8.
-    scales: [N, K/G] float32 / float8_e4m3fn / float8_e8m0fnu (None when `nested` holds them, double quant).
-    zeros: uint8 [N, K/G] or None. global_scale: float32 [1] or None. nested: double-quantized scales or None.
+    scales: [N, K/G] float32 / float8_e4m3fn / float8_e8m0fnu (None when `nested` holds them, double quant);
+        [N*K/G, 1] when K is not a multiple of G (groups of G consecutive row-major elements then cross rows).
+    zeros: uint8, shaped like scales, or None. global_scale: float32 [1] or None. nested: double-quantized scales or None.
     """
 
     format: Format
@@ -48,14 +49,23 @@ class QuantizedWeight:
         return self.qdata.device
 
     def op_args(self):
-        """(qdata, scales, zeros, global_scale, lut, group_size) as the ops take them (absent pieces empty)."""
+        """(qdata, scales, zeros, global_scale, lut, group_size) as the ops take them (absent pieces empty).
+
+        Groups that run across rows (K not a multiple of G) reach the kernels as per-row sub-groups of
+        gcd(K, G), each carrying its group's scale and zero point."""
         dev = self.qdata.device
-        empty_u8 = torch.empty(0, dtype=torch.uint8, device=dev)
-        empty_f32 = torch.empty(0, dtype=torch.float32, device=dev)
-        scales = self.scales if self.nested is None else self.nested.decode().reshape(self.shape[0], -1)
-        return (self.qdata, scales, empty_u8 if self.zeros is None else self.zeros,
-                empty_f32 if self.global_scale is None else self.global_scale,
-                _lut(self.format, dev), self.format.group(self.shape[1]))
+        N, K = self.shape
+        scales = self.scales if self.nested is None else self.nested.decode()
+        zeros = self.zeros
+        G, Gk = self.format.group(K), self.format.kernel_group(K)
+        if Gk != G:
+            idx = _subgroup_index(N, K, G, Gk, dev)
+            scales = scales.reshape(-1)[idx]
+            zeros = None if zeros is None else zeros.reshape(-1)[idx]
+        return (self.qdata, scales.reshape(N, K // Gk),
+                torch.empty(0, dtype=torch.uint8, device=dev) if zeros is None else zeros.reshape(N, K // Gk),
+                torch.empty(0, dtype=torch.float32, device=dev) if self.global_scale is None else self.global_scale,
+                _lut(self.format, dev), Gk)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[N, K] of dtype: ((lut[code] - zero) * scale) * global_scale, computed in float32."""
@@ -75,6 +85,23 @@ class QuantizedWeight:
 
 
 _LUTS: dict = {}
+_SUBGROUPS: dict = {}
+
+
+def stored_rows(fmt: Format, N: int, K: int) -> Tuple[int, int]:
+    """Shape the quantize op sees: [N, K], or [N*K/G, G] when groups run across rows (the same bytes, row-major)."""
+    G = fmt.group(K)
+    return (N, K) if K % G == 0 else (N * K // G, G)
+
+
+def _subgroup_index(N: int, K: int, G: int, Gk: int, device) -> torch.Tensor:
+    """int64 [N, K/Gk]: the flat group (n*K + j*Gk) // G of each per-row sub-group of Gk elements, cached."""
+    key = (N, K, G, Gk, str(device))
+    if key not in _SUBGROUPS:
+        n = torch.arange(N, device=device).view(-1, 1)
+        j = torch.arange(K // Gk, device=device).view(1, -1)
+        _SUBGROUPS[key] = (n * K + j * Gk) // G
+    return _SUBGROUPS[key]
 
 
 def _lut(fmt: Format, device: torch.device) -> torch.Tensor:
@@ -100,8 +127,10 @@ def quantize(w: torch.Tensor, fmt) -> QuantizedWeight:
     if not isinstance(w, torch.Tensor) or w.dim() != 2:
         raise ValueError(f"w must be a 2-D tensor [N, K], got {getattr(w, 'shape', type(w))}")
     fmt.check_shape(*w.shape)
-    qdata, scales, zeros, gscale = torch.ops.fourbit.quantize(w.contiguous(), fmt.name, fmt.variant,
-                                                              fmt.group(w.shape[1]))
+    N, K = w.shape
+    rows = w.contiguous().reshape(stored_rows(fmt, N, K))  # groups of G consecutive row-major elements
+    qdata, scales, zeros, gscale = torch.ops.fourbit.quantize(rows, fmt.name, fmt.variant, fmt.group(K))
+    qdata = qdata.reshape(N, -1)
     nested = None
     if getattr(fmt, "double_quant", False):
         # on the CPU whatever the device: the offset is a mean, whose float32 bits depend on the reduction order,

@@ -15,7 +15,7 @@ import torch
 from .formats import Format, QuantParts
 from .formats._base import U32
 from .layout import pack_nibbles_ref
-from .quantized import QuantizedWeight, resolve_format
+from .quantized import QuantizedWeight, resolve_format, stored_rows
 
 #: unit roundoff of each output dtype (half an ulp at 1.0)
 UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
@@ -25,16 +25,23 @@ TINY = {torch.float32: 2.0**-149, torch.bfloat16: 2.0**-133, torch.float16: 2.0*
 
 # --- references ---------------------------------------------------------------------------------------------------
 
+def _rows(w: torch.Tensor, fmt: Format) -> torch.Tensor:
+    """w as the quantizer groups it: [N, K], or [N*K/G, G] when groups of G row-major elements cross rows."""
+    return w.detach().cpu().reshape(stored_rows(fmt, *w.shape))
+
+
 def reference_parts(w: torch.Tensor, fmt) -> QuantParts:
-    """The format's FP32 reference quantization of w [N, K], codes unpacked."""
-    return resolve_format(fmt).quantize_ref(w.detach().cpu())
+    """The format's FP32 reference quantization of w [N, K] (viewed as [N*K/G, G] when K % G != 0), codes
+    unpacked."""
+    fmt = resolve_format(fmt)
+    return fmt.quantize_ref(_rows(w, fmt))
 
 
 def reference_quantize(w: torch.Tensor, fmt) -> QuantizedWeight:
     """A QuantizedWeight built by the plain-PyTorch reference (packed like the kernels' output)."""
     fmt = resolve_format(fmt)
     p = reference_parts(w, fmt)
-    qdata = pack_nibbles_ref(p.codes) if fmt.bits == 4 else p.codes
+    qdata = (pack_nibbles_ref(p.codes) if fmt.bits == 4 else p.codes).reshape(w.shape[0], -1)
     nested = getattr(p, "nested", None)
     return QuantizedWeight(fmt, tuple(w.shape), qdata, None if nested is not None else p.scales, p.zeros,
                            p.global_scale, nested)
@@ -43,7 +50,7 @@ def reference_quantize(w: torch.Tensor, fmt) -> QuantizedWeight:
 def reference_dequantize(w: torch.Tensor, fmt) -> torch.Tensor:
     """float32 [N, K]: dequantize(quantize(w)) computed entirely by the reference."""
     fmt = resolve_format(fmt)
-    return fmt.dequantize_ref(fmt.quantize_ref(w.detach().cpu()))
+    return fmt.dequantize_ref(fmt.quantize_ref(_rows(w, fmt))).reshape(w.shape)
 
 
 def reference_linear(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -57,7 +64,8 @@ def reference_linear(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tens
 def error_bound(fmt, w: torch.Tensor) -> torch.Tensor:
     """float32 like w: the worst-case |dequantize(quantize(w)) - w| per element for this input (+inf in groups
     holding NaN/Inf, which dequantize to NaN by policy). Each format derives its bound in its module."""
-    return resolve_format(fmt).error_bound(w.detach().cpu())
+    fmt = resolve_format(fmt)
+    return fmt.error_bound(_rows(w, fmt)).reshape(w.shape)
 
 
 def matmul_error_bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype,

@@ -7,6 +7,7 @@ packing two 4-bit codes per byte (element 2i in the low nibble) is `fourbit.layo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -69,14 +70,28 @@ class Format:
         return torch.uint8
 
     def check_shape(self, N: int, K: int) -> None:
-        """Raise ValueError naming the rule if an [N, K] weight cannot take this format."""
+        """Raise ValueError naming the rule if an [N, K] weight cannot take this format.
+
+        Groups are G consecutive elements of the row-major weight (bitsandbytes' convention). When K is a multiple
+        of G they lie within rows; otherwise they run across row ends, which needs N * K to be a multiple of G and
+        a kernel-side sub-group, gcd(K, G), that splits no group (see flat_layout)."""
         G = self.group(K)
         if N <= 0 or K <= 0:
             raise ValueError(f"{self.name}: weight shape [N={N}, K={K}] must be non-empty")
-        if K % G:
-            raise ValueError(f"{self.name}: K={K} (in_features) must be a multiple of the group size {G}")
+        if (N * K) % G:
+            raise ValueError(f"{self.name}: K={K} (in_features) must be a multiple of the group size {G}, or "
+                             f"N*K={N * K} must be (groups then run across rows)")
+        if K % G and math.gcd(K, G) % 16:
+            raise ValueError(f"{self.name}: K={K} is not a multiple of the group size {G}, and groups across rows "
+                             f"need gcd(K, G) = {math.gcd(K, G)} to be a multiple of 16")
         if self.bits == 4 and K % 2:
             raise ValueError(f"{self.name}: K={K} must be even to pack two 4-bit codes per byte")
+
+    def kernel_group(self, K: int) -> int:
+        """The group size the kernels see: G, or gcd(K, G) when groups run across rows (each such sub-group lies in
+        one row and one group, so the kernels stay per-row; its scale is its group's, repeated)."""
+        G = self.group(K)
+        return G if K % G == 0 else math.gcd(K, G)
 
     # --- FP32 references -----------------------------------------------------------------------------------------
     def quantize_ref(self, w: torch.Tensor) -> QuantParts:

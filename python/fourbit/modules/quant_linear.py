@@ -10,13 +10,14 @@ from torch import nn
 from ..formats import Format, FORMATS
 from ..formats._absmax import NESTED_BLOCK, DoubleQuant
 from ..ops.library import quantize_out_meta
-from ..quantized import QuantizedWeight, quantize, resolve_format
+from ..quantized import QuantizedWeight, quantize, resolve_format, stored_rows
 
 #: the state_dict of a QuantLinear (N = out_features, K = in_features, G = the format's group size)
 STATE_DICT_DOC = {
     "qweight": "uint8 [N, K/2]: 4-bit codes, element 2i in the LOW nibble; int8 formats: int8/uint8 [N, K]",
-    "scales": "[N, K/G] float32 | float8_e4m3fn (nvfp4) | float8_e8m0fnu (mxfp4); absent with double quant",
-    "zeros": "uint8 [N, K/G] integer zero points (asymmetric int4/int8 only)",
+    "scales": "[N, K/G] float32 | float8_e4m3fn (nvfp4) | float8_e8m0fnu (mxfp4); absent with double quant; "
+              "[N*K/G, 1] when K is not a multiple of G (groups of G row-major elements cross rows)",
+    "zeros": "uint8, shaped like scales: integer zero points (asymmetric int4/int8 only)",
     "global_scale": "float32 [1] per-tensor scale (nvfp4 only)",
     "nested_codes": "uint8 [N*K/G] double-quantized scales (nf4/bnb_fp4 with double_quant)",
     "nested_absmax": "float32 [ceil(N*K/G / 256)] (double quant)",
@@ -41,8 +42,9 @@ def format_from_json(text: str) -> Format:
 
 def expected_tensors(fmt: Format, N: int, K: int):
     """name -> (shape, dtype) of every tensor a QuantLinear of this format and shape stores (bias excluded)."""
-    meta = quantize_out_meta(torch.empty((N, K), device="meta"), fmt.name, fmt.variant, fmt.group(K))
-    out = {"qweight": meta[0], "scales": meta[1], "zeros": meta[2], "global_scale": meta[3]}
+    meta = quantize_out_meta(torch.empty(stored_rows(fmt, N, K), device="meta"), fmt.name, fmt.variant,
+                             fmt.group(K))
+    out = {"qweight": meta[0].reshape(N, -1), "scales": meta[1], "zeros": meta[2], "global_scale": meta[3]}
     out = {k: (tuple(v.shape), v.dtype) for k, v in out.items() if v.numel()}
     if getattr(fmt, "double_quant", False):
         n = N * (K // fmt.group(K))
