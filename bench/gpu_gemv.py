@@ -4,6 +4,8 @@ Each variant is captured in a CUDA graph of R calls over R different weight copi
 finds its weight in L2), and the graph replay is timed with triton.testing.do_bench (median, L2 flushed before each
 replay); the per-call time is that / R. This takes the Python launcher overhead (tens of us) out of the number,
 which otherwise dominates at these sizes. Random data."""
+import sys
+
 import torch
 import triton
 
@@ -13,6 +15,20 @@ from fourbit.ops import _native_cuda as nc
 
 torch.manual_seed(0)
 dev = "cuda"
+
+if "--profile" in sys.argv:
+    # Driver for ncu: one call per (shape, M, format), no warm-up (ncu replays each kernel itself), e.g.
+    #   ncu --set full -k regex:gemv -o prof python3 bench/gpu_gemv.py --profile
+    for N, K, M, name in [(8192, 8192, 1, "int4"), (8192, 8192, 16, "int4"), (4096, 4096, 1, "int4"),
+                          (8192, 8192, 1, "nf4"), (8192, 8192, 16, "nvfp4")]:
+        qw = fourbit.quantize(torch.randn(N, K), PRESETS[name])
+        args = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+        x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+        out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+        nc.linear_out(x, *args, None, out)
+        torch.cuda.synchronize()
+        print("profiled", N, K, M, name)
+    sys.exit(0)
 print(torch.cuda.get_device_name(), "w4a4 atom:", nc.w4a4_atom())
 n = 1 << 28
 a = torch.empty(n, dtype=torch.uint8, device=dev)
@@ -38,13 +54,16 @@ rows = []
 for N, K, R in [(4096, 4096, 12), (8192, 8192, 4)]:
     w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
     ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
+    qargs = {}
+    for name in ("int4", "nf4", "nvfp4", "mxfp4"):  # quantize once per shape (CPU)
+        qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
+        qargs[name] = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
     for M in (1, 16):
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         tb = graph_time([lambda wi=wi: x @ wi.T for wi in ws])
         rows.append((f"{N}x{K}", M, "bf16 cuBLAS", tb * 1e3, ""))
         for name in ("int4", "nf4", "nvfp4", "mxfp4"):
-            qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
-            args = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+            args = qargs[name]
             copies = [tuple(t_.clone() if isinstance(t_, torch.Tensor) else t_ for t_ in args) for _ in range(R)]
             out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             ms = graph_time([lambda a=a: nc.linear_out(x, *a, None, out) for a in copies])

@@ -22,6 +22,7 @@
 // Generic path (fp32 x, or any other shape): one warp per output row, exact fp32 dequantization
 //   v = ((lut[c] - z) * s) * g from a shared-memory LUT, fp32 FMA, fixed-order warp reduction.
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -212,6 +213,177 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
   }
 }
 
+// ---- 4-bit tensor-core GEMV (the decode path of every nib4 format) ---------------------------------------------
+// A block is 8 warps on the same 32 output rows (4 n8 tiles); its K slice is cut into 128-column steps and warp w
+// takes steps w, w + 8, ... (intra-block split-K, summed through shared memory in a fixed order at the end). Each
+// step a lane loads one 16-byte run (32 codes) per tile plus its scales, two steps in flight (register double
+// buffer). x fragments come straight from global memory (L1/L2: x is small and read by every block). The grid is
+// ceil(N / 32) x S blocks, S chosen so that the block count is close to a whole number of 2-block-per-SM waves.
+// Out-of-range rows are clamped to row N - 1 (their results are dropped), out-of-range K runs get scale 0 and x 0.
+constexpr int kNibRows = 32;       // rows per block (4 n8 tiles, one per warp-tile slot)
+constexpr int kNibTiles = 4;
+
+template <int SK> __device__ __forceinline__ float dec_scale(uint32_t raw) {
+  if (SK == SK_F32) return __uint_as_float(raw);
+  return SK == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
+}
+template <int SK> __device__ __forceinline__ uint32_t ld_scale(const void* s, int64_t i) {
+  if (SK == SK_F32) return __ldg(reinterpret_cast<const uint32_t*>(s) + i);
+  return __ldg(reinterpret_cast<const uint8_t*>(s) + i);
+}
+
+template <bool G16, bool HZ>
+struct NibStage {
+  uint4 w[kNibTiles];
+  uint32_t s0[kNibTiles];
+  uint32_t s1[G16 ? kNibTiles : 1];
+  uint32_t z[HZ ? kNibTiles : 1];  // zero byte(s): lo half for the first 16 codes, hi half for the second
+};
+
+// M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers.
+template <bool M16> struct NibCfg { static constexpr int NW = M16 ? 4 : 8, MINB = M16 ? 3 : 2; };
+template <typename XT, int SK, bool G16, bool HZ, bool M16>
+__global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_nib4_kernel(Params p) {
+  constexpr int NW = NibCfg<M16>::NW;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int N = p.N, K = p.K, G = p.G, M = p.M;
+  const int ks = blockIdx.y * p.ksl, ke = min(K, ks + p.ksl);
+  const int nst = (ke - ks + 127) >> 7;
+  const int ng = K / G;
+  const int n0 = blockIdx.x * kNibRows;
+  const int64_t rowbytes = K / 2;
+  int nr[kNibTiles];  // the lane's row in each tile (clamped); 64-bit addresses are formed per load (fewer registers)
+#pragma unroll
+  for (int r = 0; r < kNibTiles; ++r) nr[r] = min(n0 + r * 8 + g, N - 1);
+
+  auto load = [&](NibStage<G16, HZ>& S, int st) {
+    const int k0 = ks + st * 128 + t * 32;
+    const bool kv = k0 < ke;
+    const int kc = kv ? k0 : ks;
+#pragma unroll
+    for (int r = 0; r < kNibTiles; ++r) {
+      S.w[r] = ldg_stream(p.q + (int64_t)nr[r] * rowbytes + kc / 2);
+      const int64_t j = (int64_t)nr[r] * ng + kc / G;
+      S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
+      if (G16) S.s1[r % (G16 ? kNibTiles : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
+      if (HZ) {
+        const uint32_t z0 = __ldg(p.zeros + j), z1 = G16 ? __ldg(p.zeros + j + 1) : z0;
+        S.z[r % (HZ ? kNibTiles : 1)] = z0 | (z1 << 16);
+      }
+    }
+  };
+
+  NibStage<G16, HZ> A, B;
+  if (warp < nst) load(A, warp);
+
+  // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT. Static shared memory, so a
+  // lookup's address is (byte << 7 | lane << 2) + a constant: one shift, one LOP3, one LDS per code pair.
+  __shared__ __align__(16) uint32_t tbl[256 * 32];
+  {
+    __shared__ uint16_t lut_s[16];
+    if (threadIdx.x < 16) {
+      XT v = from_f32<XT>(p.lut[threadIdx.x]);
+      lut_s[threadIdx.x] = *reinterpret_cast<uint16_t*>(&v);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 256 * 32; i += NW * 32) {
+      const int e = i >> 5;
+      tbl[i] = uint32_t(lut_s[e & 15]) | (uint32_t(lut_s[e >> 4]) << 16);
+    }
+    __syncthreads();
+  }
+  const uint8_t* tb = reinterpret_cast<const uint8_t*>(tbl);
+  const uint32_t lane4 = uint32_t(lane) << 2;
+
+  const XT* x = reinterpret_cast<const XT*>(p.x);
+  const bool xa_ok = g < M, xb_ok = M16 && g + 8 < M;
+  const XT* xa_p = x + (int64_t)(xa_ok ? g : 0) * K;
+  const XT* xb_p = x + (int64_t)(xb_ok ? g + 8 : 0) * K;
+
+  float acc[kNibTiles][4];
+#pragma unroll
+  for (int r = 0; r < kNibTiles; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+
+  auto compute = [&](const NibStage<G16, HZ>& S, int st) {
+    const int k0 = ks + st * 128 + t * 32;
+    const bool kv = k0 < ke;
+    // A fragments of the step's 8 k16 slices, built once and shared by the 4 tiles: {x[g][2j], x[g+8][2j],
+    // x[g][2j+1], x[g+8][2j+1]} in words of the lane's 32-column run.
+    uint32_t af[8][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+      if (kv && xa_ok) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
+      if (M16 && kv && xb_ok) vb = __ldg(reinterpret_cast<const uint4*>(xb_p + k0) + i);
+      af[2 * i][0] = va.x; af[2 * i][2] = va.y; af[2 * i + 1][0] = va.z; af[2 * i + 1][2] = va.w;
+      af[2 * i][1] = vb.x; af[2 * i][3] = vb.y; af[2 * i + 1][1] = vb.z; af[2 * i + 1][3] = vb.w;
+    }
+#pragma unroll
+    for (int r = 0; r < kNibTiles; ++r) {
+      const float f0 = dec_scale<SK>(S.s0[r]);
+      const uint32_t sc0 = pack2<XT>(f0, f0);
+      uint32_t sc1 = sc0;
+      if (G16) { const float f1 = dec_scale<SK>(S.s1[r % (G16 ? kNibTiles : 1)]); sc1 = pack2<XT>(f1, f1); }
+      uint32_t zh0 = 0, zh1 = 0;
+      if (HZ) {
+        const uint32_t zz = S.z[r % (HZ ? kNibTiles : 1)];
+        const float z0 = float(zz & 0xffu), z1 = float(zz >> 16);
+        zh0 = pack2<XT>(z0, z0); zh1 = pack2<XT>(z1, z1);
+      }
+      uint32_t b[16];
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const uint32_t word = word_of(S.w[r], w);
+#pragma unroll
+        for (int bb = 0; bb < 4; ++bb) {
+          const uint32_t off = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lane4;
+          uint32_t v = *reinterpret_cast<const uint32_t*>(tb + off);
+          if (HZ) v = hsub2<XT>(v, w < 2 ? zh0 : zh1);
+          b[4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) mma16816<XT>(acc[r], af[j], b[2 * j], b[2 * j + 1]);
+    }
+  };
+
+  for (int st = warp; st < nst; st += 2 * NW) {
+    const bool more = st + NW < nst;
+    if (more) load(B, st + NW);
+    compute(A, st);
+    if (!more) break;
+    if (st + 2 * NW < nst) load(A, st + 2 * NW);
+    compute(B, st + NW);
+  }
+
+  // Cross-warp sum in a fixed order (warp 0 .. 7), through the table's shared memory.
+  __syncthreads();
+  float* red = reinterpret_cast<float*>(tbl);
+#pragma unroll
+  for (int r = 0; r < kNibTiles; ++r)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[((r * 4 + i) * NW + warp) * 32 + lane] = acc[r][i];
+  __syncthreads();
+  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  const XT* bias = reinterpret_cast<const XT*>(p.bias);
+  XT* out = reinterpret_cast<XT*>(p.out);
+  for (int o = threadIdx.x; o < kNibTiles * 4 * 32; o += NW * 32) {
+    const int ri = o >> 5, ln = o & 31, r = ri >> 2, i = ri & 3;
+    const int m = (ln >> 2) + 8 * (i >> 1), n = n0 + r * 8 + 2 * (ln & 3) + (i & 1);
+    if (m >= M || n >= N) continue;
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) v += red[(ri * NW + w) * 32 + ln];
+    if (gridDim.y > 1) {
+      p.ws[((int64_t)blockIdx.y * M + m) * N + n] = v;
+    } else {
+      if (p.gscale) v = v * gs;
+      if (bias) v = v + to_f32(bias[n]);
+      out[(int64_t)m * N + n] = from_f32<XT>(v);
+    }
+  }
+}
+
 template <typename XT>
 __global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const float* gscale, const XT* bias,
                                      XT* out) {
@@ -303,6 +475,67 @@ void plan(int qk, int64_t Mt, int64_t N, int64_t K, int* S_out, int* ksl_out) {
   *ksl_out = int(chunks * 128);
 }
 
+// Which (scale kind, G == 16, zeros) combinations have a gemv_nib4_kernel instantiation (others: gemv_mma_kernel).
+bool nib4_fast(int qk, int sk, int64_t G, bool hz) {
+  if (qk != QK_NIB4) return false;
+  if (sk == SK_F32) return G != 16;
+  if (sk == SK_E4M3) return !hz;
+  return !hz && G != 16;
+}
+
+// Split count and slice length of gemv_nib4_kernel: ceil(N / 32) row blocks times S splits, S (<= 8, >= 8 steps of
+// 128 columns per block) picked so that the block count sits just under a whole number of 2-block-per-SM waves.
+void plan_nib4(int64_t M, int64_t N, int64_t K, int* S_out, int* ksl_out) {
+  const bool m16 = M > 8;
+  const int64_t nw = m16 ? NibCfg<true>::NW : NibCfg<false>::NW, minb = m16 ? NibCfg<true>::MINB : NibCfg<false>::MINB;
+  const int64_t rb = (N + kNibRows - 1) / kNibRows, kst = (K + 127) / 128, slots = minb * (int64_t)sm_count();
+  const int64_t smax = std::max<int64_t>(1, std::min<int64_t>(8, kst / nw));
+  int64_t best = 1;
+  double best_cost = 1e30;
+  for (int64_t S = 1; S <= smax; ++S) {
+    const double w = double(rb * S) / double(slots);
+    const double cost = std::ceil(w) / w * (1.0 + 0.02 * double(S - 1));
+    if (cost < best_cost - 1e-9) { best_cost = cost; best = S; }
+  }
+  const int64_t chunks = (kst + best - 1) / best;
+  *S_out = int((kst + chunks - 1) / chunks);
+  *ksl_out = int(chunks * 128);
+}
+
+template <typename XT>
+void launch_splitk_reduce(const Params& p, int S, cudaStream_t st) {
+  const int64_t MN = (int64_t)p.M * p.N;
+  splitk_reduce_kernel<XT><<<(MN + 255) / 256, 256, 0, st>>>(p.ws, S, p.M, p.N, p.gscale,
+                                                              reinterpret_cast<const XT*>(p.bias),
+                                                              reinterpret_cast<XT*>(p.out));
+  check_launch("fourbit splitk_reduce");
+}
+
+template <typename XT, int SK, bool G16, bool HZ>
+void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
+  Params p = p0;
+  p.ksl = ksl;
+  dim3 grid((p.N + kNibRows - 1) / kNibRows, S);
+  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true><<<grid, NibCfg<true>::NW * 32, 0, st>>>(p);
+  else gemv_nib4_kernel<XT, SK, G16, HZ, false><<<grid, NibCfg<false>::NW * 32, 0, st>>>(p);
+  check_launch("fourbit gemv_nib4");
+  if (S > 1) launch_splitk_reduce<XT>(p, S, st);
+}
+
+template <typename XT>
+void launch_nib4(const Params& p, int S, int ksl, cudaStream_t st) {
+  const bool hz = p.zeros != nullptr, g16 = p.G == 16;
+  if (p.sk == SK_F32) {
+    if (hz) launch_nib4_t<XT, SK_F32, false, true>(p, S, ksl, st);
+    else launch_nib4_t<XT, SK_F32, false, false>(p, S, ksl, st);
+  } else if (p.sk == SK_E4M3) {
+    if (g16) launch_nib4_t<XT, SK_E4M3, true, false>(p, S, ksl, st);
+    else launch_nib4_t<XT, SK_E4M3, false, false>(p, S, ksl, st);
+  } else {
+    launch_nib4_t<XT, SK_E8M0, false, false>(p, S, ksl, st);
+  }
+}
+
 template <typename XT, int QK>
 void launch_mma(const Params& p0, int S, int ksl, cudaStream_t st) {
   Params p = p0;
@@ -316,13 +549,7 @@ void launch_mma(const Params& p0, int S, int ksl, cudaStream_t st) {
   dim3 grid((p.N + kRows - 1) / kRows, S);
   gemv_mma_kernel<XT, QK><<<grid, kWarps * 32, smem, st>>>(p);
   check_launch("fourbit gemv_mma");
-  if (S > 1) {
-    const int64_t MN = (int64_t)p.M * p.N;
-    splitk_reduce_kernel<XT><<<(MN + 255) / 256, 256, 0, st>>>(p.ws, S, p.M, p.N, p.gscale,
-                                                                reinterpret_cast<const XT*>(p.bias),
-                                                                reinterpret_cast<XT*>(p.out));
-    check_launch("fourbit splitk_reduce");
-  }
+  if (S > 1) launch_splitk_reduce<XT>(p, S, st);
 }
 
 template <typename XT>
@@ -351,8 +578,12 @@ bool takes_mma(const LinearArgs& a) {
 
 int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk) {
   if (!shape_fits_mma(xt, K, G) || M <= 0 || N <= 0) return 0;
-  int S, ksl;
+  int S, ksl, S2, ksl2;
   plan(qk, std::min<int64_t>(M, 16), N, K, &S, &ksl);
+  if (qk == QK_NIB4) {  // the scale kind is not known here: room for either 4-bit kernel
+    plan_nib4(std::min<int64_t>(M, 16), N, K, &S2, &ksl2);
+    S = std::max(S, S2);
+  }
   return S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
 }
 
@@ -375,7 +606,14 @@ void linear(const LinearArgs& a, uintptr_t stream) {
     p.q = a.q; p.N = int(a.N); p.K = int(a.K); p.G = int(a.G);
     p.scales = a.scales; p.sk = a.sk; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
     p.bias = a.bias; p.ws = a.ws;
-    if (mma) {
+    if (mma && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr)) {
+      int S, ksl;
+      plan_nib4(p.M, a.N, a.K, &S, &ksl);
+      if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * p.M * a.N))
+        throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
+      if (a.xt == XT_BF16) launch_nib4<__nv_bfloat16>(p, S, ksl, st);
+      else launch_nib4<__half>(p, S, ksl, st);
+    } else if (mma) {
       int S, ksl;
       plan(a.qk, p.M, a.N, a.K, &S, &ksl);
       if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * p.M * a.N))
