@@ -1,3 +1,21 @@
+// Tuning notes (H100 80GB HBM3, 2026-11-26; bench/gpu_gemv.py: CUDA graph over R weight copies, bf16 x, copy
+// 2.95 TB/s). 8192x8192 4-bit = 32 MB of codes; floor at 2.95 TB/s ~ 12 us.
+//   before (gemv_mma_kernel for all formats): 8192^2 M=1 int4 56.7 / nf4 52.3 / nvfp4 55.5 / mxfp4 52.7 us,
+//     M=16 81.6 / 70.3 / 65.8 / 61.4; 4096^2 M=1 15.3 / 14.5 / 15.6 / 14.7, M=16 16.4 / 15.8 / 16.4 / 15.6.
+//   ncu (8192^2 int4 M=1): DRAM 17.6%, issue slots 42%, IPC 2.19 at 22% occupancy (128 regs, 2 blocks/SM), 315
+//     warp instructions per 512-byte warp load of codes (~10 per weight): issue/latency bound, not memory bound;
+//     320 blocks on 264 slots (1.21 waves) on top. SASS: runtime scale-kind branches, per-lookup address math,
+//     BSSY/BSYNC around predicated loads.
+//   after (gemv_nib4_kernel, this commit): 8192^2 M=1 27.8 / 26.2 / 30.4 / 26.9 us (42-49% of copy), M=16 38.4 /
+//     36.9 / 42.1 / 39.1; 4096^2 M=1 12.0 / 11.0 / 13.4 / 12.5, M=16 15.0 / 14.8 / 16.0 / 15.0. Predicted ~2-3x
+//     from ~3x fewer instructions; got 2x at 8192^2, 1.2x at 4096^2.
+//   ncu after (8192^2 int4 M=1): 191 warp instructions per warp code load (was 315), IPC 2.25, issue 49%, DRAM 34%,
+//     occupancy still 23% (128 regs). Still issue/latency bound. Per code pair: SHF + LOP3 + IADD (table base) + LDS
+//     + HMUL2 (+ HADD2 with zeros); per HMMA ~4 MOVs rebuilding the A quad (the compiler does not keep the 8 x
+//     quads live across the 4 tiles at 128 registers). Next levers, in order: x quads loaded straight into
+//     {x, junk, x, junk} registers for M <= 8 (rows g+8 of D are dropped, so a1/a3 may hold anything); a 32 KB-
+//     aligned table so the base folds into the LOP3; fewer registers (single-buffered scales) for 3 blocks/SM;
+//     for int4 the 0x4300 magic-number decode (2 ops per pair, no LDS).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
