@@ -21,7 +21,9 @@ weight-bandwidth light (34 MB at 3 TB/s = 11 us), so the dequant ALU work and th
   | 4096^2, 64 | 15.4   | 638 -> 36 (0.43x)    | 595 -> 64 (0.24x)   | 337 -> 47 (0.33x)     | 339 -> 40 (0.39x)     |
   | 8192^2, 256| 58.0   | 2610 -> 165 (0.35x)  | 2298 -> 323 (0.18x) | 1374 -> 191 (0.30x)   | 1384 -> 151 (0.39x)   |
   | 8192^2,1024| 172    | 10406 -> 458 (0.38x) | 9420 -> 743 (0.23x) | 5613 -> 434 (0.40x)   | 5620 -> 368 (0.47x)   |
-  (us; "after" = best config of bench/gemm_tune.py's sweep, which the M buckets below now hold.)
+  (us; "after" = best config of bench/gemm_tune.py's sweep, which the M buckets below now hold. The autotuned
+  public op in scripts/gpu_check.sh's table, same card and day: int4 / nf4 / nvfp4 / mxfp4 = 36 / 65 / 47 / 39 us
+  at 4096^2 M=64, 167 / 321 / 190 / 155 at 8192^2 M=256, 460 / 743 / 438 / 370 at M=1024; all GPU tests passed.)
   Prediction was ~0.35-0.43x cuBLAS (GPU.md's plain unpack-then-tl.dot): int4 / mxfp4 / nvfp4 land there. nf4 stays
   about half of that: its select tree is ~19 integer / select ops per element against ~5 for int4; the global-LUT
   gather (LUT_MODE 1) is 4x worse when the tile goes through shared memory (SWAP=0) but 10% better with SWAP=1.
