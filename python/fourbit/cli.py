@@ -335,7 +335,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SystemExit(f"fourbit: unknown format(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     try:
         result = run_report(args.model, names, args.tokens, args.text, gen_tokens=args.gen_tokens,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, device=args.device)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"fourbit: {e}")
     if args.json:
@@ -400,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gen-tokens", type=int, default=32, metavar="N",
                    help="new tokens of the greedy-generation timing (default 32; 0 skips it)")
     r.add_argument("--threads", type=int, default=0, metavar="T", help="torch threads (default: torch's choice)")
+    r.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]: where the model runs")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.set_defaults(func=cmd_report)
 
