@@ -25,7 +25,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -287,7 +287,8 @@ def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FOR
     result["elapsed_s"] = time.perf_counter() - t_start
     print(f"bits/w: of the quantized linears (codes + scales + zeros + global/nested stats); memory: all parameters "
           f"and buffers; vs fp32: perplexity change; agree: argmax next-token agreement with the unquantized model; "
-          f"tok/s: greedy generation of {gen_tokens} tokens ({result["device_name"]}). Done in {result['elapsed_s']:.0f} s.", file=out)
+          f"tok/s: greedy generation of {gen_tokens} tokens ({result['device_name']}). "
+          f"Done in {result['elapsed_s']:.0f} s.", file=out)
     return result
 
 
