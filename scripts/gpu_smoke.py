@@ -23,6 +23,19 @@ for name, fmt in PRESETS.items():
         for dt in (torch.bfloat16, torch.float32):
             x = torch.randn(M, 256, device=dev, dtype=dt)
             fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
+# the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
+from fourbit import kernels  # noqa: E402
+from fourbit.layout import to_blocked_scales  # noqa: E402
+from fourbit.ops import _native_cuda  # noqa: E402
+
+for name in ("nvfp4", "mxfp4"):
+    qw = fourbit.quantize(torch.randn(40, 256, device=dev), name)
+    q, s, z, g, lut, G = qw.op_args()
+    x = torch.randn(17, 256, device=dev, dtype=torch.bfloat16)
+    for act in ("bf16", "fp4"):
+        kernels.linear_scaled(x, q, s, g, name, None, act=act)
+    if _native_cuda.has_cuda():
+        _native_cuda.w4a4_linear(x, name, q, to_blocked_scales(s), g if g.numel() else None)
 codes = torch.randint(0, 16, (5, 64), dtype=torch.uint8, device=dev)
 torch.ops.fourbit.unpack_nibbles(torch.ops.fourbit.pack_nibbles(codes))
 if len(sys.argv) > 1 and sys.argv[1] == "plant":

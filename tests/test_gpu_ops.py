@@ -79,3 +79,13 @@ def test_linear_out_guarded_and_graph_and_compile():
     static_x.copy_(torch.randn_like(x))
     g.replay()
     testing.assert_bit_exact(static_y, lin(static_x), "graph replay")
+
+
+def test_module_moved_to_gpu_and_large_m():
+    """A QuantLinear built on the CPU and moved with .cuda() computes the same function there; M = 16384 works."""
+    lin = torch.nn.Linear(576, 40)  # K = 576: int4 g128 groups cross rows
+    q = fourbit.QuantLinear.from_linear(lin, "int4")
+    x = torch.randn(16384, 576, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
+    y = q.cuda()(x.to(DEV))
+    testing.assert_linear_close(y.cpu(), x, testing.reference_dequantize(lin.weight, "int4"), lin.bias.detach(),
+                                "moved module, M=16384", operand_dtype=torch.bfloat16)
