@@ -87,5 +87,6 @@ def test_module_moved_to_gpu_and_large_m():
     q = fourbit.QuantLinear.from_linear(lin, "int4")
     x = torch.randn(16384, 576, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
     y = q.cuda()(x.to(DEV))
-    testing.assert_linear_close(y.cpu(), x, testing.reference_dequantize(lin.weight, "int4"), lin.bias.detach().to(torch.bfloat16),
+    bias = lin.bias.detach().to(torch.bfloat16)  # the module adds its bias in x's dtype
+    testing.assert_linear_close(y.cpu(), x, testing.reference_dequantize(lin.weight, "int4"), bias,
                                 "moved module, M=16384", operand_dtype=torch.bfloat16)
