@@ -5,9 +5,16 @@ gives a quick local run.
 """
 import os
 
-import pytest
 import torch
-from hypothesis import HealthCheck, settings
+
+# Without a GPU the Triton kernels run under the interpreter. TRITON_INTERPRET must be set before anything imports
+# triton (triton.language decorates its own helpers at import, and torch.compile in other test files imports it),
+# so it is set here, before any test module loads. (torch itself does not import triton.)
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=False,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -40,19 +40,24 @@ def quantize(w: torch.Tensor, G: int, bits: int, symmetric: bool, qmin: int, qma
     return QuantParts(codes=codes, scales=s, zeros=zeros)
 
 
-def error_bound(w: torch.Tensor, G: int, symmetric: bool, scales: torch.Tensor) -> torch.Tensor:
+def error_bound(w: torch.Tensor, G: int, parts: QuantParts, qmin: float, qmax: float) -> torch.Tensor:
     """Worst case per element, given the group scales s.
 
-    Symmetric: |x / s| <= qmax, so nothing clips and RNE errs by at most s / 2.
+    Symmetric: |x / s| <= qmax when s is exact, so nothing clips and RNE errs by at most s / 2.
     Asymmetric: RNE(x / s) errs by s / 2, and the rounded zero point shifts the grid by up to half a step, so the
     top of the range can clip by up to another s / 2: at most s in all.
-    Plus float32 slack (x / s, the product, the subtraction each round once).
+    A subnormal s (a group of tiny values) rounds with few significant bits, so s can land well below amax / qmax
+    and values outside the grid [(qmin - z) s, (qmax - z) s] clip: add their distance to it (hypothesis found
+    this with weights near 1e-43). Plus float32 slack (x / s, the product, the subtraction each round once).
     """
     wg = grouped(w, G)
-    s = scales.float()
-    half = 0.5 if symmetric else 1.0
-    bound = expand_groups(half * s, G)
-    return poison_bound(bound + slack(w.float(), bound), bad_groups(wg), G)
+    s = parts.scales.float()
+    z = torch.zeros_like(s) if parts.zeros is None else parts.zeros.float()
+    half = 0.5 if parts.zeros is None else 1.0
+    x = w.float()
+    lo, hi = expand_groups((qmin - z) * s, G), expand_groups((qmax - z) * s, G)
+    bound = expand_groups(half * s, G) + (x - hi).clamp(min=0) + (lo - x).clamp(min=0)
+    return poison_bound(bound + slack(x, bound), bad_groups(wg), G)
 
 
 @dataclass(frozen=True)
@@ -89,4 +94,5 @@ class IntegerFormat(Format):
         return quantize(w, G, self.bits, False, 0, 2**self.bits - 1, 0, torch.uint8)
 
     def error_bound(self, w: torch.Tensor) -> torch.Tensor:
-        return error_bound(w, self.group(w.shape[1]), self.symmetric, self.quantize_ref(w).scales)
+        qmin, qmax = self.sym_range[:2] if self.symmetric else (0, 2**self.bits - 1)
+        return error_bound(w, self.group(w.shape[1]), self.quantize_ref(w), qmin, qmax)
