@@ -12,6 +12,7 @@ import triton
 import fourbit
 from fourbit.formats import PRESETS
 from fourbit.ops import _native_cuda as nc
+from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -36,18 +37,6 @@ b = torch.empty_like(a)
 t = triton.testing.do_bench(lambda: b.copy_(a), warmup=25, rep=100, return_mode="median")
 copy_bw = 2 * n / (t * 1e-3) / 1e12
 print(f"copy: {copy_bw:.2f} TB/s (read + write)")
-
-
-def graph_time(fns):
-    """Per-call ms of the calls fns[0..R-1] captured back to back in one CUDA graph."""
-    for f in fns:
-        f()
-    torch.cuda.synchronize()
-    gr = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(gr):
-        for f in fns:
-            f()
-    return triton.testing.do_bench(gr.replay, warmup=25, rep=100, return_mode="median") / len(fns)
 
 
 rows = []
