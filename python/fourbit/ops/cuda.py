@@ -65,7 +65,7 @@ def _(w, fmt, variant, group_size):
 @torch.library.register_kernel("fourbit::dequantize", "cuda")
 def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
     C.check_weight(qdata, scales, zeros, global_scale, lut, group_size)
-    torch._check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
+    C.check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
     C.aligned(qdata=qdata)
     return _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype)
 

@@ -71,7 +71,7 @@ def _(w, fmt, variant, group_size):
 @torch.library.register_fake("fourbit::dequantize")
 def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
     N, K = C.check_weight(qdata, scales, zeros, global_scale, lut, group_size)
-    torch._check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
+    C.check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
     return qdata.new_empty((N, K), dtype=dtype)
 
 
@@ -89,7 +89,7 @@ def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
 def check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
     """linear's checks plus the output buffer's: x's dtype, shape [..., N], contiguous, same device."""
     M, N, K = C.check_linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias)
-    torch._check_type(out.dtype == x.dtype, lambda: f"out must have x's dtype {x.dtype}, got {out.dtype}")
+    C.check_type(out.dtype == x.dtype, lambda: f"out must have x's dtype {x.dtype}, got {out.dtype}")
     C.shape_is("out", out, (*x.shape[:-1], N))
     C.contiguous("out", out)
     C.same_device("x", x, out=out)
