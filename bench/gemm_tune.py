@@ -6,13 +6,14 @@ Usage: python3 bench/gemm_tune.py [quick]   (JSON to $OUT/gemm_tune.json; the ta
 """
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing as mp
 
 import torch
 import triton
+
+from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
 
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
 # (N, K, M) -> configs (BM, BN, BK, SWAP, warps, stages) to try
@@ -63,17 +64,6 @@ def _compile(batch):
         except Exception as e:  # noqa: BLE001
             res.append((f, c, lm, time.time() - t, f"{type(e).__name__}: {str(e)[:300]}"))
     return res
-
-
-def graph_time(fns):
-    for f in fns:
-        f()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for f in fns:
-            f()
-    return triton.testing.do_bench(g.replay, warmup=10, rep=40, return_mode="median") / len(fns)
 
 
 def main():

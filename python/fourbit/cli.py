@@ -305,12 +305,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
           "size reduction; rel RMS err = ||W - W'||_F / ||W||_F; err/bound = max |W - W'| / "
           "fourbit.testing.error_bound (must be <= 1); speedup = fp32 time / fourbit.linear time.")
     print(f"done in {elapsed:.1f} s" + (f"; {failures} failure(s)" if failures else ""))
-    if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"wrote {args.json}")
+    _write_json(args.json, report)
     return 1 if failures else 0
 
 
@@ -338,13 +333,18 @@ def cmd_report(args: argparse.Namespace) -> int:
                             progress=not args.no_progress, device=args.device)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"fourbit: {e}")
-    if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(d, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
+    _write_json(args.json, result)
     return 1 if any("error" in e for e in result["entries"]) else 0
+
+
+def _write_json(path, data) -> None:
+    """Write a command's JSON result (creating its folder) when --json was given."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+    print(f"wrote {path}")
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
