@@ -16,6 +16,19 @@
 //     {x, junk, x, junk} registers for M <= 8 (rows g+8 of D are dropped, so a1/a3 may hold anything); a 32 KB-
 //     aligned table so the base folds into the LOP3; fewer registers (single-buffered scales) for 3 blocks/SM;
 //     for int4 the 0x4300 magic-number decode (2 ops per pair, no LDS).
+//   round 2 (H100 80GB HBM3, 2026-11-26, same bench): levers (1) and (2). (1) M <= 8: the 16-byte x load is the A
+//     quad itself, {x0, x1, x2, x3}; B = (byte 0, byte 2) of the weight word gives rows g, B = (byte 1, byte 3) into
+//     a second accumulator gives rows g + 8 (both correct partial sums of row g, added at the end): no MOVs, no
+//     zero registers. (2) table in dynamic shared memory at a 32 KB-aligned address, so base | lane << 2 folds into
+//     the LOP3 (ld.shared with a 32-bit address). SASS (sm_90a, bf16 int4 M <= 8 instantiation): 2200 -> 1928
+//     instructions, IMAD.MOV 173 -> 40, IMAD.IADD 113 -> 16; predicted ~10% at 8192^2 M=1 if issue bound. The
+//     int4 (zeros) M <= 8 instantiation now spills 24 bytes (~10 STL/LDL per 2 steps, L1).
+//     Measured: 8192^2 M=1 int4 26.9 / nf4 24.2 / nvfp4 29.0 / mxfp4 24.6 us (was 27.9 / 27.0 / 31.2 / 27.3:
+//     -4 / -10 / -7 / -10%; 46-53% of copy), M=16 39.3 / 37.3 / 40.9 / 38.0 (unchanged: only (2) applies);
+//     4096^2 M=1 11.5 / 10.5 / 13.1 / 11.6, M=16 15.5 / 14.7 / 15.6 / 14.6. int4 gained least (its spill).
+//     Still far from the 80% target: next, (3) single-buffered scales / fewer registers to drop the int4 spill and
+//     reach 3 blocks/SM, (4) LUT-free int4 decode (pairs (n_k, n_k+4) from (w >> 4i) & 0x000f000f | 0x43004300,
+//     x pairs permuted to match by 4 PRMTs per x load shared by the 4 tiles: ~1.75 instr per pair vs 3 + LDS).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -240,6 +253,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
 // Out-of-range rows are clamped to row N - 1 (their results are dropped), out-of-range K runs get scale 0 and x 0.
 constexpr int kNibRows = 32;       // rows per block (4 n8 tiles, one per warp-tile slot)
 constexpr int kNibTiles = 4;
+constexpr int kNibSmem = 2 * 32768 - 16;  // a 32 KB table at the first 32 KB-aligned shared address (16-byte base)
 
 template <int SK> __device__ __forceinline__ float dec_scale(uint32_t raw) {
   if (SK == SK_F32) return __uint_as_float(raw);
@@ -294,9 +308,13 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
   NibStage<G16, HZ> A, B;
   if (warp < nst) load(A, warp);
 
-  // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT. Static shared memory, so a
-  // lookup's address is (byte << 7 | lane << 2) + a constant: one shift, one LOP3, one LDS per code pair.
-  __shared__ __align__(16) uint32_t tbl[256 * 32];
+  // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT, in dynamic shared memory at
+  // a 32 KB-aligned shared address tb32, so a lookup's address ((byte << 7) & 0x7f80) | (tb32 | lane << 2) is one
+  // shift, one LOP3 and one LDS (no base add).
+  extern __shared__ __align__(16) uint8_t nib_dyn[];
+  const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
+  const uint32_t tb32 = (sb32 + 0x7fffu) & ~0x7fffu;
+  uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
   {
     __shared__ uint16_t lut_s[16];
     if (threadIdx.x < 16) {
@@ -310,31 +328,39 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
     }
     __syncthreads();
   }
-  const uint8_t* tb = reinterpret_cast<const uint8_t*>(tbl);
-  const uint32_t lane4 = uint32_t(lane) << 2;
+  uint32_t lb;  // tb32 | lane << 2, defined after the barrier (volatile asm) so no lookup can move above it
+  asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"(tb32 | (uint32_t(lane) << 2)));
 
   const XT* x = reinterpret_cast<const XT*>(p.x);
   const bool xa_ok = g < M, xb_ok = M16 && g + 8 < M;
   const XT* xa_p = x + (int64_t)(xa_ok ? g : 0) * K;
   const XT* xb_p = x + (int64_t)(xb_ok ? g + 8 : 0) * K;
 
-  float acc[kNibTiles][4];
+  float acc[kNibTiles][4], acc2[kNibTiles][4];  // acc2: the M <= 8 odd-byte MMAs (valid in rows g + 8); unused for M16
 #pragma unroll
-  for (int r = 0; r < kNibTiles; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = 0.f;
+  for (int r = 0; r < kNibTiles; ++r)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[r][i] = acc2[r][i] = 0.f;
 
   auto compute = [&](const NibStage<G16, HZ>& S, int st) {
     const int k0 = ks + st * 128 + t * 32;
     const bool kv = k0 < ke;
-    // A fragments of the step's 8 k16 slices, built once and shared by the 4 tiles: {x[g][2j], x[g+8][2j],
-    // x[g][2j+1], x[g+8][2j+1]} in words of the lane's 32-column run.
+    // M <= 8: the 16-byte x load of word w of the run is itself the A quad {x0, x1, x2, x3} of two MMAs: with B =
+    // (byte 0, byte 2) of weight word w, D rows g get x0 . b0 + x2 . b2 (rows g + 8 get junk); with B = (byte 1,
+    // byte 3) into a second accumulator, D rows g + 8 get x1 . b1 + x3 . b3 (rows g get junk). No register moves.
+    // M16: A fragments {x[g][2j], x[g+8][2j], x[g][2j+1], x[g+8][2j+1]} of the step's 8 k16 slices.
     uint32_t af[8][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
-      if (kv && xa_ok) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
+      if (kv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
       if (M16 && kv && xb_ok) vb = __ldg(reinterpret_cast<const uint4*>(xb_p + k0) + i);
-      af[2 * i][0] = va.x; af[2 * i][2] = va.y; af[2 * i + 1][0] = va.z; af[2 * i + 1][2] = va.w;
-      af[2 * i][1] = vb.x; af[2 * i][3] = vb.y; af[2 * i + 1][1] = vb.z; af[2 * i + 1][3] = vb.w;
+      if (M16) {
+        af[2 * i][0] = va.x; af[2 * i][2] = va.y; af[2 * i + 1][0] = va.z; af[2 * i + 1][2] = va.w;
+        af[2 * i][1] = vb.x; af[2 * i][3] = vb.y; af[2 * i + 1][1] = vb.z; af[2 * i + 1][3] = vb.w;
+      } else {
+        af[2 * i][0] = va.x; af[2 * i][1] = va.y; af[2 * i][2] = va.z; af[2 * i][3] = va.w;
+      }
     }
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) {
@@ -354,14 +380,22 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
         const uint32_t word = word_of(S.w[r], w);
 #pragma unroll
         for (int bb = 0; bb < 4; ++bb) {
-          const uint32_t off = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lane4;
-          uint32_t v = *reinterpret_cast<const uint32_t*>(tb + off);
+          const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
+          uint32_t v;
+          asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
           if (HZ) v = hsub2<XT>(v, w < 2 ? zh0 : zh1);
           b[4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
         }
       }
 #pragma unroll
-      for (int j = 0; j < 8; ++j) mma16816<XT>(acc[r], af[j], b[2 * j], b[2 * j + 1]);
+      for (int j = 0; j < 8; ++j) {
+        if (M16) {
+          mma16816<XT>(acc[r], af[j], b[2 * j], b[2 * j + 1]);
+        } else {
+          const int w = j >> 1;
+          mma16816<XT>((j & 1) ? acc2[r] : acc[r], af[2 * w], b[4 * w + (j & 1)], b[4 * w + 2 + (j & 1)]);
+        }
+      }
     }
   };
 
@@ -374,6 +408,10 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
     compute(B, st + NW);
   }
 
+  if (!M16) {
+#pragma unroll
+    for (int r = 0; r < kNibTiles; ++r) { acc[r][0] += acc2[r][2]; acc[r][1] += acc2[r][3]; }
+  }
   // Cross-warp sum in a fixed order (warp 0 .. 7), through the table's shared memory.
   __syncthreads();
   float* red = reinterpret_cast<float*>(tbl);
@@ -534,8 +572,16 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   Params p = p0;
   p.ksl = ksl;
   dim3 grid((p.N + kNibRows - 1) / kNibRows, S);
-  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true><<<grid, NibCfg<true>::NW * 32, 0, st>>>(p);
-  else gemv_nib4_kernel<XT, SK, G16, HZ, false><<<grid, NibCfg<false>::NW * 32, 0, st>>>(p);
+  static const bool attr = [] {  // once per instantiation
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         kNibSmem);
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         kNibSmem);
+    return true;
+  }();
+  (void)attr;
+  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true><<<grid, NibCfg<true>::NW * 32, kNibSmem, st>>>(p);
+  else gemv_nib4_kernel<XT, SK, G16, HZ, false><<<grid, NibCfg<false>::NW * 32, kNibSmem, st>>>(p);
   check_launch("fourbit gemv_nib4");
   if (S > 1) launch_splitk_reduce<XT>(p, S, st);
 }
