@@ -26,6 +26,10 @@
 //     Measured: 8192^2 M=1 int4 26.9 / nf4 24.2 / nvfp4 29.0 / mxfp4 24.6 us (was 27.9 / 27.0 / 31.2 / 27.3:
 //     -4 / -10 / -7 / -10%; 46-53% of copy), M=16 39.3 / 37.3 / 40.9 / 38.0 (unchanged: only (2) applies);
 //     4096^2 M=1 11.5 / 10.5 / 13.1 / 11.6, M=16 15.5 / 14.7 / 15.6 / 14.6. int4 gained least (its spill).
+//   round 2b: the 4 tiles' zero-point bytes packed in one register per stage (was one per tile): predicted the int4
+//     spill (24 bytes) goes and int4 catches up with nf4. SASS: no spill, 1928 -> 1896. Measured (same card/day):
+//     8192^2 M=1 int4 25.1 us (was 26.9; nf4 24.5 / nvfp4 28.9 / mxfp4 24.9 unchanged within noise), 4096^2 M=1
+//     int4 11.1, M=16 8192^2 40.1 / 37.6 / 41.3 / 38.2 (within ~2% of before). tests 233 passed, memcheck 0 errors.
 //     Still far from the 80% target: next, (3) single-buffered scales / fewer registers to drop the int4 spill and
 //     reach 3 blocks/SM, (4) LUT-free int4 decode (pairs (n_k, n_k+4) from (w >> 4i) & 0x000f000f | 0x43004300,
 //     x pairs permuted to match by 4 PRMTs per x load shared by the 4 tiles: ~1.75 instr per pair vs 3 + LDS).
@@ -269,7 +273,7 @@ struct NibStage {
   uint4 w[kNibTiles];
   uint32_t s0[kNibTiles];
   uint32_t s1[G16 ? kNibTiles : 1];
-  uint32_t z[HZ ? kNibTiles : 1];  // zero byte(s): lo half for the first 16 codes, hi half for the second
+  uint32_t z;  // zero points (HZ; G16 never has zeros here): byte r for tile r, one register for all 4 tiles
 };
 
 // M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers.
@@ -277,6 +281,7 @@ template <bool M16> struct NibCfg { static constexpr int NW = M16 ? 4 : 8, MINB 
 template <typename XT, int SK, bool G16, bool HZ, bool M16>
 __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_nib4_kernel(Params p) {
   constexpr int NW = NibCfg<M16>::NW;
+  static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int N = p.N, K = p.K, G = p.G, M = p.M;
   const int ks = blockIdx.y * p.ksl, ke = min(K, ks + p.ksl);
@@ -298,10 +303,7 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
       const int64_t j = (int64_t)nr[r] * ng + kc / G;
       S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (G16) S.s1[r % (G16 ? kNibTiles : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
-      if (HZ) {
-        const uint32_t z0 = __ldg(p.zeros + j), z1 = G16 ? __ldg(p.zeros + j + 1) : z0;
-        S.z[r % (HZ ? kNibTiles : 1)] = z0 | (z1 << 16);
-      }
+      if (HZ) S.z = r == 0 ? uint32_t(__ldg(p.zeros + j)) : S.z | (uint32_t(__ldg(p.zeros + j)) << (8 * r));
     }
   };
 
@@ -368,11 +370,10 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
       const uint32_t sc0 = pack2<XT>(f0, f0);
       uint32_t sc1 = sc0;
       if (G16) { const float f1 = dec_scale<SK>(S.s1[r % (G16 ? kNibTiles : 1)]); sc1 = pack2<XT>(f1, f1); }
-      uint32_t zh0 = 0, zh1 = 0;
+      uint32_t zh0 = 0;
       if (HZ) {
-        const uint32_t zz = S.z[r % (HZ ? kNibTiles : 1)];
-        const float z0 = float(zz & 0xffu), z1 = float(zz >> 16);
-        zh0 = pack2<XT>(z0, z0); zh1 = pack2<XT>(z1, z1);
+        const float z0 = float((S.z >> (8 * r)) & 0xffu);
+        zh0 = pack2<XT>(z0, z0);
       }
       uint32_t b[16];
 #pragma unroll
@@ -383,7 +384,7 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
           const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
           uint32_t v;
           asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
-          if (HZ) v = hsub2<XT>(v, w < 2 ? zh0 : zh1);
+          if (HZ) v = hsub2<XT>(v, zh0);
           b[4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
         }
       }
