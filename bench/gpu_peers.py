@@ -1,0 +1,124 @@
+"""fourbit against every peer of shared/ANCHORS.md, side by side in one run on one GPU (the performance issue's bench).
+
+Kernels: bf16 cuBLAS (x @ w.T), torch's int4 tinygemm g128, bitsandbytes NF4 b64 (double quant), gemlite int4 g128
+(HQQ-style asymmetric), and fourbit int4 g128 / nf4 / nvfp4 / mxfp4 through the public op. Peers that cannot be
+imported are reported as unavailable (carry them as shared/ANCHORS.md says: `.whl/` wheels, gemlite's source in
+`.whl/pysrc`, PYTHONPATH set before running).
+Method (ANCHORS.md): median of triton.testing.do_bench(fn, warmup=25, rep=100) (it flushes L2), random data, bf16
+activations, plain eager calls as the anchors were measured; fourbit is also timed replayed from a CUDA graph over
+rotating weight copies ("graph us"), the kernel time a decode loop under graphs sees.
+Writes $OUT/peers.json (or ./peers.json); `python3 bench/roofline.py peers.json` draws the roofline PNG.
+Status: written 2026-11-26 without a GPU run (the session's device time was spent); run it before trusting it.
+"""
+import json
+import os
+import sys
+
+import torch
+import triton
+
+import fourbit
+from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+
+dev = "cuda"
+SHAPES = [(4096, 4096), (8192, 8192), (28672, 8192), (4096, 14336), (14336, 4096)]
+MS = (1, 16, 64, 256, 1024, 4096)
+FOURBIT = ("int4", "nf4", "nvfp4", "mxfp4")
+
+
+def bench(fn):
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+
+
+def peer_tinygemm(w):
+    """torch's int4 tinygemm, g128: returns (fn(x), weight + scale bytes)."""
+    N, K = w.shape
+    wg = w.float().reshape(N, K // 128, 128)
+    mn, mx = wg.amin(-1), wg.amax(-1)
+    s = ((mx - mn) / 15).clamp(min=1e-6)
+    q = torch.round((wg - mn[..., None]) / s[..., None]).clamp(0, 15).to(torch.int32).reshape(N, K)
+    packed = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
+    w4 = torch._convert_weight_to_int4pack(packed, 8)
+    zero = mn + 8 * s  # tinygemm dequantizes (q - 8) * s + zero
+    sz = torch.stack([s.t(), zero.t()], -1).to(torch.bfloat16).contiguous()  # [K/128, N, 2]
+    return (lambda x: torch._weight_int4pack_mm(x, w4, 128, sz)), w4.numel() * w4.element_size() + sz.numel() * 2
+
+
+def peer_bnb(w):
+    import bitsandbytes as bnb  # noqa: PLC0415
+    q, st = bnb.functional.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=True)
+    nbytes = q.numel() + st.absmax.numel() + st.state2.absmax.numel() * 4
+    return (lambda x: bnb.matmul_4bit(x, q.t(), quant_state=st)), nbytes
+
+
+def peer_gemlite(w):
+    from gemlite.helper import A16W4_HQQ_INT  # noqa: PLC0415
+    N, K = w.shape
+    wg = w.float().reshape(N, K // 128, 128)
+    mn, mx = wg.amin(-1), wg.amax(-1)
+    s = ((mx - mn) / 15).clamp(min=1e-6)
+    z = -mn / s
+    q = torch.round(wg / s[..., None] + z[..., None]).clamp(0, 15).to(torch.uint8).reshape(N, K)
+    layer = A16W4_HQQ_INT(device=dev, dtype=torch.bfloat16).from_weights(q, s.to(torch.bfloat16),
+                                                                          z.to(torch.bfloat16))
+    return layer, N * K // 2 + 2 * 2 * N * K // 128
+
+
+def main():
+    torch.manual_seed(0)
+    n = 1 << 28
+    a, b = torch.empty(n, dtype=torch.uint8, device=dev), torch.empty(n, dtype=torch.uint8, device=dev)
+    copy_tbs = 2 * n / (bench(lambda: b.copy_(a)) * 1e-3) / 1e12
+    rows, unavailable = [], {}
+    for N, K in SHAPES:
+        w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
+        peers = {}
+        for name, make in (("tinygemm int4", peer_tinygemm), ("bnb nf4", peer_bnb), ("gemlite int4", peer_gemlite)):
+            try:
+                peers[name] = make(w)
+            except Exception as e:  # noqa: BLE001 - a missing or failing peer is reported, not fatal
+                unavailable[name] = f"{type(e).__name__}: {e}"[:200]
+        qws = {f: fourbit.quantize(w, f) for f in FOURBIT}
+        copies = {f: [fourbit.quantize(torch.randn_like(w) * 0.02, f) for _ in range(3)] for f in FOURBIT}
+        for M in MS:
+            x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+            t_bf16 = bench(lambda: x @ w.T)
+            row = dict(shape=f"{N}x{K}", M=M, kernels={"bf16 cuBLAS": dict(us=t_bf16 * 1e3, bytes=N * K * 2)})
+            for name, (fn, nbytes) in peers.items():
+                try:
+                    row["kernels"][name] = dict(us=bench(lambda: fn(x)) * 1e3, bytes=nbytes)
+                except Exception as e:  # noqa: BLE001
+                    unavailable[f"{name} M={M}"] = f"{type(e).__name__}: {e}"[:200]
+            for f, qw in qws.items():
+                out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+                cs = [q.op_args() for q in [qw] + copies[f]]
+                g = graph_time([lambda a_=a_: torch.ops.fourbit.linear_out(x, *a_, None, out) for a_ in cs])
+                row["kernels"][f"fourbit {f}"] = dict(us=bench(lambda: fourbit.linear(x, qw)) * 1e3,
+                                                      graph_us=g * 1e3, bytes=qw.nbytes)
+            for k in row["kernels"].values():
+                k["tbs"] = k["bytes"] / (k["us"] * 1e-6) / 1e12
+                k["tflops"] = 2 * M * N * K / (k["us"] * 1e-6) / 1e12
+                k["vs_bf16"] = t_bf16 * 1e3 / k["us"]
+            best_peer = min((v["us"] for k_, v in row["kernels"].items() if not k_.startswith(("fourbit", "bf16"))),
+                            default=None)
+            for k_, v in row["kernels"].items():
+                if k_.startswith("fourbit") and best_peer:
+                    v["vs_best_peer"] = best_peer / v["us"]
+            rows.append(row)
+    meta = dict(card=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
+                copy_tbs=copy_tbs, unavailable=unavailable, argv=sys.argv)
+    path = os.path.join(os.environ.get("OUT", "."), "peers.json")
+    with open(path, "w") as fh:
+        json.dump(dict(meta=meta, rows=rows), fh, indent=1)
+    print(f"\n{meta['card']}, torch {meta['torch']}, triton {meta['triton']}, copy {copy_tbs:.2f} TB/s; "
+          f"unavailable: {sorted(unavailable) or 'none'}")
+    print(f"{'shape':>11} {'M':>5} {'kernel':>15} {'us':>9} {'graph us':>9} {'TB/s':>6} {'TF/s':>7} {'x bf16':>7} "
+          f"{'x peer':>7}")
+    for r in rows:
+        for k, v in r["kernels"].items():
+            print(f"{r['shape']:>11} {r['M']:>5} {k:>15} {v['us']:9.1f} {v.get('graph_us', 0):9.1f} {v['tbs']:6.2f} "
+                  f"{v['tflops']:7.1f} {v['vs_bf16']:7.2f} {v.get('vs_best_peer', 0):7.2f}")
+
+
+if __name__ == "__main__":
+    main()
