@@ -52,7 +52,7 @@ def _check_version(version: str) -> None:
 _check_version(transformers.__version__)
 
 from transformers.quantizers.auto import (  # noqa: E402
-    AUTO_QUANTIZATION_CONFIG_MAPPING, AUTO_QUANTIZER_MAPPING, register_quantization_config, register_quantizer)
+    register_quantization_config, register_quantizer)
 from transformers.quantizers.base import HfQuantizer  # noqa: E402
 from transformers.utils.quantization_config import QuantizationConfigMixin  # noqa: E402
 
@@ -358,8 +358,3 @@ class FourbitHfQuantizer(HfQuantizer):
                         lin.bias.copy_(mod.bias)
                 _set_submodule(model, name, lin)
         return model
-
-
-def is_registered() -> bool:
-    return (AUTO_QUANTIZER_MAPPING.get(QUANT_METHOD) is FourbitHfQuantizer
-            and AUTO_QUANTIZATION_CONFIG_MAPPING.get(QUANT_METHOD) is FourbitConfig)

@@ -1,13 +1,12 @@
 """QuantLinear: one nn.Module for every format, y = x @ dequant(W)^T + b through torch.ops.fourbit.linear."""
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import torch
 from torch import nn
 
-from ..formats import Format, FORMATS
+from ..formats import Format
 from ..formats._absmax import NESTED_BLOCK, DoubleQuant
 from ..ops.library import quantize_out_meta
 from ..quantized import QuantizedWeight, quantize, resolve_format, stored_rows
@@ -24,20 +23,6 @@ STATE_DICT_DOC = {
     "nested_offset": "float32 [1] (double quant)",
     "bias": "[N] in the model's dtype (optional)",
 }
-
-
-def format_to_json(fmt: Format) -> str:
-    """A format config as JSON: {"name": ..., fields...} (checkpoint metadata)."""
-    import dataclasses
-    return json.dumps({"name": fmt.name, **dataclasses.asdict(fmt)}, sort_keys=True)
-
-
-def format_from_json(text: str) -> Format:
-    d = json.loads(text)
-    name = d.pop("name")
-    if name not in FORMATS:
-        raise ValueError(f"unknown format {name!r} in checkpoint metadata")
-    return FORMATS[name](**d)
 
 
 def expected_tensors(fmt: Format, N: int, K: int):
