@@ -7,8 +7,12 @@ imported are reported as unavailable (carry them as shared/ANCHORS.md says: `.wh
 Method (ANCHORS.md): median of triton.testing.do_bench(fn, warmup=25, rep=100) (it flushes L2), random data, bf16
 activations, plain eager calls as the anchors were measured; fourbit is also timed replayed from a CUDA graph over
 rotating weight copies ("graph us"), the kernel time a decode loop under graphs sees.
+Also measured: the elementwise kernels (pack, unpack, quantize, dequantize) as bytes read + written per second
+against the device-to-device copy, and the large-M crossover of the two GEMM strategies (fused Triton dequant +
+tl.dot against dequantize-then-cuBLAS), both CUDA-graph timed, which sets ops/cuda.py's DEQUANT_MIN_M.
 Writes $OUT/peers.json (or ./peers.json); `python3 bench/roofline.py peers.json` draws the roofline PNG.
-Status: written 2026-11-26 without a GPU run (the session's device time was spent); run it before trusting it.
+Grid: every M of ANCHORS.md on 4096x4096 and 8192x8192; M = 1 and 16 on the three large decode shapes (the M = 1
+bandwidth target's shapes), which keeps the whole run inside one 10-minute GPU call with build and tests.
 """
 import json
 import os
@@ -21,8 +25,9 @@ import fourbit
 from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
 
 dev = "cuda"
-SHAPES = [(4096, 4096), (8192, 8192), (28672, 8192), (4096, 14336), (14336, 4096)]
-MS = (1, 16, 64, 256, 1024, 4096)
+GRID = [((4096, 4096), (1, 16, 64, 256, 1024, 4096)), ((8192, 8192), (1, 16, 64, 256, 1024, 4096)),
+        ((28672, 8192), (1, 16)), ((4096, 14336), (1, 16)), ((14336, 4096), (1, 16))]
+CROSS_MS = (128, 256, 512, 1024, 2048)
 FOURBIT = ("int4", "nf4", "nvfp4", "mxfp4")
 
 
@@ -64,13 +69,58 @@ def peer_gemlite(w):
     return layer, N * K // 2 + 2 * 2 * N * K // 128
 
 
+def rates(k, M, N, K, t_bf16):
+    """Fill TB/s (weight + scale bytes), TF/s and the ratio to bf16 of one timed kernel entry."""
+    k["tbs"] = k["bytes"] / (k["us"] * 1e-6) / 1e12
+    k["tflops"] = 2 * M * N * K / (k["us"] * 1e-6) / 1e12
+    k["vs_bf16"] = t_bf16 * 1e3 / k["us"]
+
+
+def elementwise(copy_tbs):
+    """pack / unpack / quantize / dequantize on 8192x8192: bytes read + written per second, % of copy."""
+    N = K = 8192
+    w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
+    codes = torch.randint(0, 16, (N, K), device=dev, dtype=torch.uint8)
+    packed = torch.ops.fourbit.pack_nibbles(codes)
+    out = [("pack", lambda: torch.ops.fourbit.pack_nibbles(codes), N * K * 1.5),
+           ("unpack", lambda: torch.ops.fourbit.unpack_nibbles(packed), N * K * 1.5)]
+    for f in FOURBIT:
+        qw = fourbit.quantize(w, f)
+        out.append((f"quantize {f}", lambda f=f: fourbit.quantize(w, f), N * K * 2 + qw.nbytes))
+        out.append((f"dequantize {f}", lambda qw=qw: fourbit.dequantize(qw, torch.bfloat16), N * K * 2 + qw.nbytes))
+    res = []
+    for name, fn, nbytes in out:
+        t = bench(fn) * 1e-3
+        res.append(dict(kernel=name, us=t * 1e6, tbs=nbytes / t / 1e12, pct_copy=100 * nbytes / t / 1e12 / copy_tbs))
+    return res
+
+
+def crossover():
+    """Per-call us (CUDA graph) of the fused Triton GEMM and of dequantize + cuBLAS at the large-M sizes."""
+    from fourbit import kernels  # noqa: PLC0415
+    res = []
+    for N, K in ((4096, 4096), (8192, 8192)):
+        w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
+        for f in FOURBIT:
+            qw = fourbit.quantize(w, f)
+            a = qw.op_args()
+            for M in CROSS_MS:
+                x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+                fused = graph_time([lambda: kernels.linear(x, *a, None, out=y)])
+                deq = graph_time([lambda: torch.mm(x, kernels.dequantize(*a, torch.bfloat16).t(), out=y)])
+                res.append(dict(shape=f"{N}x{K}", format=f, M=M, fused_us=fused * 1e3, dequant_mm_us=deq * 1e3))
+    return res
+
+
 def main():
     torch.manual_seed(0)
     n = 1 << 28
     a, b = torch.empty(n, dtype=torch.uint8, device=dev), torch.empty(n, dtype=torch.uint8, device=dev)
     copy_tbs = 2 * n / (bench(lambda: b.copy_(a)) * 1e-3) / 1e12
+    del a, b
     rows, unavailable = [], {}
-    for N, K in SHAPES:
+    for (N, K), ms in GRID:
         w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
         peers = {}
         for name, make in (("tinygemm int4", peer_tinygemm), ("bnb nf4", peer_bnb), ("gemlite int4", peer_gemlite)):
@@ -79,8 +129,8 @@ def main():
             except Exception as e:  # noqa: BLE001 - a missing or failing peer is reported, not fatal
                 unavailable[name] = f"{type(e).__name__}: {e}"[:200]
         qws = {f: fourbit.quantize(w, f) for f in FOURBIT}
-        copies = {f: [fourbit.quantize(torch.randn_like(w) * 0.02, f) for _ in range(3)] for f in FOURBIT}
-        for M in MS:
+        copies = {f: [fourbit.quantize(torch.randn_like(w) * 0.02, f) for _ in range(2)] for f in FOURBIT}
+        for M in ms:
             x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
             t_bf16 = bench(lambda: x @ w.T)
             row = dict(shape=f"{N}x{K}", M=M, kernels={"bf16 cuBLAS": dict(us=t_bf16 * 1e3, bytes=N * K * 2)})
@@ -96,20 +146,29 @@ def main():
                 row["kernels"][f"fourbit {f}"] = dict(us=bench(lambda: fourbit.linear(x, qw)) * 1e3,
                                                       graph_us=g * 1e3, bytes=qw.nbytes)
             for k in row["kernels"].values():
-                k["tbs"] = k["bytes"] / (k["us"] * 1e-6) / 1e12
-                k["tflops"] = 2 * M * N * K / (k["us"] * 1e-6) / 1e12
-                k["vs_bf16"] = t_bf16 * 1e3 / k["us"]
+                rates(k, M, N, K, t_bf16)
             best_peer = min((v["us"] for k_, v in row["kernels"].items() if not k_.startswith(("fourbit", "bf16"))),
                             default=None)
             for k_, v in row["kernels"].items():
                 if k_.startswith("fourbit") and best_peer:
                     v["vs_best_peer"] = best_peer / v["us"]
             rows.append(row)
+        del w, peers, qws, copies
+        torch.cuda.empty_cache()
+    elem = elementwise(copy_tbs)
+    cross = crossover()
     meta = dict(card=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
                 copy_tbs=copy_tbs, unavailable=unavailable, argv=sys.argv)
     path = os.path.join(os.environ.get("OUT", "."), "peers.json")
     with open(path, "w") as fh:
-        json.dump(dict(meta=meta, rows=rows), fh, indent=1)
+        json.dump(dict(meta=meta, rows=rows, elementwise=elem, crossover=cross), fh, indent=1)
+    print("\nlarge-M crossover (CUDA graph us): fused Triton GEMM vs dequantize + cuBLAS")
+    for c in cross:
+        print(f"{c['shape']:>10} {c['format']:>6} M={c['M']:<5} fused {c['fused_us']:8.1f}  "
+              f"dequant+mm {c['dequant_mm_us']:8.1f}")
+    print("\nelementwise, 8192x8192 (bytes read + written)")
+    for e in elem:
+        print(f"{e['kernel']:>18} {e['us']:8.1f} us {e['tbs']:6.2f} TB/s {e['pct_copy']:5.0f}% of copy")
     print(f"\n{meta['card']}, torch {meta['torch']}, triton {meta['triton']}, copy {copy_tbs:.2f} TB/s; "
           f"unavailable: {sorted(unavailable) or 'none'}")
     print(f"{'shape':>11} {'M':>5} {'kernel':>15} {'us':>9} {'graph us':>9} {'TB/s':>6} {'TF/s':>7} {'x bf16':>7} "

@@ -2,10 +2,14 @@
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
-  linear, M > 16                        -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
+  linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
                                            CI, never run: no Blackwell GPU was available)
+  linear, M >= DEQUANT_MIN_M (Hopper)  -> dequantize into a transient [N, K] buffer of x's dtype (Triton, bit-exact)
+                                           then cuBLAS (torch.mm / addmm): the compute-bound regime, where the fused
+                                           kernel's dequant ALU work in the MMA warps costs more than one extra pass
+                                           over the weight (see DEQUANT_MIN_M). Peak extra memory: N * K * 2 bytes.
 All launches use torch's current CUDA stream. Triton is imported on first use, so CPU-only users never pay for it.
 """
 from __future__ import annotations
@@ -17,6 +21,9 @@ from . import _native_cuda
 from .library import check_out
 
 GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
+# From this M on (capability < 10), dequantize-then-cuBLAS beats the fused Triton GEMM. Measured on an H100
+# (bench/gpu_peers.py): see BENCHMARKS.md for the crossover.
+DEQUANT_MIN_M = 512
 
 
 def _kernels():
@@ -41,6 +48,13 @@ def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, o
     fmt = _scaled_format(x2, scales, global_scale, lut)
     if fmt is not None:
         return _kernels().linear_scaled(x2, qdata, scales, global_scale, fmt, bias, act="bf16", out=out2)
+    if M >= DEQUANT_MIN_M:
+        # the weight rounds once to x's dtype exactly as the fused kernel's operand tile does; cuBLAS then runs the
+        # same x @ W^T (+ bias in its epilogue) that a bf16 nn.Linear runs
+        w = _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, x2.dtype)
+        if bias is None:
+            return torch.mm(x2, w.t(), out=out2)
+        return torch.addmm(bias, x2, w.t(), out=out2)
     return _kernels().linear(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out=out2)
 
 
