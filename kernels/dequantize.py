@@ -9,7 +9,7 @@ import triton.language as tl
 from . import codecs as cd
 from ._launch import EXACT, as_bytes, scale_kind
 
-BLOCK_R, BLOCK_K = 16, 256  # tile of one dequantize program
+BLOCK_R, BLOCK_K, WARPS, LUT_MODE = 16, 256, 4, 0  # tile of one dequantize program, warps, codebook decode
 
 # code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
 # contents (code_kind); every kind gives exactly lut[code].
@@ -192,14 +192,14 @@ def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC:
 def _dequantize_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, GC: tl.constexpr, CODES: tl.constexpr,
                        BITS: tl.constexpr,
                        SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, OUT: tl.constexpr,
-                       BR: tl.constexpr, BK: tl.constexpr):
+                       BR: tl.constexpr, BK: tl.constexpr, LUT_MODE: tl.constexpr):
     """out_ptr: [N, K] row-major; float32 (OUT=0), float16 (OUT=1) or int16 bits of bfloat16 (OUT=2)."""
     rows = tl.program_id(0).to(tl.int64) * BR + tl.arange(0, BR)
     k0 = tl.program_id(1) * BK
     cols = k0 + tl.arange(0, BK)
     mask = (rows[:, None] < N) & (cols[None, :] < K)
     v = dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rows < N, k0, K, G, GC, BITS, SCALE, HAS_Z, HAS_G,
-                     CODES, 0, BK, True)
+                     CODES, LUT_MODE, BK, True)
     ptrs = out_ptr + rows[:, None] * K + cols[None, :]
     if OUT == 2:
         tl.store(ptrs, cd.bf16_bits(v).to(tl.int16, bitcast=True), mask=mask)
@@ -222,7 +222,8 @@ def weight_args(qdata, scales, zeros, global_scale, lut):
     return qdata, as_bytes(scales), pick(zeros), pick(global_scale), pick(lut)
 
 
-def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32) -> torch.Tensor:
+def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32, block=(BLOCK_R, BLOCK_K),
+               num_warps=WARPS, lut_mode=LUT_MODE) -> torch.Tensor:
     """Stored weight -> [N, K] of dtype (float32 / bfloat16 / float16), bit-exact with the reference.
 
     qdata: uint8 [N, K/2] packed (lut float32 [16]) or int8/uint8 [N, K] (lut empty). scales: [N, K/G] float32 /
@@ -230,10 +231,11 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     out = torch.empty(N, K, dtype=dtype, device=qdata.device)
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
-    grid = (triton.cdiv(N, BLOCK_R), triton.cdiv(K, BLOCK_K))
+    grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
     _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
                              out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
                              GC=group_constexpr(group_size), CODES=code_kind(lut) if bits == 4 else CODES_LUT,
                              BITS=bits,
-                             SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=BLOCK_R, BK=BLOCK_K, **EXACT)
+                             SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=block[0], BK=block[1], LUT_MODE=lut_mode,
+                             num_warps=num_warps, **EXACT)
     return out

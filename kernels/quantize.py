@@ -15,7 +15,7 @@ from fourbit.formats import FORMATS
 from fourbit.formats._codebook import midpoints
 
 TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
-TILE = 2048  # elements per quantize program (groups per program = TILE // padded group)
+TILE, WARPS = 2048, 4  # elements per quantize program (groups per program = TILE // padded group), warps
 
 
 @triton.jit
@@ -121,7 +121,7 @@ def _params(fmt: str, variant: str):
     return (cd.MX_FLOOR if variant == "floor" else cd.MX_RCEIL), 4, 0, 0, 0
 
 
-def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int):
+def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int = TILE, num_warps: int = WARPS):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
     qdata uint8 [N, K/2] (4-bit, element 2i in the low nibble) or int8 (int8 sym) / uint8 (int8 asym) [N, K];
     scales [N, K/G] float32 / float8_e4m3fn (nvfp4) / float8_e8m0fnu (mxfp4); zeros uint8 [N, K/G] (asym) or
@@ -142,10 +142,10 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int):
         _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
-    GPB = max(1, min(TILE // BG, triton.next_power_of_2(n_groups)))
+    GPB = max(1, min(tile // BG, triton.next_power_of_2(n_groups)))
     s_out = scales.view(torch.uint8) if scales.element_size() == 1 else scales
     grid = (N, triton.cdiv(n_groups, GPB))
     _quantize_kernel[grid](w, qdata, s_out, zeros if zeros.numel() else dummy_f, gscale if gscale.numel() else dummy_f,
                            amax, mid, order, K, n_groups, G, FMT=fid, BITS=bits, QMIN=qmin, QMAX=qmax,
-                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, **EXACT)
+                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, num_warps=num_warps, **EXACT)
     return qdata, scales, zeros, gscale

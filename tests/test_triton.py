@@ -137,9 +137,10 @@ def test_pack_every_byte():
 def test_pack_unpack_any_shape(lead, seed):
     shape = (*lead[:-1], 2 * lead[-1] * 7)
     codes = torch.randint(0, 16, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
-    packed = K.pack_nibbles(codes.to(DEV))
-    testing.assert_bit_exact(packed.cpu(), pack_nibbles_ref(codes), "packed")
-    testing.assert_bit_exact(K.unpack_nibbles(packed).cpu(), codes, "unpacked")
+    for block in (K.pack.BLOCK, 16):  # the shipped block, and a small one so several programs share the masks
+        packed = K.pack.pack_nibbles(codes.to(DEV), block=block)
+        testing.assert_bit_exact(packed.cpu(), pack_nibbles_ref(codes), f"packed (block {block})")
+        testing.assert_bit_exact(K.pack.unpack_nibbles(packed, block=block).cpu(), codes, f"unpacked (block {block})")
 
 
 # --- quantize / dequantize: bit-exact --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .library import check_out
 GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
 # From this M on (capability < 10), dequantize-then-cuBLAS beats the fused Triton GEMM. Measured on an H100
 # (bench/gpu_peers.py): see BENCHMARKS.md for the crossover.
-DEQUANT_MIN_M = 512
+DEQUANT_MIN_M = 256
 
 
 def _kernels():

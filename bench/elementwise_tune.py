@@ -1,0 +1,72 @@
+"""Sweep the elementwise Triton kernels' launch parameters on the GPU (pack, unpack, quantize, dequantize), each
+variant checked bit-exact against the shipped default, on 8192x8192. Prints GB/s (bytes read + written) and the
+percentage of the device-to-device copy per variant, best first per kernel. Run: python3 bench/elementwise_tune.py
+"""
+import itertools
+
+import torch
+import triton
+
+import fourbit
+from fourbit import kernels as K
+from fourbit.kernels import dequantize as dq, pack as pk, quantize as qz
+
+dev = "cuda"
+FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
+
+
+def bench(fn):
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e-3
+
+
+def same(a, b):
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    return all(torch.equal(x.view(torch.uint8) if x.element_size() == 1 else x, y.view(torch.uint8)
+                           if y.element_size() == 1 else y) for x, y in zip(a, b))
+
+
+def sweep(name, nbytes, make, variants, copy):
+    ref = make()()
+    res = []
+    for v in variants:
+        fn = make(**v)
+        ok = same(fn(), ref)
+        t = bench(fn)
+        res.append((nbytes / t / 1e12, t * 1e6, v, ok))
+    res.sort(key=lambda r: -r[0])
+    for tbs, us, v, ok in res[:4]:
+        print(f"{name:>18} {us:8.1f} us {tbs:5.2f} TB/s {100 * tbs / copy:4.0f}%  {v}{'' if ok else '  MISMATCH'}")
+    return res
+
+
+def main():
+    n = 1 << 28
+    a, b = torch.empty(n, dtype=torch.uint8, device=dev), torch.empty(n, dtype=torch.uint8, device=dev)
+    copy = 2 * n / bench(lambda: b.copy_(a)) / 1e12
+    del a, b
+    N = Kd = 8192
+    codes = torch.randint(0, 16, (N, Kd), device=dev, dtype=torch.uint8)
+    packed = pk.pack_nibbles(codes)
+    blocks = [dict(block=bl, num_warps=nw) for bl, nw in itertools.product((1024, 2048, 4096, 8192), (4, 8))]
+    sweep("pack", N * Kd * 1.5, lambda **v: (lambda: pk.pack_nibbles(codes, **v)), blocks, copy)
+    sweep("unpack", N * Kd * 1.5, lambda **v: (lambda: pk.unpack_nibbles(packed, **v)), blocks, copy)
+    w = torch.randn(N, Kd, device=dev, dtype=torch.bfloat16) * 0.02
+    for f in FORMATS:
+        qw = fourbit.quantize(w, f)
+        fmt = qw.format
+        G = fmt.group(Kd)
+        tiles = [dict(tile=t, num_warps=nw) for t, nw in itertools.product((1024, 2048, 4096, 8192), (2, 4, 8))]
+        sweep(f"quantize {f}", N * Kd * 2 + qw.nbytes,
+              lambda **v: (lambda: qz.quantize(w, fmt.name, fmt.variant, G, **v)), tiles, copy)
+        args = qw.op_args()
+        dqs = [dict(block=bk, num_warps=nw, lut_mode=lm) for bk, nw, lm in
+               itertools.product(((16, 256), (32, 256), (16, 512), (64, 128), (8, 1024)), (4, 8), (0, 1))
+               if lm == 0 or f == "nf4"]
+        sweep(f"dequantize {f}", N * Kd * 2 + qw.nbytes,
+              lambda **v: (lambda: dq.dequantize(*args, torch.bfloat16, **v)), dqs, copy)
+    print(f"copy {copy:.2f} TB/s, {torch.cuda.get_device_name()}, triton {triton.__version__}")
+
+
+if __name__ == "__main__":
+    main()
