@@ -3,13 +3,15 @@ variant checked bit-exact against the shipped default, on 8192x8192. Prints GB/s
 percentage of the device-to-device copy per variant, best first per kernel. Run: python3 bench/elementwise_tune.py
 """
 import itertools
+import sys
 
 import torch
 import triton
 
 import fourbit
-from fourbit import kernels as K
-from fourbit.kernels import dequantize as dq, pack as pk, quantize as qz
+import fourbit.kernels  # noqa: F401
+# the submodules (fourbit.kernels re-exports functions of the same names)
+dq, pk, qz = (sys.modules[f"fourbit.kernels.{m}"] for m in ("dequantize", "pack", "quantize"))
 
 dev = "cuda"
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")

@@ -90,3 +90,41 @@ def test_module_moved_to_gpu_and_large_m():
     bias = lin.bias.detach().to(torch.bfloat16)  # the module adds its bias in x's dtype
     testing.assert_linear_close(y.cpu(), x, testing.reference_dequantize(lin.weight, "int4"), bias,
                                 "moved module, M=16384", operand_dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("name", ["int4", "nf4", "nf4_dq", "nvfp4", "mxfp4", "int8"])
+def test_eager_fast_path_matches_the_op(name):
+    """fourbit.ops.eager (plain eager CUDA calls skip torch.library dispatch) gives the op's result bit for bit on
+    every kernel path (GEMV, fused GEMM, dequantize + cuBLAS), and hands bad input to the op, which names it."""
+    from fourbit.ops import eager
+    qw = fourbit.quantize(_w(96, 512, 4).to(DEV), name)
+    bias = torch.randn(96, device=DEV, dtype=torch.bfloat16)
+    for M in (1, 17, 300):
+        x = torch.randn(2, M, 512, device=DEV, dtype=torch.bfloat16)
+        assert eager.usable(x, bias)
+        fast = eager.linear(x, qw.eager_plan(), bias)
+        testing.assert_bit_exact(fast, OPS.linear(x, *qw.op_args(), bias), f"{name} M={M}")
+        testing.assert_bit_exact(fourbit.linear(x, qw, bias), fast, f"{name} M={M} public")
+    assert eager.linear(torch.randn(3, 500, device=DEV, dtype=torch.bfloat16), qw.eager_plan(), None) is None
+    with pytest.raises(ValueError, match="x must have shape"):
+        fourbit.linear(torch.randn(3, 500, device=DEV, dtype=torch.bfloat16), qw)
+    with pytest.raises(TypeError, match="bias must have x's dtype"):
+        fourbit.linear(torch.randn(3, 512, device=DEV, dtype=torch.bfloat16), qw, bias.float())
+    xg = torch.randn(3, 512, device=DEV, requires_grad=True)
+    assert not eager.usable(xg, None)
+    fourbit.linear(xg, qw).sum().backward()  # autograd goes through the op
+    assert xg.grad is not None and xg.grad.shape == xg.shape
+
+
+def test_eager_plan_follows_the_module_buffers():
+    """The module's cached plan sees in-place loads (load_state_dict) and is rebuilt when buffers are replaced."""
+    a, b = torch.nn.Linear(256, 64).to(DEV), torch.nn.Linear(256, 64).to(DEV)
+    qa, qb = (fourbit.QuantLinear.from_linear(m, "int4") for m in (a, b))
+    x = torch.randn(5, 256, device=DEV)
+    ya, yb = qa(x), qb(x)
+    qa.load_state_dict(qb.state_dict())  # copies into the same buffers
+    testing.assert_bit_exact(qa(x), yb, "after load_state_dict")
+    qa.qweight = qb.qweight.clone()  # a new buffer object
+    testing.assert_bit_exact(qa(x), yb, "after buffer replacement")
+    moved = fourbit.QuantLinear.from_linear(a.cpu(), "int4").cuda()
+    testing.assert_bit_exact(moved(x), ya, "after .cuda()")

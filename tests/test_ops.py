@@ -312,3 +312,20 @@ def test_linear_out_writes_callers_buffer():
         OPS.linear_out(x, *qw.op_args(), None, torch.empty(6, 24, dtype=torch.bfloat16))
     torch.library.opcheck(OPS.linear_out, (x, *qw.op_args(), None, torch.empty_like(out)),
                           test_utils=("test_faketensor", "test_aot_dispatch_dynamic"))
+
+
+def test_eager_plan_cache_is_keyed_on_the_stored_tensors():
+    """fourbit.ops.eager: a plan is checked once and reused only while the weight's tensors are the same objects;
+    CPU tensors never take the fast path."""
+    from fourbit.ops import eager
+    qw = fourbit.quantize(torch.randn(32, 256), "int4")
+    p = qw.eager_plan()
+    assert qw.eager_plan() is p and (p.N, p.K) == (32, 256)
+    qw.qdata = qw.qdata.clone()
+    assert qw.eager_plan() is not p
+    dq = fourbit.quantize(torch.randn(32, 256), "nf4_dq")  # scales decoded per call: never cached
+    assert dq.eager_plan() is not dq.eager_plan()
+    assert not eager.usable(torch.randn(2, 256), None)
+    with pytest.raises(ValueError, match="scales must have shape"):
+        eager.Plan((qw.qdata, qw.scales[:, :1], torch.empty(0, dtype=torch.uint8), torch.empty(0),
+                    qw.op_args()[4], 128))

@@ -8,6 +8,7 @@ import torch
 
 from .formats import Format, PRESETS, make_format
 from .formats._absmax import DoubleQuant, compress
+from .ops import eager
 
 
 @dataclass
@@ -66,6 +67,13 @@ class QuantizedWeight:
                 torch.empty(0, dtype=torch.uint8, device=dev) if zeros is None else zeros.reshape(N, K // Gk),
                 torch.empty(0, dtype=torch.float32, device=dev) if self.global_scale is None else self.global_scale,
                 _lut(self.format, dev), Gk)
+
+    def eager_plan(self) -> "eager.Plan":
+        """The checked op arguments for fourbit.ops.eager, cached while the stored tensors are the same objects
+        (not for double-quantized scales or row-crossing groups, whose op arguments are computed per call)."""
+        t = tuple(self.stored_tensors().values())
+        cacheable = self.nested is None and self.format.kernel_group(self.shape[1]) == self.format.group(self.shape[1])
+        return eager.plan_for(self, t, self.op_args, cacheable)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[N, K] of dtype: ((lut[code] - zero) * scale) * global_scale, computed in float32."""
@@ -149,5 +157,10 @@ def dequantize(qw: QuantizedWeight, dtype: torch.dtype = torch.float32) -> torch
 
 def linear(x: torch.Tensor, qw: QuantizedWeight, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """y = x @ dequant(W)^T (+ bias). x: [..., K] float32/bfloat16/float16 contiguous; y: [..., N] of x's dtype.
-    Accumulates in float32. Differentiable in x and bias."""
+    Accumulates in float32. Differentiable in x and bias. Plain eager CUDA calls skip the op dispatch
+    (fourbit.ops.eager); everything else goes through torch.ops.fourbit.linear."""
+    if eager.usable(x, bias):
+        y = eager.linear(x, qw.eager_plan(), bias)
+        if y is not None:
+            return y
     return torch.ops.fourbit.linear(x, *qw.op_args(), bias)

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..formats import Format
 from ..formats._absmax import NESTED_BLOCK, DoubleQuant
+from ..ops import eager
 from ..ops.library import quantize_out_meta
 from ..quantized import QuantizedWeight, quantize, resolve_format, stored_rows
 
@@ -109,7 +110,18 @@ class QuantLinear(nn.Module):
         if not torch.compiler.is_compiling() and x.data_ptr() % 16:
             x = x.clone()  # the ops need 16-byte-aligned activations; a fresh copy is
         bias = None if self.bias is None else self.bias.to(x.dtype)
+        if eager.usable(x, bias):  # plain eager CUDA call: skip the op dispatch (fourbit.ops.eager)
+            t = tuple(self._buffers.values())
+            K = self.in_features
+            cacheable = not hasattr(self, "nested_codes") and self.format.kernel_group(K) == self.format.group(K)
+            y = eager.linear(x, eager.plan_for(self, t, lambda: self.quantized_weight().op_args(), cacheable), bias)
+            if y is not None:
+                return y
         return torch.ops.fourbit.linear(x, *self.quantized_weight().op_args(), bias)
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_fourbit_plan", None)  # .to() / .cuda() replace the buffers: drop the old plan's refs
+        return super()._apply(fn, *args, **kwargs)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The dense [out_features, in_features] weight (for debugging)."""
