@@ -15,7 +15,10 @@ from fourbit.formats import FORMATS
 from fourbit.formats._codebook import midpoints
 
 TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
-TILE, WARPS = 2048, 4  # elements per quantize program (groups per program = TILE // padded group), warps
+# elements per quantize program (groups per program = TILE // padded group), warps. H100 8192^2 bf16 (bench/
+# elementwise_tune.py, 2026-11-26): 2 warps beat 4 by 2-6%; TILE 1024-8192 within 5%. What bounds it is the
+# per-element IEEE division the references specify (int4 / nvfp4) and the 15 midpoint compares (nf4).
+TILE, WARPS = 2048, 2
 
 
 @triton.jit
@@ -30,7 +33,8 @@ def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
 @triton.jit(do_not_specialize=["n_groups"])
 def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order_ptr, K, n_groups, G,
                      FMT: tl.constexpr, BITS: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr,
-                     OFFSET: tl.constexpr, ZERO_CODE: tl.constexpr, GPB: tl.constexpr, BG: tl.constexpr):
+                     OFFSET: tl.constexpr, ZERO_CODE: tl.constexpr, GPB: tl.constexpr, BG: tl.constexpr,
+                     SORTED: tl.constexpr):
     """One program: GPB consecutive groups of one row.
 
     w_ptr: [N, K] row-major float32/bf16/fp16. q_ptr: uint8 [N, K/2] packed (BITS=4) or int8/uint8 [N, K].
@@ -73,7 +77,10 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
         idx = tl.zeros([GPB, BG], tl.int32)
         for m in tl.static_range(15):
             idx += (t > tl.load(mid_ptr + m)).to(tl.int32)
-        codes = tl.where(bad[:, None], ZERO_CODE, tl.load(order_ptr + idx))
+        if SORTED:  # nf4: codes are already in value order, no per-element gather
+            codes = tl.where(bad[:, None], ZERO_CODE, idx)
+        else:
+            codes = tl.where(bad[:, None], ZERO_CODE, tl.load(order_ptr + idx))
         scale = tl.where(bad, float("nan"), a)
     elif FMT == 3:  # NVFP4: g = amax / 2688, s = E4M3(bmax / (6 g)), code = E2M1(x / (s * g))
         g = tl.div_rn(tl.load(amax_ptr), 2688.0)
@@ -100,11 +107,13 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
 
 @lru_cache(maxsize=None)
 def _codebook_tables(fmt: str, device: str):
-    """(float32 [15] midpoints of the sorted codebook, uint8 [16] code of each sorted entry, code of 0.0)."""
+    """(float32 [15] midpoints of the sorted codebook, uint8 [16] code of each sorted entry, code of 0.0, whether
+    the codes are already in value order)."""
     cb = FORMATS[fmt].codebook
     order = torch.sort(cb, stable=True).indices
     zero = int(torch.nonzero(cb == 0)[0])
-    return midpoints(cb[order]).to(device), order.to(torch.uint8).to(device), zero
+    return (midpoints(cb[order]).to(device), order.to(torch.uint8).to(device), zero,
+            bool(torch.equal(order, torch.arange(16))))
 
 
 def _params(fmt: str, variant: str):
@@ -133,9 +142,9 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     fid, bits, qmin, qmax, offset = _params(fmt, variant)
     dev = w.device
     dummy_f = torch.zeros(1, dtype=torch.float32, device=dev)
-    mid, order, zero_code = dummy_f, torch.zeros(1, dtype=torch.uint8, device=dev), 0
+    mid, order, zero_code, srt = dummy_f, torch.zeros(1, dtype=torch.uint8, device=dev), 0, False
     if fid == cd.CODEBOOK:
-        mid, order, zero_code = _codebook_tables(fmt, str(dev))
+        mid, order, zero_code, srt = _codebook_tables(fmt, str(dev))
     amax = dummy_f
     if fid == cd.NVFP4:
         amax = torch.zeros(1, dtype=torch.float32, device=dev)
@@ -147,5 +156,6 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     grid = (N, triton.cdiv(n_groups, GPB))
     _quantize_kernel[grid](w, qdata, s_out, zeros if zeros.numel() else dummy_f, gscale if gscale.numel() else dummy_f,
                            amax, mid, order, K, n_groups, G, FMT=fid, BITS=bits, QMIN=qmin, QMAX=qmax,
-                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, num_warps=num_warps, **EXACT)
+                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, SORTED=srt, num_warps=num_warps,
+                           **EXACT)
     return qdata, scales, zeros, gscale
