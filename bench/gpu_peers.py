@@ -17,6 +17,7 @@ bandwidth target's shapes), which keeps the whole run inside one 10-minute GPU c
 import json
 import os
 import sys
+import time
 
 import torch
 import triton
@@ -158,7 +159,8 @@ def main():
     elem = elementwise(copy_tbs)
     cross = crossover()
     meta = dict(card=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
-                copy_tbs=copy_tbs, unavailable=unavailable, argv=sys.argv)
+                copy_tbs=copy_tbs, unavailable=unavailable, argv=sys.argv,
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     path = os.path.join(os.environ.get("OUT", "."), "peers.json")
     with open(path, "w") as fh:
         json.dump(dict(meta=meta, rows=rows, elementwise=elem, crossover=cross), fh, indent=1)

@@ -42,6 +42,7 @@ if [ "$MODE" != tests ]; then
   step "benchmark: fourbit vs peers"
   timeout 420 python3 "$R/bench/gpu_peers.py" > "$OUT/bench.log" 2>&1 || { tail -20 "$OUT/bench.log"; status=1; }
   python3 "$R/bench/roofline.py" "$OUT/peers.json" "$OUT/roofline.png" > /dev/null 2>&1 || echo "roofline failed"
+  python3 "$R/bench/benchmarks_md.py" "$OUT/peers.json" bench/roofline.png > "$OUT/BENCHMARKS.md" || echo "BENCHMARKS.md failed"
   step "done"
   sed -n '/^large-M crossover/,$p' "$OUT/bench.log"
 fi

@@ -1,0 +1,97 @@
+"""BENCHMARKS.md from bench/gpu_peers.py's JSON: python3 bench/benchmarks_md.py peers.json [roofline.png] > BENCHMARKS.md
+
+Tables: every kernel's median us per (shape, M) side by side, fourbit's ratios to bf16 cuBLAS and to the best peer,
+the issue's targets checked one by one (met / missed, with the measured number), the elementwise kernels against the
+copy bandwidth, and the GEMM-strategy crossover. Numbers are only those of the JSON: nothing is typed in by hand.
+"""
+import json
+import sys
+
+FB = ("int4", "nf4", "nvfp4", "mxfp4")
+PEERS = ("tinygemm int4", "bnb nf4", "gemlite int4")
+BIG = ("8192x8192", "28672x8192", "4096x14336", "14336x4096")  # >= 32 MB of 4-bit weights
+
+
+def kt(v, graph=False):
+    """A fourbit entry's time: the do_bench eager median (the anchors' method) or the CUDA-graph replay."""
+    return v.get("graph_us", v["us"]) if graph else v["us"]
+
+
+def main(path, png="roofline.png"):
+    d = json.load(open(path))
+    meta, rows = d["meta"], d["rows"]
+    out = [f"# Benchmarks\n\nCard: **{meta['card']}**; torch {meta['torch']}, triton {meta['triton']}; measured "
+           f"device-to-device copy {meta['copy_tbs']:.2f} TB/s. Date: {meta.get('date', 'see git log')}.\n",
+           "Reproduce (GPU machine, peers carried in `.whl/` as shared/ANCHORS.md says): "
+           "`bash scripts/gpu_check.sh bench` (runs bench/gpu_peers.py, then bench/roofline.py and this script).\n",
+           "Method: median of `triton.testing.do_bench(fn, warmup=25, rep=100)` (L2 flushed before each call), "
+           "random data, bf16 activations, eager calls for every kernel (\"us\"); fourbit also as a CUDA-graph replay "
+           "over rotating weight copies (\"graph\"), the time a decode loop under CUDA graphs sees. TB/s counts "
+           "4-bit weight + scale bytes.\n",
+           f"![roofline]({png})\n", "## Side by side (us; lower is better)\n"]
+    hdr = ["shape", "M", "bf16"] + list(PEERS) + [f"fourbit {f}" for f in FB] + [f"{f} graph" for f in FB]
+    out += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in rows:
+        k = r["kernels"]
+        cells = [r["shape"], str(r["M"]), f"{k['bf16 cuBLAS']['us']:.1f}"]
+        cells += [f"{k[p]['us']:.1f}" if p in k else "n/a" for p in PEERS]
+        cells += [f"{k['fourbit ' + f]['us']:.1f}" for f in FB]
+        cells += [f"{k['fourbit ' + f].get('graph_us', 0):.1f}" for f in FB]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["\n## fourbit against bf16 cuBLAS and the best peer (x faster; eager / graph)\n",
+            "| shape | M | " + " | ".join(f"{f} x bf16 | {f} x best peer" for f in FB) + " |",
+            "|" + "---|" * (2 + 2 * len(FB))]
+    for r in rows:
+        k = r["kernels"]
+        bf = k["bf16 cuBLAS"]["us"]
+        best = min((k[p]["us"] for p in PEERS if p in k), default=None)
+        cells = [r["shape"], str(r["M"])]
+        for f in FB:
+            v = k["fourbit " + f]
+            cells.append(f"{bf / kt(v):.2f} / {bf / kt(v, True):.2f}")
+            cells.append(f"{best / kt(v):.2f} / {best / kt(v, True):.2f}" if best else "n/a")
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["\n## Targets of the performance issue, checked on this run\n",
+            "| target | shape | M | format | measured (eager / graph) | met |", "|---|---|---|---|---|---|"]
+    byk = {(r["shape"], r["M"]): r["kernels"] for r in rows}
+    copy = meta["copy_tbs"]
+    for (shape, M), k in byk.items():
+        bf = k["bf16 cuBLAS"]["us"]
+        for f in FB:
+            v = k["fourbit " + f]
+            e, g = kt(v), kt(v, True)
+            if M == 1 and shape in BIG:
+                pe, pg = (100 * v["bytes"] / (t * 1e-6) / 1e12 / copy for t in (e, g))
+                out.append(f"| M=1 >= 80% of copy | {shape} | 1 | {f} | {pe:.0f}% / {pg:.0f}% | "
+                           f"{'yes' if max(pe, pg) >= 80 else 'no'} |")
+            if M == 1 and shape == "4096x4096":
+                out.append(f"| M=1 <= 6 us | {shape} | 1 | {f} | {e:.1f} / {g:.1f} us | "
+                           f"{'yes' if min(e, g) <= 6 else 'no'} |")
+            if M == 16 and (shape, 1) in byk:
+                v1 = byk[(shape, 1)]["fourbit " + f]
+                re_, rg = e / kt(v1), g / kt(v1, True)
+                out.append(f"| M=16 <= 1.3x its M=1 | {shape} | 16 | {f} | {re_:.2f}x / {rg:.2f}x | "
+                           f"{'yes' if min(re_, rg) <= 1.3 else 'no'} |")
+            goal = 1.5 if 16 < M <= 128 else 1.0 if M == 256 else 0.9 if M >= 1024 else None
+            if goal:
+                out.append(f"| >= {goal}x bf16 | {shape} | {M} | {f} | {bf / e:.2f}x / {bf / g:.2f}x | "
+                           f"{'yes' if max(bf / e, bf / g) >= goal else 'no'} |")
+    if d.get("elementwise"):
+        out += ["\n## Elementwise kernels, 8192x8192 (bytes read + written; target >= 70% of copy)\n",
+                "| kernel | us | TB/s | % of copy | met |", "|---|---|---|---|---|"]
+        for e in d["elementwise"]:
+            out.append(f"| {e['kernel']} | {e['us']:.1f} | {e['tbs']:.2f} | {e['pct_copy']:.0f}% | "
+                       f"{'yes' if e['pct_copy'] >= 70 else 'no'} |")
+    if d.get("crossover"):
+        out += ["\n## Large-M strategy crossover (CUDA-graph us): fused Triton GEMM vs dequantize + cuBLAS\n",
+                "| shape | format | M | fused | dequant + cuBLAS |", "|---|---|---|---|---|"]
+        for c in d["crossover"]:
+            out.append(f"| {c['shape']} | {c['format']} | {c['M']} | {c['fused_us']:.1f} | "
+                       f"{c['dequant_mm_us']:.1f} |")
+    if meta.get("unavailable"):
+        out += ["\nPeers unavailable in this run: " + ", ".join(f"{k} ({v})" for k, v in meta["unavailable"].items())]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
