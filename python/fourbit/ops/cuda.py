@@ -6,7 +6,7 @@ by the caller:
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
                                            CI, never run: no Blackwell GPU was available)
-  linear, M >= DEQUANT_MIN_M (Hopper)  -> dequantize into a transient [N, K] buffer of x's dtype (Triton, bit-exact)
+  linear, M >= DEQUANT_MIN_M            -> (formats without the dot_scaled path) dequantize into a transient [N, K] buffer of x's dtype (Triton, bit-exact)
                                            then cuBLAS (torch.mm / addmm): the compute-bound regime, where the fused
                                            kernel's dequant ALU work in the MMA warps costs more than one extra pass
                                            over the weight (see DEQUANT_MIN_M). Peak extra memory: N * K * 2 bytes.
@@ -21,8 +21,9 @@ from . import _native_cuda
 from .library import check_out
 
 GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
-# From this M on (capability < 10), dequantize-then-cuBLAS beats the fused Triton GEMM. Measured on an H100
-# (bench/gpu_peers.py): see BENCHMARKS.md for the crossover.
+# From this M on, dequantize-then-cuBLAS beats the fused Triton GEMM. H100, CUDA-graph us, fused vs dequant+mm
+# (bench/gpu_peers.py crossover, 2026-11-26): 8192^2 M=128 int4 96 vs 134 (fused wins), M=256 174 vs 136, M=1024
+# 457 vs 253; 4096^2 M=256 71 vs 45; nf4 loses to dequant+mm from M=128 on (193 vs 164 at 8192^2).
 DEQUANT_MIN_M = 256
 
 
