@@ -234,13 +234,16 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     out = torch.empty(N, K, dtype=dtype, device=qdata.device)
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
+    gc = group_constexpr(group_size)
+    if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
+        block = (block[0] * block[1] // 256, 256)
     grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
     codes = code_kind(lut) if bits == 4 else CODES_LUT
     if lut_mode is None:
         lut_mode = 1 if bits == 4 and codes == CODES_LUT else 0
     _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
                              out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
-                             GC=group_constexpr(group_size), CODES=codes,
+                             GC=gc, CODES=codes,
                              BITS=bits,
                              SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=block[0], BK=block[1], LUT_MODE=lut_mode,
                              num_warps=num_warps, **EXACT)

@@ -196,6 +196,23 @@ def test_group_sizes(name, group):
 
 
 @needs_ready
+@pytest.mark.parametrize("K", [512, 1536])
+@pytest.mark.parametrize("name", ["int8", "int8_asym", "int4"])
+def test_dequantize_groups_of_many_256s(name, K):
+    """Per-channel groups that are multiples of 256 share one compiled kernel (GC = 256): the launcher must keep its
+    K tiles within 256 there (a (8, 1024) tile once read the scale of the wrong group)."""
+    fmt = PRESETS[name] if name != "int4" else PRESETS[name].replace(group_size=None)  # per-channel
+    w = torch.randn(37, K, generator=torch.Generator().manual_seed(K)) * 0.05
+    qw = testing.reference_quantize(w, fmt)
+    args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in qw.op_args()]
+    testing.assert_bit_exact(K_dequantize(args).cpu(), fmt.dequantize_ref(fmt.quantize_ref(w)), f"{name} K={K}")
+
+
+def K_dequantize(args):
+    return K.dequantize(*args, torch.float32)
+
+
+@needs_ready
 def test_double_quant_from_kernel_scales():
     """nf4_dq: the kernel's absmax, compressed by fourbit's double quant, equals the reference's stored scales."""
     w = torch.randn(4, 512, generator=torch.Generator().manual_seed(1))
