@@ -20,7 +20,7 @@ struct LinearArgs {
 };
 
 // float32 elements of split-K workspace linear() needs for these sizes (0: none).
-int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk, int sk, bool hz);
+int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk);
 // Which kernel linear() takes: "mma" (tensor-core GEMV) or "generic" (exact fp32 dequant, any shape).
 const char* linear_path(const LinearArgs& a);
 void linear(const LinearArgs& a, uintptr_t stream);

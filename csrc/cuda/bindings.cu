@@ -56,10 +56,9 @@ fourbit_cuda::LinearArgs make_args(uintptr_t x, const std::string& dtype, int64_
 
 void register_cuda(py::module_& m) {
   m.def("cuda_linear_workspace", [](const std::string& dtype, int64_t M, int64_t N, int64_t K, int64_t G,
-                                    const std::string& qk, const std::string& sd, bool has_zeros) {
-    return fourbit_cuda::linear_workspace(xtype(dtype), M, N, K, G, qkind(qk), skind(sd), has_zeros);
-  }, py::arg("dtype"), py::arg("M"), py::arg("N"), py::arg("K"), py::arg("G"), py::arg("qkind"), py::arg("scales_dtype"),
-     py::arg("has_zeros"),
+                                    const std::string& qk) {
+    return fourbit_cuda::linear_workspace(xtype(dtype), M, N, K, G, qkind(qk));
+  }, py::arg("dtype"), py::arg("M"), py::arg("N"), py::arg("K"), py::arg("G"), py::arg("qkind"),
      "float32 elements of split-K workspace cuda_linear needs (0: none)");
   m.def("cuda_linear_path", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, const std::string& qk,
                                int64_t N, int64_t K, int64_t G) {

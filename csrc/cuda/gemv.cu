@@ -61,8 +61,6 @@
 #include <stdexcept>
 #include <string>
 
-#include <cooperative_groups.h>
-
 #include "api.h"
 #include "common.cuh"
 
@@ -426,35 +424,21 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
   const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
   const XT* bias = reinterpret_cast<const XT*>(p.bias);
   XT* out = reinterpret_cast<XT*>(p.out);
-  constexpr int kOuts = kNibTiles * 4 * 32;
-  // Split-K (gridDim.y = S > 1): the S blocks of a row block form one thread-block cluster; each leaves its block
-  // sum in its own shared memory, and after a cluster barrier rank r adds outputs o = r, r + S, ... over ranks
-  // 0..S-1 in that fixed order through distributed shared memory (deterministic; no workspace, no second kernel).
-  const int S = gridDim.y;
-  float* part = red + kOuts * NW;  // past the per-warp partials
-  for (int o = threadIdx.x; o < kOuts; o += NW * 32) {
-    const int ri = o >> 5, ln = o & 31;
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) v += red[(ri * NW + w) * 32 + ln];
-    part[o] = v;
-  }
-  namespace cg = cooperative_groups;
-  if (S > 1) cg::this_cluster().sync(); else __syncthreads();
-  for (int o = threadIdx.x * S + int(blockIdx.y); o < kOuts; o += NW * 32 * S) {
+  for (int o = threadIdx.x; o < kNibTiles * 4 * 32; o += NW * 32) {
     const int ri = o >> 5, ln = o & 31, r = ri >> 2, i = ri & 3;
     const int m = (ln >> 2) + 8 * (i >> 1), n = n0 + r * 8 + 2 * (ln & 3) + (i & 1);
     if (m >= M || n >= N) continue;
-    float v = part[o];
-    if (S > 1) {
-      v = 0.f;
-      for (int rk = 0; rk < S; ++rk) v += cg::this_cluster().map_shared_rank(part, rk)[o];
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) v += red[(ri * NW + w) * 32 + ln];
+    if (gridDim.y > 1) {
+      p.ws[((int64_t)blockIdx.y * M + m) * N + n] = v;
+    } else {
+      if (p.gscale) v = v * gs;
+      if (bias) v = v + to_f32(bias[n]);
+      out[(int64_t)m * N + n] = from_f32<XT>(v);
     }
-    if (p.gscale) v = v * gs;
-    if (bias) v = v + to_f32(bias[n]);
-    out[(int64_t)m * N + n] = from_f32<XT>(v);
   }
-  if (S > 1) cg::this_cluster().sync();  // keep this block's shared memory alive until every rank has read it
 }
 
 template <typename XT>
@@ -597,20 +581,10 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
     return true;
   }();
   (void)attr;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3((p.M > 8 ? NibCfg<true>::NW : NibCfg<false>::NW) * 32);
-  cfg.dynamicSmemBytes = kNibSmem;
-  cfg.stream = st;
-  cudaLaunchAttribute cl[1];
-  cl[0].id = cudaLaunchAttributeClusterDimension;  // the S split-K blocks of a row block: one cluster (S <= 8)
-  cl[0].val.clusterDim.x = 1; cl[0].val.clusterDim.y = S; cl[0].val.clusterDim.z = 1;
-  cfg.attrs = cl;
-  cfg.numAttrs = 1;
-  const cudaError_t e = p.M > 8 ? cudaLaunchKernelEx(&cfg, gemv_nib4_kernel<XT, SK, G16, HZ, true>, p)
-                                 : cudaLaunchKernelEx(&cfg, gemv_nib4_kernel<XT, SK, G16, HZ, false>, p);
-  if (e != cudaSuccess) throw std::runtime_error(std::string("fourbit gemv_nib4: ") + cudaGetErrorString(e));
+  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true><<<grid, NibCfg<true>::NW * 32, kNibSmem, st>>>(p);
+  else gemv_nib4_kernel<XT, SK, G16, HZ, false><<<grid, NibCfg<false>::NW * 32, kNibSmem, st>>>(p);
   check_launch("fourbit gemv_nib4");
+  if (S > 1) launch_splitk_reduce<XT>(p, S, st);
 }
 
 template <typename XT>
@@ -667,11 +641,14 @@ bool takes_mma(const LinearArgs& a) {
 
 }  // namespace
 
-int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk, int sk, bool hz) {
+int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk) {
   if (!shape_fits_mma(xt, K, G) || M <= 0 || N <= 0) return 0;
-  if (nib4_fast(qk, sk, G, hz)) return 0;  // gemv_nib4_kernel reduces split-K inside its cluster
-  int S, ksl;
+  int S, ksl, S2, ksl2;
   plan(qk, std::min<int64_t>(M, 16), N, K, &S, &ksl);
+  if (qk == QK_NIB4) {  // the scale kind is not known here: room for either 4-bit kernel
+    plan_nib4(std::min<int64_t>(M, 16), N, K, &S2, &ksl2);
+    S = std::max(S, S2);
+  }
   return S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
 }
 
@@ -697,6 +674,8 @@ void linear(const LinearArgs& a, uintptr_t stream) {
     if (mma && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr)) {
       int S, ksl;
       plan_nib4(p.M, a.N, a.K, &S, &ksl);
+      if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * p.M * a.N))
+        throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
       if (a.xt == XT_BF16) launch_nib4<__nv_bfloat16>(p, S, ksl, st);
       else launch_nib4<__half>(p, S, ksl, st);
     } else if (mma) {

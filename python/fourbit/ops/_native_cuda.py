@@ -73,8 +73,7 @@ def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out
     M = x.shape[0]
     assert out.is_contiguous() and out.dtype == x.dtype and tuple(out.shape) == (M, N), (out.shape, out.dtype)
     G = int(group_size)
-    nws = _lib().cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind, _SD[scales.dtype], zeros is not None
-                                       and zeros.numel() > 0)
+    nws = _lib().cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind)
     ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
     _lib().cuda_linear(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(),
                        _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(),
