@@ -33,6 +33,11 @@
 //     Still far from the 80% target: next, (3) single-buffered scales / fewer registers to drop the int4 spill and
 //     reach 3 blocks/SM, (4) LUT-free int4 decode (pairs (n_k, n_k+4) from (w >> 4i) & 0x000f000f | 0x43004300,
 //     x pairs permuted to match by 4 PRMTs per x load shared by the 4 tiles: ~1.75 instr per pair vs 3 + LDS).
+//   round 3 (H100 80GB HBM3, 2026-11-26, bench/gpu_gemv.py): split-K partials reduced inside a thread-block
+//     cluster through distributed shared memory (no workspace, no second kernel). Predicted ~2-3 us off 4096^2
+//     (ncu: the reduce kernel took 3.3 us). Measured: M = 1 unchanged (4096^2 10.7-12.6 us, 8192^2 uses no split),
+//     M = 16 worse (8192^2 37.9 -> 51.9-57.5 us, 4096^2 14.8 -> 21.3-23.3: S = 3 clusters of 3-block-per-SM
+//     blocks wait for each other at the final barrier and pin their slots). Reverted; kept as a note.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
