@@ -37,69 +37,79 @@ import os
 
 import torch
 import triton
+import triton.testing
 import triton.language as tl
 
-from ._launch import interpreting
+from ._launch import EXACT, interpreting
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
 from . import codecs as cd
 
-# Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages, LUT_MODE).
-#   BM 64/128/256 (rows of x), BN 64/128 (output columns = weight rows), BK 64/128;
+# Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages, LUT_MODE, SPLIT_K).
+#   BM 32/64/128/256 (rows of x), BN 64/128 (output columns = weight rows), BK 64/128/256;
 #   SWAP=1 computes the transposed product y^T = W x^T: the dequantized weight tile is the MMA's first operand and
 #   stays in registers (wgmma A from registers, no shared-memory round trip), and M is the MMA's N (8..256);
 #   SWAP=0 stores the weight tile to shared memory as wgmma's B operand;
 #   num_warps 4/8, num_stages 3/4 (software-pipelining depth of the global loads);
-#   LUT_MODE (CODES_LUT formats only, nf4 / bnb_fp4): 0 register select tree, 1 gather from the global LUT (L1).
-# Swept on an H100 (bench/gemm_tune.py, 2026-11-26): BN 256 and BK 128 with BM >= 128 lose (register pressure);
-# LUT_MODE 1 only pays with SWAP=1. Each M bucket (next power of two of M, capped at 4096) keeps the winners
-# measured there; the autotuner tries just those (few compiles) and caches its pick per (M bucket, N, K, group,
-# format constexprs, dtypes) for the process.
+#   LUT_MODE (CODES_LUT formats only, nf4 / bnb_fp4): 0 register select tree, 1 gather from the global LUT (L1);
+#   SPLIT_K: 1 = one program walks all of K and writes y; s > 1 = grid dimension 2, each program sums a contiguous
+#   run of K tiles into an float32 workspace [s, M, N] (no atomics), then _splitk_reduce adds the s partials in
+#   fixed order (0, 1, ..., s-1), applies the global scale and bias and casts, so results are bitwise reproducible
+#   for a given config; 0 = AUTO: s from the tile count (split_k_for: enough programs for AUTO_WAVES waves of
+#   the SMs, each split at least MIN_SPLIT_TILES K tiles).
+# Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py);
+# the first call of a (M bucket, N, K, format, dtype) key times just those (a few compiles, milliseconds of runs)
+# and caches the pick for the process; during CUDA-graph capture an untimed key takes the bucket's first entry.
+AUTO = 0
 _SPACE = {
-    64: [(64, 64, 128, 1, 4, 4, 0), (64, 64, 64, 1, 4, 4, 0)],
-    128: [(64, 128, 64, 1, 4, 4, 0), (64, 64, 128, 1, 4, 4, 0)],
-    256: [(64, 128, 64, 1, 4, 4, 0), (128, 128, 64, 0, 8, 3, 0)],
-    4096: [(256, 128, 64, 1, 8, 3, 0), (128, 128, 64, 0, 8, 3, 0), (256, 128, 64, 1, 8, 3, 1)],
+    64: [(64, 64, 128, 1, 4, 4, 0, AUTO), (64, 64, 64, 1, 4, 4, 0, AUTO)],
+    128: [(64, 128, 64, 1, 4, 4, 0, AUTO), (64, 64, 128, 1, 4, 4, 0, AUTO)],
+    256: [(64, 128, 64, 1, 4, 4, 0, AUTO), (128, 128, 64, 0, 8, 3, 0, 1)],
+    4096: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 128, 64, 0, 8, 3, 0, 1), (256, 128, 64, 1, 8, 3, 1, 1)],
 }
-
-
-def _cfg(t):
-    return triton.Config({"BM": t[0], "BN": t[1], "BK": t[2], "SWAP": t[3], "LUT_MODE": t[6]}, num_warps=t[4],
-                         num_stages=t[5])
+AUTO_WAVES = 4  # split-K AUTO: aim for this many programs per SM
+MIN_SPLIT_TILES = 4  # split-K AUTO: at least this many K tiles per split
 
 
 def _bucket_space(mb):
     return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
 
 
-CONFIGS = [_cfg(t) for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
-DEFAULT = (64, 128, 64, 1, 4, 4)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, no tuning
+DEFAULT = (64, 128, 64, 1, 4, 4, 0, AUTO)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config
 INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32, "SWAP": 0}  # the interpreter runs one fixed small config
 LUT_MODE = 0  # LUT_MODE of the untuned paths (DEFAULT, explicit configs, the interpreter)
+REDUCE_BLOCK = 1024
+_sms = {}
+_best = {}  # tuning key -> config tuple, per process
 
 
-@triton.jit(do_not_specialize=["M", "M_BUCKET"])
-def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, N, K, G, M_BUCKET,
+@triton.jit(do_not_specialize=["M", "K_SPLIT"])
+def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_ptr, M, N, K, G, K_SPLIT,
                    GC: tl.constexpr, BITS: tl.constexpr, SCALE: tl.constexpr, HAS_Z: tl.constexpr,
                    HAS_G: tl.constexpr, CODES: tl.constexpr, LUT_MODE: tl.constexpr, HAS_BIAS: tl.constexpr,
-                   INTERP: tl.constexpr, EVEN_K: tl.constexpr,
+                   INTERP: tl.constexpr, EVEN_K: tl.constexpr, SPLIT: tl.constexpr,
                    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SWAP: tl.constexpr):
     """x_ptr: [M, K] row-major float32/bf16/fp16; weight pointers as in dequant_tile; b_ptr: [N] of x's dtype;
-    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols]. M_BUCKET: autotune key only.
+    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols] over K[k_lo, k_lo + K_SPLIT),
+    k_lo = program_id(2) * K_SPLIT (K_SPLIT a multiple of BK). SPLIT: write the float32 partial sum to
+    ws_ptr[program_id(2), M, N] (global scale, bias and cast left to _splitk_reduce); else the finished y.
     EVEN_K: K % BK == 0 (no masks in the K loop; rows past M / N are clamped and never stored)."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
+    pid_k = tl.program_id(2)
     rows_m = pid_m * BM + tl.arange(0, BM)
     rows_n = pid_n * BN + tl.arange(0, BN)
     rm = (rows_m % M).to(tl.int64)
     rn = (rows_n % N).to(tl.int64)
     DT: tl.constexpr = x_ptr.dtype.element_ty
     kk = tl.arange(0, BK)
-    x_ptrs = x_ptr + rm[:, None] * K + kk[None, :]
+    k_lo = pid_k * K_SPLIT
+    k_hi = tl.minimum(K, k_lo + K_SPLIT)
+    x_ptrs = x_ptr + rm[:, None] * K + (k_lo + kk)[None, :]
     if SWAP:
         acc = tl.zeros([BN, BM], tl.float32)
     else:
         acc = tl.zeros([BM, BN], tl.float32)
-    for k0 in range(0, K, BK):
+    for k0 in range(k_lo, k_hi, BK):
         if EVEN_K:
             x = tl.load(x_ptrs)
         else:
@@ -121,63 +131,123 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, M, 
         x_ptrs += BK
     if SWAP:
         acc = tl.trans(acc)
+    nmask = rows_n < N
+    omask = (rows_m < M)[:, None] & nmask[None, :]
+    if SPLIT:
+        ws_ptrs = ws_ptr + (pid_k.to(tl.int64) * M + rows_m.to(tl.int64))[:, None] * N + rows_n[None, :]
+        tl.store(ws_ptrs, acc, mask=omask)
+    else:
+        if HAS_G:
+            acc = acc * tl.load(g_ptr)
+        if HAS_BIAS:
+            acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
+        y_ptrs = y_ptr + rows_m.to(tl.int64)[:, None] * N + rows_n[None, :]
+        tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=omask)
+
+
+@triton.jit(do_not_specialize=["MN", "SPLITS"])
+def _splitk_reduce(ws_ptr, g_ptr, b_ptr, y_ptr, MN, N, SPLITS, HAS_G: tl.constexpr, HAS_BIAS: tl.constexpr,
+                   BLOCK: tl.constexpr):
+    """y[i] = cast((sum_{s=0..SPLITS-1} ws[s, i]) * g + bias[i % N]) over the flat [M * N] output, the partials
+    added in the fixed order s = 0, 1, ... (deterministic, no atomics)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < MN
+    acc = tl.load(ws_ptr + offs, mask=mask, other=0)
+    for s in range(1, SPLITS):
+        acc += tl.load(ws_ptr + s * MN + offs, mask=mask, other=0)
     if HAS_G:
         acc = acc * tl.load(g_ptr)
-    nmask = rows_n < N
     if HAS_BIAS:
-        acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
-    y_ptrs = y_ptr + rows_m.to(tl.int64)[:, None] * N + rows_n[None, :]
-    tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=(rows_m < M)[:, None] & nmask[None, :])
+        acc = acc + cd.to_f32(tl.load(b_ptr + offs % N, mask=mask, other=0))
+    tl.store(y_ptr + offs, cd.cast_rne(acc, y_ptr.dtype.element_ty), mask=mask)
 
 
-def _prune(configs, named_args, **kwargs):
-    """The M bucket's configs; LUT_MODE variants only for CODES_LUT (for other codes they are the same kernel)."""
-    args = {**named_args, **kwargs}
-    want = set(_bucket_space(args["M_BUCKET"]))
-    out = [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["BK"], c.kwargs["SWAP"], c.num_warps,
-                                  c.num_stages, c.kwargs["LUT_MODE"]) in want
-           and (c.kwargs["LUT_MODE"] == 0 or args.get("CODES", CODES_LUT) == CODES_LUT)]
-    return out or configs[:1]
+def _sm_count(device):
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _sms:
+        _sms[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _sms[idx]
 
 
-_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "GC", "BITS", "SCALE", "HAS_Z", "HAS_G", "CODES"],
-                         prune_configs_by={"early_config_prune": _prune})(
-    triton.heuristics({"EVEN_K": lambda a: a["K"] % a["BK"] == 0})(_linear_kernel))
+def split_k_for(M, N, K, BM, BN, BK, split, device):
+    """(number of splits, K per split) for a config: AUTO picks the power of two that brings the programs to about
+    AUTO_WAVES per SM, keeping >= MIN_SPLIT_TILES K tiles per split; then trimmed so that no split is empty."""
+    nt = triton.cdiv(K, BK)
+    if split == AUTO:
+        tiles = triton.cdiv(M, BM) * triton.cdiv(N, BN)
+        sms = 4 if interpreting() or device.type != "cuda" else _sm_count(device)
+        split = 1
+        while tiles * split * 2 <= AUTO_WAVES * sms and nt // (split * 2) >= MIN_SPLIT_TILES:
+            split *= 2
+    split = max(1, min(int(split), nt))
+    per = triton.cdiv(nt, split)
+    return triton.cdiv(nt, per), per * BK
 
 
-def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=None, lut_mode=None):
-    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages) tuple (LUT_MODE: lut_mode) to bypass
-    autotuning."""
+def _run(x, wargs, b, y, M, N, K, G, common, cfg, has_g, has_bias):
+    """One launch (plus the split-K reduction) with cfg = (BM, BN, BK, SWAP, warps, stages, LUT_MODE, SPLIT_K)."""
+    BM, BN, BK, SWAP, warps, stages, lm, split = cfg
+    splits, k_split = split_k_for(M, N, K, BM, BN, BK, split, x.device)
+    ws = torch.empty((splits, M, N), dtype=torch.float32, device=x.device) if splits > 1 else y
+    grid = (triton.cdiv(M, BM), triton.cdiv(N, BN), splits)
+    opts = {} if interpreting() else dict(num_warps=warps, num_stages=stages)
+    _linear_kernel[grid](x, *wargs, b, y, ws, M, N, K, G, k_split, EVEN_K=K % BK == 0, SPLIT=splits > 1,
+                         LUT_MODE=lm, BM=BM, BN=BN, BK=BK, SWAP=SWAP, **common, **opts)
+    if splits > 1:
+        _splitk_reduce[(triton.cdiv(M * N, REDUCE_BLOCK),)](ws, wargs[3], b, y, M * N, N, splits, HAS_G=has_g,
+                                                            HAS_BIAS=has_bias, BLOCK=REDUCE_BLOCK, **EXACT)
+    return y
+
+
+def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=None, lut_mode=None,
+           split_k=None):
+    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages[, LUT_MODE[, SPLIT_K]]) tuple to bypass
+    tuning; lut_mode / split_k override those two fields (split_k also applies under the interpreter, whose blocks
+    are fixed)."""
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     M = x.shape[0]
     wargs = weight_args(qdata, scales, zeros, global_scale, lut)
     b = bias if bias is not None else y
-    mb = min(triton.next_power_of_2(M), 4096)
-    common = dict(GC=group_constexpr(group_size), BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg,
-                  CODES=code_kind(lut) if bits == 4 else CODES_LUT, HAS_BIAS=bias is not None,
-                  INTERP=interpreting())
+    codes = code_kind(lut) if bits == 4 else CODES_LUT
+    common = dict(GC=group_constexpr(group_size), BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg, CODES=codes,
+                  HAS_BIAS=bias is not None, INTERP=interpreting())
+    run = lambda c: _run(x, wargs, b, y, M, N, K, int(group_size), common, c, hg, bias is not None)  # noqa: E731
+
+    def fix(c):
+        c = tuple(c) + (LUT_MODE, AUTO)[len(c) - 6:]
+        if interpreting():
+            c = (INTERP_BLOCKS["BM"], INTERP_BLOCKS["BN"], INTERP_BLOCKS["BK"], INTERP_BLOCKS["SWAP"]) + c[4:]
+        return c[:6] + (c[6] if lut_mode is None else lut_mode, c[7] if split_k is None else split_k)
+
     if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
         config = DEFAULT
-    if interpreting():
-        blocks = dict(INTERP_BLOCKS, LUT_MODE=LUT_MODE if lut_mode is None else lut_mode)
-    elif config is not None:
-        blocks = dict(BM=config[0], BN=config[1], BK=config[2], SWAP=config[3], num_warps=config[4],
-                      num_stages=config[5], LUT_MODE=LUT_MODE if lut_mode is None else lut_mode)
-    if interpreting() or config is not None:
-        grid = (triton.cdiv(M, blocks["BM"]), triton.cdiv(N, blocks["BN"]))
-        _linear_kernel[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, EVEN_K=K % blocks["BK"] == 0,
-                             **common, **blocks)
-    else:
-        grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
-        _tuned[grid](x, *wargs, b, y, M, N, K, int(group_size), mb, **common)
-    return y
+    if config is not None:
+        return run(fix(config))
+    mb = min(triton.next_power_of_2(M), 4096)
+    cands = [fix(c) for c in _bucket_space(mb) if c[6] == 0 or codes == CODES_LUT]
+    key = (x.device.index, mb, N, K, common["GC"], bits, sk, hz, hg, codes, x.dtype, bias is not None)
+    best = _best.get(key)
+    if best is None:
+        if len(cands) == 1 or torch.cuda.is_current_stream_capturing():
+            if len(cands) > 1:  # no timing inside a capture: the bucket's first entry, not cached
+                return run(cands[0])
+            best = cands[0]
+        else:
+            ts = [triton.testing.do_bench(lambda c=c: run(c), warmup=5, rep=20, return_mode="median") for c in cands]
+            best = cands[min(range(len(cands)), key=ts.__getitem__)]
+        _best[key] = best
+    return run(best)
 
 
-def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, out=None) -> torch.Tensor:
+def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, out=None, split_k=None) -> torch.Tensor:
     """y [M, N] = x [M, K] @ dequant(W)^T (+ bias), float32 accumulation, returned in x's dtype.
 
     x: contiguous [M, K] float32/bfloat16/float16, any M. Weight pieces as in dequantize (K a multiple of
-    group_size). bias: [N] of x's dtype or None. out: optional contiguous [M, N] of x's dtype to write into."""
+    group_size). bias: [N] of x's dtype or None. out: optional contiguous [M, N] of x's dtype to write into.
+    split_k: force a split-K factor (1 = none) on the default / interpreter config (tests)."""
     N = qdata.shape[0]
     y = out if out is not None else torch.empty(x.shape[0], N, dtype=x.dtype, device=x.device)
+    if split_k is not None:
+        return launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=DEFAULT,
+                      split_k=split_k)
     return launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y)
