@@ -82,16 +82,17 @@ _sms = {}
 _best = {}  # tuning key -> config tuple, per process
 
 
-@triton.jit(do_not_specialize=["M", "K_SPLIT"])
-def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_ptr, M, N, K, G, K_SPLIT,
+@triton.jit(do_not_specialize=["M", "T_SPLIT"])
+def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_ptr, M, N, K, G, T_SPLIT,
                    GC: tl.constexpr, BITS: tl.constexpr, SCALE: tl.constexpr, HAS_Z: tl.constexpr,
                    HAS_G: tl.constexpr, CODES: tl.constexpr, LUT_MODE: tl.constexpr, HAS_BIAS: tl.constexpr,
                    INTERP: tl.constexpr, EVEN_K: tl.constexpr, SPLIT: tl.constexpr,
                    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SWAP: tl.constexpr):
     """x_ptr: [M, K] row-major float32/bf16/fp16; weight pointers as in dequant_tile; b_ptr: [N] of x's dtype;
-    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols] over K[k_lo, k_lo + K_SPLIT),
-    k_lo = program_id(2) * K_SPLIT (K_SPLIT a multiple of BK). SPLIT: write the float32 partial sum to
-    ws_ptr[program_id(2), M, N] (global scale, bias and cast left to _splitk_reduce); else the finished y.
+    y_ptr: [M, N] row-major of x's dtype. One program computes y[BM rows, BN cols] over the T_SPLIT K tiles from
+    k_lo = program_id(2) * T_SPLIT * BK (so k_lo's divisibility by BK is static: vector loads). SPLIT: write the
+    float32 partial sum to ws_ptr[program_id(2), M, N] (global scale, bias and cast left to _splitk_reduce); else
+    the finished y.
     EVEN_K: K % BK == 0 (no masks in the K loop; rows past M / N are clamped and never stored)."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -102,8 +103,8 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_
     rn = (rows_n % N).to(tl.int64)
     DT: tl.constexpr = x_ptr.dtype.element_ty
     kk = tl.arange(0, BK)
-    k_lo = pid_k * K_SPLIT
-    k_hi = tl.minimum(K, k_lo + K_SPLIT)
+    k_lo = pid_k * T_SPLIT * BK
+    k_hi = tl.minimum(K, k_lo + T_SPLIT * BK)
     x_ptrs = x_ptr + rm[:, None] * K + (k_lo + kk)[None, :]
     if SWAP:
         acc = tl.zeros([BN, BM], tl.float32)
@@ -145,7 +146,7 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_
         tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=omask)
 
 
-@triton.jit(do_not_specialize=["MN", "SPLITS"])
+@triton.jit(do_not_specialize=["SPLITS"])
 def _splitk_reduce(ws_ptr, g_ptr, b_ptr, y_ptr, MN, N, SPLITS, HAS_G: tl.constexpr, HAS_BIAS: tl.constexpr,
                    BLOCK: tl.constexpr):
     """y[i] = cast((sum_{s=0..SPLITS-1} ws[s, i]) * g + bias[i % N]) over the flat [M * N] output, the partials
@@ -191,7 +192,7 @@ def _run(x, wargs, b, y, M, N, K, G, common, cfg, has_g, has_bias):
     ws = torch.empty((splits, M, N), dtype=torch.float32, device=x.device) if splits > 1 else y
     grid = (triton.cdiv(M, BM), triton.cdiv(N, BN), splits)
     opts = {} if interpreting() else dict(num_warps=warps, num_stages=stages)
-    _linear_kernel[grid](x, *wargs, b, y, ws, M, N, K, G, k_split, EVEN_K=K % BK == 0, SPLIT=splits > 1,
+    _linear_kernel[grid](x, *wargs, b, y, ws, M, N, K, G, k_split // BK, EVEN_K=K % BK == 0, SPLIT=splits > 1,
                          LUT_MODE=lm, BM=BM, BN=BN, BK=BK, SWAP=SWAP, **common, **opts)
     if splits > 1:
         _splitk_reduce[(triton.cdiv(M * N, REDUCE_BLOCK),)](ws, wargs[3], b, y, M * N, N, splits, HAS_G=has_g,
