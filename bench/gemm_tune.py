@@ -21,12 +21,13 @@ import torch
 import triton
 
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
-SHAPES = [(4096, 4096), (8192, 8192), (28672, 8192), (4096, 14336), (14336, 4096)]
+SHAPES = [(8192, 8192), (4096, 4096), (28672, 8192), (4096, 14336), (14336, 4096)]
 MS = (32, 64, 128, 256)
 # M -> block configs (BM, BN, BK, SWAP, warps, stages); each is timed with every useful split-K factor
 BLOCKS = {
-    32: [(32, 64, 128, 1, 4, 4), (64, 64, 128, 1, 4, 4), (32, 128, 64, 1, 4, 4), (64, 64, 256, 1, 4, 3)],
-    64: [(64, 64, 128, 1, 4, 4), (64, 64, 64, 1, 4, 4), (64, 128, 64, 1, 4, 4), (64, 64, 256, 1, 4, 3)],
+    32: [(32, 64, 128, 1, 4, 4), (32, 64, 128, 1, 4, 3), (64, 64, 128, 1, 4, 4), (64, 64, 256, 1, 4, 3)],
+    64: [(64, 64, 128, 1, 4, 4), (64, 64, 128, 1, 4, 3), (64, 64, 64, 1, 4, 4), (64, 128, 64, 1, 4, 4),
+         (64, 64, 256, 1, 4, 3)],
     128: [(128, 64, 128, 1, 4, 3), (64, 64, 128, 1, 4, 4), (128, 128, 64, 1, 8, 3), (64, 128, 64, 1, 4, 4)],
     256: [(128, 128, 64, 0, 8, 3), (256, 128, 64, 1, 8, 3), (128, 64, 128, 1, 4, 3), (64, 128, 64, 1, 4, 4)],
 }
@@ -126,25 +127,29 @@ def main():
     bad = {}  # correctness of every variant on an odd shape (clamped rows, several N tiles, uneven splits)
     x = torch.randn(100, 1024, device="cuda", dtype=torch.bfloat16)
     for f in FORMATS:
-        qw = _weights(f, 300, 1024, seed=1)[0]
+        qw = _weights(f, 304, 1024, seed=1)[0]  # N % 16 == 0: same kernels as compiled
         a = qw.op_args()
         ref = x.float() @ qw.dequantize().to("cuda").float().bfloat16().float().T
         for f2, c, lm, sp in vs:
             if f2 != f or (f, c, lm) in failed:
                 continue
             for s in ((1,) if sp == 1 else (3, 5)):
-                y = torch.full((100, 300), float("nan"), device="cuda", dtype=torch.bfloat16)
+                y = torch.full((100, 304), float("nan"), device="cuda", dtype=torch.bfloat16)
                 gemm.launch(x, *a, None, y, config=c, lut_mode=lm, split_k=s)
                 err = ((y.float() - ref).norm() / ref.norm()).item()
                 if not err < 5e-3:
                     bad[(f, c, lm)] = err
                     print("WRONG", f, c, lm, s, err, flush=True)
     print(f"checked, {len(bad)} wrong; {time.time() - t0:.0f}s", flush=True)
-    while os.environ.get("WAIT_FILE") and not os.path.exists(os.environ["WAIT_FILE"]) and time.time() - t0 < 300:
+    while os.environ.get("WAIT_FILE") and not os.path.exists(os.environ["WAIT_FILE"]) and time.time() - t0 < 150:
         time.sleep(1)  # let a concurrent test run finish before timing
 
     rows = []
+    budget = float(os.environ.get("TUNE_BUDGET_S", "1e9"))
     for N, K in SHAPES:
+        if time.time() - t0 > budget:
+            print(f"budget: skipped {N}x{K}", flush=True)
+            continue
         R = max(2, int(2 * 50e6 // (N * K // 2)) + 1)
         ws = [torch.randn(N, K, device="cuda", dtype=torch.bfloat16) for _ in range(R)]
         xs = {M: torch.randn(M, K, device="cuda", dtype=torch.bfloat16) for M in MS}
@@ -179,6 +184,8 @@ def main():
     old = {M: {tuple(t[:6]) for t in gemm._bucket_space(M)} for M in MS}
     for N, K in SHAPES:
         for M in MS:
+            if not any(r["N"] == N and r["K"] == K for r in rows):
+                continue
             sel = [r for r in rows if r["N"] == N and r["K"] == K and r["M"] == M]
             bf = next(r["us"] for r in sel if r["fmt"] == "bf16")
             parts = []
