@@ -34,6 +34,7 @@ remaining step is a weight layout pre-shuffled into the wgmma operand order (Mar
 one 32-bit load gives ready operand registers, plus split-K for small M (4096^2 at M=64 has only 64 tiles).
 """
 import os
+from collections import namedtuple
 
 import torch
 import triton
@@ -52,31 +53,36 @@ from . import codecs as cd
 #   num_warps 4/8, num_stages 3/4 (software-pipelining depth of the global loads);
 #   LUT_MODE (CODES_LUT formats only, nf4 / bnb_fp4): 0 register select tree, 1 gather from the global LUT (L1);
 #   SPLIT_K: 1 = one program walks all of K and writes y; s > 1 = grid dimension 2, each program sums a contiguous
-#   run of K tiles into an float32 workspace [s, M, N] (no atomics), then _splitk_reduce adds the s partials in
-#   fixed order (0, 1, ..., s-1), applies the global scale and bias and casts, so results are bitwise reproducible
-#   for a given config; 0 = AUTO: s from the tile count (split_k_for: enough programs for AUTO_WAVES waves of
-#   the SMs, each split at least MIN_SPLIT_TILES K tiles).
-# Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py);
-# the first call of a (M bucket, N, K, format, dtype) key times just those (a few compiles, milliseconds of runs)
-# and caches the pick for the process; during CUDA-graph capture an untimed key takes the bucket's first entry.
-AUTO = 0
+#   run of K tiles into a float32 workspace [s, M, N] (no atomics), then _splitk_reduce adds the s partials in fixed
+#   order (0, 1, ..., s-1), applies the global scale and bias and casts, so a given config's results are bitwise
+#   reproducible; Auto(waves, min_tiles): s from the tile count (split_k_for: the largest power of two keeping the
+#   programs <= waves per SM and >= min_tiles K tiles per split).
+# Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py, H100,
+# five model shapes, 2026-11-26): a pair of entries whose better one is within a few % of the sweep's best on every
+# measured shape and format. The first call of a (M bucket, N, K, format, dtype) key times just those (a few
+# compiles, milliseconds of runs) and caches the pick for the process; during CUDA-graph capture an untimed key runs
+# the bucket's first entry (uncached).
+Auto = namedtuple("Auto", "waves min_tiles")
+AUTO = Auto(2, 4)
 _SPACE = {
-    64: [(64, 64, 128, 1, 4, 4, 0, AUTO), (64, 64, 64, 1, 4, 4, 0, AUTO)],
-    128: [(64, 128, 64, 1, 4, 4, 0, AUTO), (64, 64, 128, 1, 4, 4, 0, AUTO)],
-    256: [(64, 128, 64, 1, 4, 4, 0, AUTO), (128, 128, 64, 0, 8, 3, 0, 1)],
+    32: [(32, 64, 128, 1, 4, 3, 0, Auto(4, 8)), (32, 64, 128, 1, 4, 4, 0, Auto(8, 8)),
+         (32, 64, 128, 1, 4, 3, 2, Auto(4, 8))],
+    64: [(64, 64, 128, 1, 4, 4, 0, Auto(2, 4)), (64, 64, 64, 1, 4, 4, 0, Auto(4, 4)),
+         (64, 64, 128, 1, 4, 4, 2, Auto(2, 4))],
+    128: [(128, 64, 128, 1, 4, 3, 0, Auto(2, 4)), (128, 64, 128, 1, 4, 3, 0, Auto(8, 4)),
+          (128, 64, 128, 1, 4, 3, 2, Auto(2, 4))],
+    256: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 64, 128, 1, 4, 3, 0, Auto(2, 4)), (256, 128, 64, 1, 8, 3, 2, 1)],
     4096: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 128, 64, 0, 8, 3, 0, 1), (256, 128, 64, 1, 8, 3, 1, 1)],
 }
-AUTO_WAVES = 4  # split-K AUTO: aim for this many programs per SM
-MIN_SPLIT_TILES = 4  # split-K AUTO: at least this many K tiles per split
 
 
 def _bucket_space(mb):
     return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
 
 
-DEFAULT = (64, 128, 64, 1, 4, 4, 0, AUTO)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config
+DEFAULT = (64, 64, 128, 1, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, split AUTO
 INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32, "SWAP": 0}  # the interpreter runs one fixed small config
-LUT_MODE = 0  # LUT_MODE of the untuned paths (DEFAULT, explicit configs, the interpreter)
+LUT_MODE = 2  # LUT_MODE of the untuned GPU paths (DEFAULT, explicit configs); the interpreter runs 0
 REDUCE_BLOCK = 1024
 _sms = {}
 _best = {}  # tuning key -> config tuple, per process
@@ -171,14 +177,14 @@ def _sm_count(device):
 
 
 def split_k_for(M, N, K, BM, BN, BK, split, device):
-    """(number of splits, K per split) for a config: AUTO picks the power of two that brings the programs to about
-    AUTO_WAVES per SM, keeping >= MIN_SPLIT_TILES K tiles per split; then trimmed so that no split is empty."""
+    """(number of splits, K per split) for a config's SPLIT_K (an int or Auto), trimmed so that no split is empty."""
     nt = triton.cdiv(K, BK)
-    if split == AUTO:
+    if isinstance(split, Auto):
         tiles = triton.cdiv(M, BM) * triton.cdiv(N, BN)
         sms = 4 if interpreting() or device.type != "cuda" else _sm_count(device)
+        waves, min_tiles = split
         split = 1
-        while tiles * split * 2 <= AUTO_WAVES * sms and nt // (split * 2) >= MIN_SPLIT_TILES:
+        while tiles * split * 2 <= waves * sms and nt // (split * 2) >= min_tiles:
             split *= 2
     split = max(1, min(int(split), nt))
     per = triton.cdiv(nt, split)
@@ -216,9 +222,11 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
 
     def fix(c):
         c = tuple(c) + (LUT_MODE, AUTO)[len(c) - 6:]
-        if interpreting():
-            c = (INTERP_BLOCKS["BM"], INTERP_BLOCKS["BN"], INTERP_BLOCKS["BK"], INTERP_BLOCKS["SWAP"]) + c[4:]
-        return c[:6] + (c[6] if lut_mode is None else lut_mode, c[7] if split_k is None else split_k)
+        c = c[:6] + (c[6] if lut_mode is None else lut_mode, c[7] if split_k is None else split_k)
+        if interpreting():  # fixed small blocks; no inline PTX (LUT_MODE 2) there
+            c = (INTERP_BLOCKS["BM"], INTERP_BLOCKS["BN"], INTERP_BLOCKS["BK"], INTERP_BLOCKS["SWAP"]) + c[4:6] + \
+                (min(c[6], 1), c[7])
+        return c
 
     if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
         config = DEFAULT

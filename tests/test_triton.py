@@ -322,7 +322,7 @@ def test_gpu_large_linear_scaled(name, act, monkeypatch):
     check_scaled(name, act, torch.bfloat16, 200, 384, 2048, seed=3)
 
 
-# --- split-K -----------------------------------------------------------------------------------------------------------
+# --- split-K ----------------------------------------------------------------------------------------------------------
 
 def _check_split(name, dtype, M, N, Kdim, splits, seed, with_bias=True):
     """linear with forced split-K factors against the float64 oracle; every split gives the same function, and the
