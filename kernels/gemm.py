@@ -64,15 +64,13 @@ from . import codecs as cd
 # the bucket's first entry (uncached).
 Auto = namedtuple("Auto", "waves min_tiles")
 AUTO = Auto(2, 4)
+LM = 2  # LUT_MODE of the tuned entries: the prmt lookup won all 413 nf4 (config, split) pairs of the second sweep
 _SPACE = {
-    32: [(32, 64, 128, 1, 4, 3, 0, Auto(4, 8)), (32, 64, 128, 1, 4, 4, 0, Auto(8, 8)),
-         (32, 64, 128, 1, 4, 3, 2, Auto(4, 8))],
-    64: [(64, 64, 128, 1, 4, 4, 0, Auto(2, 4)), (64, 64, 64, 1, 4, 4, 0, Auto(4, 4)),
-         (64, 64, 128, 1, 4, 4, 2, Auto(2, 4))],
-    128: [(128, 64, 128, 1, 4, 3, 0, Auto(2, 4)), (128, 64, 128, 1, 4, 3, 0, Auto(8, 4)),
-          (128, 64, 128, 1, 4, 3, 2, Auto(2, 4))],
-    256: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 64, 128, 1, 4, 3, 0, Auto(2, 4)), (256, 128, 64, 1, 8, 3, 2, 1)],
-    4096: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 128, 64, 0, 8, 3, 0, 1), (256, 128, 64, 1, 8, 3, 1, 1)],
+    32: [(32, 64, 128, 1, 4, 3, LM, Auto(8, 8)), (32, 64, 128, 1, 4, 3, LM, Auto(4, 2))],
+    64: [(64, 64, 64, 1, 4, 3, LM, Auto(4, 2)), (64, 64, 64, 1, 4, 3, LM, Auto(8, 2))],
+    128: [(128, 64, 128, 1, 4, 3, LM, Auto(2, 2)), (128, 64, 128, 1, 4, 2, LM, Auto(2, 2))],
+    256: [(128, 64, 128, 1, 4, 3, LM, Auto(2, 2)), (256, 128, 64, 1, 8, 3, LM, 1)],
+    4096: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 128, 64, 0, 8, 3, 0, 1), (256, 128, 64, 1, 8, 3, LM, 1)],
 }
 
 
@@ -223,6 +221,8 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
     def fix(c):
         c = tuple(c) + (LUT_MODE, AUTO)[len(c) - 6:]
         c = c[:6] + (c[6] if lut_mode is None else lut_mode, c[7] if split_k is None else split_k)
+        if codes != CODES_LUT:  # LUT_MODE only changes CODES_LUT kernels: one compile for the others
+            c = c[:6] + (0, c[7])
         if interpreting():  # fixed small blocks; no inline PTX (LUT_MODE 2) there
             c = (INTERP_BLOCKS["BM"], INTERP_BLOCKS["BN"], INTERP_BLOCKS["BK"], INTERP_BLOCKS["SWAP"]) + c[4:6] + \
                 (min(c[6], 1), c[7])
@@ -233,7 +233,7 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
     if config is not None:
         return run(fix(config))
     mb = min(triton.next_power_of_2(M), 4096)
-    cands = [fix(c) for c in _bucket_space(mb) if c[6] == 0 or codes == CODES_LUT]
+    cands = list(dict.fromkeys(fix(c) for c in _bucket_space(mb)))
     key = (x.device.index, mb, N, K, common["GC"], bits, sk, hz, hg, codes, x.dtype, bias is not None)
     best = _best.get(key)
     if best is None:
