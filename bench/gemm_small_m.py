@@ -18,18 +18,11 @@ import triton
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_quick import graph_time  # noqa: E402
+from gemm_tune import _weights  # noqa: E402
 
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
 SHAPES = [(8192, 8192), (4096, 4096), (28672, 8192), (4096, 14336), (14336, 4096)]
 MS = (32, 64, 128, 256)
-
-
-def _weights(f, N, K, n=1, seed=0):
-    import fourbit
-    from fourbit.formats import PRESETS
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    return [fourbit.quantize(torch.randn(N, K, device="cuda", dtype=torch.bfloat16, generator=g), PRESETS[f])
-            for _ in range(n)]
 
 
 def _compile(jobs):
