@@ -5,6 +5,7 @@ ROOT=$PWD
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-build-isolation --no-deps . -Ccmake.define.CMAKE_CUDA_ARCHITECTURES=90a > $OUT/build.log 2>&1 || tail -30 $OUT/build.log
 cd /tmp
+# (2026-11-26: all 224 tests reported "." but the xdist run did not exit within 170 s; give it more time or drop -n)
 FOURBIT_TRITON_AUTOTUNE=0 timeout ${TEST_TIMEOUT:-170} python3 -m pytest -q -n 8 -m gpu $ROOT/tests/test_gpu_ops.py \
   $ROOT/tests/test_triton.py > $OUT/tests.log 2>&1
 echo "pytest rc $?"
