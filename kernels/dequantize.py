@@ -76,6 +76,71 @@ def _lut_pick(c, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14
 
 
 @triton.jit
+def _plane(a, b, c, d, J: tl.constexpr):  # byte J of four uint32 words, gathered into one word (a's byte lowest)
+    return (((a >> (8 * J)) & 0xFF) | (((b >> (8 * J)) & 0xFF) << 8) | (((c >> (8 * J)) & 0xFF) << 16)
+            | (((d >> (8 * J)) & 0xFF) << 24))
+
+
+# 8 codes (the nibbles of one 32-bit word, element 2i in byte i's low nibble) -> their 8 float32 LUT words, by byte
+# permutes: $0..$3 the low-nibble elements, $4..$7 the high ones; $8 the packed word; $9 + 4 * (4 * j + q) the byte
+# plane word q of byte j (byte j of lut[4q .. 4q+3]); prmt's 8-byte index takes the code's low 3 bits, a third
+# prmt picks the codes 0-7 or 8-15 result by bit 3, and four prmt pairs turn the 4 byte planes into 4 words.
+def _prmt_asm():
+    t = lambda j, q: f"${9 + 4 * (4 * j + q)}"  # noqa: E731
+    lines = ["{", ".reg .b32 s, u, g, p0, p1, p2, p3, a, b, c, d;"]
+    outs = {0: ("$0", "$4", "$1", "$5"), 1: ("$2", "$6", "$3", "$7")}
+    for half in (0, 1):
+        lines.append("shr.b32 g, $8, 16;" if half else "mov.b32 g, $8;")
+        lines += ["and.b32 s, g, 0x7777;", "shr.b32 u, g, 1;", "and.b32 u, u, 0x4444;", "or.b32 u, u, 0x3210;"]
+        for j in range(4):
+            lines += [f"prmt.b32 a, {t(j, 0)}, {t(j, 1)}, s;", f"prmt.b32 b, {t(j, 2)}, {t(j, 3)}, s;",
+                      f"prmt.b32 p{j}, a, b, u;"]
+        o = outs[half]  # nibble k of this half is element 4 * half + k: k = 0, 2 low nibbles, k = 1, 3 high
+        lines += ["prmt.b32 a, p0, p1, 0x5140;", "prmt.b32 b, p2, p3, 0x5140;",
+                  "prmt.b32 c, p0, p1, 0x7362;", "prmt.b32 d, p2, p3, 0x7362;",
+                  f"prmt.b32 {o[0]}, a, b, 0x5410;", f"prmt.b32 {o[1]}, a, b, 0x7632;",
+                  f"prmt.b32 {o[2]}, c, d, 0x5410;", f"prmt.b32 {o[3]}, c, d, 0x7632;"]
+    return "\n".join(lines + ["}"])
+
+
+PRMT_ASM = tl.constexpr(_prmt_asm())
+PRMT_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 8 + ["r"] * (1 + 64)))
+
+
+@triton.jit
+def _lut_prmt(p, lut_ptr):
+    """uint8 [R, C] packed codes -> float32 [R, 2C] of lut[code], bit copies of the LUT words (GPU only)."""
+    w0 = tl.load(lut_ptr).to(tl.uint32, bitcast=True)
+    w1 = tl.load(lut_ptr + 1).to(tl.uint32, bitcast=True)
+    w2 = tl.load(lut_ptr + 2).to(tl.uint32, bitcast=True)
+    w3 = tl.load(lut_ptr + 3).to(tl.uint32, bitcast=True)
+    w4 = tl.load(lut_ptr + 4).to(tl.uint32, bitcast=True)
+    w5 = tl.load(lut_ptr + 5).to(tl.uint32, bitcast=True)
+    w6 = tl.load(lut_ptr + 6).to(tl.uint32, bitcast=True)
+    w7 = tl.load(lut_ptr + 7).to(tl.uint32, bitcast=True)
+    w8 = tl.load(lut_ptr + 8).to(tl.uint32, bitcast=True)
+    w9 = tl.load(lut_ptr + 9).to(tl.uint32, bitcast=True)
+    w10 = tl.load(lut_ptr + 10).to(tl.uint32, bitcast=True)
+    w11 = tl.load(lut_ptr + 11).to(tl.uint32, bitcast=True)
+    w12 = tl.load(lut_ptr + 12).to(tl.uint32, bitcast=True)
+    w13 = tl.load(lut_ptr + 13).to(tl.uint32, bitcast=True)
+    w14 = tl.load(lut_ptr + 14).to(tl.uint32, bitcast=True)
+    w15 = tl.load(lut_ptr + 15).to(tl.uint32, bitcast=True)
+    lo, hi = tl.inline_asm_elementwise(
+        PRMT_ASM, PRMT_CONSTRAINTS,
+        [p, _plane(w0, w1, w2, w3, 0), _plane(w4, w5, w6, w7, 0), _plane(w8, w9, w10, w11, 0),
+         _plane(w12, w13, w14, w15, 0),
+         _plane(w0, w1, w2, w3, 1), _plane(w4, w5, w6, w7, 1), _plane(w8, w9, w10, w11, 1),
+         _plane(w12, w13, w14, w15, 1),
+         _plane(w0, w1, w2, w3, 2), _plane(w4, w5, w6, w7, 2), _plane(w8, w9, w10, w11, 2),
+         _plane(w12, w13, w14, w15, 2),
+         _plane(w0, w1, w2, w3, 3), _plane(w4, w5, w6, w7, 3), _plane(w8, w9, w10, w11, 3),
+         _plane(w12, w13, w14, w15, 3)],
+        dtype=(tl.float32, tl.float32), is_pure=True, pack=4)
+    return tl.reshape(tl.join(lo, hi), (p.shape[0], 2 * p.shape[1]))
+
+
+@triton.jit
 def _codes_to_values(c, lut_ptr, CODES: tl.constexpr, LUT_MODE: tl.constexpr):
     """int32 codes 0..15 (any tile shape) -> float32 "raw" values: lut[c] + code_bias(CODES), exactly."""
     if CODES == 1 or CODES == 2:  # 2^23 + c by bits (no int -> float conversion)
@@ -155,8 +220,11 @@ def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC:
                         mask=rmask[:, None] & (hcols[None, :] < K // 2), other=0)
         else:
             p = tl.load(q_ptr + rows[:, None] * (K // 2) + hcols[None, :])
-        c = cd.unpack_tile(p.to(tl.int32))  # and / shift on 32-bit lanes, low nibble first
-        v = _codes_to_values(c, lut_ptr, CODES, LUT_MODE)
+        if CODES == 0 and LUT_MODE == 2:  # GPU only: byte-permute lookups on the packed bytes
+            v = _lut_prmt(p, lut_ptr)
+        else:
+            c = cd.unpack_tile(p.to(tl.int32))  # and / shift on 32-bit lanes, low nibble first
+            v = _codes_to_values(c, lut_ptr, CODES, LUT_MODE)
     else:  # (CODES is CODES_LUT here: no code bias)
         if MASKED:
             v = tl.load(q_ptr + rows[:, None] * K + cols[None, :], mask=mask, other=0).to(tl.float32)

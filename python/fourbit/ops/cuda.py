@@ -22,9 +22,10 @@ from .library import check_out
 
 GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
 # From this M on, dequantize-then-cuBLAS beats the fused Triton GEMM. H100, CUDA-graph us, fused vs dequant+mm
-# (bench/gpu_peers.py crossover, 2026-11-26): 8192^2 M=128 int4 96 vs 134 (fused wins), M=256 174 vs 136, M=1024
-# 457 vs 253; 4096^2 M=256 71 vs 45; nf4 loses to dequant+mm from M=128 on (193 vs 164 at 8192^2).
-DEQUANT_MIN_M = 256
+# (bench/gpu_peers.py crossover, 2026-11-26, before split-K): 8192^2 M=128 int4 96 vs 134, M=256 174 vs 136,
+# M=1024 457 vs 253. With split-K the fused kernel takes M=256 back (8192^2 int4 119.5, nf4 130.8 vs dequant+mm
+# 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
+DEQUANT_MIN_M = 512
 
 
 def _kernels():
