@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from . import codecs as cd
-from ._launch import EXACT, as_bytes, scale_kind
+from ._launch import EXACT, as_bytes, interpreting, scale_kind
 
 # tile of one dequantize program and warps; codebook formats (nf4, bnb_fp4) gather from the LUT (LUT_MODE 1).
 # H100 8192^2 to bf16 (bench/elementwise_tune.py, 2026-11-26): (8, 1024) x 4 warps: int4 73.9 -> 72.0 us (80% of copy),
@@ -307,8 +307,8 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
         block = (block[0] * block[1] // 256, 256)
     grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
     codes = code_kind(lut) if bits == 4 else CODES_LUT
-    if lut_mode is None:
-        lut_mode = 1 if bits == 4 and codes == CODES_LUT else 0
+    if lut_mode is None:  # codebook formats: the prmt byte-plane lookup on the GPU, the L1 gather when interpreting
+        lut_mode = (1 if interpreting() else 2) if bits == 4 and codes == CODES_LUT else 0
     _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
                              out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
                              GC=gc, CODES=codes,

@@ -23,6 +23,17 @@ for name, fmt in PRESETS.items():
         for dt in (torch.bfloat16, torch.float32):
             x = torch.randn(M, 256, device=dev, dtype=dt)
             fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
+# split-K paths (GEMV with K split across blocks, the fused Triton GEMM's workspace + reduce) and the large-M
+# dequantize + cuBLAS path
+for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+    qw = fourbit.quantize(torch.randn(48, 4096, device=dev), name)
+    for M, split in ((1, None), (12, None), (64, 3), (600, None)):
+        x = torch.randn(M, 4096, device=dev, dtype=torch.bfloat16)
+        if split:
+            from fourbit import kernels as _k  # noqa: E402
+            _k.linear(x, *qw.op_args(), None, split_k=split)
+        else:
+            fourbit.linear(x, qw)
 # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
 from fourbit import kernels  # noqa: E402
 from fourbit.layout import to_blocked_scales  # noqa: E402
