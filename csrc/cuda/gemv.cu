@@ -553,13 +553,14 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, int* S_out, int* ksl_out) {
   const int64_t rb = (N + kNibRows - 1) / kNibRows, kst = (K + 127) / 128, slots = minb * (int64_t)sm_count();
   const int64_t smax = std::max<int64_t>(1, std::min<int64_t>(8, kst / nw));
   // cost in 128-column steps per warp: waves x (steps per warp + a fixed ~1 step per block for the 32 KB table and
-  // the cross-warp sum) + half a step for the split-K pass. The fixed term matters on wide-N, short-K shapes:
-  // 14336x4096 M=1 took S = 4 (one step per warp, 37.7 us) where S = 1 streams the same bytes as 4096x14336 (25 us).
+  // the cross-warp sum) + 2 steps for the split-K pass (ncu, H100: the reduce kernel ran 3.3 us after a 12.6 us
+  // 4096^2 M=1 GEMV, i.e. about two DRAM round trips). The fixed terms matter on wide-N, short-K shapes: 14336x4096
+  // M=1 took S = 4 (one step per warp, 37.7 us) where 4096x14336 streams the same bytes in 25 us.
   int64_t best = 1;
   double best_cost = 1e30;
   for (int64_t S = 1; S <= smax; ++S) {
     const double waves = std::ceil(double(rb * S) / double(slots));
-    const double cost = waves * (double(kst) / double(S * nw) + 1.0) + (S > 1 ? 0.5 : 0.0);
+    const double cost = waves * (double(kst) / double(S * nw) + 1.0) + (S > 1 ? 2.0 : 0.0);
     if (cost < best_cost - 1e-9) { best_cost = cost; best = S; }
   }
   const int64_t chunks = (kst + best - 1) / best;
