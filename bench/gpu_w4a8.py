@@ -23,7 +23,7 @@ def bench(fn):
 
 def picked():
     c = getattr(kw._tuned, "best_config", None)
-    return "-" if c is None else f"BM{c.kwargs['BM']} BN{c.kwargs['BN']} S{c.kwargs['SWAP']} w{c.num_warps} s{c.num_stages}"
+    return "-" if c is None else "/".join(map(str, kw.config_tuple(c)))
 
 
 def main():
@@ -60,8 +60,8 @@ def main():
                 kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold)
                 cfg = picked()
                 timings = getattr(kw._tuned, "configs_timings", None) or {}
-                tt = ", ".join(f"BM{c.kwargs['BM']}/BN{c.kwargs['BN']}/S{c.kwargs['SWAP']}/w{c.num_warps}/"
-                               f"s{c.num_stages}={t[0] * 1e3 if isinstance(t, (list, tuple)) else t * 1e3:.0f}"
+                tt = ", ".join("/".join(map(str, kw.config_tuple(c))) +
+                               f"={t[0] * 1e3 if isinstance(t, (list, tuple)) else t * 1e3:.0f}"
                                for c, t in timings.items())
                 g = bench(lambda: kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold))
                 tot = bench(lambda: kw.linear(*kw.quantize_act(x), qd, sc, z, fid, G, None, y, fold=fold))

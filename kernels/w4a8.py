@@ -34,14 +34,21 @@ ACT_BR, ACT_BK = 4, 256  # activation quantize: rows x K chunk per program (two 
 
 
 @triton.jit
-def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.constexpr):
-    """x_ptr [M, K] float32/bf16/fp16 -> q_ptr uint8 [M, K] (E4M3 bytes), s_ptr float32 [M]."""
+def _act_encode(v, s, bad, q_ptrs, m):
+    byte = cd.e4m3_encode(tl.div_rn(v, s[:, None] + tl.zeros(v.shape, tl.float32)))
+    tl.store(q_ptrs, tl.where((bad > 0)[:, None], 0, byte).to(tl.uint8), mask=m)
+
+
+@triton.jit
+def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.constexpr, ONE_PASS: tl.constexpr):
+    """x_ptr [M, K] float32/bf16/fp16 -> q_ptr uint8 [M, K] (E4M3 bytes), s_ptr float32 [M].
+    ONE_PASS: BK >= K, the rows stay in registers between the max and the encode (else a second pass reads them)."""
     rows = tl.program_id(0) * BR + tl.arange(0, BR)
     rmask = rows < M
     r64 = rows.to(tl.int64)
     amax = tl.zeros([BR], tl.float32)
     bad = tl.zeros([BR], tl.int32)
-    for k0 in range(0, K, BK):
+    for k0 in range(0, 1 if ONE_PASS else K, BK):
         cols = k0 + tl.arange(0, BK)
         m = rmask[:, None] & (cols < K)[None, :]
         v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
@@ -52,21 +59,32 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
     s = tl.where(s == 0.0, 1.0, s)
     s = tl.where(bad > 0, float("nan"), s)
     tl.store(s_ptr + rows, s, mask=rmask)
-    for k0 in range(0, K, BK):
-        cols = k0 + tl.arange(0, BK)
-        m = rmask[:, None] & (cols < K)[None, :]
-        v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
-        byte = cd.e4m3_encode(tl.div_rn(v, s[:, None] + tl.zeros([BR, BK], tl.float32)))
-        byte = tl.where((bad > 0)[:, None], 0, byte).to(tl.uint8)
-        tl.store(q_ptr + r64[:, None] * K + cols[None, :], byte, mask=m)
+    if ONE_PASS:
+        _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
+    else:
+        for k0 in range(0, K, BK):
+            cols = k0 + tl.arange(0, BK)
+            m = rmask[:, None] & (cols < K)[None, :]
+            v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
+            _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
 
 
-def quantize_act(x):
-    """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M])."""
+def quantize_act(x, one_pass=None):
+    """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]).
+    one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
+    ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 8192 x 256): 37.7 us two-pass with
+    4-row programs (latency-bound: 64 programs), RUN2_ACTQ one-pass."""
     M, K = x.shape
     q = torch.empty(M, K, dtype=torch.uint8, device=x.device)
     s = torch.empty(M, dtype=torch.float32, device=x.device)
-    _act_quant_kernel[(triton.cdiv(M, ACT_BR),)](x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, enable_fp_fusion=False)
+    one_pass = K <= 16384 if one_pass is None else one_pass
+    if one_pass:
+        BK = triton.next_power_of_2(K)
+        _act_quant_kernel[(M,)](x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True, num_warps=max(1, min(8, BK // 1024)),
+                                enable_fp_fusion=False)
+    else:
+        _act_quant_kernel[(triton.cdiv(M, ACT_BR),)](x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
+                                                     enable_fp_fusion=False)
     return q.view(torch.float8_e4m3fn), s
 
 
@@ -103,7 +121,11 @@ def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M
                  FMT: tl.constexpr, FOLD: tl.constexpr, BS: tl.constexpr, HAS_BIAS: tl.constexpr,
                  BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr):
     """x_ptr fp8 [M, K]; xs_ptr float32 [M]; weight as in _weight_fp8; y_ptr [M, N] of the output dtype.
-    K is a multiple of BS and BS of 32 (no K masks); rows past M / N are clamped and never stored."""
+    K is a multiple of BS and BS of 32 (no K masks); rows past M / N are clamped and never stored.
+    Speed limit of this structure: Triton waits for each wgmma right after issuing it when its result feeds non-dot
+    math (PTX checked, Triton 3.9: `wgmma.wait_group 0` after every commit, also with the promotion deferred to the
+    next step or two steps unrolled), so inside one CTA the weight conversion and the MMA never overlap; only other
+    CTAs on the SM can fill the gap (hence the small-footprint configs below)."""
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     rows_m = pid_m * BM + tl.arange(0, BM)
@@ -134,14 +156,18 @@ def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M
     tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=(rows_m < M)[:, None] & nmask[None, :])
 
 
-# Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096); the
-# autotuner tries only its bucket's list and caches the pick per (bucket, N, K, BS, FMT, FOLD) for the process.
+# Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
+# the autotuner tries only its bucket's list and caches the pick per (bucket, N, K, BS, FMT, FOLD) for the process.
 # Rationale: the weight unpack + convert is CUDA-core work per weight element, amortised over BM rows of x, so large
-# M wants BM = 256 (or 128 with BN = 256); small M wants SWAP (weights as the register A operand, M the MMA's N).
+# M wants BM = 256; small M wants SWAP (weights as the register A operand, M the MMA's N); 4-warp 128 x 64 tiles
+# leave room for 2-3 CTAs per SM, whose MMA and conversion can overlap (see the kernel's docstring).
+# Run 1 (H100, 2026-11-26; GEMM us at 8192^2): M=256: BM256/BN64/S0 97 (int4) / 107 (mxfp4 fold), beating
+# BM128/BN128/S0 133 and BM64/BN128/S1 128; M=1024: BM256/BN128/S1 446 (int4), BM256/BN128/S0 486 (mxfp4 fold),
+# BM128/BN256/S0 568-632, BM128/BN128/S0/s4 490-502. Per-group mxfp4 (BS=32) only runs well with SWAP=1.
 _SPACE = {
     128: [(64, 128, 1, 4, 4), (64, 64, 1, 4, 4)],
-    256: [(128, 128, 0, 8, 3), (64, 128, 1, 4, 4), (256, 64, 0, 8, 3)],
-    4096: [(128, 256, 0, 8, 3), (256, 128, 0, 8, 3), (256, 128, 1, 8, 3), (128, 128, 0, 8, 4)],
+    256: [(256, 64, 0, 8, 3), (128, 64, 0, 4, 3), (128, 64, 1, 4, 3), (64, 128, 1, 4, 4)],
+    4096: [(256, 128, 1, 8, 3), (256, 128, 0, 8, 3), (128, 64, 0, 4, 3), (128, 64, 1, 4, 3), (128, 128, 1, 4, 3)],
 }
 DEFAULT = (64, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 and the interpreter (INTERP_BLOCKS)
 INTERP_BLOCKS = (16, 16, 0, 1, 1)
@@ -155,10 +181,13 @@ CONFIGS = [triton.Config({"BM": t[0], "BN": t[1], "SWAP": t[2]}, num_warps=t[3],
            for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
 
 
+def config_tuple(c):
+    return (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["SWAP"], c.num_warps, c.num_stages)
+
+
 def _prune(configs, named_args, **kwargs):
     want = set(_bucket_space({**named_args, **kwargs}["M_BUCKET"]))
-    out = [c for c in configs if (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["SWAP"], c.num_warps, c.num_stages) in want]
-    return out or configs[:1]
+    return [c for c in configs if config_tuple(c) in want] or configs[:1]
 
 
 _tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "BS", "FMT", "FOLD"],

@@ -141,10 +141,12 @@ def tricky_rows():
 
 
 def check_act(x):
-    q, s = kw.quantize_act(x.to(DEV).contiguous())
+    """Both kernel variants (one pass per row, two passes over 4-row blocks) bit-exact with the reference."""
     qr, sr = w4a8.quantize_act_ref(x)
-    testing.assert_bit_exact(s.cpu(), sr, "s")
-    testing.assert_bit_exact(q.cpu().view(torch.uint8), qr.view(torch.uint8), "x8 bytes")
+    for one_pass in (True, False):
+        q, s = kw.quantize_act(x.to(DEV).contiguous(), one_pass=one_pass)
+        testing.assert_bit_exact(s.cpu(), sr, f"s one_pass={one_pass}")
+        testing.assert_bit_exact(q.cpu().view(torch.uint8), qr.view(torch.uint8), f"x8 bytes one_pass={one_pass}")
 
 
 def test_act_quant_tricky_values():
@@ -197,6 +199,8 @@ def test_linear_within_bound(name, dtype):
     bias = torch.randn(24, generator=gen).to(dtype)
     for fold in ((False, True) if name.startswith("mxfp4") else (None,)):
         check_linear(x, qw, bias if fold is not True else None, fold, f"{name} {dtype}")
+    if not ON_GPU:  # the interpreter's default is (16, 16, SWAP 0): also SWAP 1
+        check_linear(x, qw, bias, None, f"{name} {dtype}", config=(16, 16, 1, 1, 1))
 
 
 def structured(seed, N=16, K=256, M=12, sym=False, fmt=None):
@@ -419,8 +423,7 @@ def test_gpu_linear_within_bound(name, M, monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("cfg", sorted({(c.kwargs["BM"], c.kwargs["BN"], c.kwargs["SWAP"], c.num_warps, c.num_stages)
-                                        for c in kw.CONFIGS}))
+@pytest.mark.parametrize("cfg", sorted({kw.config_tuple(c) for c in kw.CONFIGS}))
 def test_gpu_every_tuned_config(cfg):
     """Each config the autotuner may pick, on the formats the benchmark times (int4 g128, mxfp4 both paths)."""
     gen = torch.Generator().manual_seed(5)
