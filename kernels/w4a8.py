@@ -34,6 +34,20 @@ ACT_BR, ACT_BK = 4, 256  # activation quantize: rows x K chunk per program (two 
 
 
 @triton.jit
+def _act_stats(v, amax, bad):  # running row max of |v| over finite values, and "row holds NaN/Inf"
+    fin = cd.is_finite(v)
+    return tl.maximum(amax, tl.max(tl.where(fin, tl.abs(v), 0.0), axis=1)), \
+        tl.maximum(bad, tl.max(tl.where(fin, 0, 1), axis=1))
+
+
+@triton.jit
+def _act_scale(amax, bad):  # s = amax / 448 (RNE division); 0 -> 1; NaN/Inf row -> NaN
+    s = tl.div_rn(amax, tl.full(amax.shape, 448.0, tl.float32))
+    s = tl.where(s == 0.0, 1.0, s)
+    return tl.where(bad > 0, float("nan"), s)
+
+
+@triton.jit
 def _act_encode(v, s, bad, q_ptrs, m):
     byte = cd.e4m3_encode(tl.div_rn(v, s[:, None] + tl.zeros(v.shape, tl.float32)))
     tl.store(q_ptrs, tl.where((bad > 0)[:, None], 0, byte).to(tl.uint8), mask=m)
@@ -48,20 +62,22 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
     r64 = rows.to(tl.int64)
     amax = tl.zeros([BR], tl.float32)
     bad = tl.zeros([BR], tl.int32)
-    for k0 in range(0, 1 if ONE_PASS else K, BK):
-        cols = k0 + tl.arange(0, BK)
+    if ONE_PASS:
+        cols = tl.arange(0, BK)
         m = rmask[:, None] & (cols < K)[None, :]
         v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
-        fin = cd.is_finite(v)
-        bad = tl.maximum(bad, tl.max(tl.where(fin, 0, 1), axis=1))
-        amax = tl.maximum(amax, tl.max(tl.where(fin, tl.abs(v), 0.0), axis=1))
-    s = tl.div_rn(amax, tl.full([BR], 448.0, tl.float32))
-    s = tl.where(s == 0.0, 1.0, s)
-    s = tl.where(bad > 0, float("nan"), s)
-    tl.store(s_ptr + rows, s, mask=rmask)
-    if ONE_PASS:
+        amax, bad = _act_stats(v, amax, bad)
+        s = _act_scale(amax, bad)
+        tl.store(s_ptr + rows, s, mask=rmask)
         _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
     else:
+        for k0 in range(0, K, BK):
+            cols = k0 + tl.arange(0, BK)
+            m = rmask[:, None] & (cols < K)[None, :]
+            v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
+            amax, bad = _act_stats(v, amax, bad)
+        s = _act_scale(amax, bad)
+        tl.store(s_ptr + rows, s, mask=rmask)
         for k0 in range(0, K, BK):
             cols = k0 + tl.arange(0, BK)
             m = rmask[:, None] & (cols < K)[None, :]
