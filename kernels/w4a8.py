@@ -88,8 +88,9 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
 def quantize_act(x, one_pass=None):
     """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]).
     one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
-    ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 8192 x 256): 37.7 us two-pass with
-    4-row programs (latency-bound: 64 programs), RUN2_ACTQ one-pass."""
+    ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
+    with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
+    (1.3 TB/s of x read + x8 written)."""
     M, K = x.shape
     q = torch.empty(M, K, dtype=torch.uint8, device=x.device)
     s = torch.empty(M, dtype=torch.float32, device=x.device)
@@ -180,13 +181,17 @@ def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M
 # Rationale: the weight unpack + convert is CUDA-core work per weight element, amortised over BM rows of x, so large
 # M wants BM = 256; small M wants SWAP (weights as the register A operand, M the MMA's N); 4-warp 128 x 64 tiles
 # leave room for 2-3 CTAs per SM, whose MMA and conversion can overlap (see the kernel's docstring).
-# Run 1 (H100, 2026-11-26; GEMM us at 8192^2): M=256: BM256/BN64/S0 97 (int4) / 107 (mxfp4 fold), beating
-# BM128/BN128/S0 133 and BM64/BN128/S1 128; M=1024: BM256/BN128/S1 446 (int4), BM256/BN128/S0 486 (mxfp4 fold),
-# BM128/BN256/S0 568-632, BM128/BN128/S0/s4 490-502. Per-group mxfp4 (BS=32) only runs well with SWAP=1.
+# Measured on an H100 80GB HBM3 (Triton 3.6, 2026-11-26; GEMM-only us at 8192^2, int4 g128 / mxfp4 folded):
+#   run 1 (8-warp tiles only): M=256 BM256/BN64/S0 97 / 107 (BM128/BN128/S0 133, BM64/BN128/S1 128);
+#          M=1024 BM256/BN128/S1 446 / 576, BM256/BN128/S0 681 / 486, BM128/BN256/S0 568 / 632.
+#   run 3: the 4-warp 128 x 64 SWAP tile wins every case: M=256 97 / 97, M=1024 327 / 335 (BM256/BN128/S1 445 /
+#          573, 128/64/S0 405 / 397, 128/128/S1 608 / 584), M=4096 1256 / 1330 (BM256/BN128/S1 1742 / 2269).
+#   Per-group mxfp4 (BS = 32) also prefers it (M=1024: 449 vs 538-1801). Losers were dropped from the lists below;
+#   every config listed here ran in tests/test_w4a8.py::test_gpu_every_tuned_config on that card.
 _SPACE = {
     128: [(64, 128, 1, 4, 4), (64, 64, 1, 4, 4)],
-    256: [(256, 64, 0, 8, 3), (128, 64, 0, 4, 3), (128, 64, 1, 4, 3), (64, 128, 1, 4, 4)],
-    4096: [(256, 128, 1, 8, 3), (256, 128, 0, 8, 3), (128, 64, 0, 4, 3), (128, 64, 1, 4, 3), (128, 128, 1, 4, 3)],
+    256: [(128, 64, 1, 4, 3), (256, 64, 0, 8, 3), (128, 64, 0, 4, 3)],
+    4096: [(128, 64, 1, 4, 3), (128, 64, 0, 4, 3), (256, 128, 1, 8, 3)],
 }
 DEFAULT = (64, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 and the interpreter (INTERP_BLOCKS)
 INTERP_BLOCKS = (16, 16, 0, 1, 1)
