@@ -217,16 +217,19 @@ def _prune(configs, named_args, **kwargs):
 _tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "BS", "FMT", "FOLD"],
                          prune_configs_by={"early_config_prune": _prune})(_w4a8_kernel)
 
-_fold_cache = {}  # id(scales) -> (weakref, version, id(qdata), qdata version, ok)
+_fold_cache = {}  # id(scales' base tensor) -> (weakref to it, version, qdata's base id and version, ok)
 
 
 def fold_ok(qdata, scales, window=128):
     """True when folding mxfp4's E8M0 scales into the FP8 operand is exact for every window of `window` K of every
     row: no NaN scale (0xFF), and (window max exponent) - (exponent of any group with a nonzero code) <= 8. Computed once
-    per (scales, qdata) version on the device (one host sync), cached; False during CUDA-graph capture."""
-    key = id(scales)
+    per (scales, qdata) version on the device (one host sync), cached by their base tensors (a module hands the
+    kernel a fresh reshape view of its buffers on every call); False during CUDA-graph capture."""
+    sb = scales if scales._base is None else scales._base
+    qb = qdata if qdata._base is None else qdata._base
+    key = id(sb)
     hit = _fold_cache.get(key)
-    if hit is not None and hit[0]() is scales and hit[1:] == (scales._version, id(qdata), qdata._version):
+    if hit is not None and hit[0]() is sb and hit[1:4] == (scales._version, id(qb), qdata._version):
         return hit[4]
     if scales.is_cuda and torch.cuda.is_current_stream_capturing():
         return False
@@ -240,7 +243,7 @@ def fold_ok(qdata, scales, window=128):
     hi = ew.amax(-1)  # the kernel's E_w counts every group; zero-code groups need no exactness
     lo = torch.where(nzw, ew, 1000).amin(-1)
     ok = bool(((e != 255).all() & ((hi - lo <= 8) | ~nzw.any(-1)).all()).item())
-    _fold_cache[key] = (weakref.ref(scales, lambda _r, k=key: _fold_cache.pop(k, None)), scales._version, id(qdata),
+    _fold_cache[key] = (weakref.ref(sb, lambda _r, k=key: _fold_cache.pop(k, None)), scales._version, id(qb),
                         qdata._version, ok)
     return ok
 

@@ -265,6 +265,17 @@ def test_fold_decision():
     check_linear(torch.randn(5, 256), qw, name="spread")
     w[2, 32:64] = 0.0  # an all-zero group (exponent -127) does not count
     assert kw.fold_ok(*fourbit.quantize(w, "mxfp4").op_args()[:2])
+    lin = fourbit.QuantLinear.from_weight(w, None, "mxfp4", act="fp8_e4m3")
+    args = w4a8.w4a8_args(lin.quantized_weight())
+    assert kw.fold_ok(args[0], args[1])
+    calls = []
+    orig = torch.Tensor.item
+    try:  # a second forward hands fresh views of the same buffers: the cached decision, no host sync
+        torch.Tensor.item = lambda t: calls.append(1) or orig(t)
+        args2 = w4a8.w4a8_args(lin.quantized_weight())
+        assert args2[1] is not args[1] and kw.fold_ok(args2[0], args2[1]) and not calls
+    finally:
+        torch.Tensor.item = orig
     w[1, 3] = math.nan
     qn = fourbit.quantize(w, "mxfp4")
     assert not kw.fold_ok(qn.qdata, qn.scales)
