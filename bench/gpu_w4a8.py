@@ -1,0 +1,102 @@
+"""W4A8 on the GPU: median us of triton.testing.do_bench(fn, warmup=25, rep=100) (L2 flushed between runs) for
+  bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) |
+  fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 and mxfp4 (folded scales and
+  one dot per 32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
+Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick]. Prints the autotuner's pick per case and
+a table last; the speedups are against bf16 cuBLAS of the same run.
+
+Result (H100 80GB HBM3, torch 2.11.0+cu130, Triton 3.6.0, 2026-11-26; README.md "W4A8" discusses it):
+| N x K, M | cuBLAS bf16 | `_scaled_mm` FP8 row-wise | act quantize | W4A8 int4 g128: total (GEMM) | W4A8 mxfp4 folded | W4A8 mxfp4 per-32 group |
+|---|---|---|---|---|---|---|
+| 8192^2, 256 | 65.2 | 41.5 (1.57x) | 10.8 | 104.6 (96.9) = 0.62x (0.67x) | 106.5 (97.8) = 0.61x (0.67x) | 148.5 (137.1) = 0.44x |
+| 8192^2, 1024 | 192.1 | 117.0 (1.64x) | 24.2 | 347.9 (321.4) = 0.55x (0.60x) | 359.3 (335.0) = 0.53x (0.57x) | 477.3 (457.6) = 0.40x |
+| 8192^2, 4096 | 785.5 | 451.3 (1.74x) | 76.5 | 1303.6 (1255.0) = 0.60x (0.63x) | 1401.2 (1320.2) = 0.56x (0.59x) | 1802.2 (1754.7) = 0.44x |
+| 4096^2, 1024 | 48.3 | 32.5 (1.48x) | 14.9 | 103.0 (87.5) = 0.47x (0.55x) | 107.4 (94.3) = 0.45x (0.51x) | 154.4 (138.8) = 0.31x |
+"""
+import sys
+
+import torch
+import triton
+
+import fourbit
+from fourbit.kernels import w4a8 as kw
+from fourbit.ops import w4a8
+
+SHAPES = [(8192, 8192, 256), (8192, 8192, 1024), (8192, 8192, 4096), (4096, 4096, 1024)]
+
+
+def bench(fn):
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e3
+
+
+def picked():
+    c = getattr(kw._tuned, "best_config", None)
+    return "-" if c is None else "/".join(map(str, kw.config_tuple(c)))
+
+
+def main():
+    quick = "--quick" in sys.argv
+    dev = "cuda"
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
+    rows = []
+    for N, K, M in SHAPES[:2] if quick else SHAPES:
+        gen = torch.Generator(device=dev).manual_seed(0)
+        w = torch.randn(N, K, device=dev, generator=gen) * 0.02
+        x = torch.randn(M, K, device=dev, generator=gen).to(torch.bfloat16)
+        wb = w.to(torch.bfloat16)
+        t_cublas = bench(lambda: x @ wb.T)
+        # FP8 row-wise reference: per-row scales of x, per-column scales of w
+        xs = x.float().abs().amax(1, keepdim=True) / 448
+        ws = w.abs().amax(1, keepdim=True) / 448
+        x8 = (x.float() / xs).to(torch.float8_e4m3fn)
+        w8 = (w / ws).to(torch.float8_e4m3fn)
+        t_scaled = bench(lambda: torch._scaled_mm(x8, w8.T, scale_a=xs, scale_b=ws.T, out_dtype=torch.bfloat16))
+        row = {"shape": f"{N}x{K} M={M}", "cublas": t_cublas, "scaled_mm": t_scaled}
+        xq, sq = kw.quantize_act(x)
+        row["actq"] = bench(lambda: kw.quantize_act(x))
+        for name in ("int4", "mxfp4"):
+            qw = fourbit.quantize(w, name)
+            qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
+            fid = kw.FMT_MXFP4 if fmt == "mxfp4" else kw.FMT_INT4_ASYM
+            y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+            folds = (True, False) if fmt == "mxfp4" else (False,)
+            for fold in folds:
+                if fold and not kw.fold_ok(qd, sc):
+                    print(f"{row['shape']} {name}: folding not exact for these weights, skipped")
+                    continue
+                tag = name + ("" if fmt != "mxfp4" else ("/fold" if fold else "/g32"))
+                kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold)
+                cfg = picked()
+                timings = getattr(kw._tuned, "configs_timings", None) or {}
+                tt = ", ".join("/".join(map(str, kw.config_tuple(c))) +
+                               f"={t[0] * 1e3 if isinstance(t, (list, tuple)) else t * 1e3:.0f}"
+                               for c, t in timings.items())
+                g = bench(lambda: kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold))
+                tot = bench(lambda: kw.linear(*kw.quantize_act(x), qd, sc, z, fid, G, None, y, fold=fold))
+                ref = x @ qw.dequantize(torch.bfloat16).T  # W4A16 math (cuBLAS), a sanity check of the result
+                rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
+                print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; tuner: {tt}; "
+                      f"rel diff vs W4A16 {rel:.4f}", flush=True)
+                row[tag] = (tot, g)
+        rows.append(row)
+        print(row, flush=True)
+    tags = ["int4", "mxfp4/fold", "mxfp4/g32"]
+    print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant | " +
+          " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
+    print("|---|---|---|---|" + "---|" * len(tags))
+    for r in rows:
+        c = r["cublas"]
+        cells = []
+        for t in tags:
+            if t in r:
+                tot, g = r[t]
+                cells.append(f"{tot:.1f} ({g:.1f}) = {c / tot:.2f}x ({c / g:.2f}x)")
+            else:
+                cells.append("-")
+        print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} | "
+              + " | ".join(cells) + " |")
+    print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""W4A8: FP8 E4M3 activations x 4-bit weights on FP8 tensor cores (opt-in; fourbit.ops.w4a8 is the op).
+
+quantize_act(x) -> (x8, s): per row m, s_m = amax_m / 448 (float32 division, RNE), x8 = e4m3(RNE(x / s_m)) saturated
+to +-448, by a float32 DIVISION (tl.div_rn; the reference divides too, so ties land identically). Policies: s_m = 0
+(an all-zero row, or amax < 448 * 2^-150 whose quotient underflows) becomes 1, so x8 = 0 there; a row holding NaN or
++-Inf gets s_m = NaN and x8 = 0, so its whole output row is NaN. Bit-exact with fourbit.ops.w4a8.quantize_act_ref.
+
+linear(x8, s, qdata, scales, zeros, fmt, G, bias) -> y = (sum over K steps of scale * dot_step) * s_m (+ bias).
+The weight operand is built from the packed codes in registers and is EXACT in E4M3:
+  int4 asym: q - z (integers in [-15, 15]); int4 sym: q - 8 ([-8, 7]); both have at most 4 significant bits.
+  mxfp4: the E2M1 value (0.5 .. 6, 2 significant bits). Its E8M0 scales either multiply one dot per 32-K group
+  (MX_FOLD=0) or, when fold_ok(...) says every 128-K window of every row is exact that way (MX_FOLD=1), are folded
+  into the operand as v * 2^(e_g - E_w), E_w = the window's largest exponent; exact because v * 2^d with
+  d >= -8 is a multiple of 2^-9 below 448 (an E4M3 normal or subnormal); groups whose codes are all zero do not
+  count. Then one 128-K dot per window and 2^E_w applied to the fp32 partial.
+Each dot spans one K step (BS = the group, at most 128, or 128 folded) from a zero accumulator and is added to the
+float32 accumulator after scaling: this promotion bounds the tensor core's limited-precision FP8 accumulation to
+one step (tests/test_w4a8.py derives the bound). Triton's fp32 -> fp8 conversion (cvt.rn.satfinite) is exact on
+these values.
+"""
+import os
+import weakref
+
+import torch
+import triton
+import triton.language as tl
+
+from ._launch import interpreting
+from . import codecs as cd
+from .dequantize import _codes_to_values
+
+FMT_INT4_ASYM, FMT_INT4_SYM, FMT_MXFP4 = 0, 1, 2
+ACT_BR, ACT_BK = 4, 256  # activation quantize: rows x K chunk per program (two passes over the row)
+
+
+@triton.jit
+def _act_stats(v, amax, bad):  # running row max of |v| over finite values, and "row holds NaN/Inf"
+    fin = cd.is_finite(v)
+    return tl.maximum(amax, tl.max(tl.where(fin, tl.abs(v), 0.0), axis=1)), \
+        tl.maximum(bad, tl.max(tl.where(fin, 0, 1), axis=1))
+
+
+@triton.jit
+def _act_scale(amax, bad):  # s = amax / 448 (RNE division); 0 -> 1; NaN/Inf row -> NaN
+    s = tl.div_rn(amax, tl.full(amax.shape, 448.0, tl.float32))
+    s = tl.where(s == 0.0, 1.0, s)
+    return tl.where(bad > 0, float("nan"), s)
+
+
+@triton.jit
+def _act_encode(v, s, bad, q_ptrs, m):
+    byte = cd.e4m3_encode(tl.div_rn(v, s[:, None] + tl.zeros(v.shape, tl.float32)))
+    tl.store(q_ptrs, tl.where((bad > 0)[:, None], 0, byte).to(tl.uint8), mask=m)
+
+
+@triton.jit
+def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.constexpr, ONE_PASS: tl.constexpr):
+    """x_ptr [M, K] float32/bf16/fp16 -> q_ptr uint8 [M, K] (E4M3 bytes), s_ptr float32 [M].
+    ONE_PASS: BK >= K, the rows stay in registers between the max and the encode (else a second pass reads them)."""
+    rows = tl.program_id(0) * BR + tl.arange(0, BR)
+    rmask = rows < M
+    r64 = rows.to(tl.int64)
+    amax = tl.zeros([BR], tl.float32)
+    bad = tl.zeros([BR], tl.int32)
+    if ONE_PASS:
+        cols = tl.arange(0, BK)
+        m = rmask[:, None] & (cols < K)[None, :]
+        v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
+        amax, bad = _act_stats(v, amax, bad)
+        s = _act_scale(amax, bad)
+        tl.store(s_ptr + rows, s, mask=rmask)
+        _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
+    else:
+        for k0 in range(0, K, BK):
+            cols = k0 + tl.arange(0, BK)
+            m = rmask[:, None] & (cols < K)[None, :]
+            v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
+            amax, bad = _act_stats(v, amax, bad)
+        s = _act_scale(amax, bad)
+        tl.store(s_ptr + rows, s, mask=rmask)
+        for k0 in range(0, K, BK):
+            cols = k0 + tl.arange(0, BK)
+            m = rmask[:, None] & (cols < K)[None, :]
+            v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
+            _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
+
+
+def quantize_act(x, one_pass=None):
+    """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]).
+    one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
+    ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
+    with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
+    (1.3 TB/s of x read + x8 written)."""
+    M, K = x.shape
+    q = torch.empty(M, K, dtype=torch.uint8, device=x.device)
+    s = torch.empty(M, dtype=torch.float32, device=x.device)
+    one_pass = K <= 16384 if one_pass is None else one_pass
+    if one_pass:
+        BK = triton.next_power_of_2(K)
+        _act_quant_kernel[(M,)](x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True, num_warps=max(1, min(8, BK // 1024)),
+                                enable_fp_fusion=False)
+    else:
+        _act_quant_kernel[(triton.cdiv(M, ACT_BR),)](x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
+                                                     enable_fp_fusion=False)
+    return q.view(torch.float8_e4m3fn), s
+
+
+@triton.jit
+def _weight_fp8(q_ptr, s_ptr, z_ptr, rn, k0, K, G, FMT: tl.constexpr, FOLD: tl.constexpr, BS: tl.constexpr):
+    """(fp8 [BN, BS] exact operand of W[rn, k0:k0+BS], float32 [BN] factor of its partial dot)."""
+    KG = K // G
+    p = tl.load(q_ptr + rn[:, None] * (K // 2) + (k0 // 2 + tl.arange(0, BS // 2))[None, :])
+    c = cd.unpack_tile(p.to(tl.int32))
+    if FMT == 2:
+        v = _codes_to_values(c, q_ptr, 3, 0)  # E2M1 value, exact float32
+        if FOLD:
+            NG: tl.constexpr = BS // 32
+            gi = k0 // 32 + tl.arange(0, NG)
+            e = tl.load(s_ptr + rn[:, None] * KG + gi[None, :]).to(tl.int32) - 127  # [BN, NG]
+            ew = tl.max(e, axis=1)
+            d = tl.maximum(e - ew[:, None], -127)
+            v = tl.reshape(tl.reshape(v, (v.shape[0], NG, 32)) * cd.exp2i(d)[:, :, None], (v.shape[0], BS))
+            f = cd.exp2i(ew)
+        else:
+            f = cd.e8m0_decode(tl.load(s_ptr + rn * KG + k0 // G))
+    else:
+        gi = k0 // G
+        f = tl.load(s_ptr + rn * KG + gi)
+        if FMT == 0:
+            v = _codes_to_values(c, q_ptr, 1, 0) - (tl.load(z_ptr + rn * KG + gi).to(tl.float32) + 8388608.0)[:, None]
+        else:
+            v = _codes_to_values(c, q_ptr, 2, 0) - 8388616.0
+    return v.to(tl.float8e4nv), f
+
+
+@triton.jit(do_not_specialize=["M", "M_BUCKET"])
+def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M_BUCKET,
+                 FMT: tl.constexpr, FOLD: tl.constexpr, BS: tl.constexpr, HAS_BIAS: tl.constexpr,
+                 BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr):
+    """x_ptr fp8 [M, K]; xs_ptr float32 [M]; weight as in _weight_fp8; y_ptr [M, N] of the output dtype.
+    K is a multiple of BS and BS of 32 (no K masks); rows past M / N are clamped and never stored.
+    Speed limit of this structure: Triton waits for each wgmma right after issuing it when its result feeds non-dot
+    math (PTX checked, Triton 3.9: `wgmma.wait_group 0` after every commit, also with the promotion deferred to the
+    next step or two steps unrolled), so inside one CTA the weight conversion and the MMA never overlap; only other
+    CTAs on the SM can fill the gap (hence the small-footprint configs below). Per K step the PTX (Triton 3.6,
+    sm_90, int4, BM 256 / BN 128 / SWAP 1, divisibility-16 arguments as at run time) has ~585 instructions per
+    thread for 64 weight elements: ~4.5 per element for unpack + integer-to-float + zero point + cvt.e4m3x2 and
+    2 FMAs per output of the promotion, against one wgmma m64n256k32 per 32 K per warpgroup."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    rows_m = pid_m * BM + tl.arange(0, BM)
+    rows_n = pid_n * BN + tl.arange(0, BN)
+    rm = (rows_m % M).to(tl.int64)
+    rn = (rows_n % N).to(tl.int64)
+    x_ptrs = x_ptr + rm[:, None] * K + tl.arange(0, BS)[None, :]
+    if SWAP:
+        acc = tl.zeros([BN, BM], tl.float32)
+    else:
+        acc = tl.zeros([BM, BN], tl.float32)
+    for k0 in range(0, K, BS):
+        x = tl.load(x_ptrs)
+        w, f = _weight_fp8(q_ptr, s_ptr, z_ptr, rn, k0, K, G, FMT, FOLD, BS)
+        if SWAP:  # y^T = W x^T: the weight tile is wgmma's A operand, straight from registers
+            acc += tl.dot(w, tl.trans(x)) * f[:, None]
+        else:
+            acc += tl.dot(x, tl.trans(w)) * f[None, :]
+        x_ptrs += BS
+    if SWAP:
+        acc = tl.trans(acc)
+    acc = acc * tl.load(xs_ptr + rm)[:, None]
+    nmask = rows_n < N
+    DT: tl.constexpr = y_ptr.dtype.element_ty
+    if HAS_BIAS:
+        acc = acc + cd.to_f32(tl.load(b_ptr + rows_n, mask=nmask, other=0))[None, :]
+    y_ptrs = y_ptr + rows_m.to(tl.int64)[:, None] * N + rows_n[None, :]
+    tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=(rows_m < M)[:, None] & nmask[None, :])
+
+
+# Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
+# the autotuner tries only its bucket's list and caches the pick per (bucket, N, K, BS, FMT, FOLD) for the process.
+# Rationale: the weight unpack + convert is CUDA-core work per weight element, amortised over BM rows of x, so large
+# M wants BM = 256; small M wants SWAP (weights as the register A operand, M the MMA's N); 4-warp 128 x 64 tiles
+# leave room for 2-3 CTAs per SM, whose MMA and conversion can overlap (see the kernel's docstring).
+# Measured on an H100 80GB HBM3 (Triton 3.6, 2026-11-26; GEMM-only us at 8192^2, int4 g128 / mxfp4 folded):
+#   run 1 (8-warp tiles only): M=256 BM256/BN64/S0 97 / 107 (BM128/BN128/S0 133, BM64/BN128/S1 128);
+#          M=1024 BM256/BN128/S1 446 / 576, BM256/BN128/S0 681 / 486, BM128/BN256/S0 568 / 632.
+#   run 3: the 4-warp 128 x 64 SWAP tile wins every case: M=256 97 / 97, M=1024 327 / 335 (BM256/BN128/S1 445 /
+#          573, 128/64/S0 405 / 397, 128/128/S1 608 / 584), M=4096 1256 / 1330 (BM256/BN128/S1 1742 / 2269).
+#   Per-group mxfp4 (BS = 32) also prefers it (M=1024: 449 vs 538-1801). Losers were dropped from the lists below;
+#   every config listed here ran in tests/test_w4a8.py::test_gpu_every_tuned_config on that card.
+_SPACE = {
+    128: [(64, 128, 1, 4, 4), (64, 64, 1, 4, 4)],
+    256: [(128, 64, 1, 4, 3), (256, 64, 0, 8, 3), (128, 64, 0, 4, 3)],
+    4096: [(128, 64, 1, 4, 3), (128, 64, 0, 4, 3), (256, 128, 1, 8, 3)],
+}
+DEFAULT = (64, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 and the interpreter (INTERP_BLOCKS)
+INTERP_BLOCKS = (16, 16, 0, 1, 1)
+
+
+def _bucket_space(mb):
+    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
+
+
+CONFIGS = [triton.Config({"BM": t[0], "BN": t[1], "SWAP": t[2]}, num_warps=t[3], num_stages=t[4])
+           for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
+
+
+def config_tuple(c):
+    return (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["SWAP"], c.num_warps, c.num_stages)
+
+
+def _prune(configs, named_args, **kwargs):
+    want = set(_bucket_space({**named_args, **kwargs}["M_BUCKET"]))
+    return [c for c in configs if config_tuple(c) in want] or configs[:1]
+
+
+_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "BS", "FMT", "FOLD"],
+                         prune_configs_by={"early_config_prune": _prune})(_w4a8_kernel)
+
+_fold_cache = {}  # id(scales' base tensor) -> (weakref to it, version, qdata's base id and version, ok)
+
+
+def fold_ok(qdata, scales, window=128):
+    """True when folding mxfp4's E8M0 scales into the FP8 operand is exact for every window of `window` K of every
+    row: no NaN scale (0xFF), and (window max exponent) - (exponent of any group with a nonzero code) <= 8. Computed once
+    per (scales, qdata) version on the device (one host sync), cached by their base tensors (a module hands the
+    kernel a fresh reshape view of its buffers on every call); False during CUDA-graph capture."""
+    sb = scales if scales._base is None else scales._base
+    qb = qdata if qdata._base is None else qdata._base
+    key = id(sb)
+    hit = _fold_cache.get(key)
+    if hit is not None and hit[0]() is sb and hit[1:4] == (scales._version, id(qb), qdata._version):
+        return hit[4]
+    if scales.is_cuda and torch.cuda.is_current_stream_capturing():
+        return False
+    N, KG = scales.shape
+    if (KG * 32) % window:
+        return False
+    e = scales.view(torch.uint8).to(torch.int32)
+    nz = ((qdata.view(N, KG, 16) & 0x77) != 0).any(-1)  # both nibbles' magnitude bits
+    ew = e.view(N, -1, window // 32)
+    nzw = nz.view(N, -1, window // 32)
+    hi = ew.amax(-1)  # the kernel's E_w counts every group; zero-code groups need no exactness
+    lo = torch.where(nzw, ew, 1000).amin(-1)
+    ok = bool(((e != 255).all() & ((hi - lo <= 8) | ~nzw.any(-1)).all()).item())
+    _fold_cache[key] = (weakref.ref(sb, lambda _r, k=key: _fold_cache.pop(k, None)), scales._version, id(qb),
+                        qdata._version, ok)
+    return ok
+
+
+def step(fmt_id, G, fold):
+    """The K step BS of one dot: 128 when mxfp4 folds, else the largest of 128/64/32 dividing G."""
+    if fold:
+        return 128
+    return next(b for b in (128, 64, 32) if G % b == 0)
+
+
+def linear(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, config=None, fold=None):
+    """y [M, N] (preallocated, the output dtype) = W4A8 product. fold: None = automatic (mxfp4: fold_ok)."""
+    M, K = x8.shape
+    N = qdata.shape[0]
+    if fold is None:
+        fold = fmt_id == FMT_MXFP4 and os.environ.get("FOURBIT_W4A8_FOLD", "1") != "0" and fold_ok(qdata, scales)
+    BS = step(fmt_id, G, fold)
+    s = scales.view(torch.uint8) if scales.dtype != torch.float32 else scales
+    z = zeros if zeros.numel() else s
+    b = bias if bias is not None else y
+    mb = min(triton.next_power_of_2(M), 4096)
+    common = dict(FMT=fmt_id, FOLD=bool(fold), BS=BS, HAS_BIAS=bias is not None)
+    args = (x8, xs, qdata, s, z, b, y, M, N, K, int(G), mb)
+    if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
+        config = INTERP_BLOCKS if interpreting() else DEFAULT
+    if config is not None:
+        grid = (triton.cdiv(M, config[0]), triton.cdiv(N, config[1]))
+        _w4a8_kernel[grid](*args, BM=config[0], BN=config[1], SWAP=config[2], num_warps=config[3],
+                           num_stages=config[4], enable_fp_fusion=False, **common)
+    else:
+        grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
+        _tuned[grid](*args, **common)
+    return y
