@@ -76,6 +76,23 @@ def main(path, png="roofline.png"):
             if goal:
                 out.append(f"| >= {goal}x bf16 | {shape} | {M} | {f} | {bf / e:.2f}x / {bf / g:.2f}x | "
                            f"{'yes' if max(bf / e, bf / g) >= goal else 'no'} |")
+    w8 = [r for r in rows if any(k.endswith("+fp8") for k in r["kernels"])]
+    if w8:
+        out += ["\n## W4A8 (opt-in FP8 E4M3 activations; target >= 1.3x bf16 cuBLAS at M >= 256)\n",
+                "| shape | M | bf16 | fp8 _scaled_mm (row-wise, reference) | int4+fp8 | mxfp4+fp8 | met (best) |",
+                "|---|---|---|---|---|---|---|"]
+        for r in w8:
+            k = r["kernels"]
+            bf = k["bf16 cuBLAS"]["us"]
+            f8 = k.get("fp8 _scaled_mm", {}).get("us")
+            cells = [r["shape"], str(r["M"]), f"{bf:.1f}", f"{f8:.1f} ({bf / f8:.2f}x)" if f8 else "n/a"]
+            best = 0.0
+            for f in ("int4", "mxfp4"):
+                v = k.get(f"fourbit {f}+fp8")
+                cells.append(f"{v['us']:.1f} ({bf / v['us']:.2f}x)" if v else "n/a")
+                best = max(best, bf / v["us"]) if v else best
+            cells.append("yes" if best >= 1.3 else "no")
+            out.append("| " + " | ".join(cells) + " |")
     if d.get("elementwise"):
         out += ["\n## Elementwise kernels, 8192x8192 (bytes read + written; target >= 70% of copy)\n",
                 "| kernel | us | TB/s | % of copy | met |", "|---|---|---|---|---|"]

@@ -30,6 +30,7 @@ GRID = [((4096, 4096), (1, 16, 64, 256, 1024, 4096)), ((8192, 8192), (1, 16, 64,
         ((28672, 8192), (1, 16)), ((4096, 14336), (1, 16)), ((14336, 4096), (1, 16))]
 CROSS_MS = (128, 256, 512, 1024, 2048)
 FOURBIT = ("int4", "nf4", "nvfp4", "mxfp4")
+W4A8 = ("int4", "mxfp4")  # formats of the opt-in FP8-activation path
 
 
 def bench(fn):
@@ -146,10 +147,21 @@ def main():
                 g = graph_time([lambda a_=a_: torch.ops.fourbit.linear_out(x, *a_, None, out) for a_ in cs])
                 row["kernels"][f"fourbit {f}"] = dict(us=bench(lambda: fourbit.linear(x, qw)) * 1e3,
                                                       graph_us=g * 1e3, bytes=qw.nbytes)
+            if M >= 256:  # the opt-in W4A8 path and FP8 cuBLAS (row-wise scales) as its reference point
+                for f in W4A8:
+                    qw = qws[f]
+                    row["kernels"][f"fourbit {f}+fp8"] = dict(
+                        us=bench(lambda: fourbit.linear(x, qw, act="fp8_e4m3")) * 1e3, bytes=qw.nbytes)
+                x8, w8 = x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn)
+                sx = torch.ones(M, 1, device=dev, dtype=torch.float32)
+                sw = torch.ones(1, N, device=dev, dtype=torch.float32)
+                row["kernels"]["fp8 _scaled_mm"] = dict(
+                    us=bench(lambda: torch._scaled_mm(x8, w8.t(), sx, sw, out_dtype=torch.bfloat16)) * 1e3,
+                    bytes=N * K)
             for k in row["kernels"].values():
                 rates(k, M, N, K, t_bf16)
-            best_peer = min((v["us"] for k_, v in row["kernels"].items() if not k_.startswith(("fourbit", "bf16"))),
-                            default=None)
+            best_peer = min((v["us"] for k_, v in row["kernels"].items()
+                             if not k_.startswith(("fourbit", "bf16", "fp8"))), default=None)
             for k_, v in row["kernels"].items():
                 if k_.startswith("fourbit") and best_peer:
                     v["vs_best_peer"] = best_peer / v["us"]
