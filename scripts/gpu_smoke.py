@@ -34,6 +34,11 @@ for name in ("int4", "nf4", "nvfp4", "mxfp4"):
             _k.linear(x, *qw.op_args(), None, split_k=split)
         else:
             fourbit.linear(x, qw)
+# the opt-in W4A8 path (activation quantize + FP8 GEMM)
+for name in ("int4", "mxfp4"):
+    qw = fourbit.quantize(torch.randn(48, 512, device=dev), name)
+    for M in (3, 300):
+        fourbit.linear(torch.randn(M, 512, device=dev, dtype=torch.bfloat16), qw, act="fp8_e4m3")
 # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
 from fourbit import kernels  # noqa: E402
 from fourbit.layout import to_blocked_scales  # noqa: E402
