@@ -25,7 +25,7 @@ R=$OLDPWD
 if want tests; then
   step "GPU tests"
   # one Triton config per shape in tests (autotuning every shape the tests draw would take minutes)
-  FOURBIT_TRITON_AUTOTUNE=0 timeout 480 python3 -m pytest -q --maxfail=15 -p no:cacheprovider -m gpu "$R/tests" 2>&1 \
+  FOURBIT_TRITON_AUTOTUNE=0 timeout 500 python3 -m pytest -q --maxfail=15 -p no:cacheprovider -m gpu "$R/tests" 2>&1 \
     | tee "$OUT/gpu_tests.log" | tail -25 || status=1
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
