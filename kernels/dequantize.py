@@ -288,7 +288,8 @@ def weight_meta(qdata, scales, zeros, global_scale, lut):
 
 def weight_args(qdata, scales, zeros, global_scale, lut):
     """Pointer arguments (q, s, z, g, lut) with absent pieces replaced by a dummy and fp8 scales seen as bytes."""
-    dummy = scales.new_zeros(1, dtype=torch.float32) if scales.dtype != torch.float32 else scales
+    # any float32 tensor serves (the kernels never read an absent piece): no allocation and fill per call
+    dummy = scales if scales.dtype == torch.float32 or lut is None or lut.numel() == 0 else lut
     pick = lambda t: t if t is not None and t.numel() else dummy  # noqa: E731
     return qdata, as_bytes(scales), pick(zeros), pick(global_scale), pick(lut)
 
