@@ -1,4 +1,5 @@
-"""BENCHMARKS.md from bench/gpu_peers.py's JSON: python3 bench/benchmarks_md.py peers.json [roofline.png] > BENCHMARKS.md
+"""BENCHMARKS.md from bench/gpu_peers.py's JSON:
+  python3 bench/benchmarks_md.py peers.json [roofline.png [notes.md]] > BENCHMARKS.md
 
 Tables: every kernel's median us per (shape, M) side by side, fourbit's ratios to bf16 cuBLAS and to the best peer,
 the issue's targets checked one by one (met / missed, with the measured number), the elementwise kernels against the
@@ -17,7 +18,7 @@ def kt(v, graph=False):
     return v.get("graph_us", v["us"]) if graph else v["us"]
 
 
-def main(path, png="roofline.png"):
+def main(path, png="roofline.png", notes=None):
     d = json.load(open(path))
     meta, rows = d["meta"], d["rows"]
     out = [f"# Benchmarks\n\nCard: **{meta['card']}**; torch {meta['torch']}, triton {meta['triton']}; measured "
@@ -52,6 +53,7 @@ def main(path, png="roofline.png"):
             cells.append(f"{best / kt(v):.2f} / {best / kt(v, True):.2f}" if best else "n/a")
         out.append("| " + " | ".join(cells) + " |")
     out += ["\n## Targets of the performance issue, checked on this run\n",
+            "\"met\" is yes when the better of the two timings (eager do_bench / CUDA graph) reaches the target.\n",
             "| target | shape | M | format | measured (eager / graph) | met |", "|---|---|---|---|---|---|"]
     byk = {(r["shape"], r["M"]): r["kernels"] for r in rows}
     copy = meta["copy_tbs"]
@@ -107,6 +109,8 @@ def main(path, png="roofline.png"):
                        f"{c['dequant_mm_us']:.1f} |")
     if meta.get("unavailable"):
         out += ["\nPeers unavailable in this run: " + ", ".join(f"{k} ({v})" for k, v in meta["unavailable"].items())]
+    if notes:  # hand-written analysis of the same run (bench/benchmarks_notes.md)
+        out += ["", open(notes).read()]
     print("\n".join(out))
 
 

@@ -48,6 +48,7 @@ if want bench; then
   timeout 420 python3 "$R/bench/gpu_peers.py" > "$OUT/bench.log" 2>&1 || { tail -20 "$OUT/bench.log"; status=1; }
   python3 "$R/bench/roofline.py" "$OUT/peers.json" "$OUT/roofline.png" > /dev/null 2>&1 || echo "roofline failed"
   python3 "$R/bench/benchmarks_md.py" "$OUT/peers.json" bench/roofline.png > "$OUT/BENCHMARKS.md" || echo "BENCHMARKS.md failed"
+  # (the repo's BENCHMARKS.md also appends bench/benchmarks_notes.md, the analysis of a run, written after reading it)
   step "done"
   sed -n '/^large-M crossover/,$p' "$OUT/bench.log"
 fi
