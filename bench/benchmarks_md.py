@@ -23,8 +23,9 @@ def main(path, png="roofline.png", notes=None):
     meta, rows = d["meta"], d["rows"]
     out = [f"# Benchmarks\n\nCard: **{meta['card']}**; torch {meta['torch']}, triton {meta['triton']}; measured "
            f"device-to-device copy {meta['copy_tbs']:.2f} TB/s. Date: {meta.get('date', 'see git log')}.\n",
-           "Reproduce (GPU machine, peers carried in `.whl/` as shared/ANCHORS.md says): "
-           "`bash scripts/gpu_check.sh bench` (runs bench/gpu_peers.py, then bench/roofline.py and this script).\n",
+           "Peers: torch's tinygemm (torch 2.11), bitsandbytes 0.50.2, gemlite 0.6.0.post2 (carried in `.whl/` as "
+           "shared/ANCHORS.md says). Reproduce on the GPU machine: `bash scripts/gpu_check.sh bench` (bench/gpu_peers.py, "
+           "then bench/roofline.py and this script).\n",
            "Method: median of `triton.testing.do_bench(fn, warmup=25, rep=100)` (L2 flushed before each call), "
            "random data, bf16 activations, eager calls for every kernel (\"us\"); fourbit also as a CUDA-graph replay "
            "over rotating weight copies (\"graph\"), the time a decode loop under CUDA graphs sees. TB/s counts "
