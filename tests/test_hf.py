@@ -132,6 +132,28 @@ def test_config_serialization_round_trip():
     assert qc.format_for("lm_head") is None and qc.format_for("x") is None
 
 
+def test_w4a8_act_through_config_json(tiny_dir, ids, tmp_path):
+    """act="fp8_e4m3" is stored in config.json, reaches every QuantLinear at load and at reload, and gives the same
+    logits as fourbit.quantize_ with the same QuantConfig; formats that cannot run W4A8 are refused up front."""
+    q = _load(tiny_dir, quantization_config=FourbitConfig("int4", act="fp8_e4m3"))
+    mods = [m for m in q.modules() if isinstance(m, QuantLinear)]
+    assert mods and all(m.act == "fp8_e4m3" for m in mods)
+    ref = _load(tiny_dir)
+    fourbit.quantize_(ref, fourbit.QuantConfig("int4", act="fp8_e4m3"))
+    a = _logits(q, ids)
+    torch.testing.assert_close(a, _logits(ref, ids), rtol=0, atol=0)
+    assert not torch.equal(a, _logits(_load(tiny_dir, quantization_config=FourbitConfig("int4")), ids))
+    q.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["quantization_config"]["act"] == "fp8_e4m3"
+    r = _load(tmp_path)
+    assert all(m.act == "fp8_e4m3" for m in r.modules() if isinstance(m, QuantLinear))
+    assert torch.equal(_logits(r, ids), a)
+    with pytest.raises(ValueError, match="nvfp4"):
+        FourbitConfig("nvfp4", act="fp8_e4m3")
+    with pytest.raises(ValueError, match="nf4"):
+        FourbitConfig("int4", overrides={"*.mlp.*": "nf4"}, act="fp8_e4m3")
+
+
 # --------------------------------------------------------------------------------------------- bad configs
 
 @pytest.mark.parametrize("kwargs, match", [

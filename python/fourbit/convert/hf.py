@@ -114,14 +114,18 @@ class FourbitConfig(QuantizationConfigMixin):
             is a name, a Format, a {"format": name, **params} dict, or None to keep the module in high precision.
             Stored as a list of [pattern, format] pairs so the order survives config.json (written with sorted keys).
         skip_modules: glob patterns kept in high precision when no override matches (default: the lm_head).
+        act: "bf16" (default: W4A16) or "fp8_e4m3" (the opt-in W4A8 path: activations quantized per token to FP8;
+            int4 / mxfp4 formats only, checked here for the format and every override).
 
     Serialized to config.json as {"quant_method": "fourbit", "format": ..., "format_params": {...},
-    "overrides": [[pattern, {"format": ..., ...} | null], ...], "skip_modules": [...], "fourbit_version": ...};
+    "overrides": [[pattern, {"format": ..., ...} | null], ...], "skip_modules": [...], "act": ...,
+    "fourbit_version": ...};
     the formats are stored fully resolved, so a reload does not depend on the presets of a later fourbit.
     """
 
     def __init__(self, format: Any = "nf4", format_params: Optional[Dict[str, Any]] = None,
-                 overrides: Any = None, skip_modules: Optional[List[str]] = None, **kwargs):
+                 overrides: Any = None, skip_modules: Optional[List[str]] = None, act: Optional[str] = "bf16",
+                 **kwargs):
         from .. import __version__  # noqa: PLC0415
 
         method = kwargs.pop("quant_method", QUANT_METHOD)
@@ -130,7 +134,7 @@ class FourbitConfig(QuantizationConfigMixin):
         version = kwargs.pop("fourbit_version", __version__)
         if kwargs:
             raise ValueError(f"FourbitConfig: unknown field(s) {sorted(kwargs)}; fields: format, format_params, "
-                             f"overrides, skip_modules")
+                             f"overrides, skip_modules, act")
         self.quant_method = QUANT_METHOD
         fmt = _format_of(format, format_params)
         self.format = fmt.name
@@ -153,6 +157,8 @@ class FourbitConfig(QuantizationConfigMixin):
         if isinstance(skip_modules, str) or not all(isinstance(s, str) for s in skip_modules):
             raise ValueError(f"FourbitConfig: skip_modules must be a list of glob patterns, got {skip_modules!r}")
         self.skip_modules = list(skip_modules)
+        self.act = act
+        self.act = self.quant_config().act  # validated there: the act name, and W4A8 against every format
         self.fourbit_version = version
 
     @property
@@ -164,7 +170,7 @@ class FourbitConfig(QuantizationConfigMixin):
         return QuantConfig(format=self.format_config,
                            overrides=tuple((p, None if f is None else _format_of(f, where=f"override {p!r}"))
                                            for p, f in self.overrides),
-                           skip=tuple(self.skip_modules) + tuple(extra_skip))
+                           skip=tuple(self.skip_modules) + tuple(extra_skip), act=self.__dict__.get("act", "bf16"))
 
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(self.__dict__))
@@ -292,7 +298,8 @@ class FourbitHfQuantizer(HfQuantizer):
                                     f"for {fmt.name} [{N}, {K}] (truncated, or from another format/shape)")
             bias = mod.bias
             ql = QuantLinear(K, N, fmt, bias=bias is not None,
-                             bias_dtype=bias.dtype if bias is not None else torch.float32, device="meta")
+                             bias_dtype=bias.dtype if bias is not None else torch.float32, device="meta",
+                             act=self.quantization_config.act)
             _set_submodule(model, name, ql)
             self._quantized_names.add(name)
         if problems:
