@@ -465,3 +465,26 @@ def test_gpu_opcheck_and_module():
     qd, sc, z, f, G = w4a8.w4a8_args(q.quantized_weight())
     ref, bound = tc_bound(x, qd, sc, z, f, G, lin.bias.detach().bfloat16(), torch.bfloat16, kw.step(0, G, False))
     testing.assert_within_bound(y.cpu(), ref, bound, "module on GPU")
+
+
+def test_gradient_is_straight_through():
+    """W4A8's gradient treats the activation quantizer as the identity (STE): the same gradients as W4A16 with the
+    same weight, for x and bias; no autograd-fallback warning."""
+    import warnings
+    lin = torch.nn.Linear(256, 48)
+    q8 = fourbit.QuantLinear.from_linear(lin, "int4", act="fp8_e4m3")
+    q16 = fourbit.QuantLinear.from_linear(lin, "int4")
+    x = torch.randn(5, 256, generator=torch.Generator().manual_seed(3))
+    g = torch.randn(5, 48, generator=torch.Generator().manual_seed(4))
+    grads = []
+    for mod in (q8, q16):
+        xi = x.clone().requires_grad_()
+        mod.bias.requires_grad_(True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mod(xi).backward(g)
+        grads.append((xi.grad, mod.bias.grad))
+    testing.assert_bit_exact(grads[0][1], grads[1][1], "bias grad")
+    w = q16.dequantize()
+    torch.testing.assert_close(grads[0][0], g @ w, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1][0], g @ w, rtol=1e-5, atol=1e-6)

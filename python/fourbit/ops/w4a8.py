@@ -181,3 +181,25 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
     fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
     kw.linear(x8, s, qdata, scales, zeros, fid, group_size, bias, y.view(M, N))
     return y
+
+
+# --- autograd: straight-through for the activation quantizer ----------------------------------------------------------
+# quant(x) is piecewise constant, so its true derivative is 0 almost everywhere; W4A8 defines d quant(x) / dx := 1
+# (the straight-through estimator of quantization-aware training), which makes the gradient that of W4A16:
+# grad_x = grad_y @ dequant(W), grad_bias = sum of grad_y. Without this registration torch would warn and return a
+# silently wrong gradient. The weight stays frozen (no gradient), as for fourbit::linear.
+
+def _setup(ctx, inputs, output):
+    x, qdata, scales, zeros, fmt, group_size, bias = inputs
+    ctx.save_for_backward(qdata, scales, zeros)
+    ctx.fmt, ctx.group_size, ctx.x_dtype, ctx.has_bias = fmt, group_size, x.dtype, bias is not None
+
+
+def _backward(ctx, grad):
+    qdata, scales, zeros = ctx.saved_tensors
+    w = weight_values(qdata, scales, zeros, ctx.fmt, ctx.group_size).to(ctx.x_dtype)
+    grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0) if ctx.has_bias else None
+    return grad @ w, None, None, None, None, None, grad_bias
+
+
+torch.library.register_autograd("fourbit::w4a8_linear", _backward, setup_context=_setup)
