@@ -38,6 +38,9 @@
 //     (ncu: the reduce kernel took 3.3 us). Measured: M = 1 unchanged (4096^2 10.7-12.6 us, 8192^2 uses no split),
 //     M = 16 worse (8192^2 37.9 -> 51.9-57.5 us, 4096^2 14.8 -> 21.3-23.3: S = 3 clusters of 3-block-per-SM
 //     blocks wait for each other at the final barrier and pin their slots). Reverted; kept as a note.
+//   round 3b: the split planner (plan_nib4) charges a fixed cost per block and per split-K pass. Measured (same card,
+//     bench/gpu_peers.py, CUDA graph): 14336x4096 M=1 37.7 -> 26.9 us (S 4 -> 1), M=16 59.0 -> 45.6; 28672x8192 M=1
+//     84.5 -> 80.7 (S 2 -> 1); 4096^2 M=1 12.3 -> 12.0 (S 2 -> 1); the other shapes kept their S.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
