@@ -20,6 +20,8 @@ import multiprocessing as mp
 import torch
 import triton
 
+from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
 SHAPES = [(8192, 8192), (4096, 4096), (28672, 8192), (4096, 14336), (14336, 4096)]
 MS = (32, 64, 128, 256)
@@ -85,27 +87,24 @@ def _compile(batch):
     return res
 
 
-def gtime(fns):
-    """Per-call ms of fns captured back to back in one CUDA graph: median of REPS replays."""
-    for f in fns:
-        f()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for f in fns:
-            f()
-    g.replay()
+def _median_replay(replay):
+    """ms of one replay: median of REPS timed with CUDA events (no cache flush: fast enough for wide sweeps)."""
+    replay()
     torch.cuda.synchronize()
     ts = []
     for _ in range(REPS):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
-        g.replay()
+        replay()
         e.record()
         e.synchronize()
         ts.append(s.elapsed_time(e))
-    del g
-    return statistics.median(ts) / len(fns)
+    return statistics.median(ts)
+
+
+def gtime(fns):
+    """Per-call ms of fns captured back to back in one CUDA graph: median of REPS replays."""
+    return graph_time(fns, _median_replay)
 
 
 def main():
