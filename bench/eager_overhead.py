@@ -1,6 +1,7 @@
-"""Where an eager fourbit.linear call spends its host time (the part do_bench cannot hide when it syncs or when the
-host is slower than the kernel): host us per call without sync, do_bench eager vs CUDA-graph replay, and a cProfile
-of the slowest case. Run: python3 bench/eager_overhead.py
+"""Where an eager fourbit.linear call spends its host time (the part do_bench cannot hide when the host is slower
+than the GPU): per case, host us per call without sync and do_bench's eager median for the public call (eager fast
+path with replays, fourbit.ops.eager) and for the registered op (torch.library dispatch, JIT launches), against the
+CUDA-graph replay of the same kernels; then a cProfile of the public call. Run: python3 bench/eager_overhead.py
 """
 import cProfile
 import pstats
@@ -13,39 +14,49 @@ import fourbit
 from gpu_quick import graph_time
 
 dev = "cuda"
+CASES = [((4096, 4096), M, f) for M in (1, 16, 64, 256, 1024) for f in ("int4", "nf4")] + \
+    [((8192, 8192), M, "int4") for M in (1, 64, 256, 1024)]
+
+
+def host_us(fn, n=200):
+    """Host microseconds per call, no sync inside the loop (the GPU queue absorbs the kernels)."""
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    t = (time.perf_counter() - t0) / n
+    torch.cuda.synchronize()
+    return t * 1e6
 
 
 def main():
-    for (N, K), M, f in [((4096, 4096), 1, "int4"), ((4096, 4096), 1, "mxfp4"), ((4096, 4096), 256, "int4"),
-                         ((4096, 4096), 256, "mxfp4"), ((8192, 8192), 1, "nf4"), ((4096, 4096), 64, "int4")]:
-        w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
-        qw = fourbit.quantize(w, f)
+    print("| N x K | M | fmt | host public | host op | do_bench public | do_bench op | graph | (us)")
+    rows = []
+    for (N, K), M, f in CASES:
+        qw = fourbit.quantize(torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02, f)
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-        fn = lambda: fourbit.linear(x, qw)  # noqa: E731
-        for _ in range(20):
-            fn()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(200):
-            fn()
-        host = (time.perf_counter() - t0) / 200
-        torch.cuda.synchronize()
-        eager = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
         args = qw.op_args()
+        pub = lambda: fourbit.linear(x, qw)  # noqa: E731
+        op = lambda: torch.ops.fourbit.linear(x, *args, None)  # noqa: E731
+        hp, ho = host_us(pub), host_us(op)
+        ep = triton.testing.do_bench(pub, warmup=25, rep=100, return_mode="median") * 1e3
+        eo = triton.testing.do_bench(op, warmup=25, rep=100, return_mode="median") * 1e3
         out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
-        g = graph_time([lambda: torch.ops.fourbit.linear_out(x, *args, None, out)])
-        print(f"{N}x{K} M={M} {f}: host {host * 1e6:.1f} us/call, do_bench eager {eager * 1e3:.1f} us, "
-              f"graph {g * 1e3:.1f} us")
+        g = graph_time([lambda: torch.ops.fourbit.linear_out(x, *args, None, out)]) * 1e3
+        rows.append(((N, K), M, f, hp, ho, ep, eo, g))
+        print(f"| {N}x{K} | {M} | {f} | {hp:.1f} | {ho:.1f} | {ep:.1f} | {eo:.1f} | {g:.1f} |", flush=True)
     pr = cProfile.Profile()
-    w = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
-    qw = fourbit.quantize(w, "int4")
+    qw = fourbit.quantize(torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16), "int4")
     x = torch.randn(256, 4096, device=dev, dtype=torch.bfloat16)
+    fourbit.linear(x, qw)
     pr.enable()
     for _ in range(200):
         fourbit.linear(x, qw)
     torch.cuda.synchronize()
     pr.disable()
-    pstats.Stats(pr).sort_stats("tottime").print_stats(14)
+    pstats.Stats(pr).sort_stats("tottime").print_stats(10)
 
 
 if __name__ == "__main__":

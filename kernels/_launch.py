@@ -1,5 +1,8 @@
-"""Launch plumbing shared by the launchers: interpreter detection, exact-arithmetic launch options, dtype maps."""
+"""Launch plumbing shared by the launchers: interpreter detection, exact-arithmetic launch options, dtype maps, and
+the record / replay of a call's Triton launches that fourbit.ops.eager uses to skip the JIT's per-call work."""
+import contextlib
 import os
+import threading
 
 import torch
 import triton
@@ -34,3 +37,131 @@ def scale_kind(scales: torch.Tensor) -> int:
 def triton_version() -> tuple:
     """(major, minor) of the installed Triton."""
     return tuple(int(p) for p in triton.__version__.split(".")[:2])
+
+
+# ---- record / replay ------------------------------------------------------------------------------------------------
+# Why: on the H100 machine's host one JIT launch (fn[grid](...): argument binding, specialization key, cache lookup,
+# a driver pointer query per tensor) cost ~100 us of Python, so an eager 17 <= M < 512 linear (GEMM + split-K reduce)
+# spent 260-320 us on the host for 20-27 us of GPU work (BENCHMARKS.md, 2026-11-26). A recorded call keeps each
+# launch's compiled kernel, grid and arguments; a replay passes them straight to the kernel's own C launcher (the
+# call Triton itself ends with), with every pointer as a plain int.
+
+_tls = threading.local()  # .rec: this thread's Recording in progress, or absent / None
+
+
+class Recording:
+    """The Triton launches of one call, in order: (compiled kernel, 3-d grid, positional arguments), plus the scratch
+    tensors the call allocated (workspaces, outputs that are not the caller's). ok is False when some launch cannot
+    be replayed (no compiled kernel came back: the interpreter, an asynchronous compile)."""
+
+    def __init__(self):
+        self.launches, self.scratch, self.ok = [], [], True
+
+
+@contextlib.contextmanager
+def recording():
+    """Record the launches made inside the block (yields the Recording)."""
+    prev = getattr(_tls, "rec", None)
+    _tls.rec = rec = Recording()
+    try:
+        yield rec
+    finally:
+        _tls.rec = prev
+
+
+@contextlib.contextmanager
+def not_recording():
+    """Launches inside the block are not part of the call (the tuner's timing runs)."""
+    prev = getattr(_tls, "rec", None)
+    _tls.rec = None
+    try:
+        yield
+    finally:
+        _tls.rec = prev
+
+
+def scratch(shape, dtype, device) -> torch.Tensor:
+    """torch.empty for a call-private buffer; a replay allocates a fresh one in its place."""
+    t = torch.empty(shape, dtype=dtype, device=device)
+    rec = getattr(_tls, "rec", None)
+    if rec is not None:
+        rec.scratch.append(t)
+    return t
+
+
+def launch(fn, grid, *args, **kwargs):
+    """fn[grid](*args, **kwargs) (kwargs: the remaining kernel parameters by name, then launch options), noted in the
+    active Recording."""
+    k = fn[grid](*args, **kwargs)
+    rec = getattr(_tls, "rec", None)
+    if rec is not None:
+        names = fn.arg_names[len(args):]
+        if k is None or not hasattr(k, "packed_metadata") or any(n not in kwargs for n in names):
+            rec.ok = False  # no compiled kernel, or a parameter left to its default: not replayable
+        else:
+            full = list(args) + [kwargs[n] for n in names]
+            rec.launches.append((k, tuple(grid) + (1,) * (3 - len(grid)), full))
+    return k
+
+
+def hooks_active() -> bool:
+    """Whether a Triton launch hook is set (a profiler such as proton): replays would bypass it."""
+    rt = getattr(getattr(triton, "knobs", None), "runtime", None)
+    return rt is not None and (rt.launch_enter_hook is not None or rt.launch_exit_hook is not None)
+
+
+def _storage_span(t: torch.Tensor):
+    s = t.untyped_storage()
+    return s.data_ptr(), s.data_ptr() + s.nbytes()
+
+
+class Replay:
+    """Re-issues a Recording with new call tensors. Every tensor argument of the recorded launches must be one of
+    the named call tensors (matched by address), a scratch buffer of the call, or lie inside one of `keep` (tensors
+    that outlive the replay: the weight pieces), whose address is then fixed; anything else (a temporary the call
+    derived from its inputs) makes build() return None. Call tensors must keep the recorded alignment, since
+    Triton specialized each kernel on 16-byte alignment of its pointers (the caller keys replays on it)."""
+
+    __slots__ = ("steps", "scratch")
+
+    @staticmethod
+    def build(rec: Recording, named: dict, keep) -> "Replay | None":
+        if not rec.ok or not rec.launches:
+            return None
+        addr = {t.data_ptr(): n for n, t in named.items() if t is not None}
+        scr = {t.data_ptr(): i for i, t in enumerate(rec.scratch)}
+        spans = [_storage_span(t) for t in keep if isinstance(t, torch.Tensor) and t.numel()]
+        steps = []
+        for k, grid, args in rec.launches:
+            fixed, slots = list(args), []
+            for i, a in enumerate(args):
+                if not isinstance(a, torch.Tensor):
+                    continue
+                p = a.data_ptr()
+                if p in addr:
+                    slots.append((i, addr[p]))
+                elif p in scr:
+                    slots.append((i, scr[p]))
+                elif any(lo <= p < hi for lo, hi in spans):
+                    fixed[i] = p
+                else:
+                    return None
+            steps.append((k, grid, fixed, tuple(slots)))
+        r = Replay()
+        r.steps = steps
+        r.scratch = [(tuple(t.shape), t.dtype, t.device) for t in rec.scratch]
+        return r
+
+    def __call__(self, stream: int, named: dict) -> list:
+        """Launch on `stream` (a raw CUDA stream handle) with the call tensors `named` (name -> tensor or None);
+        returns the fresh scratch tensors."""
+        scr = [torch.empty(s, dtype=d, device=dev) for s, d, dev in self.scratch]
+        ptr = {n: (0 if t is None else t.data_ptr()) for n, t in named.items()}
+        for i, t in enumerate(scr):
+            ptr[i] = t.data_ptr()
+        for k, (g0, g1, g2), fixed, slots in self.steps:
+            a = list(fixed)
+            for i, s in slots:
+                a[i] = ptr[s]
+            k.run(g0, g1, g2, stream, k.function, k.packed_metadata, None, None, None, *a)
+        return scr

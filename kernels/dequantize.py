@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from . import codecs as cd
-from ._launch import EXACT, as_bytes, interpreting, scale_kind
+from ._launch import EXACT, as_bytes, interpreting, launch, scale_kind, scratch
 
 # tile of one dequantize program and warps; codebook formats (nf4, bnb_fp4) gather from the LUT (LUT_MODE 1).
 # H100 8192^2 to bf16 (bench/elementwise_tune.py, 2026-11-26): (8, 1024) x 4 warps: int4 73.9 -> 72.0 us (80% of copy),
@@ -301,7 +301,7 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     qdata: uint8 [N, K/2] packed (lut float32 [16]) or int8/uint8 [N, K] (lut empty). scales: [N, K/G] float32 /
     float8_e4m3fn / float8_e8m0fnu. zeros: uint8 [N, K/G] or empty. global_scale: float32 [1] or empty."""
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
-    out = torch.empty(N, K, dtype=dtype, device=qdata.device)
+    out = scratch((N, K), dtype, qdata.device)
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
     gc = group_constexpr(group_size)
     if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
@@ -310,10 +310,8 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     codes = code_kind(lut) if bits == 4 else CODES_LUT
     if lut_mode is None:  # codebook formats: the prmt byte-plane lookup on the GPU, the L1 gather when interpreting
         lut_mode = (1 if interpreting() else 2) if bits == 4 and codes == CODES_LUT else 0
-    _dequantize_kernel[grid](*weight_args(qdata, scales, zeros, global_scale, lut),
-                             out.view(torch.int16) if kind == 2 else out, N, K, int(group_size),
-                             GC=gc, CODES=codes,
-                             BITS=bits,
-                             SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=block[0], BK=block[1], LUT_MODE=lut_mode,
-                             num_warps=num_warps, **EXACT)
+    launch(_dequantize_kernel, grid, *weight_args(qdata, scales, zeros, global_scale, lut),
+           out.view(torch.int16) if kind == 2 else out, N, K, int(group_size), GC=gc, CODES=codes, BITS=bits,
+           SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=block[0], BK=block[1], LUT_MODE=lut_mode,
+           num_warps=num_warps, **EXACT)
     return out

@@ -87,7 +87,7 @@ import triton
 import triton.testing
 import triton.language as tl
 
-from ._launch import EXACT, interpreting
+from ._launch import EXACT, interpreting, launch as _jit, not_recording, scratch
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
 from . import codecs as cd
 
@@ -240,14 +240,14 @@ def _run(x, wargs, b, y, M, N, K, G, common, cfg, has_g, has_bias):
     """One launch (plus the split-K reduction) with cfg = (BM, BN, BK, SWAP, warps, stages, LUT_MODE, SPLIT_K)."""
     BM, BN, BK, SWAP, warps, stages, lm, split = cfg
     splits, k_split = split_k_for(M, N, K, BM, BN, BK, split, x.device)
-    ws = torch.empty((splits, M, N), dtype=torch.float32, device=x.device) if splits > 1 else y
+    ws = scratch((splits, M, N), torch.float32, x.device) if splits > 1 else y
     grid = (triton.cdiv(M, BM), triton.cdiv(N, BN), splits)
     opts = {} if interpreting() else dict(num_warps=warps, num_stages=stages)
-    _linear_kernel[grid](x, *wargs, b, y, ws, M, N, K, G, k_split // BK, EVEN_K=K % BK == 0, SPLIT=splits > 1,
-                         LUT_MODE=lm, BM=BM, BN=BN, BK=BK, SWAP=SWAP, **common, **opts)
+    _jit(_linear_kernel, grid, x, *wargs, b, y, ws, M, N, K, G, k_split // BK, EVEN_K=K % BK == 0,
+         SPLIT=splits > 1, LUT_MODE=lm, BM=BM, BN=BN, BK=BK, SWAP=SWAP, **common, **opts)
     if splits > 1:
-        _splitk_reduce[(triton.cdiv(M * N, REDUCE_BLOCK),)](ws, wargs[3], b, y, M * N, N, splits, HAS_G=has_g,
-                                                            HAS_BIAS=has_bias, BLOCK=REDUCE_BLOCK, **EXACT)
+        _jit(_splitk_reduce, (triton.cdiv(M * N, REDUCE_BLOCK),), ws, wargs[3], b, y, M * N, N, splits,
+             HAS_G=has_g, HAS_BIAS=has_bias, BLOCK=REDUCE_BLOCK, **EXACT)
     return y
 
 
@@ -289,7 +289,9 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
                 return run(cands[0])
             best = cands[0]
         else:
-            ts = [triton.testing.do_bench(lambda c=c: run(c), warmup=5, rep=20, return_mode="median") for c in cands]
+            with not_recording():  # the timing runs are not part of a recorded call
+                ts = [triton.testing.do_bench(lambda c=c: run(c), warmup=5, rep=20, return_mode="median")
+                      for c in cands]
             best = cands[min(range(len(cands)), key=ts.__getitem__)]
         _best[key] = best
     return run(best)

@@ -42,22 +42,38 @@ def _scaled_format(x, scales, global_scale, lut):
     return "mxfp4" if scales.dtype == torch.float8_e8m0fnu else None
 
 
-def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2):
-    """out2 [M, N] = x2 [M, K] @ dequant(W)^T (+ bias) with the kernel this device and M call for."""
+def route(x2, scales, global_scale, lut) -> str:
+    """The kernel linear_into runs for x2 [M, K]: 'gemv', 'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or
+    'fused' (the module docstring gives the rule)."""
     M = x2.shape[0]
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
+        return "gemv"
+    if _scaled_format(x2, scales, global_scale, lut) is not None:
+        return "scaled"
+    return "dequant_mm" if M >= DEQUANT_MIN_M else "fused"
+
+
+def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2):
+    """out2 [M, N] = x2 [M, K] @ dequant(W)^T (+ bias) with the kernel this device and M call for."""
+    path = route(x2, scales, global_scale, lut)
+    if path == "gemv":
         return _native_cuda.linear_out(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2)
-    fmt = _scaled_format(x2, scales, global_scale, lut)
-    if fmt is not None:
+    if path == "scaled":
+        fmt = _scaled_format(x2, scales, global_scale, lut)
         return _kernels().linear_scaled(x2, qdata, scales, global_scale, fmt, bias, act="bf16", out=out2)
-    if M >= DEQUANT_MIN_M:
+    if path == "dequant_mm":
         # the weight rounds once to x's dtype exactly as the fused kernel's operand tile does; cuBLAS then runs the
         # same x @ W^T (+ bias in its epilogue) that a bf16 nn.Linear runs
         w = _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, x2.dtype)
-        if bias is None:
-            return torch.mm(x2, w.t(), out=out2)
-        return torch.addmm(bias, x2, w.t(), out=out2)
+        return mm_into(x2, w, bias, out2)
     return _kernels().linear(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out=out2)
+
+
+def mm_into(x2, w, bias, out2):
+    """out2 = x2 @ w^T (+ bias) through cuBLAS (the dequant_mm path's second half)."""
+    if bias is None:
+        return torch.mm(x2, w.t(), out=out2)
+    return torch.addmm(bias, x2, w.t(), out=out2)
 
 
 @torch.library.register_kernel("fourbit::pack_nibbles", "cuda")
