@@ -107,7 +107,9 @@ def launch(fn, grid, *args, **kwargs):
 def hooks_active() -> bool:
     """Whether a Triton launch hook is set (a profiler such as proton): replays would bypass it."""
     rt = getattr(getattr(triton, "knobs", None), "runtime", None)
-    return rt is not None and (rt.launch_enter_hook is not None or rt.launch_exit_hook is not None)
+    # Triton >= 3.5 keeps a HookChain (never None; empty .calls when unset); earlier versions None or a callable
+    hook_set = lambda h: h is not None and bool(getattr(h, "calls", True))  # noqa: E731
+    return rt is not None and (hook_set(rt.launch_enter_hook) or hook_set(rt.launch_exit_hook))
 
 
 def _storage_span(t: torch.Tensor):

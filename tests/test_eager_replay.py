@@ -66,6 +66,16 @@ def test_replay_maps_call_tensors_scratch_and_weights():
     with L.recording() as rec, L.not_recording():
         L.launch(jit, (1,), x, weight, y, y, 8, BLOCK=1)
     assert rec.launches == []
+    import triton
+    assert not L.hooks_active()  # Triton's default: no launch hook (3.5+: an empty HookChain)
+    hook = lambda *a: None  # noqa: E731
+    chain = triton.knobs.runtime.launch_enter_hook
+    if hasattr(chain, "add"):
+        chain.add(hook)
+        try:
+            assert L.hooks_active()  # a profiler's hook: replays step aside so that it sees every launch
+        finally:
+            chain.remove(hook)
 
 
 def _case(name, N, K, seed):
