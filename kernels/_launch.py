@@ -39,6 +39,27 @@ def triton_version() -> tuple:
     return tuple(int(p) for p in triton.__version__.split(".")[:2])
 
 
+def gpu_time(fn, n: int = 9, flush_mb: int = 96) -> float:
+    """Median GPU milliseconds of fn() (launches on the current stream), L2 flushed before each run, with the host's
+    launch cost left out: the n runs are queued behind a GPU sleep, so the GPU never waits for the host between a
+    run's start and end events. Why: the tuner's first version timed with do_bench, whose eager loop on the H100
+    machine's host measured ~100 us of Python per JIT launch; it then preferred configs with fewer launches (no
+    split-K reduce) and picked a 115 us config over a 45 us one at 4096^2 M=256 (2026-11-26, bench/eager_overhead)."""
+    fn()
+    torch.cuda.synchronize()
+    flush = torch.empty(flush_mb << 18, dtype=torch.int32, device="cuda")  # > H100's 50 MB L2
+    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+    torch.cuda._sleep(n * 2_000_000)  # ~1 ms a run at <= 2 GHz: longer than the host needs to queue one
+    for start, end in ev:
+        flush.zero_()
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    t = sorted(s.elapsed_time(e) for s, e in ev)
+    return t[n // 2]
+
+
 # ---- record / replay ------------------------------------------------------------------------------------------------
 # Why: on the H100 machine's host one JIT launch (fn[grid](...): argument binding, specialization key, cache lookup,
 # a driver pointer query per tensor) cost ~100 us of Python, so an eager 17 <= M < 512 linear (GEMM + split-K reduce)

@@ -84,10 +84,9 @@ from collections import namedtuple
 
 import torch
 import triton
-import triton.testing
 import triton.language as tl
 
-from ._launch import EXACT, interpreting, launch as _jit, not_recording, scratch
+from ._launch import EXACT, gpu_time, interpreting, launch as _jit, not_recording, scratch
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
 from . import codecs as cd
 
@@ -107,8 +106,8 @@ from . import codecs as cd
 # Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py, H100,
 # five model shapes, 2026-11-26): a pair of entries whose better one is within a few % of the sweep's best on every
 # measured shape and format. The first call of a (M bucket, N, K, format, dtype) key times just those (a few
-# compiles, milliseconds of runs) and caches the pick for the process; during CUDA-graph capture an untimed key runs
-# the bucket's first entry (uncached).
+# compiles, milliseconds of runs; GPU time only, L2 flushed: _launch.gpu_time) and caches the pick for the process;
+# during CUDA-graph capture an untimed key runs the bucket's first entry (uncached).
 Auto = namedtuple("Auto", "waves min_tiles")
 AUTO = Auto(2, 4)
 LM = 2  # LUT_MODE of the tuned entries: the prmt lookup won all 413 nf4 (config, split) pairs of the second sweep
@@ -290,8 +289,7 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
             best = cands[0]
         else:
             with not_recording():  # the timing runs are not part of a recorded call
-                ts = [triton.testing.do_bench(lambda c=c: run(c), warmup=5, rep=20, return_mode="median")
-                      for c in cands]
+                ts = [gpu_time(lambda c=c: run(c)) for c in cands]
             best = cands[min(range(len(cands)), key=ts.__getitem__)]
         _best[key] = best
     return run(best)
