@@ -176,6 +176,47 @@ def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M
     tl.store(y_ptrs, cd.cast_rne(acc, DT), mask=(rows_m < M)[:, None] & nmask[None, :])
 
 
+@triton.jit
+def _weight_fp8_kernel(q_ptr, s_ptr, z_ptr, w8_ptr, f_ptr, N, K, G, FMT: tl.constexpr, FOLD: tl.constexpr,
+                       BN: tl.constexpr):
+    """The exact E4M3 operand of W (w8_ptr: [N, K] bytes) and its factor per 128-K window (f_ptr: float32
+    [K / 128, N], window-major), as _weight_fp8 makes them inside the fused kernel; one program per (BN rows, window)."""
+    rows = tl.program_id(0) * BN + tl.arange(0, BN)
+    rn = (rows % N).to(tl.int64)
+    k0 = tl.program_id(1) * 128
+    w, f = _weight_fp8(q_ptr, s_ptr, z_ptr, rn, k0, K, G, FMT, FOLD, 128)
+    m = rows < N
+    tl.store(w8_ptr + rn[:, None] * K + (k0 + tl.arange(0, 128))[None, :], w.to(tl.int8, bitcast=True),
+             mask=m[:, None])
+    tl.store(f_ptr + tl.program_id(1) * N + rows, f, mask=m)
+
+
+def weight_fp8(qdata, scales, zeros, fmt_id, G, fold):
+    """(w8 float8_e4m3fn [N, K], f float32 [K / 128, N]): W = w8 * f per (row, 128-K window), exactly; needs
+    step(fmt_id, G, fold) == 128 (int4 with G % 128 == 0, mxfp4 folded)."""
+    N, K = qdata.shape[0], qdata.shape[1] * 2
+    w8 = torch.empty(N, K, dtype=torch.int8, device=qdata.device)
+    f = torch.empty(K // 128, N, dtype=torch.float32, device=qdata.device)
+    s = scales.view(torch.uint8) if scales.dtype != torch.float32 else scales
+    _weight_fp8_kernel[(triton.cdiv(N, 64), K // 128)](qdata, s, zeros if zeros.numel() else s, w8, f, N, K, int(G),
+                                                        FMT=fmt_id, FOLD=bool(fold), BN=64, num_warps=4,
+                                                        enable_fp_fusion=False)
+    return w8.view(torch.float8_e4m3fn), f
+
+
+def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
+    """The same product as linear() through cuBLAS's FP8 GEMM with 1x128 block scales on both operands (torch
+    _scaled_mm, CUDA >= 12.9): W converted once per call to E4M3 + window factors (weight_fp8), x8's row scale
+    repeated per window. Per 128-K window the FP8 MMA's partial is promoted to float32 and scaled, exactly the
+    structure linear() has with BS = 128 (use_fast_accum off, which torch requires for block scales)."""
+    M, K = x8.shape
+    w8, f = weight_fp8(qdata, scales, zeros, fmt_id, G, fold)
+    sa = xs.repeat(K // 128).view(K // 128, M).t()  # [M, K/128], M-major as cuBLAS wants 1x128 scales
+    out = torch._scaled_mm(x8, w8.t(), scale_a=sa, scale_b=f, bias=bias, out_dtype=y.dtype)
+    y.copy_(out)
+    return y
+
+
 # Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
 # the autotuner tries only its bucket's list and caches the pick per (bucket, N, K, BS, FMT, FOLD) for the process.
 # Rationale: the weight unpack + convert is CUDA-core work per weight element, amortised over BM rows of x, so large
