@@ -453,6 +453,29 @@ def test_gpu_structured_exact(M):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("name", ["int4_g128", "mxfp4"])
+def test_gpu_blockwise_cublas_path(name):
+    """From BLOCKWISE_MIN_M the op runs W as E4M3 + per-window factors through cuBLAS's block-scaled FP8 GEMM: within
+    the same bound as the fused kernel at BS = 128 (its structure), every output dtype, with and without bias; the
+    weight conversion alone is exact (w8 * f == the reference weight)."""
+    gen = torch.Generator().manual_seed(9)
+    N, K, M = 272, 1024, kw.BLOCKWISE_MIN_M + 3
+    qw = fourbit.quantize(torch.randn(N, K, generator=gen) * 0.05, FMTS[name])
+    qdata, scales, zeros, fmt, G = (a.to(DEV) if isinstance(a, torch.Tensor) else a for a in w4a8.w4a8_args(qw))
+    fid = kw.FMT_MXFP4 if fmt == "mxfp4" else kw.FMT_INT4_ASYM
+    fold = fid == kw.FMT_MXFP4
+    assert not fold or kw.fold_ok(qdata, scales)  # random normal weights: every window folds exactly
+    assert kw.path(M, N, fid, G, fold, qdata.device) == "blockwise"
+    w8, f = kw.weight_fp8(qdata, scales, zeros, fid, G, fold)
+    w = w8.cpu().double() * f.t().cpu().double().repeat_interleave(128, dim=1)  # float64: exact products
+    testing.assert_bit_exact(w, w4a8.weight_values(*w4a8.w4a8_args(qw)), "weight_fp8")
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        for bias in (None, torch.randn(N, generator=gen).to(dtype)):
+            check_linear(x, qw, bias, None, f"{name} blockwise {dtype}")
+
+
+@pytest.mark.gpu
 def test_gpu_opcheck_and_module():
     for fmt in ("int4", "int4_sym", "mxfp4"):
         x, q, s, z, f, G = _args(fmt, N=64, K=256, M=40, dtype=torch.bfloat16, device="cuda")
