@@ -208,11 +208,31 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
     """The same product as linear() through cuBLAS's FP8 GEMM with 1x128 block scales on both operands (torch
     _scaled_mm, CUDA >= 12.9): W converted once per call to E4M3 + window factors (weight_fp8), x8's row scale
     repeated per window. Per 128-K window the FP8 MMA's partial is promoted to float32 and scaled, exactly the
-    structure linear() has with BS = 128 (use_fast_accum off, which torch requires for block scales)."""
+    structure linear() has with BS = 128 (use_fast_accum off, which torch requires for block scales). cuBLAS
+    rejects M % 16 != 0 here (CUBLAS_STATUS_NOT_SUPPORTED at M = 515, H100, torch 2.11 / CUDA 13.0): the first
+    M - M % 16 rows go to cuBLAS, the rest (< 16) to the fused kernel with the same BS = 128."""
+    global blockwise_fallbacks
     M, K = x8.shape
+    M16 = M - M % 16
     w8, f = weight_fp8(qdata, scales, zeros, fmt_id, G, fold)
-    sa = xs.repeat(K // 128).view(K // 128, M).t()  # [M, K/128], M-major as cuBLAS wants 1x128 scales
-    return torch._scaled_mm(x8, w8.t(), scale_a=sa, scale_b=f, bias=bias, out_dtype=y.dtype, out=y)
+    sa = xs[:M16].repeat(K // 128).view(K // 128, M16).t()  # [M16, K/128], M-major as cuBLAS wants 1x128 scales
+    try:
+        torch._scaled_mm(x8[:M16], w8.t(), scale_a=sa, scale_b=f, bias=bias, out_dtype=y.dtype, out=y[:M16])
+    except RuntimeError:  # a shape this cuBLAS has no block-scaled kernel for: the fused kernel, counted
+        blockwise_fallbacks += 1
+        M16 = 0
+    if M16 < M:
+        linear(x8[M16:], xs[M16:], qdata, scales, zeros, fmt_id, G, bias, y[M16:], config=_fused_config(M - M16),
+               fold=fold)
+    return y
+
+
+blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
+
+
+def _fused_config(M):
+    """The first entry of M's tuning bucket (an explicit config, so linear() does not come back here)."""
+    return _bucket_space(min(triton.next_power_of_2(M), 4096))[0]
 
 
 # From this M on, linear() takes linear_blockwise where it can. H100 80GB HBM3, 2026-11-26, 8192^2, us

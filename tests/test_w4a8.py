@@ -469,10 +469,13 @@ def test_gpu_blockwise_cublas_path(name):
     w8, f = kw.weight_fp8(qdata, scales, zeros, fid, G, fold)
     w = w8.cpu().double() * f.t().cpu().double().repeat_interleave(128, dim=1)  # float64: exact products
     testing.assert_bit_exact(w, w4a8.weight_values(*w4a8.w4a8_args(qw)), "weight_fp8")
-    for dtype in (torch.bfloat16, torch.float16, torch.float32):
-        x = torch.randn(M, K, generator=gen).to(dtype)
-        for bias in (None, torch.randn(N, generator=gen).to(dtype)):
-            check_linear(x, qw, bias, None, f"{name} blockwise {dtype}")
+    before = kw.blockwise_fallbacks
+    for rows in (M, kw.BLOCKWISE_MIN_M):  # 3 tail rows through the fused kernel; a multiple of 16
+        for dtype in (torch.bfloat16, torch.float16, torch.float32):
+            x = torch.randn(rows, K, generator=gen).to(dtype)
+            for bias in (None, torch.randn(N, generator=gen).to(dtype)):
+                check_linear(x, qw, bias, None, f"{name} blockwise M={rows} {dtype}")
+    assert kw.blockwise_fallbacks == before, "cuBLAS refused a block-scaled shape (the fused kernel ran instead)"
 
 
 @pytest.mark.gpu
