@@ -218,8 +218,9 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
     sa = xs[:M16].repeat(K // 128).view(K // 128, M16).t()  # [M16, K/128], M-major as cuBLAS wants 1x128 scales
     try:
         torch._scaled_mm(x8[:M16], w8.t(), scale_a=sa, scale_b=f, bias=bias, out_dtype=y.dtype, out=y[:M16])
-    except RuntimeError:  # a shape this cuBLAS has no block-scaled kernel for: the fused kernel, counted
-        blockwise_fallbacks += 1
+    except RuntimeError as e:  # a shape this cuBLAS has no block-scaled kernel for: the fused kernel, counted
+        global last_fallback_error
+        blockwise_fallbacks, last_fallback_error = blockwise_fallbacks + 1, str(e).splitlines()[0]
         M16 = 0
     if M16 < M:
         linear(x8[M16:], xs[M16:], qdata, scales, zeros, fmt_id, G, bias, y[M16:], config=_fused_config(M - M16),
@@ -228,6 +229,7 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
 
 
 blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
+last_fallback_error = ""  # the first line of the last such error
 
 
 def _fused_config(M):
