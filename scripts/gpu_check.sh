@@ -31,7 +31,7 @@ if want tests; then
 fi
 if want sanitize; then
   step "memcheck (control: a planted overrun must be caught)"
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 60 compute-sanitizer --tool memcheck --padding 512 \
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 150 compute-sanitizer --tool memcheck --padding 512 \
     python3 "$R/scripts/gpu_smoke.py" plant > "$OUT/memcheck_plant.log" 2>&1
   grep -q "Invalid __global__ write" "$OUT/memcheck_plant.log" && echo "control caught" || { echo "control NOT caught"; status=1; }
   step "memcheck"
