@@ -112,10 +112,15 @@ def scratch(shape, dtype, device) -> torch.Tensor:
 
 def launch(fn, grid, *args, **kwargs):
     """fn[grid](*args, **kwargs) (kwargs: the remaining kernel parameters by name, then launch options), noted in the
-    active Recording."""
+    active Recording. fn may be a triton.autotune wrapper: the recorded launch is then its pick (best_config's
+    parameters filled in, a callable grid evaluated on them)."""
     k = fn[grid](*args, **kwargs)
     rec = getattr(_tls, "rec", None)
     if rec is not None:
+        if hasattr(fn, "best_config"):  # Autotuner: the launch it made uses the picked config's parameters
+            kwargs = {**kwargs, **fn.best_config.all_kwargs()}
+        if callable(grid):
+            grid = grid({**dict(zip(fn.arg_names, args)), **kwargs})
         names = fn.arg_names[len(args):]
         if k is None or not hasattr(k, "packed_metadata") or any(n not in kwargs for n in names):
             rec.ok = False  # no compiled kernel, or a parameter left to its default: not replayable
@@ -123,6 +128,16 @@ def launch(fn, grid, *args, **kwargs):
             full = list(args) + [kwargs[n] for n in names]
             rec.launches.append((k, tuple(grid) + (1,) * (3 - len(grid)), full))
     return k
+
+
+def host(fn, *args):
+    """fn(*args), a non-Triton step of the call (a torch op between launches), noted in the active Recording: a
+    replay calls fn again with the replay's tensors in place of the recorded ones (same shapes and dtypes)."""
+    out = fn(*args)
+    rec = getattr(_tls, "rec", None)
+    if rec is not None:
+        rec.launches.append((None, fn, list(args)))
+    return out
 
 
 def hooks_active() -> bool:
@@ -139,11 +154,13 @@ def _storage_span(t: torch.Tensor):
 
 
 class Replay:
-    """Re-issues a Recording with new call tensors. Every tensor argument of the recorded launches must be one of
-    the named call tensors (matched by address), a scratch buffer of the call, or lie inside one of `keep` (tensors
-    that outlive the replay: the weight pieces), whose address is then fixed; anything else (a temporary the call
-    derived from its inputs) makes build() return None. Call tensors must keep the recorded alignment, since
-    Triton specialized each kernel on 16-byte alignment of its pointers (the caller keys replays on it)."""
+    """Re-issues a Recording with new call tensors. Every tensor argument of the recorded launches must lie inside
+    one of the named call tensors or the call's scratch buffers (then it is that tensor's replacement plus the same
+    byte offset: M is part of the replay key, so offsets repeat), or inside one of `keep` (tensors that outlive the
+    replay: the weight pieces), whose address is then fixed; anything else (a temporary the call derived from its
+    inputs) makes build() return None. A host step's tensors must be whole named / scratch / keep tensors (a dtype
+    view is allowed). Call tensors must keep the recorded alignment, since Triton specialized each kernel on 16-byte
+    alignment of its pointers (the caller keys replays on it)."""
 
     __slots__ = ("steps", "scratch")
 
@@ -151,21 +168,34 @@ class Replay:
     def build(rec: Recording, named: dict, keep) -> "Replay | None":
         if not rec.ok or not rec.launches:
             return None
-        addr = {t.data_ptr(): n for n, t in named.items() if t is not None}
-        scr = {t.data_ptr(): i for i, t in enumerate(rec.scratch)}
-        spans = [_storage_span(t) for t in keep if isinstance(t, torch.Tensor) and t.numel()]
+        spans = [(t.data_ptr(), t.data_ptr() + t.numel() * t.element_size(), n) for n, t in named.items()
+                 if t is not None and t.numel()]
+        spans += [(t.data_ptr(), t.data_ptr() + t.numel() * t.element_size(), i) for i, t in enumerate(rec.scratch)
+                  if t.numel()]
+        kept = [t for t in keep if isinstance(t, torch.Tensor) and t.numel()]
+        fixed_spans = [_storage_span(t) for t in kept]
+
+        def slot(p):  # (slot, byte offset) of a call / scratch tensor holding address p, or None
+            return next(((s, p - lo) for lo, hi, s in spans if lo <= p < hi), None)
+
         steps = []
         for k, grid, args in rec.launches:
             fixed, slots = list(args), []
             for i, a in enumerate(args):
                 if not isinstance(a, torch.Tensor):
                     continue
+                if k is None:  # host step: a whole tensor, by identity of address, shape and dtype
+                    hit = next((s for lo, hi, s in spans if lo == a.data_ptr() and hi - lo == a.nbytes), None)
+                    if hit is not None:
+                        slots.append((i, (hit, a.dtype)))
+                    elif not any(a is t for t in kept):
+                        return None
+                    continue
                 p = a.data_ptr()
-                if p in addr:
-                    slots.append((i, addr[p]))
-                elif p in scr:
-                    slots.append((i, scr[p]))
-                elif any(lo <= p < hi for lo, hi in spans):
+                hit = slot(p)
+                if hit is not None:
+                    slots.append((i, hit))
+                elif any(lo <= p < hi for lo, hi in fixed_spans):
                     fixed[i] = p
                 else:
                     return None
@@ -179,12 +209,17 @@ class Replay:
         """Launch on `stream` (a raw CUDA stream handle) with the call tensors `named` (name -> tensor or None);
         returns the fresh scratch tensors."""
         scr = [torch.empty(s, dtype=d, device=dev) for s, d, dev in self.scratch]
-        ptr = {n: (0 if t is None else t.data_ptr()) for n, t in named.items()}
-        for i, t in enumerate(scr):
-            ptr[i] = t.data_ptr()
-        for k, (g0, g1, g2), fixed, slots in self.steps:
+        tens = dict(named)
+        tens.update(enumerate(scr))
+        ptr = {n: (0 if t is None else t.data_ptr()) for n, t in tens.items()}
+        for k, grid, fixed, slots in self.steps:
             a = list(fixed)
-            for i, s in slots:
-                a[i] = ptr[s]
-            k.run(g0, g1, g2, stream, k.function, k.packed_metadata, None, None, None, *a)
+            if k is None:  # host step: grid is the function
+                for i, (s, dtype) in slots:
+                    a[i] = tens[s] if tens[s].dtype == dtype else tens[s].view(dtype)
+                grid(*a)
+                continue
+            for i, (s, off) in slots:
+                a[i] = ptr[s] + off
+            k.run(grid[0], grid[1], grid[2], stream, k.function, k.packed_metadata, None, None, None, *a)
         return scr

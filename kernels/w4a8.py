@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import interpreting
+from ._launch import host, interpreting, launch, scratch
 from . import codecs as cd
 from .dequantize import _codes_to_values
 
@@ -92,16 +92,16 @@ def quantize_act(x, one_pass=None):
     with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
     (1.3 TB/s of x read + x8 written)."""
     M, K = x.shape
-    q = torch.empty(M, K, dtype=torch.uint8, device=x.device)
-    s = torch.empty(M, dtype=torch.float32, device=x.device)
+    q = scratch((M, K), torch.uint8, x.device)
+    s = scratch((M,), torch.float32, x.device)
     one_pass = K <= 16384 if one_pass is None else one_pass
     if one_pass:
         BK = triton.next_power_of_2(K)
-        _act_quant_kernel[(M,)](x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True, num_warps=max(1, min(8, BK // 1024)),
-                                enable_fp_fusion=False)
+        launch(_act_quant_kernel, (M,), x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True,
+               num_warps=max(1, min(8, BK // 1024)), enable_fp_fusion=False)
     else:
-        _act_quant_kernel[(triton.cdiv(M, ACT_BR),)](x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
-                                                     enable_fp_fusion=False)
+        launch(_act_quant_kernel, (triton.cdiv(M, ACT_BR),), x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
+               enable_fp_fusion=False)
     return q.view(torch.float8_e4m3fn), s
 
 
@@ -195,12 +195,11 @@ def weight_fp8(qdata, scales, zeros, fmt_id, G, fold):
     """(w8 float8_e4m3fn [N, K], f float32 [K / 128, N]): W = w8 * f per (row, 128-K window), exactly; needs
     step(fmt_id, G, fold) == 128 (int4 with G % 128 == 0, mxfp4 folded)."""
     N, K = qdata.shape[0], qdata.shape[1] * 2
-    w8 = torch.empty(N, K, dtype=torch.int8, device=qdata.device)
-    f = torch.empty(K // 128, N, dtype=torch.float32, device=qdata.device)
+    w8 = scratch((N, K), torch.int8, qdata.device)
+    f = scratch((K // 128, N), torch.float32, qdata.device)
     s = scales.view(torch.uint8) if scales.dtype != torch.float32 else scales
-    _weight_fp8_kernel[(triton.cdiv(N, 64), K // 128)](qdata, s, zeros if zeros.numel() else s, w8, f, N, K, int(G),
-                                                        FMT=fmt_id, FOLD=bool(fold), BN=64, num_warps=4,
-                                                        enable_fp_fusion=False)
+    launch(_weight_fp8_kernel, (triton.cdiv(N, 64), K // 128), qdata, s, zeros if zeros.numel() else s, w8, f, N, K,
+           int(G), FMT=fmt_id, FOLD=bool(fold), BN=64, num_warps=4, enable_fp_fusion=False)
     return w8.view(torch.float8_e4m3fn), f
 
 
@@ -215,15 +214,8 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
     M, K = x8.shape
     M16 = M - M % 16
     w8, f = weight_fp8(qdata, scales, zeros, fmt_id, G, fold)
-    sa = xs[:M16].repeat(K // 128).view(K // 128, M16).t()  # [M16, K/128], M-major as cuBLAS wants 1x128 scales
-    # cuBLAS's FP8 GEMM takes no float32 bias for a float32 D (2 refusals in tests/test_w4a8.py); there the bias is
-    # added after, which is the fused kernel's float32 sum too (fp32 acc + bias, rounded once)
-    late = bias is not None and y.dtype == torch.float32
     try:
-        torch._scaled_mm(x8[:M16], w8.t(), scale_a=sa, scale_b=f, bias=None if late else bias, out_dtype=y.dtype,
-                         out=y[:M16])
-        if late:
-            y[:M16].add_(bias)
+        host(_blockwise_gemm, x8, xs, w8, f, bias, y, M16)  # a host step of a recorded call (fourbit.ops.eager)
     except RuntimeError as e:  # a shape this cuBLAS has no block-scaled kernel for: the fused kernel, counted
         global last_fallback_error
         blockwise_fallbacks, last_fallback_error = blockwise_fallbacks + 1, str(e).splitlines()[0]
@@ -232,6 +224,21 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
         linear(x8[M16:], xs[M16:], qdata, scales, zeros, fmt_id, G, bias, y[M16:], config=_fused_config(M - M16),
                fold=fold)
     return y
+
+
+def _blockwise_gemm(x8, xs, w8, f, bias, y, M16):
+    """y[:M16] = the block-scaled cuBLAS FP8 GEMM of linear_blockwise (torch ops only)."""
+    K = x8.shape[1]
+    sa = xs[:M16].repeat(K // 128).view(K // 128, M16).t()  # [M16, K/128], M-major as cuBLAS wants 1x128 scales
+    # cuBLAS's FP8 GEMM takes no float32 bias for a float32 D (2 refusals in tests/test_w4a8.py); there the bias is
+    # added after, which is the fused kernel's float32 sum too (fp32 acc + bias, rounded once)
+    late = bias is not None and y.dtype == torch.float32
+    if bias is not None and not late and bias.data_ptr() % 16:
+        bias = bias.clone()  # cuBLAS refuses a bias that is not 16-byte aligned (a fresh copy is)
+    torch._scaled_mm(x8[:M16], w8.t(), scale_a=sa, scale_b=f, bias=None if late else bias, out_dtype=y.dtype,
+                     out=y[:M16])
+    if late:
+        y[:M16].add_(bias)
 
 
 blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
@@ -372,9 +379,9 @@ def linear(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, config=None, fold=N
         config = INTERP_BLOCKS if interpreting() else DEFAULT
     if config is not None:
         grid = (triton.cdiv(M, config[0]), triton.cdiv(N, config[1]))
-        _w4a8_kernel[grid](*args, BM=config[0], BN=config[1], SWAP=config[2], num_warps=config[3],
-                           num_stages=config[4], enable_fp_fusion=False, **common)
+        launch(_w4a8_kernel, grid, *args, BM=config[0], BN=config[1], SWAP=config[2], num_warps=config[3],
+               num_stages=config[4], enable_fp_fusion=False, **common)
     else:
         grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
-        _tuned[grid](*args, **common)
+        launch(_tuned, grid, *args, **common)
     return y

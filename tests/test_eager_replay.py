@@ -78,6 +78,55 @@ def test_replay_maps_call_tensors_scratch_and_weights():
             chain.remove(hook)
 
 
+def test_replay_offsets_host_steps_and_autotuner_picks():
+    """A launch argument inside a call / scratch tensor (a row slice) replays at the same offset in the new tensor; a
+    host step (a torch op between launches) gets the new tensors (dtype views kept); an autotuned launch is recorded
+    with its picked config's parameters and its callable grid evaluated on them."""
+    k = _FakeKernel()
+    jit = _fake_jit(k)
+    weight = torch.arange(64, dtype=torch.float32)
+    seen = []
+
+    def step(a, w, b, n):  # the host step: records what it was called with
+        seen.append((a, w, b, n))
+
+    class Tuned:  # a triton.autotune wrapper's surface: arg_names, [grid](...), best_config after the call
+        arg_names = ["x", "w", "ws", "y", "n", "BLOCK"]
+
+        class best_config:  # noqa: N801
+            @staticmethod
+            def all_kwargs():
+                return {"BLOCK": 32, "num_warps": 2}
+
+        def __getitem__(self, grid):
+            return lambda *a, **kw: kernel_of_grid(grid, a, kw)
+
+    def kernel_of_grid(grid, a, kw):
+        assert callable(grid)
+        return k
+
+    x, y = torch.randn(8, 4), torch.empty(8, 4)
+    with L.recording() as rec:
+        ws = L.scratch((8, 4), torch.int8, "cpu")
+        L.launch(jit, (1,), x[2:], weight, ws[5:], y[6:], 2, BLOCK=16)
+        L.host(step, ws.view(torch.uint8), weight, None, 3)
+        L.launch(Tuned(), lambda meta: (meta["n"] * 10 // meta["BLOCK"],), x, weight, ws, y, 64)
+    rep = L.Replay.build(rec, {"x": x, "out": y, "bias": None}, (weight,))
+    assert rep is not None
+    x2, y2 = torch.randn(8, 4), torch.empty(8, 4)
+    k.calls.clear()
+    seen.clear()
+    (s2,) = rep(5, {"x": x2, "out": y2, "bias": None})
+    (g1, *_, a1), (g2, *_, a2) = k.calls
+    assert a1 == (x2.data_ptr() + 2 * 16, weight.data_ptr(), s2.data_ptr() + 5 * 4, y2.data_ptr() + 6 * 16, 2, 16)
+    assert g2 == (20, 1, 1) and a2 == (x2.data_ptr(), weight.data_ptr(), s2.data_ptr(), y2.data_ptr(), 64, 32)
+    (a, w, b, n), = seen
+    assert a.dtype == torch.uint8 and a.data_ptr() == s2.data_ptr() and w is weight and b is None and n == 3
+    with L.recording() as rec:  # a host step given a slice (not a whole tensor) cannot be replayed
+        L.host(step, x[1:], weight, None, 3)
+    assert L.Replay.build(rec, {"x": x, "out": y}, (weight,)) is None
+
+
 def _case(name, N, K, seed):
     gen = torch.Generator().manual_seed(seed)
     qw = fourbit.quantize((torch.randn(N, K, generator=gen) * 0.05).to(DEV), name)
@@ -129,3 +178,38 @@ def test_gpu_replay_split_k_workspace_and_graph():
     static_x.copy_(x2)
     g.replay()
     testing.assert_bit_exact(static_y, ref2, "graph replay")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["int4", "int4_sym", "mxfp4"])
+def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
+    """W4A8 (act="fp8_e4m3") eager calls replay their first call: the fused kernel (M < 512), the block-scaled cuBLAS
+    path as a host step (M = 512) and with fused tail rows (M = 515), with the autotuner's pick and a fixed config;
+    bias absent / aligned / misaligned. Each replay equals the op bit for bit; an in-place weight update (a new
+    version) records afresh."""
+    from fourbit.kernels import w4a8 as kw
+    N, K = 256, 1024
+    qw, gen = _case(name, N, K, 5)
+    buf = torch.randn(N + 1, generator=gen).bfloat16().to(DEV)
+    before = kw.blockwise_fallbacks
+    for autotune in ("0", "1"):
+        monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", autotune)
+        qw.__dict__.pop("_fourbit_w4a8_plan", None)
+        for M in ((1, 64, 512, 515) if autotune == "0" else (64,)):
+            for bias in (None, buf[:N], buf[1:]):
+                for rep in range(3):
+                    x = torch.randn(M, K, generator=gen).bfloat16().to(DEV)
+                    y = fourbit.linear(x, qw, bias, act="fp8_e4m3")
+                    ref = OPS.w4a8_linear(x, *fourbit.ops.w4a8.w4a8_args(qw), bias)
+                    testing.assert_bit_exact(y, ref, f"{name} M={M} autotune={autotune} call {rep}")
+                plan = qw.__dict__["_fourbit_w4a8_plan"][1]
+                assert any(k_[0] == M for k_ in plan.replays), (M, list(plan.replays))
+    assert kw.blockwise_fallbacks == before, kw.last_fallback_error
+    plan = qw.__dict__["_fourbit_w4a8_plan"][1]
+    n = len(plan.replays)
+    with torch.no_grad():
+        qw.scales.copy_(qw.scales.flip(0))  # in place: the plan's version key changes
+    x = torch.randn(64, K, generator=gen).bfloat16().to(DEV)
+    testing.assert_bit_exact(fourbit.linear(x, qw, act="fp8_e4m3"),
+                             OPS.w4a8_linear(x, *fourbit.ops.w4a8.w4a8_args(qw), None), f"{name} after update")
+    assert len(plan.replays) == n + 1

@@ -473,7 +473,8 @@ def test_gpu_blockwise_cublas_path(name):
     for rows in (M, kw.BLOCKWISE_MIN_M):  # 3 tail rows through the fused kernel; a multiple of 16
         for dtype in (torch.bfloat16, torch.float16, torch.float32):
             x = torch.randn(rows, K, generator=gen).to(dtype)
-            for bias in (None, torch.randn(N, generator=gen).to(dtype)):
+            b = torch.randn(N + 1, generator=gen).to(dtype).to(DEV)
+            for bias in (None, b[:N], b[1:]):  # b[1:]: not 16-byte aligned, which cuBLAS refuses (a copy goes)
                 check_linear(x, qw, bias, None, f"{name} blockwise M={rows} {dtype}")
     assert kw.blockwise_fallbacks == before, "cuBLAS refused a block-scaled shape (the fused kernel ran instead)"
 

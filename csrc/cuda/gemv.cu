@@ -66,6 +66,7 @@
 //   v = ((lut[c] - z) * s) * g from a shared-memory LUT, fp32 FMA, fixed-order warp reduction.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -286,10 +287,16 @@ struct NibStage {
 
 // M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers.
 template <bool M16> struct NibCfg { static constexpr int NW = M16 ? 4 : 8, MINB = M16 ? 3 : 2; };
-template <typename XT, int SK, bool G16, bool HZ, bool M16>
+// XS (M <= 8 only): the block's x slice (M x ksl) is staged in shared memory next to the table, at most kNibXsBytes.
+// Why (ncu source counters, H100, 8192^2 int4 M=1): 21% of the warp stall samples were long-scoreboard waits, 314 of
+// those 504 on the first MMA of a step, waiting for its x fragment from global memory (L1 hit rate 49%).
+constexpr int kNibXsBytes = 24576;
+template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsBytes : 0); }
+template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS>
 __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_nib4_kernel(Params p) {
   constexpr int NW = NibCfg<M16>::NW;
   static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");
+  static_assert(!(XS && M16), "x staging holds at most 8 rows");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int N = p.N, K = p.K, G = p.G, M = p.M;
   const int ks = blockIdx.y * p.ksl, ke = min(K, ks + p.ksl);
@@ -336,8 +343,26 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
       const int e = i >> 5;
       tbl[i] = uint32_t(lut_s[e & 15]) | (uint32_t(lut_s[e >> 4]) << 16);
     }
-    __syncthreads();
   }
+  // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
+  // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
+  // chunks 4t + i) hit 8 distinct 16-byte bank groups. Placed below the table when that gap is large enough, else
+  // above it (the allocation has room for either: the gap below is < 32 KB - 16, kNibXsBytes more above).
+  uint32_t xs32 = 0;
+  if (XS) {
+    const int nch = (ke - ks) >> 3;
+    const uint32_t need = uint32_t(M * p.ksl * 2);
+    xs32 = tb32 - sb32 >= need ? sb32 : tb32 + 32768u;
+    const XT* xg = reinterpret_cast<const XT*>(p.x);
+    for (int i = threadIdx.x; i < M * nch; i += NW * 32) {
+      const int m = i / nch, c = i - m * nch;
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(xg + (int64_t)m * K + ks) + c);
+      const uint32_t phys = uint32_t(c ^ (((c >> 3) & 1) << 1) ^ (m & 1));
+      const uint32_t a = xs32 + (uint32_t(m * (p.ksl >> 3)) + phys) * 16u;
+      asm volatile("st.shared.v4.b32 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+    }
+  }
+  __syncthreads();
   uint32_t lb;  // tb32 | lane << 2, defined after the barrier (volatile asm) so no lookup can move above it
   asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"(tb32 | (uint32_t(lane) << 2)));
 
@@ -363,7 +388,14 @@ __global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
-      if (kv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
+      if (XS) {
+        if (kv) {  // rows g >= M read row 0 (their D rows are dropped)
+          const int c = ((k0 - ks) >> 3) + i, m = xa_ok ? g : 0;
+          const uint32_t a = xs32 + (uint32_t(m * (p.ksl >> 3) + (c ^ (((c >> 3) & 1) << 1) ^ (m & 1)))) * 16u;
+          asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                       : "=r"(va.x), "=r"(va.y), "=r"(va.z), "=r"(va.w) : "r"(a) : "memory");
+        }
+      } else if (kv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
       if (M16 && kv && xb_ok) vb = __ldg(reinterpret_cast<const uint4*>(xb_p + k0) + i);
       if (M16) {
         af[2 * i][0] = va.x; af[2 * i][2] = va.y; af[2 * i + 1][0] = va.z; af[2 * i + 1][2] = va.w;
@@ -586,15 +618,20 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   p.ksl = ksl;
   dim3 grid((p.N + kNibRows - 1) / kNibRows, S);
   static const bool attr = [] {  // once per instantiation
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kNibSmem);
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kNibSmem);
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         nib_smem<false>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         nib_smem<false>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         nib_smem<true>());
     return true;
   }();
   (void)attr;
-  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true><<<grid, NibCfg<true>::NW * 32, kNibSmem, st>>>(p);
-  else gemv_nib4_kernel<XT, SK, G16, HZ, false><<<grid, NibCfg<false>::NW * 32, kNibSmem, st>>>(p);
+  constexpr int T8 = NibCfg<false>::NW * 32, T16 = NibCfg<true>::NW * 32;
+  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true, false><<<grid, T16, nib_smem<false>(), st>>>(p);
+  else if (int64_t(p.M) * ksl * 2 <= kNibXsBytes && !getenv("FB_NOXS"))
+    gemv_nib4_kernel<XT, SK, G16, HZ, false, true><<<grid, T8, nib_smem<true>(), st>>>(p);
+  else gemv_nib4_kernel<XT, SK, G16, HZ, false, false><<<grid, T8, nib_smem<false>(), st>>>(p);
   check_launch("fourbit gemv_nib4");
   if (S > 1) launch_splitk_reduce<XT>(p, S, st);
 }

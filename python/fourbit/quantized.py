@@ -71,9 +71,12 @@ class QuantizedWeight:
     def eager_plan(self) -> "eager.Plan":
         """The checked op arguments for fourbit.ops.eager, cached while the stored tensors are the same objects
         (not for double-quantized scales or row-crossing groups, whose op arguments are computed per call)."""
-        t = tuple(self.stored_tensors().values())
-        cacheable = self.nested is None and self.format.kernel_group(self.shape[1]) == self.format.group(self.shape[1])
-        return eager.plan_for(self, t, self.op_args, cacheable)
+        return eager.plan_for(self, tuple(self.stored_tensors().values()), self.op_args, self.cacheable())
+
+    def cacheable(self) -> bool:
+        """Whether op_args() are views of the stored tensors (no double-quantized scales, no row-crossing groups),
+        so a cached plan sees in-place updates."""
+        return self.nested is None and self.format.kernel_group(self.shape[1]) == self.format.group(self.shape[1])
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """[N, K] of dtype: ((lut[code] - zero) * scale) * global_scale, computed in float32."""
@@ -164,6 +167,12 @@ def linear(x: torch.Tensor, qw: QuantizedWeight, bias: Optional[torch.Tensor] = 
     FP8 tensor cores (int4 and mxfp4 weights only; torch.ops.fourbit.w4a8_linear, fourbit/ops/w4a8.py)."""
     from .ops import w4a8  # noqa: PLC0415
     if w4a8.check_act(act) == "fp8_e4m3":
+        if eager.usable(x, bias):  # plain eager CUDA call: replayed (fourbit.ops.eager)
+            plan = eager.w4a8_plan_for(qw, tuple(qw.stored_tensors().values()), lambda: w4a8.w4a8_args(qw),
+                                       qw.cacheable())
+            y = eager.w4a8_linear(x, plan, bias)
+            if y is not None:
+                return y
         return torch.ops.fourbit.w4a8_linear(x, *w4a8.w4a8_args(qw), bias)
     if eager.usable(x, bias):
         y = eager.linear(x, qw.eager_plan(), bias)

@@ -121,18 +121,28 @@ class QuantLinear(nn.Module):
             x = x.clone()  # the ops need 16-byte-aligned activations; a fresh copy is
         bias = None if self.bias is None else self.bias.to(x.dtype)
         if getattr(self, "act", "bf16") == "fp8_e4m3":
+            if eager.usable(x, bias):  # plain eager CUDA call: replayed (fourbit.ops.eager)
+                plan = eager.w4a8_plan_for(self, tuple(self._buffers.values()),
+                                           lambda: w4a8.w4a8_args(self.quantized_weight()), self._cacheable())
+                y = eager.w4a8_linear(x, plan, bias)
+                if y is not None:
+                    return y
             return torch.ops.fourbit.w4a8_linear(x, *w4a8.w4a8_args(self.quantized_weight()), bias)
         if eager.usable(x, bias):  # plain eager CUDA call: skip the op dispatch (fourbit.ops.eager)
             t = tuple(self._buffers.values())
-            K = self.in_features
-            cacheable = not hasattr(self, "nested_codes") and self.format.kernel_group(K) == self.format.group(K)
-            y = eager.linear(x, eager.plan_for(self, t, lambda: self.quantized_weight().op_args(), cacheable), bias)
+            plan = eager.plan_for(self, t, lambda: self.quantized_weight().op_args(), self._cacheable())
+            y = eager.linear(x, plan, bias)
             if y is not None:
                 return y
         return torch.ops.fourbit.linear(x, *self.quantized_weight().op_args(), bias)
 
+    def _cacheable(self) -> bool:  # QuantizedWeight.cacheable for this module's buffers
+        K = self.in_features
+        return not hasattr(self, "nested_codes") and self.format.kernel_group(K) == self.format.group(K)
+
     def _apply(self, fn, *args, **kwargs):
-        self.__dict__.pop("_fourbit_plan", None)  # .to() / .cuda() replace the buffers: drop the old plan's refs
+        self.__dict__.pop("_fourbit_plan", None)  # .to() / .cuda() replace the buffers: drop the old plans' refs
+        self.__dict__.pop("_fourbit_w4a8_plan", None)
         return super()._apply(fn, *args, **kwargs)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -64,16 +64,21 @@ def plan_for(owner, tensors, make_args, cacheable: bool) -> Plan:
     return p
 
 
+def _rows(x: torch.Tensor, N: int, K: int, device, bias: Optional[torch.Tensor]) -> int:
+    """M (rows of x) when x and bias are what the kernels take as they are, else 0 (the op decides and names why)."""
+    if (x.dtype not in _ACT or x.dim() == 0 or x.shape[-1] != K or x.device != device or not x.is_contiguous()
+            or x.data_ptr() % C.ALIGN):
+        return 0
+    if bias is not None and (bias.dtype != x.dtype or bias.shape != (N,) or bias.device != x.device
+                             or not bias.is_contiguous()):
+        return 0
+    return x.numel() // K
+
+
 def linear(x: torch.Tensor, plan: Plan, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """y [..., N] = x [..., K] @ dequant(W)^T (+ bias), or None when the registered op must take this call."""
     N, K = plan.N, plan.K
-    if (x.dtype not in _ACT or x.dim() == 0 or x.shape[-1] != K or x.device != plan.device or not x.is_contiguous()
-            or x.data_ptr() % C.ALIGN):
-        return None
-    if bias is not None and (bias.dtype != x.dtype or bias.shape != (N,) or bias.device != x.device
-                             or not bias.is_contiguous()):
-        return None
-    M = x.numel() // K
+    M = _rows(x, N, K, plan.device, bias)
     if M == 0:
         return None
     out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
@@ -128,3 +133,68 @@ def _first_call(x2, plan, bias, o2):
     if rep is None or (path == "dequant_mm" and len(rep.scratch) != 1):
         return (None, None)
     return (path, rep)
+
+
+# ---- W4A8 (act="fp8_e4m3") -------------------------------------------------------------------------------------------
+# The same scheme for fourbit::w4a8_linear: the first call per (M, dtype, bias alignment, weight versions) runs
+# fourbit.ops.w4a8.linear_into under a recording (activation quantizer, weight conversion, fused kernel or the
+# block-scaled cuBLAS GEMM as a host step), later calls replay it. The weight versions are part of the key because
+# the call decides data-dependent things once (mxfp4's scale folding, kernels.w4a8.fold_ok). Why: on the H100
+# machine's host the eager op cost 208-676 us at M <= 1024, against ~100-210 us of GPU work (BENCHMARKS.md,
+# 2026-11-26).
+
+class W4A8Plan:
+    """W4A8 op arguments (qdata, scales, zeros, fmt, group_size), N, K, and the replays (cached plans only)."""
+    __slots__ = ("args", "N", "K", "device", "cached", "replays")
+
+    def __init__(self, args, cached: bool = False):
+        self.args, self.cached, self.replays = tuple(args), cached, {}
+        self.N, self.K, self.device = args[0].shape[0], 2 * args[0].shape[1], args[0].device
+
+
+def w4a8_plan_for(owner, tensors, make_args, cacheable: bool) -> W4A8Plan:
+    """owner's cached W4A8Plan while `tensors` (its stored pieces) are the same objects, else a new one (kept when
+    cacheable: the op arguments are views of those tensors, so their versions track in-place updates)."""
+    c = owner.__dict__.get("_fourbit_w4a8_plan")
+    if c is not None and len(c[0]) == len(tensors) and all(a is b for a, b in zip(c[0], tensors)):
+        return c[1]
+    p = W4A8Plan(make_args(), cacheable)
+    if cacheable:
+        owner.__dict__["_fourbit_w4a8_plan"] = (tuple(tensors), p)
+    return p
+
+
+def w4a8_linear(x: torch.Tensor, plan: W4A8Plan, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """torch.ops.fourbit.w4a8_linear(x, *plan.args, bias), or None when the op must take this call."""
+    from . import w4a8  # noqa: PLC0415
+    N, K = plan.N, plan.K
+    M = _rows(x, N, K, plan.device, bias)
+    if M == 0 or torch.cuda.current_device() != plan.device.index:
+        return None
+    qdata, scales, zeros = plan.args[:3]
+    key = (M, x.dtype, None if bias is None else bias.data_ptr() % 16 == 0, qdata._version, scales._version,
+           zeros._version)
+    r = plan.replays.get(key)
+    if r is not None and not _launch().hooks_active():
+        out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
+        r(_native_cuda._stream(x.device), {"x": x.view(M, K), "out": out.view(M, N), "bias": bias})
+        return out
+    try:  # every rule of the op (weight included) before the first launch; a failure goes to the op, which raises
+        w4a8.check_w4a8(x, *plan.args, bias)
+        C.aligned(x=x, qdata=qdata)
+    except (ValueError, TypeError, RuntimeError):
+        return None
+    out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
+    x2, o2 = x.view(M, K), out.view(M, N)
+    L = _launch()
+    if r is not None or not plan.cached or torch.cuda.is_current_stream_capturing() or L.hooks_active():
+        w4a8.linear_into(x2, *plan.args, bias, o2)
+        return out
+    with L.recording() as rec:
+        w4a8.linear_into(x2, *plan.args, bias, o2)
+    rep = L.Replay.build(rec, {"x": x2, "out": o2, "bias": bias}, plan.args[:3])
+    if rep is not None:
+        if len(plan.replays) >= MAX_REPLAYS:
+            plan.replays.clear()
+        plan.replays[key] = rep
+    return out

@@ -175,12 +175,17 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
 def _(x, qdata, scales, zeros, fmt, group_size, bias):
     M, N, K = check_w4a8(x, qdata, scales, zeros, fmt, group_size, bias)
     C.aligned(x=x, qdata=qdata)
-    from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
-    x8, s = kw.quantize_act(x.reshape(M, K))
     y = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
-    fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
-    kw.linear(x8, s, qdata, scales, zeros, fid, group_size, bias, y.view(M, N))
+    linear_into(x.reshape(M, K), qdata, scales, zeros, fmt, group_size, bias, y.view(M, N))
     return y
+
+
+def linear_into(x2, qdata, scales, zeros, fmt, group_size, bias, y2) -> None:
+    """The CUDA kernel's work on checked arguments: y2 [M, N] = W4A8 product of x2 [M, K] (both contiguous)."""
+    from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
+    x8, s = kw.quantize_act(x2)
+    fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
+    kw.linear(x8, s, qdata, scales, zeros, fid, group_size, bias, y2)
 
 
 # --- autograd: straight-through for the activation quantizer ----------------------------------------------------------
