@@ -66,7 +66,6 @@
 //   v = ((lut[c] - z) * s) * g from a shared-memory LUT, fp32 FMA, fixed-order warp reduction.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -629,7 +628,7 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   (void)attr;
   constexpr int T8 = NibCfg<false>::NW * 32, T16 = NibCfg<true>::NW * 32;
   if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true, false><<<grid, T16, nib_smem<false>(), st>>>(p);
-  else if (int64_t(p.M) * ksl * 2 <= kNibXsBytes && !getenv("FB_NOXS"))
+  else if (int64_t(p.M) * ksl * 2 <= kNibXsBytes)
     gemv_nib4_kernel<XT, SK, G16, HZ, false, true><<<grid, T8, nib_smem<true>(), st>>>(p);
   else gemv_nib4_kernel<XT, SK, G16, HZ, false, false><<<grid, T8, nib_smem<false>(), st>>>(p);
   check_launch("fourbit gemv_nib4");
