@@ -40,7 +40,7 @@ print(f"copy: {copy_bw:.2f} TB/s (read + write)")
 
 
 rows = []
-for N, K, R in [(4096, 4096, 12), (8192, 8192, 4)]:
+for N, K, R in [(4096, 4096, 12), (8192, 8192, 4), (4096, 14336, 4)]:
     w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
     ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
     qargs = {}

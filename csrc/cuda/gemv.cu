@@ -41,6 +41,18 @@
 //   round 3b: the split planner (plan_nib4) charges a fixed cost per block and per split-K pass. Measured (same card,
 //     bench/gpu_peers.py, CUDA graph): 14336x4096 M=1 37.7 -> 26.9 us (S 4 -> 1), M=16 59.0 -> 45.6; 28672x8192 M=1
 //     84.5 -> 80.7 (S 2 -> 1); 4096^2 M=1 12.3 -> 12.0 (S 2 -> 1); the other shapes kept their S.
+//   round 4 (H100 80GB HBM3, 2026-11-26, bench/gpu_gemv.py, CUDA graph; each A/B in one run):
+//     ncu source counters, 8192^2 int4 M=1: 21% of stall samples long-scoreboard, 314 of those 504 on a step's first
+//     MMA waiting for its x fragment (global, L1 hit rate 49%). (XS) x staged in shared memory for M <= 8: 4096^2 M=1
+//     nvfp4 13.2 -> 11.2, mxfp4 11.3 -> 9.8, int4 10.8 -> 10.5, nf4 10.4 -> 10.0 us; 8192^2 unchanged (24-26 us).
+//     (W16) 16-warp blocks when the grid has at most one block per SM: 4096^2 M=1 int4 10.5 -> 10.0, nf4 10.0 -> 9.3,
+//     nvfp4 11.1 -> 10.7 us; 4096x14336 M=1 int4 25.7 -> 23.3, nf4 24.4 -> 23.1, mxfp4 23.2 -> 22.3 us.
+//     Tried and reverted: an integer decode for int4 (bf16 0x4300 | code, one LOP3 per code pair, no table): main
+//     loop 1021 -> 900 SASS instructions, no LDS, 8192^2 int4 M=1 unchanged (25.9 us); an L2 prefetch 1-4 rounds
+//     ahead of the loads: worse (26.8 -> 31.7-33.1 us). bench/probes/gemv_loads.cu: this kernel's load pattern alone
+//     streams the 32 MB in 14.4-14.7 us (2.3 TB/s; row-contiguous runs 13.0, a plain stream 13.4), so the 25 us
+//     are not the access pattern: each warp's dependent instruction stream is the bound (ncu: 7.4-7.8 cycles
+//     between a warp's instructions at 4 warps a scheduler, 0.5 instructions issued per cycle).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -284,16 +296,21 @@ struct NibStage {
   uint32_t z;  // zero points (HZ; G16 never has zeros here): byte r for tile r, one register for all 4 tiles
 };
 
-// M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers.
-template <bool M16> struct NibCfg { static constexpr int NW = M16 ? 4 : 8, MINB = M16 ? 3 : 2; };
+// M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers,
+// or 16 warps (W16, one block an SM) when the grid has at most one block per SM: the block's K steps then spread over
+// twice the warps, each with half the serial work (the kernel is bound by each warp's dependent instruction stream).
+template <bool M16, bool W16 = false> struct NibCfg {
+  static constexpr int NW = M16 ? 4 : W16 ? 16 : 8, MINB = M16 ? 3 : W16 ? 1 : 2;
+};
 // XS (M <= 8 only): the block's x slice (M x ksl) is staged in shared memory next to the table, at most kNibXsBytes.
 // Why (ncu source counters, H100, 8192^2 int4 M=1): 21% of the warp stall samples were long-scoreboard waits, 314 of
 // those 504 on the first MMA of a step, waiting for its x fragment from global memory (L1 hit rate 49%).
 constexpr int kNibXsBytes = 24576;
 template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsBytes : 0); }
-template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS>
-__global__ void __launch_bounds__(NibCfg<M16>::NW * 32, NibCfg<M16>::MINB) gemv_nib4_kernel(Params p) {
-  constexpr int NW = NibCfg<M16>::NW;
+template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16>
+__global__ void __launch_bounds__(NibCfg<M16, W16>::NW * 32, NibCfg<M16, W16>::MINB) gemv_nib4_kernel(Params p) {
+  constexpr int NW = NibCfg<M16, W16>::NW;
+  static_assert(!(W16 && M16), "16 warps only for M <= 8");
   static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");
   static_assert(!(XS && M16), "x staging holds at most 8 rows");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -593,8 +610,9 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, int* S_out, int* ksl_out) {
   int64_t best = 1;
   double best_cost = 1e30;
   for (int64_t S = 1; S <= smax; ++S) {
-    const double waves = std::ceil(double(rb * S) / double(slots));
-    const double cost = waves * (double(kst) / double(S * nw) + 1.0) + (S > 1 ? 2.0 : 0.0);
+    const bool w16 = !m16 && rb * S <= sm_count();  // launch_nib4_t then runs 16-warp blocks, one an SM
+    const double waves = w16 ? 1.0 : std::ceil(double(rb * S) / double(slots));
+    const double cost = waves * (double(kst) / double(S * (w16 ? 2 * nw : nw)) + 1.0) + (S > 1 ? 2.0 : 0.0);
     if (cost < best_cost - 1e-9) { best_cost = cost; best = S; }
   }
   const int64_t chunks = (kst + best - 1) / best;
@@ -617,20 +635,32 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   p.ksl = ksl;
   dim3 grid((p.N + kNibRows - 1) / kNibRows, S);
   static const bool attr = [] {  // once per instantiation
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         nib_smem<false>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         nib_smem<false>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         nib_smem<true>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false, false>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true, false>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<true>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false, true>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
+    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true, true>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<true>());
     return true;
   }();
   (void)attr;
-  constexpr int T8 = NibCfg<false>::NW * 32, T16 = NibCfg<true>::NW * 32;
-  if (p.M > 8) gemv_nib4_kernel<XT, SK, G16, HZ, true, false><<<grid, T16, nib_smem<false>(), st>>>(p);
-  else if (int64_t(p.M) * ksl * 2 <= kNibXsBytes)
-    gemv_nib4_kernel<XT, SK, G16, HZ, false, true><<<grid, T8, nib_smem<true>(), st>>>(p);
-  else gemv_nib4_kernel<XT, SK, G16, HZ, false, false><<<grid, T8, nib_smem<false>(), st>>>(p);
+  const bool xs = int64_t(p.M) * ksl * 2 <= kNibXsBytes;
+  const bool w16 = int64_t(grid.x) * grid.y <= sm_count();  // at most one 8-warp block per SM
+  if (p.M > 8) {
+    gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false><<<grid, NibCfg<true>::NW * 32, nib_smem<false>(), st>>>(p);
+  } else if (w16) {
+    constexpr int T = NibCfg<false, true>::NW * 32;
+    if (xs) gemv_nib4_kernel<XT, SK, G16, HZ, false, true, true><<<grid, T, nib_smem<true>(), st>>>(p);
+    else gemv_nib4_kernel<XT, SK, G16, HZ, false, false, true><<<grid, T, nib_smem<false>(), st>>>(p);
+  } else {
+    constexpr int T = NibCfg<false>::NW * 32;
+    if (xs) gemv_nib4_kernel<XT, SK, G16, HZ, false, true, false><<<grid, T, nib_smem<true>(), st>>>(p);
+    else gemv_nib4_kernel<XT, SK, G16, HZ, false, false, false><<<grid, T, nib_smem<false>(), st>>>(p);
+  }
   check_launch("fourbit gemv_nib4");
   if (S > 1) launch_splitk_reduce<XT>(p, S, st);
 }
