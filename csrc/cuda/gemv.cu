@@ -296,11 +296,14 @@ struct NibStage {
   uint32_t z;  // zero points (HZ; G16 never has zeros here): byte r for tile r, one register for all 4 tiles
 };
 
-// M16 (x rows 8..15 present): 4 warps a block and up to 168 registers (3 blocks an SM); else 8 warps, 128 registers,
-// or 16 warps (W16, one block an SM) when the grid has at most one block per SM: the block's K steps then spread over
-// twice the warps, each with half the serial work (the kernel is bound by each warp's dependent instruction stream).
+// 8 warps a block at 128 registers (2 blocks an SM), or 16 warps (W16, one block an SM) when the grid has at most
+// one block per SM: the block's K steps then spread over twice the warps, each with half the serial work (the kernel
+// is bound by each warp's dependent instruction stream). M16 (x rows 8..15 present) ran 4 warps at up to 168
+// registers (3 blocks, 12 warps an SM) until round 4; 8 warps at 128 (16 warps an SM; int4 and nvfp4 spill 36 bytes)
+// measured 8192^2 M=16 int4 40.0 -> 35.6, nf4 37.3 -> 30.9, nvfp4 40.6 -> 35.7, mxfp4 37.9 -> 31.4 us; 4096^2
+// 2-7% faster; 4096x14336 nf4 / nvfp4 / mxfp4 4-10% faster, int4 4% slower (H100, bench/gpu_gemv.py, one run).
 template <bool M16, bool W16 = false> struct NibCfg {
-  static constexpr int NW = M16 ? 4 : W16 ? 16 : 8, MINB = M16 ? 3 : W16 ? 1 : 2;
+  static constexpr int NW = W16 ? 16 : 8, MINB = W16 ? 1 : 2;
 };
 // XS (M <= 8 only): the block's x slice (M x ksl) is staged in shared memory next to the table, at most kNibXsBytes.
 // Why (ncu source counters, H100, 8192^2 int4 M=1): 21% of the warp stall samples were long-scoreboard waits, 314 of
