@@ -52,7 +52,10 @@
 //     ahead of the loads: worse (26.8 -> 31.7-33.1 us). bench/probes/gemv_loads.cu: this kernel's load pattern alone
 //     streams the 32 MB in 14.4-14.7 us (2.3 TB/s; row-contiguous runs 13.0, a plain stream 13.4), so the 25 us
 //     are not the access pattern: each warp's dependent instruction stream is the bound (ncu: 7.4-7.8 cycles
-//     between a warp's instructions at 4 warps a scheduler, 0.5 instructions issued per cycle).
+//     between a warp's instructions at 4 warps a scheduler, 0.5 instructions issued per cycle). Also tried: 2 tiles a
+//     warp (16 rows a block) at 80 registers, 3 blocks an SM: 8192^2 M=1 26.1 -> 35.0 (int4), 25.0 -> 31.4 (nf4) us,
+//     4096x14336 22-24 -> 24-29 us, 4096^2 within noise: more, smaller blocks lose (per-block table, x shared by
+//     fewer tiles). Run-to-run spread of 4096^2 M=1 between fresh machines: ~10% (9.3-10.0 vs 10.4-10.9 us, nf4).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
