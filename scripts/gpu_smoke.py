@@ -3,7 +3,8 @@
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --padding 512 python3 scripts/gpu_smoke.py
   compute-sanitizer --tool racecheck python3 scripts/gpu_smoke.py
 (GPU.md: only the first recipe, with both settings, caught a planted one-element overrun.)
-`plant` adds a deliberate one-element overrun from a Triton kernel, to prove the recipe still catches one.
+`plant` runs only pack / unpack and a deliberate one-element overrun from a Triton kernel, to prove the recipe
+still catches one.
 """
 import os
 import sys
@@ -15,46 +16,64 @@ import fourbit  # noqa: E402
 from fourbit.formats import PRESETS  # noqa: E402
 
 dev = "cuda"
-for name, fmt in PRESETS.items():
-    w = torch.randn(37, 256, device=dev)
-    qw = fourbit.quantize(w, fmt)
-    qw.dequantize(torch.bfloat16)
-    for M in (1, 3, 17):  # CUDA GEMV (M <= 16) and Triton GEMM
-        for dt in (torch.bfloat16, torch.float32):
-            x = torch.randn(M, 256, device=dev, dtype=dt)
-            fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
-# split-K paths (GEMV with K split across blocks, the fused Triton GEMM's workspace + reduce) and the large-M
-# dequantize + cuBLAS path
-for name in ("int4", "nf4", "nvfp4", "mxfp4"):
-    qw = fourbit.quantize(torch.randn(48, 4096, device=dev), name)
-    for M, split in ((1, None), (12, None), (64, 3), (600, None)):
-        x = torch.randn(M, 4096, device=dev, dtype=torch.bfloat16)
-        if split:
-            from fourbit import kernels as _k  # noqa: E402
-            _k.linear(x, *qw.op_args(), None, split_k=split)
-        else:
-            fourbit.linear(x, qw)
-# the opt-in W4A8 path (activation quantize + FP8 GEMM)
-for name in ("int4", "mxfp4"):
-    qw = fourbit.quantize(torch.randn(48, 512, device=dev), name)
-    for M in (3, 300):
-        fourbit.linear(torch.randn(M, 512, device=dev, dtype=torch.bfloat16), qw, act="fp8_e4m3")
-# the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
-from fourbit import kernels  # noqa: E402
-from fourbit.layout import to_blocked_scales  # noqa: E402
-from fourbit.ops import _native_cuda  # noqa: E402
+PLANT = len(sys.argv) > 1 and sys.argv[1] == "plant"  # the control alone: the planted overrun, nothing else
 
-for name in ("nvfp4", "mxfp4"):
-    qw = fourbit.quantize(torch.randn(40, 256, device=dev), name)
-    q, s, z, g, lut, G = qw.op_args()
-    x = torch.randn(17, 256, device=dev, dtype=torch.bfloat16)
-    for act in ("bf16", "fp4"):
-        kernels.linear_scaled(x, q, s, g, name, None, act=act)
-    if _native_cuda.has_cuda():
-        _native_cuda.w4a4_linear(x, name, q, to_blocked_scales(s), g if g.numel() else None)
+
+def workload():
+    for name, fmt in PRESETS.items():
+        w = torch.randn(37, 256, device=dev)
+        qw = fourbit.quantize(w, fmt)
+        qw.dequantize(torch.bfloat16)
+        for M in (1, 3, 17):  # CUDA GEMV (M <= 16) and Triton GEMM
+            for dt in (torch.bfloat16, torch.float32):
+                x = torch.randn(M, 256, device=dev, dtype=dt)
+                fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
+    # split-K paths (GEMV with K split across blocks, the fused Triton GEMM's workspace + reduce) and the large-M
+    # dequantize + cuBLAS path
+    for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+        qw = fourbit.quantize(torch.randn(48, 4096, device=dev), name)
+        for M, split in ((1, None), (12, None), (64, 3), (600, None)):
+            x = torch.randn(M, 4096, device=dev, dtype=torch.bfloat16)
+            if split:
+                from fourbit import kernels as _k
+                _k.linear(x, *qw.op_args(), None, split_k=split)
+            else:
+                fourbit.linear(x, qw)
+    # eager replays: a cached weight's second call re-issues the first call's recorded launches (fourbit.ops.eager)
+    for name in ("int4", "nvfp4"):
+        qw = fourbit.quantize(torch.randn(64, 512, device=dev), name)
+        for M in (1, 64, 600):  # GEMV, fused GEMM, dequantize + cuBLAS
+            x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
+            for _ in range(2):
+                fourbit.linear(x, qw)
+    # the opt-in W4A8 path (activation quantize + FP8 GEMM): fused kernel (M < 512), cuBLAS block-scaled GEMM with
+    # fused tail rows (M = 515), each called twice (the second call is the eager replay)
+    for name in ("int4", "mxfp4"):
+        qw = fourbit.quantize(torch.randn(48, 512, device=dev), name)
+        for M in (3, 300, 515):
+            x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
+            for _ in range(2):
+                fourbit.linear(x, qw, act="fp8_e4m3")
+    # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
+    from fourbit import kernels
+    from fourbit.layout import to_blocked_scales
+    from fourbit.ops import _native_cuda
+
+    for name in ("nvfp4", "mxfp4"):
+        qw = fourbit.quantize(torch.randn(40, 256, device=dev), name)
+        q, s, z, g, lut, G = qw.op_args()
+        x = torch.randn(17, 256, device=dev, dtype=torch.bfloat16)
+        for act in ("bf16", "fp4"):
+            kernels.linear_scaled(x, q, s, g, name, None, act=act)
+        if _native_cuda.has_cuda():
+            _native_cuda.w4a4_linear(x, name, q, to_blocked_scales(s), g if g.numel() else None)
+
+
+if not PLANT:
+    workload()
 codes = torch.randint(0, 16, (5, 64), dtype=torch.uint8, device=dev)
 torch.ops.fourbit.unpack_nibbles(torch.ops.fourbit.pack_nibbles(codes))
-if len(sys.argv) > 1 and sys.argv[1] == "plant":
+if PLANT:
     from fourbit.kernels.pack import _pack_kernel
     short = torch.empty(5 * 32 - 1, dtype=torch.uint8, device=dev)  # one byte short of the 160 packed bytes
     _pack_kernel[(1,)](codes, short, 5 * 32, BLOCK=256)
