@@ -302,11 +302,14 @@ struct NibStage {
 // 8 warps a block at 128 registers (2 blocks an SM), or 16 warps (W16, one block an SM) when the grid has at most
 // one block per SM: the block's K steps then spread over twice the warps, each with half the serial work (the kernel
 // is bound by each warp's dependent instruction stream). M16 (x rows 8..15 present) ran 4 warps at up to 168
-// registers (3 blocks, 12 warps an SM) until round 4; 8 warps at 128 (16 warps an SM; int4 and nvfp4 spill 36 bytes)
-// measured 8192^2 M=16 int4 40.0 -> 35.6, nf4 37.3 -> 30.9, nvfp4 40.6 -> 35.7, mxfp4 37.9 -> 31.4 us; 4096^2
-// 2-7% faster; 4096x14336 nf4 / nvfp4 / mxfp4 4-10% faster, int4 4% slower (H100, bench/gpu_gemv.py, one run).
-template <bool M16, bool W16 = false> struct NibCfg {
-  static constexpr int NW = W16 ? 16 : 8, MINB = W16 ? 1 : 2;
+// registers (3 blocks, 12 warps an SM) until round 4; 8 warps at 128 (16 warps an SM) measured 8192^2 M=16 nf4
+// 37.3 -> 30.9, nvfp4 40.6 -> 35.7, mxfp4 37.9 -> 31.4 us, 4096^2 2-7% faster, 4096x14336 nf4 / nvfp4 / mxfp4 4-10%
+// faster (H100, bench/gpu_gemv.py, one run). With zero points (HZ: int4) M16 keeps 4 warps: at 128 registers it
+// spilled 36 bytes on sm_90a and 92 on sm_100a (int4 measured 40.0 -> 35.6 us at 8192^2 but 4% slower on
+// 4096x14336; Blackwell unmeasured).
+template <bool M16, bool W16 = false, bool HZ = false> struct NibCfg {
+  static constexpr bool SMALL = M16 && HZ;
+  static constexpr int NW = W16 ? 16 : SMALL ? 4 : 8, MINB = W16 ? 1 : SMALL ? 3 : 2;
 };
 // XS (M <= 8 only): the block's x slice (M x ksl) is staged in shared memory next to the table, at most kNibXsBytes.
 // Why (ncu source counters, H100, 8192^2 int4 M=1): 21% of the warp stall samples were long-scoreboard waits, 314 of
@@ -314,8 +317,9 @@ template <bool M16, bool W16 = false> struct NibCfg {
 constexpr int kNibXsBytes = 24576;
 template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsBytes : 0); }
 template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16>
-__global__ void __launch_bounds__(NibCfg<M16, W16>::NW * 32, NibCfg<M16, W16>::MINB) gemv_nib4_kernel(Params p) {
-  constexpr int NW = NibCfg<M16, W16>::NW;
+__global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16, HZ>::MINB)
+    gemv_nib4_kernel(Params p) {
+  constexpr int NW = NibCfg<M16, W16, HZ>::NW;
   static_assert(!(W16 && M16), "16 warps only for M <= 8");
   static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");
   static_assert(!(XS && M16), "x staging holds at most 8 rows");
@@ -604,9 +608,10 @@ bool nib4_fast(int qk, int sk, int64_t G, bool hz) {
 
 // Split count and slice length of gemv_nib4_kernel: ceil(N / 32) row blocks times S splits, S (<= 8, >= 8 steps of
 // 128 columns per block) picked so that the block count sits just under a whole number of 2-block-per-SM waves.
-void plan_nib4(int64_t M, int64_t N, int64_t K, int* S_out, int* ksl_out) {
+void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_out) {
   const bool m16 = M > 8;
-  const int64_t nw = m16 ? NibCfg<true>::NW : NibCfg<false>::NW, minb = m16 ? NibCfg<true>::MINB : NibCfg<false>::MINB;
+  const int64_t nw = m16 && hz ? NibCfg<true, false, true>::NW : NibCfg<false>::NW;
+  const int64_t minb = m16 && hz ? NibCfg<true, false, true>::MINB : NibCfg<false>::MINB;
   const int64_t rb = (N + kNibRows - 1) / kNibRows, kst = (K + 127) / 128, slots = minb * (int64_t)sm_count();
   const int64_t smax = std::max<int64_t>(1, std::min<int64_t>(8, kst / nw));
   // cost in 128-column steps per warp: waves x (steps per warp + a fixed ~1 step per block for the 32 KB table and
@@ -657,7 +662,8 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   const bool xs = int64_t(p.M) * ksl * 2 <= kNibXsBytes;
   const bool w16 = int64_t(grid.x) * grid.y <= sm_count();  // at most one 8-warp block per SM
   if (p.M > 8) {
-    gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false><<<grid, NibCfg<true>::NW * 32, nib_smem<false>(), st>>>(p);
+    constexpr int T = NibCfg<true, false, HZ>::NW * 32;
+    gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false><<<grid, T, nib_smem<false>(), st>>>(p);
   } else if (w16) {
     constexpr int T = NibCfg<false, true>::NW * 32;
     if (xs) gemv_nib4_kernel<XT, SK, G16, HZ, false, true, true><<<grid, T, nib_smem<true>(), st>>>(p);
@@ -730,8 +736,10 @@ int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int
   int S, ksl, S2, ksl2;
   plan(qk, std::min<int64_t>(M, 16), N, K, &S, &ksl);
   if (qk == QK_NIB4) {  // the scale kind is not known here: room for either 4-bit kernel
-    plan_nib4(std::min<int64_t>(M, 16), N, K, &S2, &ksl2);
-    S = std::max(S, S2);
+    for (bool hz : {false, true}) {  // with or without zero points (their M16 blocks differ)
+      plan_nib4(std::min<int64_t>(M, 16), N, K, hz, &S2, &ksl2);
+      S = std::max(S, S2);
+    }
   }
   return S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
 }
@@ -757,7 +765,7 @@ void linear(const LinearArgs& a, uintptr_t stream) {
     p.bias = a.bias; p.ws = a.ws;
     if (mma && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr)) {
       int S, ksl;
-      plan_nib4(p.M, a.N, a.K, &S, &ksl);
+      plan_nib4(p.M, a.N, a.K, a.zeros != nullptr, &S, &ksl);
       if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * p.M * a.N))
         throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
       if (a.xt == XT_BF16) launch_nib4<__nv_bfloat16>(p, S, ksl, st);
