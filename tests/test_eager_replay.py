@@ -127,6 +127,25 @@ def test_replay_offsets_host_steps_and_autotuner_picks():
     assert L.Replay.build(rec, {"x": x, "out": y}, (weight,)) is None
 
 
+def test_plan_cache_follows_the_stored_tensors():
+    """plan_for / w4a8_plan_for (CPU tensors: the cache logic needs no GPU): one plan per owner and op while the stored
+    tensors are the same objects; a replaced tensor makes a fresh plan; an uncacheable plan is never stored; the W4A16
+    and W4A8 plans of one owner do not share a slot."""
+    from fourbit.ops import eager, w4a8
+    qw = fourbit.quantize(torch.randn(32, 256), "int4")
+    t = tuple(qw.stored_tensors().values())
+    w8_args = lambda: w4a8.w4a8_args(qw)  # noqa: E731
+    p1 = eager.plan_for(qw, t, qw.op_args, True)
+    q1 = eager.w4a8_plan_for(qw, t, w8_args, True)
+    assert isinstance(p1, eager.Plan) and isinstance(q1, eager.W4A8Plan) and (q1.N, q1.K) == (32, 256)
+    assert eager.plan_for(qw, t, qw.op_args, True) is p1 and eager.w4a8_plan_for(qw, t, w8_args, True) is q1
+    t2 = (t[0].clone(),) + t[1:]  # a replaced buffer (e.g. after load_state_dict)
+    p2 = eager.plan_for(qw, t2, qw.op_args, True)
+    assert p2 is not p1 and eager.plan_for(qw, t2, qw.op_args, True) is p2
+    p3 = eager.plan_for(qw, t, qw.op_args, False)
+    assert p3 is not p1 and not p3.cached and eager.plan_for(qw, t2, qw.op_args, True) is p2
+
+
 def _case(name, N, K, seed):
     gen = torch.Generator().manual_seed(seed)
     qw = fourbit.quantize((torch.randn(N, K, generator=gen) * 0.05).to(DEV), name)

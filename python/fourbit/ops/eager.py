@@ -52,15 +52,16 @@ def usable(x: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
     return not (torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)))
 
 
-def plan_for(owner, tensors, make_args, cacheable: bool) -> Plan:
-    """owner's cached Plan while `tensors` (its stored pieces) are the same objects; else a fresh, checked one
-    (kept when cacheable: the op arguments are those tensors themselves, so in-place updates stay visible)."""
-    c = owner.__dict__.get("_fourbit_plan")
+def plan_for(owner, tensors, make_args, cacheable: bool, kind=None, key: str = "_fourbit_plan"):
+    """owner's cached plan (a `kind`: Plan, or W4A8Plan under its own key) while `tensors` (its stored pieces) are the
+    same objects; else a fresh, checked one (kept when cacheable: the op arguments are those tensors themselves or
+    views of them, so in-place updates stay visible)."""
+    c = owner.__dict__.get(key)
     if c is not None and len(c[0]) == len(tensors) and all(a is b for a, b in zip(c[0], tensors)):
         return c[1]
-    p = Plan(make_args(), cacheable)
+    p = (kind or Plan)(make_args(), cacheable)
     if cacheable:
-        owner.__dict__["_fourbit_plan"] = (tuple(tensors), p)
+        owner.__dict__[key] = (tuple(tensors), p)
     return p
 
 
@@ -153,15 +154,8 @@ class W4A8Plan:
 
 
 def w4a8_plan_for(owner, tensors, make_args, cacheable: bool) -> W4A8Plan:
-    """owner's cached W4A8Plan while `tensors` (its stored pieces) are the same objects, else a new one (kept when
-    cacheable: the op arguments are views of those tensors, so their versions track in-place updates)."""
-    c = owner.__dict__.get("_fourbit_w4a8_plan")
-    if c is not None and len(c[0]) == len(tensors) and all(a is b for a, b in zip(c[0], tensors)):
-        return c[1]
-    p = W4A8Plan(make_args(), cacheable)
-    if cacheable:
-        owner.__dict__["_fourbit_w4a8_plan"] = (tuple(tensors), p)
-    return p
+    """plan_for for the W4A8 op (its own key: a module may run both ops)."""
+    return plan_for(owner, tensors, make_args, cacheable, W4A8Plan, "_fourbit_w4a8_plan")
 
 
 def w4a8_linear(x: torch.Tensor, plan: W4A8Plan, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
