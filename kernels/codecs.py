@@ -4,7 +4,9 @@ E8M0, bf16 conversion, power-of-two exponents and 4-bit nibble (un)packing.
 Everything here is integer bit manipulation or single IEEE float32 operations (add, multiply, tl.div_rn), so the
 results are the same bits on a GPU (checked in the PTX: add.rn/mul.rn/div.rn.f32, no .ftz; the launchers turn FMA
 contraction off) and under the Triton interpreter (numpy float32). libdevice is avoided on purpose: the
-interpreter cannot run extern calls, and Triton sets libdevice's FTZ reflect flag, which flushes subnormals.
+interpreter cannot run extern calls, and Triton sets libdevice's FTZ reflect flag, which flushes subnormals. The one
+inline PTX instruction (rint_fast: cvt.rni.f32.f32, round to the nearest even integer) is as exact as its interpreter
+twin and is chosen by the caller's INTERP constexpr.
 """
 import triton
 import triton.language as tl
@@ -33,6 +35,13 @@ def rint(x):  # float32 -> float32 round-half-to-even to an integer (2^23 magic-
 
 
 @triton.jit
+def rint_fast(x, INTERP: tl.constexpr):  # rint on the GPU as one cvt.rni (FRND); the interpreter runs rint above
+    if INTERP:
+        return rint(x)
+    return tl.inline_asm_elementwise("cvt.rni.f32.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
 def to_f32(x):  # float32/bf16/fp16 -> float32, exact (by bits for bf16: the interpreter's bf16 cast drops subnormals)
     if x.dtype == tl.bfloat16:
         return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
@@ -45,13 +54,17 @@ def is_finite(x):  # float32 -> bool: neither NaN nor +-Inf (exponent field not 
 
 
 @triton.jit
-def e2m1_encode(v):  # finite float32 -> uint8 E2M1 code 0..15: RNE ties-to-even on the code, saturating at 6, sign kept
-    a = tl.abs(v)
-    # one comparison per decision bound; ">=" where the tie goes up to the even code (0.75, 1.75, 3.5)
-    c = (a > 0.25).to(tl.uint8) + (a >= 0.75).to(tl.uint8) + (a > 1.25).to(tl.uint8) + (a >= 1.75).to(tl.uint8)
-    c = c + (a > 2.5).to(tl.uint8) + (a >= 3.5).to(tl.uint8) + (a > 5.0).to(tl.uint8)
-    sign = (v.to(tl.uint32, bitcast=True) >> 31).to(tl.uint8)
-    return c | (sign << 3)
+def e2m1_encode(v):  # finite float32 -> int32 E2M1 code 0..15: RNE ties-to-even on the code, saturating at 6, sign kept
+    # Integer arithmetic on the bits instead of 7 compares: ~12 instructions against ~20 (sm_90 SASS, 2026-11-26).
+    a = tl.minimum(tl.abs(v), 6.0)
+    # below 2 the E2M1 grid is 0.5 apart: code = RNE(2a), read off the bits of 2a + 2^23 (exact, no conversion)
+    sub = (a * 2.0 + 8388608.0).to(tl.int32, bitcast=True) - 0x4B000000
+    # from 2 up: keep 1 mantissa bit with RNE (+ 2^21 - 1 + the kept bit); the exponent / mantissa bits are then the
+    # code plus 252 (2.0 = 2^1 is code 4 and has exponent field 128: 128 * 2 - 252 = 4), saturated by the clamp at 6
+    bits = a.to(tl.int32, bitcast=True)
+    nrm = (bits + (0x1FFFFF - (252 << 22)) + ((bits >> 22) & 1)) >> 22
+    sign = (v.to(tl.int32, bitcast=True) >> 28) & 8
+    return tl.where(a < 2.0, sub, nrm) | sign
 
 
 @triton.jit
@@ -157,6 +170,6 @@ def unpack_tile(p):  # uint8 [R, C] packed bytes -> uint8 [R, 2C] codes, element
 
 
 @triton.jit
-def pack_tile(c):  # uint8 [R, 2C] codes 0..15 -> uint8 [R, C] bytes, element 2i into the LOW nibble
+def pack_tile(c):  # [R, 2C] codes 0..15 -> [R, C] bytes (same integer dtype), element 2i into the LOW nibble
     lo, hi = tl.split(tl.reshape(c, (c.shape[0], c.shape[1] // 2, 2)))
     return lo | (hi << 4)

@@ -260,6 +260,16 @@ def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC:
 
 
 @triton.jit
+def tile_rows(M, N, BM: tl.constexpr, BN: tl.constexpr):
+    """The GEMMs' output tile of program (pid 0, pid 1): (rows of x / y [BM], rows of W = columns of y [BN], the
+    same wrapped into [0, M) / [0, N) as int64 load indices: past-the-end rows load valid memory and are never
+    stored, so the K loop needs no row masks)."""
+    rows_m = tl.program_id(0) * BM + tl.arange(0, BM)
+    rows_n = tl.program_id(1) * BN + tl.arange(0, BN)
+    return rows_m, rows_n, (rows_m % M).to(tl.int64), (rows_n % N).to(tl.int64)
+
+
+@triton.jit
 def _dequantize_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, GC: tl.constexpr, CODES: tl.constexpr,
                        BITS: tl.constexpr,
                        SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, OUT: tl.constexpr,

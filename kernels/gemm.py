@@ -87,7 +87,7 @@ import triton
 import triton.language as tl
 
 from ._launch import EXACT, gpu_time, interpreting, launch as _jit, not_recording, scratch
-from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, weight_args, weight_meta
+from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, tile_rows, weight_args, weight_meta
 from . import codecs as cd
 
 # Tuning space (GPU, Hopper): (BM, BN, BK, SWAP, num_warps, num_stages, LUT_MODE, SPLIT_K).
@@ -144,13 +144,8 @@ def _linear_kernel(x_ptr, q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, b_ptr, y_ptr, ws_
     float32 partial sum to ws_ptr[program_id(2), M, N] (global scale, bias and cast left to _splitk_reduce); else
     the finished y.
     EVEN_K: K % BK == 0 (no masks in the K loop; rows past M / N are clamped and never stored)."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
     pid_k = tl.program_id(2)
-    rows_m = pid_m * BM + tl.arange(0, BM)
-    rows_n = pid_n * BN + tl.arange(0, BN)
-    rm = (rows_m % M).to(tl.int64)
-    rn = (rows_n % N).to(tl.int64)
+    rows_m, rows_n, rm, rn = tile_rows(M, N, BM, BN)
     DT: tl.constexpr = x_ptr.dtype.element_ty
     kk = tl.arange(0, BK)
     k_lo = pid_k * T_SPLIT * BK

@@ -1,7 +1,18 @@
 """quantize: every fourbit format in one parameterized kernel (fmt id and grid constants are constexpr), bit-exact
-with the FP32 references in fourbit/formats (same operation order, true IEEE division, RNE, same NaN policy).
+with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotients, RNE, same NaN policy).
 
-nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass.
+nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass, so it reads
+the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read).
+
+Speed (H100 80GB HBM3, 8192^2 bf16 random weights, CUDA-graph us, previous kernel -> this one in one process,
+2026-11-26): ncu had shown the kernel issue-bound (0.83 instructions per scheduler per cycle, ~43 SASS instructions
+per element for int4, 69 and 255 registers for nf4). Changes: one integer max of |x|'s bits gives both the group's
+amax and its NaN / Inf flag (was a float max, a flag max and a select per element); quotients by multiply and two
+FMA residual steps instead of the IEEE division (_div); cvt.rni for rint; a 4-step binary search over the nf4 /
+bnb_fp4 midpoints; E2M1 encoding by bit arithmetic (codecs.e2m1_encode).
+  int4 (asym, g128) 113.7 -> 100.8 us (51 -> 57% of copy); int4_sym 100.4 -> 85.1 (57 -> 68%); int8 (per channel)
+  157.2 -> 94.5 (43 -> 72%); nf4 245.4 -> 119.2 (24 -> 49%); bnb_fp4 261.5 -> 153.0 (22 -> 38%); nvfp4 216.6 ->
+  168.1 (27 -> 35%); mxfp4 121.5 -> 81.4 (47 -> 71%). Outputs bit-identical between the two kernels on that weight.
 """
 from functools import lru_cache
 
@@ -10,14 +21,14 @@ import triton
 import triton.language as tl
 
 from . import codecs as cd
-from ._launch import EXACT
+from ._launch import EXACT, interpreting
 from fourbit.formats import FORMATS
 from fourbit.formats._codebook import midpoints
 
 TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
-# elements per quantize program (groups per program = TILE // padded group), warps. H100 8192^2 bf16 (bench/
-# elementwise_tune.py, 2026-11-26): 2 warps beat 4 by 2-6%; TILE 1024-8192 within 5%. What bounds it is the
-# per-element IEEE division the references specify (int4 / nvfp4) and the 15 midpoint compares (nf4).
+# elements per quantize program (groups per program = TILE // padded group), warps. H100 8192^2 bf16, after the
+# changes above (2026-11-26, 16 (TILE, warps) pairs): 2048 / 2 is within 3% of each format's best (int4 1024 / 1
+# 99.3 us vs 100.8; nf4 8192 / 4 116.1 vs 119.2; nvfp4 1024 / 1 167.4 vs 168.1; mxfp4 2048 / 1 79.2 vs 81.4).
 TILE, WARPS = 2048, 2
 
 
@@ -30,11 +41,57 @@ def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
     tl.atomic_max(amax_ptr, tl.max(x, axis=0))
 
 
+@triton.jit
+def _search15(t, mid_ptr):  # float32 t -> int32 count of the 15 sorted midpoints strictly below t (ties go low)
+    # binary search, 4 compares + 11 selects of scalars, against 15 compares + 15 adds for a linear count: on H100 the
+    # linear count made nf4 the slowest quantize (69 instructions per element, 255 registers; ncu, 2026-11-26)
+    b3 = t > tl.load(mid_ptr + 7)
+    b2 = t > tl.where(b3, tl.load(mid_ptr + 11), tl.load(mid_ptr + 3))
+    c = tl.where(b3, tl.where(b2, tl.load(mid_ptr + 13), tl.load(mid_ptr + 9)),
+                 tl.where(b2, tl.load(mid_ptr + 5), tl.load(mid_ptr + 1)))
+    b1 = t > c
+    hi = tl.where(b2, tl.where(b1, tl.load(mid_ptr + 14), tl.load(mid_ptr + 12)),
+                  tl.where(b1, tl.load(mid_ptr + 10), tl.load(mid_ptr + 8)))
+    lo = tl.where(b2, tl.where(b1, tl.load(mid_ptr + 6), tl.load(mid_ptr + 4)),
+                  tl.where(b1, tl.load(mid_ptr + 2), tl.load(mid_ptr + 0)))
+    b0 = t > tl.where(b3, hi, lo)
+    # the index summed in float32 (exact): summed as integers, LLVM narrowed the booleans to byte vectors and spent
+    # PRMT / P2R instructions packing them (sm_90 SASS: 48 -> 40 instructions per element)
+    return (tl.where(b3, 8.0, 0.0) + tl.where(b2, 4.0, 0.0) + tl.where(b1, 2.0, 0.0) + tl.where(b0, 1.0, 0.0)).to(tl.int32)
+
+
+@triton.jit
+def _div(x, s, bad, SIGNED_ZERO: tl.constexpr):
+    """[GPB, BG] x, [GPB] s > 0, [GPB] bad -> float32 x / s as tl.div_rn rounds it wherever |x / s| >= 2^-8, and
+    elsewhere a value below 2^-8 with x's sign if SIGNED_ZERO (the E2M1 encoder keeps the sign of a 0 code; rint
+    does not need it).
+
+    Why: the IEEE division (MUFU.RCP, 5 FFMA, FCHK and a branch per element) bounded the int kernels. Here the
+    group's y = RN(1 / s) is computed once; q0 = RN(x * y) is within 1.5 ulp of x / s; one residual step
+    q1 = RN(q0 + RN(x - q0 s) y) makes it faithful (within 1 ulp); then the residual x - q1 s is exact and
+    q2 = RN(q1 + (x - q1 s) y) is RN(x / s) (Markstein's theorem for y = RN(1 / s); Muller et al., Handbook of
+    Floating-Point Arithmetic), provided nothing under- or overflows: s in [2^-90, 2^90] and |x / s| >= 2^-8 (smaller
+    quotients round to 0 either way). A tile holding a finite group with s outside that range uses tl.div_rn.
+    Checked against numpy's division on 40M pairs near and away from half-integers (0 mismatches, 2026-11-26)."""
+    safe = (s >= 8.077935669463161e-28) & (s <= 1.2379400392853803e+27)
+    y = tl.div_rn(tl.full(s.shape, 1.0, tl.float32), s)[:, None]
+    sc = s[:, None]
+    q = x * y
+    q = tl.fma(tl.fma(-q, sc, x), y, q)
+    q = tl.fma(tl.fma(-q, sc, x), y, q)
+    if tl.max((~safe & ~bad).to(tl.int32)) > 0:  # a finite group outside the range: the plain division
+        q = tl.div_rn(x, sc)
+    if SIGNED_ZERO:  # a tiny quotient's residual step can turn -0 into +0; the sign is x's (s > 0)
+        sign = x.to(tl.uint32, bitcast=True) & 0x80000000
+        q = ((q.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | sign).to(tl.float32, bitcast=True)
+    return q
+
+
 @triton.jit(do_not_specialize=["n_groups"])
 def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order_ptr, K, n_groups, G,
                      FMT: tl.constexpr, BITS: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr,
                      OFFSET: tl.constexpr, ZERO_CODE: tl.constexpr, GPB: tl.constexpr, BG: tl.constexpr,
-                     SORTED: tl.constexpr):
+                     SORTED: tl.constexpr, INTERP: tl.constexpr):
     """One program: GPB consecutive groups of one row.
 
     w_ptr: [N, K] row-major float32/bf16/fp16. q_ptr: uint8 [N, K/2] packed (BITS=4) or int8/uint8 [N, K].
@@ -42,6 +99,8 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
     g_ptr: float32 [1] global scale out (NVFP4); amax_ptr: float32 [1] finite amax in (NVFP4).
     mid_ptr: float32 [15] sorted codebook midpoints; order_ptr: uint8 [16] code of each sorted entry (CODEBOOK).
     G: group size (any even value; BG = next power of two >= G).
+    A group with a NaN or Inf gets code 0 (of the value 0) and a NaN scale, so its other outputs may be computed
+    from non-finite values and are discarded.
     """
     row = tl.program_id(0).to(tl.int64)
     gi = tl.program_id(1) * GPB + tl.arange(0, GPB)
@@ -49,60 +108,56 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
     gmask = gi < n_groups
     mask = gmask[:, None] & (j[None, :] < G)
     x = cd.to_f32(tl.load(w_ptr + row * K + gi[:, None] * G + j[None, :], mask=mask, other=0))
-    fin = cd.is_finite(x)
-    bad = tl.max((~fin).to(tl.int32), axis=1) > 0
-    wf = tl.where(fin, x, 0.0)  # padding is 0 too: neutral for amax and for the 0-clamped min / max
+    # |x| as integer bits: one max gives both the group's amax and whether it holds a NaN / Inf (bits >= 0x7F800000)
+    amax_bits = tl.max(x.to(tl.int32, bitcast=True) & 0x7FFFFFFF, axis=1)
+    bad = amax_bits >= 0x7F800000
+    amax = amax_bits.to(tl.float32, bitcast=True)
     if FMT == 0:  # INT_SYM: s = amax / qmax, q = RNE(x / s) clamped
-        s = tl.div_rn(tl.max(tl.abs(wf), axis=1), float(QMAX))
+        s = tl.div_rn(amax, float(QMAX))
         s = tl.where(s == 0, 1.0, s)
-        q = tl.minimum(tl.maximum(cd.rint(tl.div_rn(wf, s[:, None])), float(QMIN)), float(QMAX))
-        codes = tl.where(bad[:, None], 0.0, q) + OFFSET
+        q = tl.minimum(tl.maximum(cd.rint_fast(_div(x, s, bad, False), INTERP), float(QMIN)), float(QMAX))
+        codes = (tl.where(bad[:, None], 0.0, q) + OFFSET).to(tl.int32)  # NaN never reaches the cast
         scale = tl.where(bad, float("nan"), s)
     elif FMT == 1:  # INT_ASYM: range widened to hold 0, s = (mx - mn) / levels, z = RNE(-mn / s)
-        mn = tl.minimum(tl.min(wf, axis=1), 0.0)
-        mx = tl.maximum(tl.max(wf, axis=1), 0.0)
+        mn = tl.minimum(tl.min(x, axis=1), 0.0)
+        mx = tl.maximum(tl.max(x, axis=1), 0.0)
         s = tl.div_rn(mx - mn, float(QMAX))
-        s = tl.where(s == 0, 1.0, s)
+        s = tl.where((s == 0) | bad, 1.0, s)
         z = tl.minimum(tl.maximum(cd.rint(tl.div_rn(-mn, s)), 0.0), float(QMAX))
-        q = tl.minimum(tl.maximum(cd.rint(tl.div_rn(wf, s[:, None])) + z[:, None], 0.0), float(QMAX))
-        codes = tl.where(bad[:, None], 0.0, q)
+        q = tl.minimum(tl.maximum(cd.rint_fast(_div(x, s, bad, False), INTERP) + z[:, None], 0.0), float(QMAX))
+        codes = tl.where(bad[:, None], 0.0, q).to(tl.int32)
         z = tl.where(bad, 0.0, z)
         tl.store(z_ptr + row * n_groups + gi, z.to(tl.uint8), mask=gmask)
         scale = tl.where(bad, float("nan"), s)
     elif FMT == 2:  # CODEBOOK: t = clamp(x * (1 / max(a, 1e-38)), -1, 1), index = #midpoints strictly below t
-        a = tl.max(tl.abs(wf), axis=1)
         tiny = tl.full([GPB], TINY_BITS, tl.uint32).to(tl.float32, bitcast=True)
-        inv = tl.div_rn(tl.full([GPB], 1.0, tl.float32), tl.maximum(a, tiny))
-        t = tl.minimum(tl.maximum(wf * inv[:, None], -1.0), 1.0)
-        idx = tl.zeros([GPB, BG], tl.int32)
-        for m in tl.static_range(15):
-            idx += (t > tl.load(mid_ptr + m)).to(tl.int32)
+        inv = tl.div_rn(tl.full([GPB], 1.0, tl.float32), tl.maximum(amax, tiny))
+        idx = _search15(tl.minimum(tl.maximum(x * inv[:, None], -1.0), 1.0), mid_ptr)
         if SORTED:  # nf4: codes are already in value order, no per-element gather
             codes = tl.where(bad[:, None], ZERO_CODE, idx)
         else:
-            codes = tl.where(bad[:, None], ZERO_CODE, tl.load(order_ptr + idx))
-        scale = tl.where(bad, float("nan"), a)
+            codes = tl.where(bad[:, None], ZERO_CODE, tl.load(order_ptr + idx).to(tl.int32))
+        scale = tl.where(bad, float("nan"), amax)
     elif FMT == 3:  # NVFP4: g = amax / 2688, s = E4M3(bmax / (6 g)), code = E2M1(x / (s * g))
         g = tl.div_rn(tl.load(amax_ptr), 2688.0)
         g = tl.where(g == 0, 1.0, g)
-        byte, s = cd.nvfp4_block_scale(tl.max(tl.abs(wf), axis=1), g)
-        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(tl.div_rn(wf, (s * g)[:, None])))
+        byte, s = cd.nvfp4_block_scale(amax, g)
+        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(_div(x, s * g, bad, True)))
         scale = tl.where(bad, 0x7F, byte).to(tl.uint8)
         if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
             tl.store(g_ptr, g)
     else:  # MX_FLOOR / MX_RCEIL: E8M0 exponent e, code = E2M1(x * 2^-e) (an exact scaling)
-        e = cd.mx_exponent(tl.max(tl.abs(wf), axis=1), FMT)
-        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(wf * cd.exp2i(-e)[:, None]))
+        e = cd.mx_exponent(amax, FMT)
+        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(x * cd.exp2i(-e)[:, None]))
         scale = tl.where(bad, 255, e + 127).to(tl.uint8)
     tl.store(s_ptr + row * n_groups + gi, scale, mask=gmask)
     if BITS == 4:
         jj = tl.arange(0, BG // 2)
-        packed = cd.pack_tile(codes.to(tl.uint8))
+        packed = cd.pack_tile(codes).to(tl.uint8)
         tl.store(q_ptr + row * (K // 2) + gi[:, None] * (G // 2) + jj[None, :], packed,
                  mask=gmask[:, None] & (jj[None, :] < G // 2))
     else:
-        tl.store(q_ptr + row * K + gi[:, None] * G + j[None, :], codes.to(tl.int32).to(q_ptr.dtype.element_ty),
-                 mask=mask)
+        tl.store(q_ptr + row * K + gi[:, None] * G + j[None, :], codes.to(q_ptr.dtype.element_ty), mask=mask)
 
 
 @lru_cache(maxsize=None)
@@ -156,6 +211,6 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     grid = (N, triton.cdiv(n_groups, GPB))
     _quantize_kernel[grid](w, qdata, s_out, zeros if zeros.numel() else dummy_f, gscale if gscale.numel() else dummy_f,
                            amax, mid, order, K, n_groups, G, FMT=fid, BITS=bits, QMIN=qmin, QMAX=qmax,
-                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, SORTED=srt, num_warps=num_warps,
+                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, SORTED=srt, INTERP=interpreting(), num_warps=num_warps,
                            **EXACT)
     return qdata, scales, zeros, gscale

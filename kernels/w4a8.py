@@ -27,7 +27,7 @@ import triton.language as tl
 
 from ._launch import host, interpreting, launch, scratch
 from . import codecs as cd
-from .dequantize import _codes_to_values
+from .dequantize import _codes_to_values, tile_rows
 
 FMT_INT4_ASYM, FMT_INT4_SYM, FMT_MXFP4 = 0, 1, 2
 ACT_BR, ACT_BK = 4, 256  # activation quantize: rows x K chunk per program (two passes over the row)
@@ -146,12 +146,7 @@ def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M
     sm_90, int4, BM 256 / BN 128 / SWAP 1, divisibility-16 arguments as at run time) has ~585 instructions per
     thread for 64 weight elements: ~4.5 per element for unpack + integer-to-float + zero point + cvt.e4m3x2 and
     2 FMAs per output of the promotion, against one wgmma m64n256k32 per 32 K per warpgroup."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    rows_m = pid_m * BM + tl.arange(0, BM)
-    rows_n = pid_n * BN + tl.arange(0, BN)
-    rm = (rows_m % M).to(tl.int64)
-    rn = (rows_n % N).to(tl.int64)
+    rows_m, rows_n, rm, rn = tile_rows(M, N, BM, BN)
     x_ptrs = x_ptr + rm[:, None] * K + tl.arange(0, BS)[None, :]
     if SWAP:
         acc = tl.zeros([BN, BM], tl.float32)

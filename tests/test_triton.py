@@ -25,17 +25,22 @@ if not ON_GPU:
 os.environ.setdefault("FOURBIT_TRITON_AUTOTUNE", "0")  # many shapes: one config each (test_autotuned_linear tunes)
 
 triton = pytest.importorskip("triton")
+import triton.language as tl  # noqa: E402
 import fourbit.kernels as K  # noqa: E402
 from fourbit import testing  # noqa: E402
 from fourbit.formats import PRESETS  # noqa: E402
 from fourbit.formats._absmax import compress  # noqa: E402
 from fourbit.formats._base import U32  # noqa: E402
+from fourbit.formats.fp4_e2m1 import encode as e2m1_encode_ref  # noqa: E402
+from fourbit.kernels import codecs as cd  # noqa: E402
 from fourbit.layout import pack_nibbles_ref, unpack_nibbles_ref  # noqa: E402
 from strategies import weights  # noqa: E402
 
 DEV = "cuda" if ON_GPU else "cpu"
 # the interpreter's numpy casts warn on values it saturates / overflows on purpose (3e38 outliers, Inf groups)
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+# and on the NaN / Inf groups that quantize computes and then discards
+pytestmark = [pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")]
 ACT = [torch.float32, torch.bfloat16, torch.float16]
 
 
@@ -172,6 +177,73 @@ def _special_weights():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_quantize_special_values(name):
     check_quantize(_special_weights(), name)
+
+
+def _tie_weights(name, rows=8, K=256, seed=5):
+    """(weights, divisors): quotients x / d within 3 ulps of a rounding tie of the format's encoder (half-integers
+    for the integer formats, the E2M1 bounds for nvfp4, whose d = E4M3 scale * global scale). Each group's extremes
+    are set first, so that d is known from the reference, and the other values stay inside them."""
+    fmt = PRESETS[name]
+    G = fmt.group(K)
+    gen = torch.Generator().manual_seed(seed)
+    n_groups = rows * K // G
+    s0 = torch.exp(torch.empty(n_groups).uniform_(-20, 20, generator=gen))
+    w = torch.zeros(n_groups, G)
+    if fmt.name == "nvfp4":
+        w[:, 0] = 6 * s0
+        ties = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
+        ties = torch.cat([ties, -ties])
+    else:
+        qmax = 2 ** (fmt.bits - 1) - 1 if fmt.symmetric else 2 ** fmt.bits - 1
+        if fmt.symmetric:
+            w[:, 0] = qmax * s0
+        else:
+            w[:, 0], w[:, 1] = 0.45 * qmax * s0, -0.55 * qmax * s0
+        ties = torch.arange(-qmax, qmax).float() + 0.5
+    p = testing.reference_parts(w.reshape(rows, K), fmt)
+    d = p.scales.reshape(n_groups, -1)[:, :1].float()
+    if fmt.name == "nvfp4":
+        d = d * p.global_scale.float()
+    x = (ties[torch.randint(len(ties), (n_groups, G - 2), generator=gen)] * d).contiguous()
+    x = (x.view(torch.int32) + torch.randint(-3, 4, x.shape, generator=gen, dtype=torch.int32)).view(torch.float32)
+    w[:, 2:] = torch.minimum(torch.maximum(x, w.min(1, keepdim=True).values), w.max(1, keepdim=True).values)
+    return w.reshape(rows, K), d
+
+
+@needs_ready
+@pytest.mark.parametrize("name", ["int4", "int4_sym", "int8", "int8_asym", "nvfp4"])
+def test_quantize_quotients_at_ties(name):
+    """The kernel divides by multiplying with RN(1 / d) and correcting with two FMA residual steps
+    (kernels/quantize._div); these weights put quotients within 3 ulps of the encoder's ties, where the product
+    alone lands on the other side for some elements (asserted, so the case can fail), and the codes must match."""
+    w, d = _tie_weights(name)
+    wg = w.reshape(d.shape[0], -1)
+    enc = e2m1_encode_ref if PRESETS[name].name == "nvfp4" else torch.round
+    assert (enc(wg / d) != enc(wg * (1 / d))).any(), "no element where the shortcut alone differs"
+    check_quantize(w, name)
+
+
+@triton.jit
+def _e2m1_kernel(v_ptr, c_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    v = tl.load(v_ptr + offs, mask=offs < n)
+    tl.store(c_ptr + offs, cd.e2m1_encode(v).to(tl.uint8), mask=offs < n)
+
+
+@needs_ready
+def test_e2m1_encode_every_boundary():
+    """codecs.e2m1_encode (integer bit arithmetic) against fp4_e2m1.encode: every decision bound and grid value
+    +- 4 ulps, both signs, every power of two from 2^-149 to 2^127, and the largest finite float. The ties, one per
+    bound: 0.25 -> code 0, 0.75 -> 2, 1.25 -> 2, 1.75 -> 4, 2.5 -> 4, 3.5 -> 6, 5 -> 6 (even code); above 5
+    saturates to 6 (code 7)."""
+    marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0])
+    near = (marks.view(torch.int32)[:, None] + torch.arange(-4, 5, dtype=torch.int32)).view(torch.float32)
+    pows = torch.ldexp(torch.ones(277), torch.arange(-149, 128).float())
+    v = torch.cat([near.flatten(), pows, torch.tensor([0.0, torch.finfo(torch.float32).max])])
+    v = torch.cat([v, -v])
+    out = torch.empty(v.shape, dtype=torch.uint8, device=DEV)
+    _e2m1_kernel[(triton.cdiv(v.numel(), 256),)](v.to(DEV), out, v.numel(), BLOCK=256)
+    testing.assert_bit_exact(out.cpu(), e2m1_encode_ref(v), "e2m1 codes")
 
 
 @needs_ready
