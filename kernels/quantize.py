@@ -57,7 +57,8 @@ def _search15(t, mid_ptr):  # float32 t -> int32 count of the 15 sorted midpoint
     b0 = t > tl.where(b3, hi, lo)
     # the index summed in float32 (exact): summed as integers, LLVM narrowed the booleans to byte vectors and spent
     # PRMT / P2R instructions packing them (sm_90 SASS: 48 -> 40 instructions per element)
-    return (tl.where(b3, 8.0, 0.0) + tl.where(b2, 4.0, 0.0) + tl.where(b1, 2.0, 0.0) + tl.where(b0, 1.0, 0.0)).to(tl.int32)
+    idx = tl.where(b3, 8.0, 0.0) + tl.where(b2, 4.0, 0.0) + tl.where(b1, 2.0, 0.0) + tl.where(b0, 1.0, 0.0)
+    return idx.to(tl.int32)
 
 
 @triton.jit
@@ -211,6 +212,6 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     grid = (N, triton.cdiv(n_groups, GPB))
     _quantize_kernel[grid](w, qdata, s_out, zeros if zeros.numel() else dummy_f, gscale if gscale.numel() else dummy_f,
                            amax, mid, order, K, n_groups, G, FMT=fid, BITS=bits, QMIN=qmin, QMAX=qmax,
-                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, SORTED=srt, INTERP=interpreting(), num_warps=num_warps,
-                           **EXACT)
+                           OFFSET=offset, ZERO_CODE=zero_code, GPB=GPB, BG=BG, SORTED=srt, INTERP=interpreting(),
+                           num_warps=num_warps, **EXACT)
     return qdata, scales, zeros, gscale
