@@ -2,8 +2,9 @@
   bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) |
   fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 and mxfp4 (folded scales and
   one dot per 32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
-Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick]. Prints the autotuner's pick per case and
-a table last; the speedups are against bf16 cuBLAS of the same run.
+Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick]. Prints the fused kernel's config
+(kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups are against
+bf16 cuBLAS of the same run.
 
 Result (H100 80GB HBM3, torch 2.11.0+cu130, Triton 3.6.0, 2026-11-26; README.md "W4A8" discusses it):
 | N x K, M | cuBLAS bf16 | `_scaled_mm` FP8 row-wise | act quantize | W4A8 int4 g128: total (GEMM) | W4A8 mxfp4 folded | W4A8 mxfp4 per-32 group |
@@ -29,9 +30,8 @@ def bench(fn):
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e3
 
 
-def picked():
-    c = getattr(kw._tuned, "best_config", None)
-    return "-" if c is None else "/".join(map(str, kw.config_tuple(c)))
+def picked(M):
+    return "/".join(map(str, kw.pick(M)))
 
 
 def main():
@@ -66,16 +66,12 @@ def main():
                     continue
                 tag = name + ("" if fmt != "mxfp4" else ("/fold" if fold else "/g32"))
                 kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold)
-                cfg = picked()
-                timings = getattr(kw._tuned, "configs_timings", None) or {}
-                tt = ", ".join("/".join(map(str, kw.config_tuple(c))) +
-                               f"={t[0] * 1e3 if isinstance(t, (list, tuple)) else t * 1e3:.0f}"
-                               for c, t in timings.items())
+                cfg = picked(M)
                 g = bench(lambda: kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold))
                 tot = bench(lambda: kw.linear(*kw.quantize_act(x), qd, sc, z, fid, G, None, y, fold=fold))
                 ref = x @ qw.dequantize(torch.bfloat16).T  # W4A16 math (cuBLAS), a sanity check of the result
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
-                print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; tuner: {tt}; "
+                print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; "
                       f"rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[tag] = (tot, g)
         rows.append(row)

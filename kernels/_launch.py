@@ -39,27 +39,6 @@ def triton_version() -> tuple:
     return tuple(int(p) for p in triton.__version__.split(".")[:2])
 
 
-def gpu_time(fn, n: int = 9, flush_mb: int = 96) -> float:
-    """Median GPU milliseconds of fn() (launches on the current stream), L2 flushed before each run, with the host's
-    launch cost left out: the n runs are queued behind a GPU sleep, so the GPU never waits for the host between a
-    run's start and end events. Why: the tuner's first version timed with do_bench, whose eager loop on the H100
-    machine's host measured ~100 us of Python per JIT launch; it then preferred configs with fewer launches (no
-    split-K reduce) and picked a 115 us config over a 45 us one at 4096^2 M=256 (2026-11-26, bench/eager_overhead)."""
-    fn()
-    torch.cuda.synchronize()
-    flush = torch.empty(flush_mb << 18, dtype=torch.int32, device="cuda")  # > H100's 50 MB L2
-    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
-    torch.cuda._sleep(n * 2_000_000)  # ~1 ms a run at <= 2 GHz: longer than the host needs to queue one
-    for start, end in ev:
-        flush.zero_()
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    t = sorted(s.elapsed_time(e) for s, e in ev)
-    return t[n // 2]
-
-
 # ---- record / replay ------------------------------------------------------------------------------------------------
 # Why: on the H100 machine's host one JIT launch (fn[grid](...): argument binding, specialization key, cache lookup,
 # a driver pointer query per tensor) cost ~100 us of Python, so an eager 17 <= M < 512 linear (GEMM + split-K reduce)
@@ -90,17 +69,6 @@ def recording():
         _tls.rec = prev
 
 
-@contextlib.contextmanager
-def not_recording():
-    """Launches inside the block are not part of the call (the tuner's timing runs)."""
-    prev = getattr(_tls, "rec", None)
-    _tls.rec = None
-    try:
-        yield
-    finally:
-        _tls.rec = prev
-
-
 def scratch(shape, dtype, device) -> torch.Tensor:
     """torch.empty for a call-private buffer; a replay allocates a fresh one in its place."""
     t = torch.empty(shape, dtype=dtype, device=device)
@@ -112,13 +80,10 @@ def scratch(shape, dtype, device) -> torch.Tensor:
 
 def launch(fn, grid, *args, **kwargs):
     """fn[grid](*args, **kwargs) (kwargs: the remaining kernel parameters by name, then launch options), noted in the
-    active Recording. fn may be a triton.autotune wrapper: the recorded launch is then its pick (best_config's
-    parameters filled in, a callable grid evaluated on them)."""
+    active Recording (a callable grid is evaluated on the launch's arguments)."""
     k = fn[grid](*args, **kwargs)
     rec = getattr(_tls, "rec", None)
     if rec is not None:
-        if hasattr(fn, "best_config"):  # Autotuner: the launch it made uses the picked config's parameters
-            kwargs = {**kwargs, **fn.best_config.all_kwargs()}
         if callable(grid):
             grid = grid({**dict(zip(fn.arg_names, args)), **kwargs})
         names = fn.arg_names[len(args):]

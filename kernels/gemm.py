@@ -86,7 +86,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import EXACT, gpu_time, interpreting, launch as _jit, not_recording, scratch
+from ._launch import EXACT, interpreting, launch as _jit, scratch
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, tile_rows, weight_args, weight_meta
 from . import codecs as cd
 
@@ -104,10 +104,10 @@ from . import codecs as cd
 #   reproducible; Auto(waves, min_tiles): s from the tile count (split_k_for: the largest power of two keeping the
 #   programs <= waves per SM and >= min_tiles K tiles per split).
 # Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py, H100,
-# five model shapes, 2026-11-26): a pair of entries whose better one is within a few % of the sweep's best on every
-# measured shape and format. The first call of a (M bucket, N, K, format, dtype) key times just those (a few
-# compiles, milliseconds of runs; GPU time only, L2 flushed: _launch.gpu_time) and caches the pick for the process;
-# during CUDA-graph capture an untimed key runs the bucket's first entry (uncached).
+# five model shapes, 2026-11-26). The config a call runs is pick(M, N, K): a pure function of the shape, no timing at
+# run time, so every process and every run takes the same config and gives the same bits, and the first call costs
+# one compile per kernel variant (seconds), never a tuning sweep. bench/gemm_pick.py times every entry of every bucket
+# on the model shapes and prints pick()'s loss against the best; its numbers are in pick()'s comment.
 Auto = namedtuple("Auto", "waves min_tiles")
 AUTO = Auto(2, 4)
 LM = 2  # LUT_MODE of the tuned entries: the prmt lookup won all 413 nf4 (config, split) pairs of the second sweep
@@ -120,8 +120,15 @@ _SPACE = {
 }
 
 
-def _bucket_space(mb):
+def candidates(M):
+    """The tuning-space entries of M's bucket (what bench/gemm_pick.py times)."""
+    mb = min(triton.next_power_of_2(M), 4096)
     return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
+
+
+def pick(M, N, K, device):
+    """The config launch() runs for x [M, K] @ W [N, K]^T: a pure function of the shape (deterministic)."""
+    return candidates(M)[0]
 
 
 DEFAULT = (64, 64, 128, 1, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, split AUTO
@@ -129,7 +136,6 @@ INTERP_BLOCKS = {"BM": 16, "BN": 16, "BK": 32, "SWAP": 0}  # the interpreter run
 LUT_MODE = 2  # LUT_MODE of the untuned GPU paths (DEFAULT, explicit configs); the interpreter runs 0
 REDUCE_BLOCK = 1024
 _sms = {}
-_best = {}  # tuning key -> config tuple, per process
 
 
 @triton.jit(do_not_specialize=["M", "T_SPLIT"])
@@ -247,8 +253,8 @@ def _run(x, wargs, b, y, M, N, K, G, common, cfg, has_g, has_bias):
 
 def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, config=None, lut_mode=None,
            split_k=None):
-    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages[, LUT_MODE[, SPLIT_K]]) tuple to bypass
-    tuning; lut_mode / split_k override those two fields (split_k also applies under the interpreter, whose blocks
+    """Run the kernel into y; config: a (BM, BN, BK, SWAP, warps, stages[, LUT_MODE[, SPLIT_K]]) tuple instead of
+    pick()'s; lut_mode / split_k override those two fields (split_k also applies under the interpreter, whose blocks
     are fixed)."""
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     M = x.shape[0]
@@ -257,8 +263,6 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
     codes = code_kind(lut) if bits == 4 else CODES_LUT
     common = dict(GC=group_constexpr(group_size), BITS=bits, SCALE=sk, HAS_Z=hz, HAS_G=hg, CODES=codes,
                   HAS_BIAS=bias is not None, INTERP=interpreting())
-    run = lambda c: _run(x, wargs, b, y, M, N, K, int(group_size), common, c, hg, bias is not None)  # noqa: E731
-
     def fix(c):
         c = tuple(c) + (LUT_MODE, AUTO)[len(c) - 6:]
         c = c[:6] + (c[6] if lut_mode is None else lut_mode, c[7] if split_k is None else split_k)
@@ -269,25 +273,10 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
                 (min(c[6], 1), c[7])
         return c
 
-    if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
-        config = DEFAULT
-    if config is not None:
-        return run(fix(config))
-    mb = min(triton.next_power_of_2(M), 4096)
-    cands = list(dict.fromkeys(fix(c) for c in _bucket_space(mb)))
-    key = (x.device.index, mb, N, K, common["GC"], bits, sk, hz, hg, codes, x.dtype, bias is not None)
-    best = _best.get(key)
-    if best is None:
-        if len(cands) == 1 or torch.cuda.is_current_stream_capturing():
-            if len(cands) > 1:  # no timing inside a capture: the bucket's first entry, not cached
-                return run(cands[0])
-            best = cands[0]
-        else:
-            with not_recording():  # the timing runs are not part of a recorded call
-                ts = [gpu_time(lambda c=c: run(c)) for c in cands]
-            best = cands[min(range(len(cands)), key=ts.__getitem__)]
-        _best[key] = best
-    return run(best)
+    if config is None:  # FOURBIT_TRITON_AUTOTUNE=0: one config for every shape (tests that draw many shapes)
+        tuned = not interpreting() and os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") != "0"
+        config = pick(M, N, K, x.device) if tuned else DEFAULT
+    return _run(x, wargs, b, y, M, N, K, int(group_size), common, fix(config), hg, bias is not None)
 
 
 def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None, out=None, split_k=None) -> torch.Tensor:

@@ -133,8 +133,8 @@ def _weight_fp8(q_ptr, s_ptr, z_ptr, rn, k0, K, G, FMT: tl.constexpr, FOLD: tl.c
     return v.to(tl.float8e4nv), f
 
 
-@triton.jit(do_not_specialize=["M", "M_BUCKET"])
-def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G, M_BUCKET,
+@triton.jit(do_not_specialize=["M"])
+def _w4a8_kernel(x_ptr, xs_ptr, q_ptr, s_ptr, z_ptr, b_ptr, y_ptr, M, N, K, G,
                  FMT: tl.constexpr, FOLD: tl.constexpr, BS: tl.constexpr, HAS_BIAS: tl.constexpr,
                  BM: tl.constexpr, BN: tl.constexpr, SWAP: tl.constexpr):
     """x_ptr fp8 [M, K]; xs_ptr float32 [M]; weight as in _weight_fp8; y_ptr [M, N] of the output dtype.
@@ -216,7 +216,7 @@ def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
         blockwise_fallbacks, last_fallback_error = blockwise_fallbacks + 1, str(e).splitlines()[0]
         M16 = 0
     if M16 < M:
-        linear(x8[M16:], xs[M16:], qdata, scales, zeros, fmt_id, G, bias, y[M16:], config=_fused_config(M - M16),
+        linear(x8[M16:], xs[M16:], qdata, scales, zeros, fmt_id, G, bias, y[M16:], config=pick(M - M16),
                fold=fold)
     return y
 
@@ -238,11 +238,6 @@ def _blockwise_gemm(x8, xs, w8, f, bias, y, M16):
 
 blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
 last_fallback_error = ""  # the first line of the last such error
-
-
-def _fused_config(M):
-    """The first entry of M's tuning bucket (an explicit config, so linear() does not come back here)."""
-    return _bucket_space(min(triton.next_power_of_2(M), 4096))[0]
 
 
 # From this M on, linear() takes linear_blockwise where it can. H100 80GB HBM3, 2026-11-26, 8192^2, us
@@ -277,7 +272,7 @@ def _probe_blockwise(device) -> bool:
 
 
 # Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
-# the autotuner tries only its bucket's list and caches the pick per (bucket, N, K, BS, FMT, FOLD) for the process.
+# a call runs pick(M), the bucket's first entry (no timing at run time: every process runs the same config).
 # Rationale: the weight unpack + convert is CUDA-core work per weight element, amortised over BM rows of x, so large
 # M wants BM = 256; small M wants SWAP (weights as the register A operand, M the MMA's N); 4-warp 128 x 64 tiles
 # leave room for 2-3 CTAs per SM, whose MMA and conversion can overlap (see the kernel's docstring).
@@ -297,25 +292,11 @@ DEFAULT = (64, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 and the interpreter (IN
 INTERP_BLOCKS = (16, 16, 0, 1, 1)
 
 
-def _bucket_space(mb):
-    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
+def pick(M):
+    """The config linear() runs for M rows: its bucket's first entry, the measured winner (above)."""
+    mb = min(triton.next_power_of_2(M), 4096)
+    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))][0]
 
-
-CONFIGS = [triton.Config({"BM": t[0], "BN": t[1], "SWAP": t[2]}, num_warps=t[3], num_stages=t[4])
-           for t in dict.fromkeys(t for ts in _SPACE.values() for t in ts)]
-
-
-def config_tuple(c):
-    return (c.kwargs["BM"], c.kwargs["BN"], c.kwargs["SWAP"], c.num_warps, c.num_stages)
-
-
-def _prune(configs, named_args, **kwargs):
-    want = set(_bucket_space({**named_args, **kwargs}["M_BUCKET"]))
-    return [c for c in configs if config_tuple(c) in want] or configs[:1]
-
-
-_tuned = triton.autotune(configs=CONFIGS, key=["M_BUCKET", "N", "K", "BS", "FMT", "FOLD"],
-                         prune_configs_by={"early_config_prune": _prune})(_w4a8_kernel)
 
 _fold_cache = {}  # id(scales' base tensor) -> (weakref to it, version, qdata's base id and version, ok)
 
@@ -367,16 +348,11 @@ def linear(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, config=None, fold=N
     b = bias if bias is not None else y
     if config is None and path(M, N, fmt_id, G, fold, x8.device) == "blockwise":
         return linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold)
-    mb = min(triton.next_power_of_2(M), 4096)
     common = dict(FMT=fmt_id, FOLD=bool(fold), BS=BS, HAS_BIAS=bias is not None)
-    args = (x8, xs, qdata, s, z, b, y, M, N, K, int(G), mb)
-    if config is None and (interpreting() or os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") == "0"):
-        config = INTERP_BLOCKS if interpreting() else DEFAULT
-    if config is not None:
-        grid = (triton.cdiv(M, config[0]), triton.cdiv(N, config[1]))
-        launch(_w4a8_kernel, grid, *args, BM=config[0], BN=config[1], SWAP=config[2], num_warps=config[3],
-               num_stages=config[4], enable_fp_fusion=False, **common)
-    else:
-        grid = lambda meta: (triton.cdiv(M, meta["BM"]), triton.cdiv(N, meta["BN"]))  # noqa: E731
-        launch(_tuned, grid, *args, **common)
+    if config is None:  # FOURBIT_TRITON_AUTOTUNE=0: one config for every shape (tests)
+        tuned = not interpreting() and os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") != "0"
+        config = pick(M) if tuned else INTERP_BLOCKS if interpreting() else DEFAULT
+    grid = (triton.cdiv(M, config[0]), triton.cdiv(N, config[1]))
+    launch(_w4a8_kernel, grid, x8, xs, qdata, s, z, b, y, M, N, K, int(G), BM=config[0], BN=config[1],
+           SWAP=config[2], num_warps=config[3], num_stages=config[4], enable_fp_fusion=False, **common)
     return y

@@ -28,7 +28,7 @@ from triton.compiler import ASTSource
 from fourbit.kernels import gemm_scaled as gs
 cap, fmt, act, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "fp4", sys.argv[4]
 sig = {"x_ptr": "*bf16", "q_ptr": "*u8", "s_ptr": "*u8", "g_ptr": "*fp32", "xa_ptr": "*fp32", "b_ptr": "*bf16",
-       "y_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32", "M_BUCKET": "i32"}
+       "y_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32"}
 const = dict(FMT=fmt, B=16 if fmt == 3 else 32, ACT_FP4=act, HAS_BIAS=True, NATIVE=True, INTERP=False,
              BM=128, BN=128, BK=128)
 sig.update({k: "constexpr" for k in const})

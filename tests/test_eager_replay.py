@@ -63,9 +63,6 @@ def test_replay_maps_call_tensors_scratch_and_weights():
     with L.recording() as rec:
         L.launch(jit, (1,), x, weight, y, y, 8)  # BLOCK left out: its value is not known here
     assert not rec.ok and L.Replay.build(rec, {"x": x, "out": y}, (weight,)) is None
-    with L.recording() as rec, L.not_recording():
-        L.launch(jit, (1,), x, weight, y, y, 8, BLOCK=1)
-    assert rec.launches == []
     import triton
     assert not L.hooks_active()  # Triton's default: no launch hook (3.5+: an empty HookChain)
     hook = lambda *a: None  # noqa: E731
@@ -78,10 +75,10 @@ def test_replay_maps_call_tensors_scratch_and_weights():
             chain.remove(hook)
 
 
-def test_replay_offsets_host_steps_and_autotuner_picks():
+def test_replay_offsets_host_steps_and_callable_grids():
     """A launch argument inside a call / scratch tensor (a row slice) replays at the same offset in the new tensor; a
-    host step (a torch op between launches) gets the new tensors (dtype views kept); an autotuned launch is recorded
-    with its picked config's parameters and its callable grid evaluated on them."""
+    host step (a torch op between launches) gets the new tensors (dtype views kept); a callable grid is recorded
+    evaluated on the launch's arguments."""
     k = _FakeKernel()
     jit = _fake_jit(k)
     weight = torch.arange(64, dtype=torch.float32)
@@ -90,27 +87,12 @@ def test_replay_offsets_host_steps_and_autotuner_picks():
     def step(a, w, b, n):  # the host step: records what it was called with
         seen.append((a, w, b, n))
 
-    class Tuned:  # a triton.autotune wrapper's surface: arg_names, [grid](...), best_config after the call
-        arg_names = ["x", "w", "ws", "y", "n", "BLOCK"]
-
-        class best_config:  # noqa: N801
-            @staticmethod
-            def all_kwargs():
-                return {"BLOCK": 32, "num_warps": 2}
-
-        def __getitem__(self, grid):
-            return lambda *a, **kw: kernel_of_grid(grid, a, kw)
-
-    def kernel_of_grid(grid, a, kw):
-        assert callable(grid)
-        return k
-
     x, y = torch.randn(8, 4), torch.empty(8, 4)
     with L.recording() as rec:
         ws = L.scratch((8, 4), torch.int8, "cpu")
         L.launch(jit, (1,), x[2:], weight, ws[5:], y[6:], 2, BLOCK=16)
         L.host(step, ws.view(torch.uint8), weight, None, 3)
-        L.launch(Tuned(), lambda meta: (meta["n"] * 10 // meta["BLOCK"],), x, weight, ws, y, 64)
+        L.launch(jit, lambda meta: (meta["n"] * 10 // meta["BLOCK"],), x, weight, ws, y, 64, BLOCK=32, num_warps=2)
     rep = L.Replay.build(rec, {"x": x, "out": y, "bias": None}, (weight,))
     assert rep is not None
     x2, y2 = torch.randn(8, 4), torch.empty(8, 4)

@@ -22,7 +22,7 @@ from hypothesis import given, strategies as st
 ON_GPU = torch.cuda.is_available()
 if not ON_GPU:
     os.environ["TRITON_INTERPRET"] = "1"
-os.environ.setdefault("FOURBIT_TRITON_AUTOTUNE", "0")  # many shapes: one config each (test_autotuned_linear tunes)
+os.environ.setdefault("FOURBIT_TRITON_AUTOTUNE", "0")  # many shapes: one config (test_tuned_linear runs pick())
 
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
@@ -370,7 +370,7 @@ def test_linear_scaled(name, act, dtype, M, N, Kdim):
     check_scaled(name, act, dtype, M, N, Kdim, seed=M * N + Kdim)
 
 
-# --- GPU only: larger shapes, the autotuned path ----------------------------------------------------------------------
+# --- GPU only: larger shapes, the tuned path --------------------------------------------------------------------------
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -396,12 +396,12 @@ def test_gpu_large_linear(M, dtype):
 
 
 @pytest.mark.gpu
-def test_autotuned_linear(monkeypatch):
+def test_tuned_linear(monkeypatch):
     monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", "1")
     w = torch.randn(512, 1024, generator=torch.Generator().manual_seed(2))
     args, wd = weight_on_dev(w, PRESETS["int4"])
     x = torch.randn(300, 1024).bfloat16()
-    assert_linear_bounded(K.linear(x.to(DEV), *args, None).cpu(), x, wd, None, torch.bfloat16, "autotuned")
+    assert_linear_bounded(K.linear(x.to(DEV), *args, None).cpu(), x, wd, None, torch.bfloat16, "tuned")
 
 
 @pytest.mark.gpu
@@ -470,7 +470,7 @@ def test_gpu_linear_split_k(name, dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("M", [32, 64, 128, 256])
 def test_gpu_tuned_split_k_configs(M, monkeypatch):
-    """The tuned path (every config of the M bucket, split-K AUTO included) on a shape that splits."""
+    """Every config of the M bucket (split-K AUTO included) on a shape that splits, and the tuned path (pick())."""
     from fourbit.kernels import gemm
     monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", "1")
     gen = torch.Generator().manual_seed(M)
@@ -479,7 +479,7 @@ def test_gpu_tuned_split_k_configs(M, monkeypatch):
         args, wd = weight_on_dev(w, PRESETS[name])
         x = torch.randn(M, 4096, generator=gen).bfloat16()
         bias = torch.randn(256, generator=gen).bfloat16()
-        for cfg in gemm._bucket_space(M):
+        for cfg in gemm.candidates(M):
             y = torch.empty(M, 256, device=DEV, dtype=torch.bfloat16)
             gemm.launch(x.to(DEV), *args, bias.to(DEV), y, config=cfg)
             assert_linear_bounded(y.cpu(), x, wd, bias, torch.bfloat16, f"{name} M={M} {cfg}")
