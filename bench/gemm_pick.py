@@ -6,6 +6,7 @@ Prints one row per (shape, format, M): each candidate's us, the current pick()'s
 best; then per bucket the geometric-mean loss of each candidate and of pick(). Writes $OUT/gemm_pick.json.
 Usage: python3 bench/gemm_pick.py [M ...]   (default M = 32 64 128 256 384)
 """
+import importlib
 import json
 import math
 import os
@@ -14,11 +15,10 @@ import sys
 import torch
 
 import fourbit
-from fourbit import kernels  # noqa: F401
 from fourbit.ops import w4a8
 from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
 
-gemm, kw = sys.modules["fourbit.kernels.gemm"], sys.modules["fourbit.kernels.w4a8"]
+gemm, kw = (importlib.import_module(f"fourbit.kernels.{m}") for m in ("gemm", "w4a8"))
 dev = "cuda"
 FORMATS = ("int4", "nf4", "nvfp4", "mxfp4")
 SHAPES = [(4096, 4096), (8192, 8192), (28672, 8192), (4096, 14336), (14336, 4096)]
@@ -53,8 +53,8 @@ def main():
                     fid = lambda fmt: kw.FMT_MXFP4 if fmt == "mxfp4" else kw.FMT_INT4_ASYM  # noqa: E731
                     run = lambda a, c: kw.linear(x8, xs, *a[:3], fid(a[3]), a[4], None, y, config=c)  # noqa: E731
                 else:
-                    cands, p = gemm.candidates(M), gemm.pick(M, N, K, x.device)
                     args = [q.op_args() for q in qws[f]]
+                    cands, p = gemm.candidates(M), gemm.pick(M, N, args[0][5])
                     run = lambda a, c: gemm.launch(x, *a, None, y, config=c)  # noqa: E731
                 ts = []
                 for c in cands:

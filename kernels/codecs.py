@@ -42,6 +42,13 @@ def rint_fast(x, INTERP: tl.constexpr):  # rint on the GPU as one cvt.rni (FRND)
 
 
 @triton.jit
+def rint_i32(x, INTERP: tl.constexpr):  # float32 -> int32 rint (|x| < 2^31; NaN -> 0) as one cvt.rni.s32 (F2I)
+    if INTERP:  # numpy casts NaN to INT_MIN; cvt.rni gives 0
+        return tl.where(x == x, rint(x), 0.0).to(tl.int32)
+    return tl.inline_asm_elementwise("cvt.rni.s32.f32 $0, $1;", "=r,r", [x], dtype=tl.int32, is_pure=True, pack=1)
+
+
+@triton.jit
 def to_f32(x):  # float32/bf16/fp16 -> float32, exact (by bits for bf16: the interpreter's bf16 cast drops subnormals)
     if x.dtype == tl.bfloat16:
         return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)

@@ -116,7 +116,7 @@ _SPACE = {
     64: [(64, 64, 64, 1, 4, 3, LM, Auto(4, 2)), (64, 64, 64, 1, 4, 3, LM, Auto(8, 2))],
     128: [(128, 64, 128, 1, 4, 3, LM, Auto(2, 2)), (128, 64, 128, 1, 4, 2, LM, Auto(2, 2))],
     256: [(128, 64, 128, 1, 4, 3, LM, Auto(2, 2)), (256, 128, 64, 1, 8, 3, LM, 1)],
-    4096: [(256, 128, 64, 1, 8, 3, 0, 1), (128, 128, 64, 0, 8, 3, 0, 1), (256, 128, 64, 1, 8, 3, LM, 1)],
+    4096: [(256, 128, 64, 1, 8, 3, LM, 1), (128, 128, 64, 0, 8, 3, 0, 1)],
 }
 
 
@@ -126,9 +126,21 @@ def candidates(M):
     return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
 
 
-def pick(M, N, K, device):
-    """The config launch() runs for x [M, K] @ W [N, K]^T: a pure function of the shape (deterministic)."""
-    return candidates(M)[0]
+def pick(M, N, G):
+    """The config launch() runs for x [M, K] @ W [N, K]^T with groups of G: a pure function of the shape.
+    bench/gemm_pick.py (H100 80GB HBM3, 2026-11-26, CUDA-graph us; 5 shapes x int4 / nf4 / nvfp4 / mxfp4), geomean
+    loss of this rule against each case's best entry: M = 32 +1.5% (worst +6.9%), M = 64 +2.3% (+13.3%) before the
+    N rule below, M = 128 0%, M = 256 +1.1% (+12.4%), M = 384 +5.7% (+70.5%: nf4 needs LUT_MODE 2) before the G
+    rule. The two exceptions, each a win on every measured shape of its kind:
+      M 33-64, N >= 12288 (>= 192 column tiles): Auto(8, 2): 28672x8192 nf4 234.8 -> 207.2 us, nvfp4 199.6 -> 177.9;
+        14336x4096 nf4 65.3 -> 60.4, nvfp4 57.9 -> 53.9 (N <= 8192 lost 3-23% with it);
+      M 257-511, G = 16 (nvfp4): the SWAP=0 tile: 4096^2 109.3 -> 90.9 us, 8192^2 233.4 -> 220.9, 28672x8192
+        916.3 -> 669.6, 4096x14336 417.2 -> 350.3, 14336x4096 221.2 -> 206.0."""
+    cands = candidates(M)
+    mb = min(triton.next_power_of_2(M), 4096)
+    if mb == 64 and N >= 12288 or mb > 256 and G == 16:
+        return cands[1]
+    return cands[0]
 
 
 DEFAULT = (64, 64, 128, 1, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 (tests that try many shapes): one config, split AUTO
@@ -275,7 +287,7 @@ def launch(x, qdata, scales, zeros, global_scale, lut, group_size, bias, y, conf
 
     if config is None:  # FOURBIT_TRITON_AUTOTUNE=0: one config for every shape (tests that draw many shapes)
         tuned = not interpreting() and os.environ.get("FOURBIT_TRITON_AUTOTUNE", "1") != "0"
-        config = pick(M, N, K, x.device) if tuned else DEFAULT
+        config = pick(M, N, int(group_size)) if tuned else DEFAULT
     return _run(x, wargs, b, y, M, N, K, int(group_size), common, fix(config), hg, bias is not None)
 
 

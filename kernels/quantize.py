@@ -62,30 +62,55 @@ def _search15(t, mid_ptr):  # float32 t -> int32 count of the 15 sorted midpoint
 
 
 @triton.jit
-def _div(x, s, bad, SIGNED_ZERO: tl.constexpr):
-    """[GPB, BG] x, [GPB] s > 0, [GPB] bad -> float32 x / s as tl.div_rn rounds it wherever |x / s| >= 2^-8, and
-    elsewhere a value below 2^-8 with x's sign if SIGNED_ZERO (the E2M1 encoder keeps the sign of a 0 code; rint
-    does not need it).
+def _okey(b):  # int32 bits of a float32 -> int32 in the float's order (NaNs beyond +-Inf); its own inverse
+    return b ^ ((b >> 31) & 0x7FFFFFFF)
 
-    Why: the IEEE division (MUFU.RCP, 5 FFMA, FCHK and a branch per element) bounded the int kernels. Here the
-    group's y = RN(1 / s) is computed once; q0 = RN(x * y) is within 1.5 ulp of x / s; one residual step
-    q1 = RN(q0 + RN(x - q0 s) y) makes it faithful (within 1 ulp); then the residual x - q1 s is exact and
-    q2 = RN(q1 + (x - q1 s) y) is RN(x / s) (Markstein's theorem for y = RN(1 / s); Muller et al., Handbook of
-    Floating-Point Arithmetic), provided nothing under- or overflows: s in [2^-90, 2^90] and |x / s| >= 2^-8 (smaller
-    quotients round to 0 either way). A tile holding a finite group with s outside that range uses tl.div_rn.
-    Checked against numpy's division on 40M pairs near and away from half-integers (0 mismatches, 2026-11-26)."""
+
+@triton.jit
+def _in_range(v, bad):  # scalar: every finite group's v is 0 or in [2^-86, 2^86] (v / QMAX then suits _steps too)
+    ok = (v == 0) | ((v >= 1.2924697071141057e-26) & (v <= 7.737125245533627e+25))
+    return tl.max((~ok & ~bad).to(tl.int32)) == 0
+
+
+@triton.jit
+def _slow(s, bad):  # scalar: a finite group's divisor lies outside _steps' range [2^-90, 2^90] (use tl.div_rn)
     safe = (s >= 8.077935669463161e-28) & (s <= 1.2379400392853803e+27)
-    y = tl.div_rn(tl.full(s.shape, 1.0, tl.float32), s)[:, None]
-    sc = s[:, None]
+    return tl.max((~safe & ~bad).to(tl.int32)) > 0
+
+
+@triton.jit
+def _steps(x, s, y):
+    """RN(x / s) for y = RN(1 / s), s in [2^-90, 2^90] and |x / s| >= 2^-8 (smaller quotients: some value below
+    2^-8, which every caller rounds or encodes to 0 alike).
+
+    Why: the IEEE division (MUFU.RCP, 5 FFMA, FCHK and a branch) bounded the kernel. q0 = RN(x * y) is within
+    1.5 ulp of x / s; one residual step q1 = RN(q0 + RN(x - q0 s) y) makes it faithful (within 1 ulp); then the
+    residual x - q1 s is exact and q2 = RN(q1 + (x - q1 s) y) is RN(x / s) (Markstein's theorem for y = RN(1 / s);
+    Muller et al., Handbook of Floating-Point Arithmetic), since nothing under- or overflows in that range.
+    Checked against numpy's division on 40M pairs near and away from half-integers (0 mismatches, 2026-11-26)."""
     q = x * y
-    q = tl.fma(tl.fma(-q, sc, x), y, q)
-    q = tl.fma(tl.fma(-q, sc, x), y, q)
-    if tl.max((~safe & ~bad).to(tl.int32)) > 0:  # a finite group outside the range: the plain division
-        q = tl.div_rn(x, sc)
+    q = tl.fma(tl.fma(-q, s, x), y, q)
+    return tl.fma(tl.fma(-q, s, x), y, q)
+
+
+@triton.jit
+def _div(x, s, y, slow, SIGNED_ZERO: tl.constexpr):
+    """[GPB, BG] x, [GPB] s > 0 and y = RN(1 / s) -> float32 x / s as tl.div_rn rounds it wherever |x / s| >= 2^-8
+    (_steps; tl.div_rn itself when `slow`), and elsewhere a value below 2^-8 with x's sign if SIGNED_ZERO (the E2M1
+    encoder keeps the sign of a 0 code; rint does not need it)."""
+    if slow:
+        q = tl.div_rn(x, s[:, None])
+    else:
+        q = _steps(x, s[:, None], y[:, None])
     if SIGNED_ZERO:  # a tiny quotient's residual step can turn -0 into +0; the sign is x's (s > 0)
         sign = x.to(tl.uint32, bitcast=True) & 0x80000000
         q = ((q.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | sign).to(tl.float32, bitcast=True)
     return q
+
+
+@triton.jit
+def _recip(s):  # RN(1 / s), elementwise
+    return tl.div_rn(tl.full(s.shape, 1.0, tl.float32), s)
 
 
 @triton.jit(do_not_specialize=["n_groups"])
@@ -114,22 +139,45 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
     bad = amax_bits >= 0x7F800000
     amax = amax_bits.to(tl.float32, bitcast=True)
     if FMT == 0:  # INT_SYM: s = amax / qmax, q = RNE(x / s) clamped
-        s = tl.div_rn(amax, float(QMAX))
-        s = tl.where(s == 0, 1.0, s)
-        q = tl.minimum(tl.maximum(cd.rint_fast(_div(x, s, bad, False), INTERP), float(QMIN)), float(QMAX))
-        codes = (tl.where(bad[:, None], 0.0, q) + OFFSET).to(tl.int32)  # NaN never reaches the cast
-        scale = tl.where(bad, float("nan"), s)
+        lv = tl.full([GPB], QMAX, tl.float32)
+        # a NaN / Inf group gets s = NaN: its quotients are NaN, which rint_i32 turns into 0 (cvt.rni; the
+        # interpreter's cast gives INT_MIN, clamped), so it needs no per-element select
+        if _in_range(amax, bad):  # s by _steps (one scalar reciprocal a program), quotients by s's reciprocal
+            s = _steps(amax, lv, _recip(tl.full([1], QMAX, tl.float32)))
+            s = tl.where(bad, float("nan"), tl.where(amax == 0, 1.0, s))
+            qi = cd.rint_i32(_steps(x, s[:, None], _recip(s)[:, None]), INTERP)
+        else:
+            s = tl.div_rn(amax, lv)
+            s = tl.where(bad, float("nan"), tl.where(s == 0, 1.0, s))
+            qi = cd.rint_i32(tl.div_rn(x, s[:, None]), INTERP)
+        codes = tl.minimum(tl.maximum(qi, QMIN), QMAX) + OFFSET
+        scale = s
     elif FMT == 1:  # INT_ASYM: range widened to hold 0, s = (mx - mn) / levels, z = RNE(-mn / s)
-        mn = tl.minimum(tl.min(x, axis=1), 0.0)
-        mx = tl.maximum(tl.max(x, axis=1), 0.0)
-        s = tl.div_rn(mx - mn, float(QMAX))
-        s = tl.where((s == 0) | bad, 1.0, s)
-        z = tl.minimum(tl.maximum(cd.rint(tl.div_rn(-mn, s)), 0.0), float(QMAX))
-        q = tl.minimum(tl.maximum(cd.rint_fast(_div(x, s, bad, False), INTERP) + z[:, None], 0.0), float(QMAX))
-        codes = tl.where(bad[:, None], 0.0, q).to(tl.int32)
-        z = tl.where(bad, 0.0, z)
+        # min and max as integer reductions over order keys (they also flag NaN / Inf: keys beyond +-Inf's), in place
+        # of the |x| bits max + a float min + a float max; -0 < +0 in key order, which the clamps at 0 make moot
+        k = _okey(x.to(tl.int32, bitcast=True))
+        kmx, kmn = tl.max(k, axis=1), tl.min(k, axis=1)
+        bad = (kmx >= 0x7F800000) | (kmn <= -2139095041)  # -2139095041: the key of -Inf (0xFF800000)
+        mx = tl.maximum(_okey(kmx).to(tl.float32, bitcast=True), 0.0)
+        mn = tl.minimum(_okey(kmn).to(tl.float32, bitcast=True), 0.0)
+        d = mx - mn
+        lv = tl.full([GPB], QMAX, tl.float32)
+        # a NaN / Inf group gets s = NaN (hence code 0 with no per-element select, as for INT_SYM) and z = 0
+        if _in_range(d, bad):  # s, z and the quotients by _steps: one reciprocal a group (and a program)
+            s = _steps(d, lv, _recip(tl.full([1], QMAX, tl.float32)))
+            s = tl.where(bad, float("nan"), tl.where(d == 0, 1.0, s))
+            y = _recip(s)
+            z = cd.rint_i32(_steps(-mn, s, y), INTERP)
+            qi = cd.rint_i32(_steps(x, s[:, None], y[:, None]), INTERP)
+        else:
+            s = tl.div_rn(d, lv)
+            s = tl.where(bad, float("nan"), tl.where(s == 0, 1.0, s))
+            z = cd.rint_i32(tl.div_rn(-mn, s), INTERP)
+            qi = cd.rint_i32(tl.div_rn(x, s[:, None]), INTERP)
+        z = tl.where(bad, 0, tl.minimum(tl.maximum(z, 0), QMAX))
+        codes = tl.minimum(tl.maximum(qi + z[:, None], 0), QMAX)
         tl.store(z_ptr + row * n_groups + gi, z.to(tl.uint8), mask=gmask)
-        scale = tl.where(bad, float("nan"), s)
+        scale = s
     elif FMT == 2:  # CODEBOOK: t = clamp(x * (1 / max(a, 1e-38)), -1, 1), index = #midpoints strictly below t
         tiny = tl.full([GPB], TINY_BITS, tl.uint32).to(tl.float32, bitcast=True)
         inv = tl.div_rn(tl.full([GPB], 1.0, tl.float32), tl.maximum(amax, tiny))
@@ -143,7 +191,8 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
         g = tl.div_rn(tl.load(amax_ptr), 2688.0)
         g = tl.where(g == 0, 1.0, g)
         byte, s = cd.nvfp4_block_scale(amax, g)
-        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(_div(x, s * g, bad, True)))
+        sg = s * g
+        codes = tl.where(bad[:, None], 0, cd.e2m1_encode(_div(x, sg, _recip(sg), _slow(sg, bad), True)))
         scale = tl.where(bad, 0x7F, byte).to(tl.uint8)
         if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
             tl.store(g_ptr, g)

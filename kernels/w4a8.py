@@ -283,8 +283,11 @@ def _probe_blockwise(device) -> bool:
 #          573, 128/64/S0 405 / 397, 128/128/S1 608 / 584), M=4096 1256 / 1330 (BM256/BN128/S1 1742 / 2269).
 #   Per-group mxfp4 (BS = 32) also prefers it (M=1024: 449 vs 538-1801). Losers were dropped from the lists below;
 #   every config listed here ran in tests/test_w4a8.py::test_gpu_every_tuned_config on that card.
+#   bench/gemm_pick.py (same card, 2026-11-26, CUDA graph, 5 shapes, int4 g128 / mxfp4): M <= 128 the 64 x 64 tile,
+#   e.g. 8192^2 M=64 int4 100.2 -> 56.2 us, mxfp4 121.7 -> 52.0 (geomean loss of 64 x 128: +60%; of 64 x 64: +0.8%);
+#   M = 256 and 384 the 128 x 64 SWAP tile was best in every case.
 _SPACE = {
-    128: [(64, 128, 1, 4, 4), (64, 64, 1, 4, 4)],
+    128: [(64, 64, 1, 4, 4), (64, 128, 1, 4, 4)],
     256: [(128, 64, 1, 4, 3), (256, 64, 0, 8, 3), (128, 64, 0, 4, 3)],
     4096: [(128, 64, 1, 4, 3), (128, 64, 0, 4, 3), (256, 128, 1, 8, 3)],
 }

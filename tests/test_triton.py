@@ -11,6 +11,7 @@ operands nor extern (libdevice) calls, and its dot_scaled takes E8M0 scales only
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from fourbit.formats._absmax import compress  # noqa: E402
 from fourbit.formats._base import U32  # noqa: E402
 from fourbit.formats.fp4_e2m1 import encode as e2m1_encode_ref  # noqa: E402
 from fourbit.kernels import codecs as cd  # noqa: E402
+QZ = importlib.import_module("fourbit.kernels.quantize")  # the module (fourbit.kernels.quantize is a function)
 from fourbit.layout import pack_nibbles_ref, unpack_nibbles_ref  # noqa: E402
 from strategies import weights  # noqa: E402
 
@@ -246,6 +248,29 @@ def test_e2m1_encode_every_boundary():
     testing.assert_bit_exact(out.cpu(), e2m1_encode_ref(v), "e2m1 codes")
 
 
+@triton.jit
+def _levels_kernel(d_ptr, out_ptr, L: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    d = tl.load(d_ptr + offs)
+    lv = tl.full([BLOCK], L, tl.float32)
+    tl.store(out_ptr + offs, QZ._steps(d, lv, QZ._recip(tl.full([1], L, tl.float32))))
+
+
+@needs_ready
+@pytest.mark.parametrize("levels", [7, 15, 127, 255])
+def test_scale_by_steps_every_float_of_three_binades(levels):
+    """quantize's s = RN(d / levels) for the integer formats (int4 / int8, sym / asym): the reciprocal and two FMA
+    residual steps against the IEEE division, for every float32 in [1, 2), [2^-86, 2^-85) and [2^85, 2^86) (the ends
+    of the range where the kernel takes that path). The steps scale exactly with d's binade (nothing under- or
+    overflows in between), so these cover every d the fast path sees."""
+    n = 1 << 23
+    for e in (0, -86, 85):
+        d = (torch.arange(n, dtype=torch.int32) + ((127 + e) << 23)).view(torch.float32)
+        out = torch.empty(n, dtype=torch.float32, device=DEV)
+        _levels_kernel[(n // (1 << 18),)](d.to(DEV), out, L=levels, BLOCK=1 << 18)
+        testing.assert_bit_exact(out.cpu(), d / levels, f"d / {levels}, binade 2^{e}")
+
+
 @needs_ready
 @pytest.mark.parametrize("name", [n for n, f in sorted(PRESETS.items()) if f.name in ("nf4", "bnb_fp4", "nvfp4",
                                                                                    "mxfp4")])
@@ -456,6 +481,19 @@ def test_split_k_for():
         splits, k_split = gemm.split_k_for(64, 64, nt * 128, 64, 64, 128, s, cpu)
         assert k_split % 128 == 0 and (splits - 1) * k_split < nt * 128 <= splits * k_split, (nt, s)
     assert gemm.split_k_for(64, 4096, 4096, 64, 64, 128, gemm.AUTO, cpu)[0] == 1  # enough tiles already
+
+
+def test_config_picks_are_static():
+    """The tuned configs are pure functions of the shape (no timing at run time, so every process picks alike): each
+    pick is an entry of its M bucket, the same on every call, including the two measured exceptions of gemm.pick."""
+    from fourbit.kernels import gemm, gemm_scaled, w4a8 as kw
+    import itertools
+    for M, N, G in itertools.product(range(1, 4200, 7), (4096, 14336), (16, 32, 128)):
+        c = gemm.pick(M, N, G)
+        assert c in gemm.candidates(M) and c == gemm.pick(M, N, G), (M, N, G)
+        assert kw.pick(M) in [t for ts in kw._SPACE.values() for t in ts] and gemm_scaled.pick(M) in gemm_scaled.CONFIGS
+    assert gemm.pick(64, 14336, 128) == gemm.candidates(64)[1] != gemm.pick(64, 8192, 128)
+    assert gemm.pick(300, 4096, 16) == gemm.candidates(300)[1] != gemm.pick(300, 4096, 32)
 
 
 @pytest.mark.gpu
