@@ -62,11 +62,6 @@ def _search15(t, mid_ptr):  # float32 t -> int32 count of the 15 sorted midpoint
 
 
 @triton.jit
-def _okey(b):  # int32 bits of a float32 -> int32 in the float's order (NaNs beyond +-Inf); its own inverse
-    return b ^ ((b >> 31) & 0x7FFFFFFF)
-
-
-@triton.jit
 def _in_range(v, bad):  # scalar: every finite group's v is 0 or in [2^-86, 2^86] (v / QMAX then suits _steps too)
     ok = (v == 0) | ((v >= 1.2924697071141057e-26) & (v <= 7.737125245533627e+25))
     return tl.max((~ok & ~bad).to(tl.int32)) == 0
@@ -153,13 +148,17 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
         codes = tl.minimum(tl.maximum(qi, QMIN), QMAX) + OFFSET
         scale = s
     elif FMT == 1:  # INT_ASYM: range widened to hold 0, s = (mx - mn) / levels, z = RNE(-mn / s)
-        # min and max as integer reductions over order keys (they also flag NaN / Inf: keys beyond +-Inf's), in place
-        # of the |x| bits max + a float min + a float max; -0 < +0 in key order, which the clamps at 0 make moot
-        k = _okey(x.to(tl.int32, bitcast=True))
-        kmx, kmn = tl.max(k, axis=1), tl.min(k, axis=1)
-        bad = (kmx >= 0x7F800000) | (kmn <= -2139095041)  # -2139095041: the key of -Inf (0xFF800000)
-        mx = tl.maximum(_okey(kmx).to(tl.float32, bitcast=True), 0.0)
-        mn = tl.minimum(_okey(kmn).to(tl.float32, bitcast=True), 0.0)
+        # min and max as two integer max reductions over x's bits, in place of the |x| bits max + a float min + a
+        # float max (H100: 2 fewer instructions an element than order keys): as int32, positive floats order as
+        # floats and lie above every negative, so the signed max is the largest positive x, if any; as uint32,
+        # negative floats lie above every positive and order by magnitude, so the unsigned max is the most negative
+        # x, if any. The clamps at 0 cover the other cases (-0 counts as negative: mn = -0, the same value). NaN /
+        # Inf: bits at or above +Inf's (signed) or -Inf's (unsigned).
+        b = x.to(tl.int32, bitcast=True)
+        smax, umax = tl.max(b, axis=1), tl.max(b.to(tl.uint32, bitcast=True), axis=1)
+        bad = (smax >= 0x7F800000) | (umax >= 0xFF800000)
+        mx = tl.where(smax > 0, smax.to(tl.float32, bitcast=True), 0.0)
+        mn = tl.where(umax >= 0x80000000, umax.to(tl.float32, bitcast=True), 0.0)
         d = mx - mn
         lv = tl.full([GPB], QMAX, tl.float32)
         # a NaN / Inf group gets s = NaN (hence code 0 with no per-element select, as for INT_SYM) and z = 0
