@@ -13,6 +13,15 @@ bnb_fp4 midpoints; E2M1 encoding by bit arithmetic (codecs.e2m1_encode).
   int4 (asym, g128) 113.7 -> 100.8 us (51 -> 57% of copy); int4_sym 100.4 -> 85.1 (57 -> 68%); int8 (per channel)
   157.2 -> 94.5 (43 -> 72%); nf4 245.4 -> 119.2 (24 -> 49%); bnb_fp4 261.5 -> 153.0 (22 -> 38%); nvfp4 216.6 ->
   168.1 (27 -> 35%); mxfp4 121.5 -> 81.4 (47 -> 71%). Outputs bit-identical between the two kernels on that weight.
+Round 2 (same card and method, the kernel above -> this one, 2026-11-26): the integer formats' scale s = d / levels
+and zero point by the reciprocal and residual steps (_steps; d in [2^-86, 2^86], else the IEEE division), int asym's
+min / max as two integer max reductions of x's bits (signed and unsigned views), codes by cvt.rni.s32 with NaN
+groups coded through its NaN -> 0 (no per-element select). Fast-path SASS (sm_90, Triton 3.9 AOT on the CPU
+machine): int4 asym 35.8 -> 26.8 instructions an element, int4_sym 27.8 -> 24.2.
+  int4 99.9 -> 84.2 us (58 -> 69% of copy); int4_sym 83.1 -> 79.6 (69 -> 72%); int8 94.3 -> 77.8 (72 -> 88%);
+  int8_asym 106.5 -> 77.2 (64 -> 89%); the others unchanged (nf4 49%, bnb_fp4 38%, nvfp4 35%, mxfp4 72%).
+  Bit-identical on random weights and on weights with NaN, +-Inf, -0, subnormal groups and a 3e38 outlier.
+  Then TILE / WARPS 2048 / 2 -> 1024 / 1 (below): int4 80.1-81.4 us (71-72%), int4_sym 74%.
 """
 from functools import lru_cache
 
@@ -26,10 +35,13 @@ from fourbit.formats import FORMATS
 from fourbit.formats._codebook import midpoints
 
 TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
-# elements per quantize program (groups per program = TILE // padded group), warps. H100 8192^2 bf16, after the
-# changes above (2026-11-26, 16 (TILE, warps) pairs): 2048 / 2 is within 3% of each format's best (int4 1024 / 1
-# 99.3 us vs 100.8; nf4 8192 / 4 116.1 vs 119.2; nvfp4 1024 / 1 167.4 vs 168.1; mxfp4 2048 / 1 79.2 vs 81.4).
-TILE, WARPS = 2048, 2
+# elements per quantize program (groups per program = TILE // padded group) and warps: one warp while the groups fit
+# in the tile, WARPS_BIG for larger groups (per-channel int8: a program is one group). H100 8192^2 bf16, CUDA graph,
+# this kernel, 2048 / 2 -> 1024 / 1, two alternating runs each (2026-11-26): int4 84.7 / 84.8 -> 80.1 / 81.4 us,
+# int4_sym 80.0 / 79.6 -> 77.9 / 77.3, nf4 119.3 / 119.5 -> 117.2 / 117.4, nvfp4 165.6 / 166.1 -> 164.2 / 164.5,
+# mxfp4 80.6 / 80.8 -> 79.9 / 80.4, bnb_fp4 153 either way; per-channel int8 / int8_asym at 1 warp: 77.4 -> 114.8,
+# 78.0 -> 112.7, hence 2 warps there. Outputs bit-identical across the configs.
+TILE, WARPS, WARPS_BIG = 1024, 1, 2
 
 
 @triton.jit
@@ -234,7 +246,7 @@ def _params(fmt: str, variant: str):
     return (cd.MX_FLOOR if variant == "floor" else cd.MX_RCEIL), 4, 0, 0, 0
 
 
-def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int = TILE, num_warps: int = WARPS):
+def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int = TILE, num_warps: int | None = None):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
     qdata uint8 [N, K/2] (4-bit, element 2i in the low nibble) or int8 (int8 sym) / uint8 (int8 asym) [N, K];
     scales [N, K/G] float32 / float8_e4m3fn (nvfp4) / float8_e8m0fnu (mxfp4); zeros uint8 [N, K/G] (asym) or
@@ -256,6 +268,8 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
     GPB = max(1, min(tile // BG, triton.next_power_of_2(n_groups)))
+    if num_warps is None:
+        num_warps = WARPS if BG <= tile else WARPS_BIG
     s_out = scales.view(torch.uint8) if scales.element_size() == 1 else scales
     grid = (N, triton.cdiv(n_groups, GPB))
     _quantize_kernel[grid](w, qdata, s_out, zeros if zeros.numel() else dummy_f, gscale if gscale.numel() else dummy_f,
