@@ -1,6 +1,7 @@
 """The data behind the static config picks of the fused GEMMs (kernels/gemm.py and, for W4A8 below M = 512,
-kernels/w4a8.py: _SPACE and pick()): every candidate entry of every M bucket, timed on the model shapes and formats of shared/ANCHORS.md, each as a CUDA graph of R calls over R
-weight copies (R * 4-bit bytes > 2x the 50 MB L2; gpu_quick.graph_time, median of do_bench, L2 flushed).
+kernels/w4a8.py: _SPACE and pick()): every candidate entry of every M bucket, timed on the model shapes and
+formats of shared/ANCHORS.md, each as a CUDA graph of R calls over R weight copies (R * 4-bit bytes > 2x the 50 MB
+L2; gpu_quick.graph_time, median of do_bench, L2 flushed).
 
 Prints one row per (shape, format, M): each candidate's us, the current pick()'s us and its loss against the row's
 best; then per bucket the geometric-mean loss of each candidate and of pick(). Writes $OUT/gemm_pick.json.

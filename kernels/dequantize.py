@@ -13,6 +13,10 @@ from ._launch import EXACT, as_bytes, interpreting, launch, scale_kind, scratch
 # H100 8192^2 to bf16 (bench/elementwise_tune.py, 2026-11-26): (8, 1024) x 4 warps: int4 73.9 -> 72.0 us (80% of copy),
 # nvfp4 74.6 -> 70.7 (83%), mxfp4 80.4 -> 75.8 (76%); nf4 with the gather 108 -> 95 us (61%; the select tree: 57%).
 BLOCK_R, BLOCK_K, WARPS = 8, 1024, 4
+# codebook formats (the prmt lookup, LUT_MODE 2): 27 (block, warps) pairs on the same card, CUDA graph, 2026-11-27:
+# (4, 2048) x 2 warps 80.8 us (72% of copy; (8, 1024) x 4 is not among the best 8, >= 85.3). int4 there: 71.0 against
+# 72.5 for its default, within noise, so the other kinds keep theirs.
+LUT_BLOCK, LUT_WARPS = (4, 2048), 2
 
 # code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
 # contents (code_kind); every kind gives exactly lut[code].
@@ -304,8 +308,8 @@ def weight_args(qdata, scales, zeros, global_scale, lut):
     return qdata, as_bytes(scales), pick(zeros), pick(global_scale), pick(lut)
 
 
-def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32, block=(BLOCK_R, BLOCK_K),
-               num_warps=WARPS, lut_mode=None) -> torch.Tensor:
+def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32, block=None, num_warps=None,
+               lut_mode=None) -> torch.Tensor:
     """Stored weight -> [N, K] of dtype (float32 / bfloat16 / float16), bit-exact with the reference.
 
     qdata: uint8 [N, K/2] packed (lut float32 [16]) or int8/uint8 [N, K] (lut empty). scales: [N, K/G] float32 /
@@ -314,12 +318,15 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     out = scratch((N, K), dtype, qdata.device)
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
     gc = group_constexpr(group_size)
+    codes = code_kind(lut) if bits == 4 else CODES_LUT
+    lut4 = bits == 4 and codes == CODES_LUT
+    block = block or (LUT_BLOCK if lut4 else (BLOCK_R, BLOCK_K))
+    num_warps = num_warps or (LUT_WARPS if lut4 else WARPS)
     if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
         block = (block[0] * block[1] // 256, 256)
     grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
-    codes = code_kind(lut) if bits == 4 else CODES_LUT
     if lut_mode is None:  # codebook formats: the prmt byte-plane lookup on the GPU, the L1 gather when interpreting
-        lut_mode = (1 if interpreting() else 2) if bits == 4 and codes == CODES_LUT else 0
+        lut_mode = (1 if interpreting() else 2) if lut4 else 0
     launch(_dequantize_kernel, grid, *weight_args(qdata, scales, zeros, global_scale, lut),
            out.view(torch.int16) if kind == 2 else out, N, K, int(group_size), GC=gc, CODES=codes, BITS=bits,
            SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=block[0], BK=block[1], LUT_MODE=lut_mode,

@@ -13,7 +13,7 @@ bnb_fp4 midpoints; E2M1 encoding by bit arithmetic (codecs.e2m1_encode).
   int4 (asym, g128) 113.7 -> 100.8 us (51 -> 57% of copy); int4_sym 100.4 -> 85.1 (57 -> 68%); int8 (per channel)
   157.2 -> 94.5 (43 -> 72%); nf4 245.4 -> 119.2 (24 -> 49%); bnb_fp4 261.5 -> 153.0 (22 -> 38%); nvfp4 216.6 ->
   168.1 (27 -> 35%); mxfp4 121.5 -> 81.4 (47 -> 71%). Outputs bit-identical between the two kernels on that weight.
-Round 2 (same card and method, the kernel above -> this one, 2026-11-26): the integer formats' scale s = d / levels
+Round 2 (same card and method, the kernel above -> this one, 2026-11-27): the integer formats' scale s = d / levels
 and zero point by the reciprocal and residual steps (_steps; d in [2^-86, 2^86], else the IEEE division), int asym's
 min / max as two integer max reductions of x's bits (signed and unsigned views), codes by cvt.rni.s32 with NaN
 groups coded through its NaN -> 0 (no per-element select). Fast-path SASS (sm_90, Triton 3.9 AOT on the CPU
@@ -37,7 +37,7 @@ from fourbit.formats._codebook import midpoints
 TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax clamp; a literal 1e-38 would become a float64 constant
 # elements per quantize program (groups per program = TILE // padded group) and warps: one warp while the groups fit
 # in the tile, WARPS_BIG for larger groups (per-channel int8: a program is one group). H100 8192^2 bf16, CUDA graph,
-# this kernel, 2048 / 2 -> 1024 / 1, two alternating runs each (2026-11-26): int4 84.7 / 84.8 -> 80.1 / 81.4 us,
+# this kernel, 2048 / 2 -> 1024 / 1, two alternating runs each (2026-11-27): int4 84.7 / 84.8 -> 80.1 / 81.4 us,
 # int4_sym 80.0 / 79.6 -> 77.9 / 77.3, nf4 119.3 / 119.5 -> 117.2 / 117.4, nvfp4 165.6 / 166.1 -> 164.2 / 164.5,
 # mxfp4 80.6 / 80.8 -> 79.9 / 80.4, bnb_fp4 153 either way; per-channel int8 / int8_asym at 1 warp: 77.4 -> 114.8,
 # 78.0 -> 112.7, hence 2 warps there. Outputs bit-identical across the configs.
