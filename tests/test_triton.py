@@ -273,6 +273,27 @@ def test_scale_by_steps_every_float_of_three_binades(levels):
 
 
 @needs_ready
+@pytest.mark.parametrize("name", ["nf4", "bnb_fp4"])
+def test_codebook_every_midpoint_and_bucket_edge(name):
+    """The codebook encoders at t = x / amax equal to every midpoint and every bucket edge of the kernel's table
+    (slices of 2 / 32 of [-1, 1]; nf4 uses it, bnb_fp4 the binary search) +- 6 ulps, both signs of the edges, and
+    -1, 0, 1. Each group holds 1.0, so amax = 1 and t = x exactly. The ties: t equal to a midpoint takes the lower
+    entry (midpoints strictly below t are counted)."""
+    from fourbit.formats._codebook import midpoints
+    cb = PRESETS[name].codebook
+    mids = midpoints(torch.sort(cb).values)
+    edges = torch.arange(-16, 17).float() / 16
+    marks = torch.cat([mids, edges])
+    t = (marks.view(torch.int32)[:, None] + torch.arange(-6, 7, dtype=torch.int32)).view(torch.float32).flatten()
+    t = torch.cat([t, torch.tensor([-1.0, 0.0, -0.0, 1.0])]).clamp(-1, 1)
+    G = PRESETS[name].group(256)
+    per_row = 256 // G  # groups per row of 256
+    t = torch.cat([t, torch.zeros((-t.numel()) % ((G - 1) * per_row))]).view(-1, G - 1)
+    w = torch.cat([torch.ones(t.shape[0], 1), t], 1).reshape(-1, 256)
+    check_quantize(w, name)
+
+
+@needs_ready
 @pytest.mark.parametrize("name", [n for n, f in sorted(PRESETS.items()) if f.name in ("nf4", "bnb_fp4", "nvfp4",
                                                                                    "mxfp4")])
 def test_all_16_codes_survive(name):
