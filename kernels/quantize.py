@@ -22,6 +22,10 @@ machine): int4 asym 35.8 -> 26.8 instructions an element, int4_sym 27.8 -> 24.2.
   int8_asym 106.5 -> 77.2 (64 -> 89%); the others unchanged (nf4 49%, bnb_fp4 38%, nvfp4 35%, mxfp4 72%).
   Bit-identical on random weights and on weights with NaN, +-Inf, -0, subnormal groups and a 3e38 outlier.
   Then TILE / WARPS 2048 / 2 -> 1024 / 1 (below): int4 80.1-81.4 us (71-72%), int4_sym 74%.
+Round 3 (same card and method, 2026-11-27): nf4's code from a 32-bucket table (_bucket_table: one L1 load, a compare
+and a select an element) instead of the binary search; SASS 40 -> 29 instructions an element. nf4 116.4 -> 88.4 /
+90.0 us (50 -> 65-66% of copy), bit-identical; 1024 / 1 is still its best tile (11 (tile, warps) pairs). bnb_fp4
+keeps the search: its midpoints lie 0.0026 apart, which would take 1024 buckets (8 KB, many L1 lines a warp).
 """
 from functools import lru_cache
 
@@ -55,6 +59,7 @@ def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
 
 @triton.jit
 def _search15(t, mid_ptr):  # float32 t -> int32 count of the 15 sorted midpoints strictly below t (ties go low)
+    # (codebooks without a bucket table: bnb_fp4)
     # binary search, 4 compares + 11 selects of scalars, against 15 compares + 15 adds for a linear count: on H100 the
     # linear count made nf4 the slowest quantize (69 instructions per element, 255 registers; ncu, 2026-11-26)
     b3 = t > tl.load(mid_ptr + 7)
