@@ -24,7 +24,8 @@ machine): int4 asym 35.8 -> 26.8 instructions an element, int4_sym 27.8 -> 24.2.
   Then TILE / WARPS 2048 / 2 -> 1024 / 1 (below): int4 80.1-81.4 us (71-72%), int4_sym 74%.
 Round 3 (same card and method, 2026-11-27): nf4's code from a 32-bucket table (_bucket_table: one L1 load, a compare
 and a select an element) instead of the binary search; SASS 40 -> 29 instructions an element. nf4 116.4 -> 88.4 /
-90.0 us (50 -> 65-66% of copy), bit-identical; 1024 / 1 is still its best tile (11 (tile, warps) pairs). bnb_fp4
+90.0 us (50 -> 65-66% of copy), bit-identical; 1024 / 1 is still its best tile (11 (tile, warps) pairs). The
+bucket index's lower clamp (30 instructions) came after that run and is not timed. bnb_fp4
 keeps the search: its midpoints lie 0.0026 apart, which would take 1024 buckets (8 KB, many L1 lines a warp).
 """
 from functools import lru_cache
@@ -200,8 +201,9 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
         inv = tl.div_rn(tl.full([GPB], 1.0, tl.float32), tl.maximum(amax, tiny))
         t = tl.minimum(tl.maximum(x * inv[:, None], -1.0), 1.0)
         if NB > 0:  # bucket b of t's 2 / NB-wide slice of [-1, 1]: one table load gives the code on either side
-            # of the slice's only midpoint (_bucket_table). t is never NaN: the clamps return the non-NaN operand
-            b = tl.minimum((t * (NB // 2) + (NB // 2)).to(tl.int32), NB - 1)
+            # of the slice's only midpoint (_bucket_table). b is clamped at both ends: a NaN t (a discarded group;
+            # Triton leaves the clamps' NaN result unspecified) must still index inside the table
+            b = tl.minimum(tl.maximum((t * (NB // 2) + (NB // 2)).to(tl.int32), 0), NB - 1)
             e = tl.load(tbl_ptr + b)
             lo = e.to(tl.int32)
             idx = tl.where(t > (e >> 32).to(tl.int32).to(tl.float32, bitcast=True), (lo >> 4) & 15, lo & 15)
