@@ -181,8 +181,7 @@ def main():
                            failed={str(k): v for k, v in failed.items()}, bad={str(k): v for k, v in bad.items()}),
                       fh)
     print(f"\n{torch.cuda.get_device_name()}, triton {triton.__version__}; total {time.time() - t0:.0f}s")
-    print("shape M: bf16 us | per format: best us (x bf16) cfg/lm/split ; old-space split=1 best us")
-    old = {M: {tuple(t[:6]) for t in gemm._bucket_space(M)} for M in MS}
+    print("shape M: bf16 us | per format: best us (x bf16) cfg/lm/split ; best split=1 us")
     for N, K in SHAPES:
         for M in MS:
             if not any(r["N"] == N and r["K"] == K for r in rows):
