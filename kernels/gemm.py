@@ -104,7 +104,7 @@ from . import codecs as cd
 #   reproducible; Auto(waves, min_tiles): s from the tile count (split_k_for: the largest power of two keeping the
 #   programs <= waves per SM and >= min_tiles K tiles per split).
 # Each M bucket (next power of two of M, capped at 4096) keeps the winners measured there (bench/gemm_tune.py, H100,
-# five model shapes, 2026-11-26). The config a call runs is pick(M, N, K): a pure function of the shape, no timing at
+# five model shapes, 2026-11-26). The config a call runs is pick(M, N, G): a pure function of the shape, no timing at
 # run time, so every process and every run takes the same config and gives the same bits, and the first call costs
 # one compile per kernel variant (seconds), never a tuning sweep. bench/gemm_pick.py times every entry of every bucket
 # on the model shapes and prints pick()'s loss against the best; its numbers are in pick()'s comment.

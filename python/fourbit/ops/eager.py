@@ -12,8 +12,9 @@ Replays: a cached plan also keeps, per (M, dtype, bias state), what the first su
 native call with its weight arguments resolved (_native_cuda.linear_prepared), for the Triton paths the recorded
 launches (kernels._launch.Replay: compiled kernel, grid, arguments), re-issued through each compiled kernel's C
 launcher with the new x, out and bias. The launches and their order are the first call's, so the bits are too
-(tests/test_gpu_ops.py checks replays against the op). Not recorded: calls inside a CUDA-graph capture (the tuner
-cannot time there), uncached plans, and while a Triton launch hook (a profiler) is set.
+(tests/test_gpu_ops.py checks replays against the op). Not recorded: calls inside a CUDA-graph capture (the graph
+replays those itself, and some first-call probes do not run there), uncached plans, and while a Triton launch hook
+(a profiler) is set.
 """
 from __future__ import annotations
 
