@@ -26,11 +26,6 @@ SHAPES = [(4096, 4096), (8192, 8192), (28672, 8192), (4096, 14336), (14336, 4096
 W4A8 = ("int4", "mxfp4")  # the W4A8 benchmark's formats (int4 g128; mxfp4 folds where exact)
 
 
-def _bucket(mod, M):
-    mb = min(1 << (M - 1).bit_length(), 4096)
-    return next(b for b in sorted(mod._SPACE) if mb <= b) if mb <= max(mod._SPACE) else max(mod._SPACE)
-
-
 def main():
     Ms = [int(a) for a in sys.argv[1:]] or [32, 64, 128, 256, 384]
     torch.manual_seed(0)
@@ -49,7 +44,7 @@ def main():
             x8, xs = kw.quantize_act(x)
             for f in FORMATS + tuple("w4a8 " + f for f in W4A8 if M < kw.BLOCKWISE_MIN_M):
                 if f.startswith("w4a8"):
-                    cands, p = [c for c in kw._SPACE[_bucket(kw, M)]], kw.pick(M)
+                    cands, p = kw.candidates(M), kw.pick(M)
                     args = [w4a8.w4a8_args(q) for q in qws[f[5:]]]
                     fid = lambda fmt: kw.FMT_MXFP4 if fmt == "mxfp4" else kw.FMT_INT4_ASYM  # noqa: E731
                     run = lambda a, c: kw.linear(x8, xs, *a[:3], fid(a[3]), a[4], None, y, config=c)  # noqa: E731

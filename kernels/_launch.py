@@ -34,6 +34,13 @@ def scale_kind(scales: torch.Tensor) -> int:
     return {torch.float32: 0, torch.float8_e4m3fn: 1, torch.float8_e8m0fnu: 2}[scales.dtype]
 
 
+def bucket_entries(space: dict, M: int) -> list:
+    """The entries of a tuning space {bucket: [configs]} for M rows: the first bucket >= next_power_of_2(M) (capped
+    at 4096), else the largest."""
+    mb = min(triton.next_power_of_2(M), 4096)
+    return space[next((b for b in sorted(space) if mb <= b), max(space))]
+
+
 def triton_version() -> tuple:
     """(major, minor) of the installed Triton."""
     return tuple(int(p) for p in triton.__version__.split(".")[:2])

@@ -86,7 +86,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import EXACT, interpreting, launch as _jit, scratch
+from ._launch import EXACT, bucket_entries, interpreting, launch as _jit, scratch
 from .dequantize import CODES_LUT, code_kind, dequant_tile, group_constexpr, tile_rows, weight_args, weight_meta
 from . import codecs as cd
 
@@ -122,8 +122,7 @@ _SPACE = {
 
 def candidates(M):
     """The tuning-space entries of M's bucket (what bench/gemm_pick.py times)."""
-    mb = min(triton.next_power_of_2(M), 4096)
-    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))]
+    return bucket_entries(_SPACE, M)
 
 
 def pick(M, N, G):

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import host, interpreting, launch, scratch
+from ._launch import bucket_entries, host, interpreting, launch, scratch
 from . import codecs as cd
 from .dequantize import _codes_to_values, tile_rows
 
@@ -295,10 +295,14 @@ DEFAULT = (64, 64, 0, 4, 3)  # FOURBIT_TRITON_AUTOTUNE=0 and the interpreter (IN
 INTERP_BLOCKS = (16, 16, 0, 1, 1)
 
 
+def candidates(M):
+    """The tuning-space entries of M's bucket (what bench/gemm_pick.py times)."""
+    return bucket_entries(_SPACE, M)
+
+
 def pick(M):
     """The config linear() runs for M rows: its bucket's first entry, the measured winner (above)."""
-    mb = min(triton.next_power_of_2(M), 4096)
-    return _SPACE[next((b for b in sorted(_SPACE) if mb <= b), max(_SPACE))][0]
+    return candidates(M)[0]
 
 
 _fold_cache = {}  # id(scales' base tensor) -> (weakref to it, version, qdata's base id and version, ok)
