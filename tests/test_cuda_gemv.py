@@ -139,6 +139,26 @@ def test_out_buffer_guards_graph_and_stream(name):
                  dtype, args[3], f"{name} graph replay")
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_linear_per_channel_int4(symmetric):
+    """Per-channel int4 (G = K) through the 4-bit tensor-core GEMV, including groups that are not a power of two
+    (K = 4128, 96) and a single group spanning a whole split-K slice."""
+    fmt = make_format("int4", group_size=None, symmetric=symmetric)
+    gen = torch.Generator().manual_seed(2)
+    for M, N, K in [(1, 4097, 4128), (5, 37, 96), (16, 130, 4128), (1, 300, 4096)]:
+        w = torch.randn(N, K, generator=gen)
+        qw = fourbit.quantize(w, fmt)
+        dense = qw.dequantize(torch.float32)
+        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+        x = torch.randn(M, K, generator=gen).to(torch.bfloat16)
+        xc = x.cuda()
+        path = nc.linear_path(xc, args[0], args[4], args[5])
+        assert path == "mma", f"K={K}: expected the tensor-core GEMV, got {path}"
+        y = nc.linear(xc, *args)
+        check_linear(y.cpu(), x, dense, None, path, torch.bfloat16, args[3],
+                     f"int4 per-channel sym={symmetric} M={M} N={N} K={K}")
+
+
 def test_deterministic_split_k():
     dense, args = quantized("nf4", 37, 8192)
     x = torch.randn(16, 8192, device="cuda", dtype=torch.bfloat16)

@@ -56,6 +56,18 @@
 //     warp (16 rows a block) at 80 registers, 3 blocks an SM: 8192^2 M=1 26.1 -> 35.0 (int4), 25.0 -> 31.4 (nf4) us,
 //     4096x14336 22-24 -> 24-29 us, 4096^2 within noise: more, smaller blocks lose (per-block table, x shared by
 //     fewer tiles). Run-to-run spread of 4096^2 M=1 between fresh machines: ~10% (9.3-10.0 vs 10.4-10.9 us, nf4).
+//   round 5 (H100 80GB HBM3, 2026-11-27, bench/gpu_gemv.py, CUDA graph; base and variants built side by side and
+//     timed alternately in one run, two reps each): ncu (8192^2 nf4 M=1, base) put 24% of the warp stall samples
+//     and 17% of the executed instructions in the prologue (table build: 32 single-word stores per thread after a
+//     staging barrier) and ~12 SASS instructions of index math plus a branch around each XS x load. Now: the table
+//     is stored as 16-byte runs (8 per thread, bank-conflict free, no staging barrier), and an XS load is one IMAD,
+//     one LOP3 and a predicated LDS.128 (main loop 917 -> 815 SASS instructions, nf4 bf16 M <= 8). Measured, base
+//     -> now (us): 4096^2 M=1 int4 9.9 -> 9.3, nf4 9.3 -> 8.9, nvfp4 10.7 -> 9.7, mxfp4 9.7 -> 8.9; 8192^2 M=1
+//     26.2 -> 25.3, 24.9 -> 23.4, 28.7 -> 26.1, 24.1 -> 22.1; M=16 8192^2 39.8 -> 38.2, 30.3 -> 30.2, 34.8 -> 34.6,
+//     31.8 -> 30.4; 4096x14336 M=1 and M=16 1-3% faster; no case slower. Tried and dropped in the same runs: the
+//     group index by a shift for power-of-two G with branch-free (select) scale loads (no shorter main loop; nf4 /
+//     nvfp4 M=16 6-8% and 4096x14336 M=1 3-8% slower than without it); batching 2-4 x loads per thread in the
+//     staging (ptxas spills at the 128-register cap).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -349,7 +361,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   };
 
   NibStage<G16, HZ> A, B;
-  if (warp < nst) load(A, warp);
+  if (warp < nst) load(A, warp);  // the first weight loads, in flight during the table build and the x staging
 
   // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT, in dynamic shared memory at
   // a 32 KB-aligned shared address tb32, so a lookup's address ((byte << 7) & 0x7f80) | (tb32 | lane << 2) is one
@@ -358,34 +370,43 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
   const uint32_t tb32 = (sb32 + 0x7fffu) & ~0x7fffu;
   uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
+  // Table build: thread i stores entry e = i & 255 as 16-byte runs (4 lanes' copies each), run ((i >> 8) + e) & 7,
+  // so the 8 threads of an STS.128 phase (8 consecutive e) write 8 distinct bank groups; the pair comes from two
+  // L1-cached lut loads (no staging barrier). A rolled loop: unrolled, ptxas spilled in two 16-warp instantiations.
+  // Why: ncu (H100, 8192^2 nf4 M=1) put 24% of the warp stall samples and 17% of the executed instructions in the
+  // prologue when each thread stored 32 single words.
   {
-    __shared__ uint16_t lut_s[16];
-    if (threadIdx.x < 16) {
-      XT v = from_f32<XT>(p.lut[threadIdx.x]);
-      lut_s[threadIdx.x] = *reinterpret_cast<uint16_t*>(&v);
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < 256 * 32; i += NW * 32) {
-      const int e = i >> 5;
-      tbl[i] = uint32_t(lut_s[e & 15]) | (uint32_t(lut_s[e >> 4]) << 16);
+    constexpr int T = NW * 32;  // 128, 256 or 512 threads
+    auto pair = [&](int e) {    // (lut[e & 15], lut[e >> 4]) as an XT pair
+      const XT lo = from_f32<XT>(__ldg(p.lut + (e & 15))), hi = from_f32<XT>(__ldg(p.lut + (e >> 4)));
+      return uint32_t(*reinterpret_cast<const uint16_t*>(&lo)) | (uint32_t(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
+    };
+    uint32_t v = pair(threadIdx.x & 255);
+#pragma unroll 1
+    for (int i = threadIdx.x; i < 256 * 8; i += T) {
+      const int e = i & 255, run = ((i >> 8) + e) & 7;
+      if (T % 256) v = pair(e);  // 4-warp blocks: a thread's entries alternate
+      *reinterpret_cast<uint4*>(tbl + e * 32 + run * 4) = make_uint4(v, v, v, v);
     }
   }
   // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
   // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
   // chunks 4t + i) hit 8 distinct 16-byte bank groups. Placed below the table when that gap is large enough, else
   // above it (the allocation has room for either: the gap below is < 32 KB - 16, kNibXsBytes more above).
+  // Row by row: no division by the chunk count per chunk. (Batching 2-4 chunk loads per thread made ptxas spill.)
   uint32_t xs32 = 0;
   if (XS) {
     const int nch = (ke - ks) >> 3;
     const uint32_t need = uint32_t(M * p.ksl * 2);
-    xs32 = tb32 - sb32 >= need ? sb32 : tb32 + 32768u;
+    const uint32_t lo64 = (sb32 + 63u) & ~63u;  // 64-byte aligned (the lookup below XORs address bits 4-5)
+    xs32 = tb32 - lo64 >= need ? lo64 : tb32 + 32768u;
     const XT* xg = reinterpret_cast<const XT*>(p.x);
-    for (int i = threadIdx.x; i < M * nch; i += NW * 32) {
-      const int m = i / nch, c = i - m * nch;
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(xg + (int64_t)m * K + ks) + c);
-      const uint32_t phys = uint32_t(c ^ (((c >> 3) & 1) << 1) ^ (m & 1));
-      const uint32_t a = xs32 + (uint32_t(m * (p.ksl >> 3)) + phys) * 16u;
-      asm volatile("st.shared.v4.b32 [%0], {%1,%2,%3,%4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+    for (int m = 0; m < M; ++m) {
+      const uint4* src = reinterpret_cast<const uint4*>(xg + (int64_t)m * K + ks);
+      for (int c = threadIdx.x; c < nch; c += NW * 32) {
+        const uint32_t phys = uint32_t(c ^ (((c >> 3) & 1) << 1) ^ (m & 1));
+        *reinterpret_cast<uint4*>(nib_dyn + (xs32 - sb32) + (uint32_t(m * (p.ksl >> 3)) + phys) * 16u) = __ldg(src + c);
+      }
     }
   }
   __syncthreads();
@@ -394,6 +415,12 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
 
   const XT* x = reinterpret_cast<const XT*>(p.x);
   const bool xa_ok = g < M, xb_ok = M16 && g + 8 < M;
+  // XS: chunk c = st * 16 + 4 t + i of row m (rows g >= M read row 0: their D rows are dropped) sits at physical
+  // chunk st * 16 + 4 t + (i ^ X), X = (t & 2) ^ (m & 1) (the staging's swizzle, as c >> 3 & 1 = t >> 1 there), so
+  // with xs32 64-byte aligned its address is (xq + st * 256) ^ (i << 4), xq = xs32 + m * ksl * 2 + 64 t + 16 X:
+  // one IMAD and one LOP3 per load (was ~12 instructions of index math and a branch).
+  const int xm = xa_ok ? g : 0;
+  const uint32_t xq = XS ? xs32 + uint32_t(xm * p.ksl * 2 + 64 * t + 16 * ((t & 2) ^ (xm & 1))) : 0u;
   const XT* xa_p = x + (int64_t)(xa_ok ? g : 0) * K;
   const XT* xb_p = x + (int64_t)(xb_ok ? g + 8 : 0) * K;
 
@@ -414,13 +441,11 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
-      if (XS) {
-        if (kv) {  // rows g >= M read row 0 (their D rows are dropped)
-          const int c = ((k0 - ks) >> 3) + i, m = xa_ok ? g : 0;
-          const uint32_t a = xs32 + (uint32_t(m * (p.ksl >> 3) + (c ^ (((c >> 3) & 1) << 1) ^ (m & 1)))) * 16u;
-          asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                       : "=r"(va.x), "=r"(va.y), "=r"(va.z), "=r"(va.w) : "r"(a) : "memory");
-        }
+      if (XS) {  // chunk c = st * 16 + 4 t + i: address ((xq + st * 256) ^ (i << 4)), see xq; zeros past ke
+        const uint32_t a = (xq + uint32_t(st) * 256u) ^ uint32_t(i << 4);
+        asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n"
+                     " mov.b32 %3, 0;\n @p ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n}\n"
+                     : "=r"(va.x), "=r"(va.y), "=r"(va.z), "=r"(va.w) : "r"(a), "r"(int(kv)) : "memory");
       } else if (kv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
       if (M16 && kv && xb_ok) vb = __ldg(reinterpret_cast<const uint4*>(xb_p + k0) + i);
       if (M16) {
