@@ -49,6 +49,18 @@ def rint_i32(x, INTERP: tl.constexpr):  # float32 -> int32 rint (|x| < 2^31; NaN
 
 
 @triton.jit
+def gather_i64(ptr, idx, INTERP: tl.constexpr):
+    """ptr[idx] of a small int64 table, as one ld.global.nc an element on the GPU (a tl.load there). Why: Triton 3.6
+    gives a gather tl.load its own 1-element-a-thread layout, and quantize's nf4 tile paid two shared-memory layout
+    conversions around it (the [GPB, BG] float32 t and the [GPB, BG/2, 2] codes; Triton 3.6 TTGIR); inline asm keeps
+    the operand's layout."""
+    if INTERP:
+        return tl.load(ptr + idx)
+    return tl.inline_asm_elementwise("ld.global.nc.b64 $0, [$1];", "=l,l", [(ptr + idx).to(tl.int64)],
+                                     dtype=tl.int64, is_pure=True, pack=1)
+
+
+@triton.jit
 def to_f32(x):  # float32/bf16/fp16 -> float32, exact (by bits for bf16: the interpreter's bf16 cast drops subnormals)
     if x.dtype == tl.bfloat16:
         return (x.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)

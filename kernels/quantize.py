@@ -25,7 +25,10 @@ machine): int4 asym 35.8 -> 26.8 instructions an element, int4_sym 27.8 -> 24.2.
 Round 3 (same card and method, 2026-11-27): nf4's code from a 32-bucket table (_bucket_table: one L1 load, a compare
 and a select an element) instead of the binary search; SASS 40 -> 29 instructions an element. nf4 116.4 -> 88.4 /
 90.0 us (50 -> 65-66% of copy), bit-identical; 1024 / 1 is still its best tile (11 (tile, warps) pairs). The
-bucket index's lower clamp (30 instructions) came after that run and is not timed. bnb_fp4
+bucket index's lower clamp (30 instructions) came after that run and is not timed. Round 4 (same card, 2026-11-27,
+CUDA graph, HEAD vs working tree in one process): the table entry by cd.gather_i64 (inline ld.global.nc) instead of
+tl.load, whose gather layout cost two shared-memory layout conversions per tile in Triton 3.6 (PTX shared-memory
+ops 39 -> 2; ncu before: L1/TEX 95% busy, DRAM 48%): nf4 86.9 / 87.1 -> 79.6 / 80.9 us, bit-identical. bnb_fp4
 keeps the search: its midpoints lie 0.0026 apart, which would take 1024 buckets (8 KB, many L1 lines a warp).
 """
 from functools import lru_cache
@@ -204,7 +207,7 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
             # of the slice's only midpoint (_bucket_table). b is clamped at both ends: a NaN t (a discarded group;
             # Triton leaves the clamps' NaN result unspecified) must still index inside the table
             b = tl.minimum(tl.maximum((t * (NB // 2) + (NB // 2)).to(tl.int32), 0), NB - 1)
-            e = tl.load(tbl_ptr + b)
+            e = cd.gather_i64(tbl_ptr, b, INTERP)
             lo = e.to(tl.int32)
             idx = tl.where(t > (e >> 32).to(tl.int32).to(tl.float32, bitcast=True), (lo >> 4) & 15, lo & 15)
             codes = tl.where(bad[:, None], ZERO_CODE, idx)
