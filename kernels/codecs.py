@@ -49,15 +49,20 @@ def rint_i32(x, INTERP: tl.constexpr):  # float32 -> int32 rint (|x| < 2^31; NaN
 
 
 @triton.jit
-def gather_i64(ptr, idx, INTERP: tl.constexpr):
-    """ptr[idx] of a small int64 table, as one ld.global.nc an element on the GPU (a tl.load there). Why: Triton 3.6
-    gives a gather tl.load its own 1-element-a-thread layout, and quantize's nf4 tile paid two shared-memory layout
-    conversions around it (the [GPB, BG] float32 t and the [GPB, BG/2, 2] codes; Triton 3.6 TTGIR); inline asm keeps
-    the operand's layout."""
+def gather(ptr, idx, INTERP: tl.constexpr):
+    """ptr[idx] of a small int64 or uint8 table (uint8 comes back as int32), one ld.global.nc an element on the GPU
+    (a tl.load in the interpreter). Why: Triton 3.6 gives a gather tl.load its own 1-element-a-thread layout, and
+    quantize's codebook tiles paid shared-memory layout conversions around it (nf4: the [GPB, BG] float32 t and the
+    [GPB, BG/2, 2] codes; bnb_fp4: the pointer tile and the codes; Triton 3.6 TTGIR); inline asm keeps the layout."""
     if INTERP:
-        return tl.load(ptr + idx)
-    return tl.inline_asm_elementwise("ld.global.nc.b64 $0, [$1];", "=l,l", [(ptr + idx).to(tl.int64)],
-                                     dtype=tl.int64, is_pure=True, pack=1)
+        v = tl.load(ptr + idx)
+    elif ptr.dtype.element_ty == tl.int64:  # one assignment per branch: Triton 3.6 type-checks every return
+        v = tl.inline_asm_elementwise("ld.global.nc.b64 $0, [$1];", "=l,l", [(ptr + idx).to(tl.int64)],
+                                      dtype=tl.int64, is_pure=True, pack=1)
+    else:
+        v = tl.inline_asm_elementwise("ld.global.nc.u8 $0, [$1];", "=r,l", [(ptr + idx).to(tl.int64)],
+                                      dtype=tl.int32, is_pure=True, pack=1)
+    return v
 
 
 @triton.jit

@@ -26,9 +26,10 @@ Round 3 (same card and method, 2026-11-27): nf4's code from a 32-bucket table (_
 and a select an element) instead of the binary search; SASS 40 -> 29 instructions an element. nf4 116.4 -> 88.4 /
 90.0 us (50 -> 65-66% of copy), bit-identical; 1024 / 1 is still its best tile (11 (tile, warps) pairs). The
 bucket index's lower clamp (30 instructions) came after that run and is not timed. Round 4 (same card, 2026-11-27,
-CUDA graph, HEAD vs working tree in one process): the table entry by cd.gather_i64 (inline ld.global.nc) instead of
+CUDA graph, HEAD vs working tree in one process): the table entry by cd.gather (inline ld.global.nc) instead of
 tl.load, whose gather layout cost two shared-memory layout conversions per tile in Triton 3.6 (PTX shared-memory
-ops 39 -> 2; ncu before: L1/TEX 95% busy, DRAM 48%): nf4 86.9 / 87.1 -> 79.6 / 80.9 us, bit-identical. bnb_fp4
+ops 39 -> 2; ncu before: L1/TEX 95% busy, DRAM 48%): nf4 86.9 / 87.1 -> 79.6 / 80.9 us, bit-identical; bnb_fp4's
+sorted-index -> code lookup the same way: 151.0 / 151.3 -> 126.7 / 126.9 us, bit-identical. bnb_fp4
 keeps the search: its midpoints lie 0.0026 apart, which would take 1024 buckets (8 KB, many L1 lines a warp).
 """
 from functools import lru_cache
@@ -207,14 +208,14 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
             # of the slice's only midpoint (_bucket_table). b is clamped at both ends: a NaN t (a discarded group;
             # Triton leaves the clamps' NaN result unspecified) must still index inside the table
             b = tl.minimum(tl.maximum((t * (NB // 2) + (NB // 2)).to(tl.int32), 0), NB - 1)
-            e = cd.gather_i64(tbl_ptr, b, INTERP)
+            e = cd.gather(tbl_ptr, b, INTERP)
             lo = e.to(tl.int32)
             idx = tl.where(t > (e >> 32).to(tl.int32).to(tl.float32, bitcast=True), (lo >> 4) & 15, lo & 15)
             codes = tl.where(bad[:, None], ZERO_CODE, idx)
         elif SORTED:  # codes already in value order: the search's index is the code
             codes = tl.where(bad[:, None], ZERO_CODE, _search15(t, mid_ptr))
         else:
-            codes = tl.where(bad[:, None], ZERO_CODE, tl.load(order_ptr + _search15(t, mid_ptr)).to(tl.int32))
+            codes = tl.where(bad[:, None], ZERO_CODE, cd.gather(order_ptr, _search15(t, mid_ptr), INTERP).to(tl.int32))
         scale = tl.where(bad, float("nan"), amax)
     elif FMT == 3:  # NVFP4: g = amax / 2688, s = E4M3(bmax / (6 g)), code = E2M1(x / (s * g))
         g = tl.div_rn(tl.load(amax_ptr), 2688.0)
