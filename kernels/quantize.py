@@ -295,6 +295,18 @@ def _params(fmt: str, variant: str):
     return (cd.MX_FLOOR if variant == "floor" else cd.MX_RCEIL), 4, 0, 0, 0
 
 
+_DUMMIES = {}  # (dtype, device) -> a 1-element tensor the kernel never reads or writes (an unused pointer argument)
+
+
+def _dummy(dtype, device):
+    """The unused-pointer argument, allocated once per device: a torch.zeros per call was a fill kernel each, two
+    per quantize call."""
+    key = (dtype, str(device))
+    if key not in _DUMMIES:
+        _DUMMIES[key] = torch.empty(1, dtype=dtype, device=device)
+    return _DUMMIES[key]
+
+
 def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int = TILE, num_warps: int | None = None):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
     qdata uint8 [N, K/2] (4-bit, element 2i in the low nibble) or int8 (int8 sym) / uint8 (int8 asym) [N, K];
@@ -306,8 +318,8 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     qdata, scales, zeros, gscale = quantize_out_meta(w, fmt, variant, G)
     fid, bits, qmin, qmax, offset = _params(fmt, variant)
     dev = w.device
-    dummy_f = torch.zeros(1, dtype=torch.float32, device=dev)
-    mid, order, zero_code, srt, tbl, nb = dummy_f, torch.zeros(1, dtype=torch.uint8, device=dev), 0, False, None, 0
+    dummy_f = _dummy(torch.float32, dev)
+    mid, order, zero_code, srt, tbl, nb = dummy_f, _dummy(torch.uint8, dev), 0, False, None, 0
     if fid == cd.CODEBOOK:
         mid, order, zero_code, srt, tbl, nb = _codebook_tables(fmt, str(dev))
     amax = dummy_f
