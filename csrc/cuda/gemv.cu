@@ -379,7 +379,8 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     constexpr int T = NW * 32;  // 128, 256 or 512 threads
     auto pair = [&](int e) {    // (lut[e & 15], lut[e >> 4]) as an XT pair
       const XT lo = from_f32<XT>(__ldg(p.lut + (e & 15))), hi = from_f32<XT>(__ldg(p.lut + (e >> 4)));
-      return uint32_t(*reinterpret_cast<const uint16_t*>(&lo)) | (uint32_t(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
+      return uint32_t(*reinterpret_cast<const uint16_t*>(&lo)) |
+             (uint32_t(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
     };
     uint32_t v = pair(threadIdx.x & 255);
 #pragma unroll 1
