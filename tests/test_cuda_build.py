@@ -1,5 +1,6 @@
 """CPU-only checks of csrc/cuda: every .cu file compiles standalone with nvcc for the four target architectures
-(sm_90a, sm_100a, sm_120a, sm_121a) without large register spills (> 64 bytes) in the GEMV, and the sm_120a / sm_121a SASS of the W4A4
+(sm_90a, sm_100a, sm_120a, sm_121a) without large register spills (> 64 bytes) in the GEMV, without spills or
+serialized wgmma in the Hopper tensor-core GEMM, and the sm_120a / sm_121a SASS of the W4A4
 kernel holds the block-scaled MMA (OMMA.SF) while sm_90a's holds the bf16 fallback (HMMA). Skips, naming the
 reason, when nvcc (or, for the SASS check, cuobjdump + nvdisasm: PyPI nvidia-cuda-cuobjdump and
 nvidia-cuda-nvdisasm) is missing.
@@ -68,6 +69,21 @@ def test_gemv_compiles_all_archs_without_spills(tmp_path):
         # a few bytes of spill (seen: 4 on one arch) cost nothing; a spilled fragment array would be hundreds
         spills = [ln for ln in log.splitlines() if "spill stores" in ln and int(ln.split(",")[1].split()[0]) > 64]
         assert not spills, f"sm_{arch}: register spills in gemv.cu\n" + "\n".join(spills)
+
+
+def test_gemm_tc_compiles_without_spills_or_serialized_wgmma(tmp_path):
+    """csrc/cuda/gemm_tc.cu (sm_90a wgmma; a trap body elsewhere) compiles for every architecture; on sm_90a no
+    instantiation spills and ptxas reports no serialized wgmma (C7515: a wait after each wgmma, which an earlier
+    version got from thread-dependent descriptors)."""
+    def one(arch):
+        return arch, _compile(CUDA_DIR / "gemm_tc.cu", arch, tmp_path / f"tc_{arch}.o", ["-Xptxas", "-v"])
+    with ThreadPoolExecutor(2) as ex:
+        logs = dict(ex.map(one, ARCHS))
+    log = logs["90a"]
+    assert "gemm_tc_kernel" in log
+    spills = [ln for ln in log.splitlines() if "spill stores" in ln and int(ln.split(",")[1].split()[0]) > 0]
+    assert not spills, "register spills in gemm_tc.cu (sm_90a)\n" + "\n".join(spills)
+    assert "C7515" not in log, "ptxas serialized wgmma in gemm_tc.cu:\n" + log[-3000:]
 
 
 def test_bindings_compile_host_only(tmp_path):

@@ -17,6 +17,7 @@ struct LinearArgs {
   const void* bias;            // [N] of x's dtype or null
   void* out;                   // [M, N] of x's dtype, contiguous
   float* ws; int64_t ws_elems; // split-K workspace (floats)
+  int codes = 0;               // linear_tc only: 0 any LUT, 1 lut[c] = c, 2 lut[c] = c - 8 (int4 tables)
 };
 
 // float32 elements of split-K workspace linear() needs for these sizes (0: none).
@@ -24,6 +25,13 @@ int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int
 // Which kernel linear() takes: "mma" (tensor-core GEMV) or "generic" (exact fp32 dequant, any shape).
 const char* linear_path(const LinearArgs& a);
 void linear(const LinearArgs& a, uintptr_t stream);
+
+// Mid-M tensor-core GEMM (csrc/cuda/gemm_tc.cu, Hopper wgmma): whether these arguments and the current device take
+// it (nib4 codes, bf16 / fp16 x, K % 64 == 0, G a multiple of 64 or 16 / 32 for the E4M3 / E8M0 / f32 scales,
+// 16-byte aligned x and codes, an sm_90 device); the float32 workspace it needs (0: none); the launch.
+bool linear_tc_supported(const LinearArgs& a);
+int64_t linear_tc_workspace(int64_t M, int64_t N, int64_t K);
+void linear_tc(const LinearArgs& a, uintptr_t stream);
 
 // Activation quantize (fmt 0 = nvfp4, 1 = mxfp4 floor, 2 = mxfp4 rceil): x [M, K] -> codes [M, K/2],
 // optional canonical scales [M, K/B], optional blocked scales (128x4 tiles, zero padded), nvfp4 global scale [1].

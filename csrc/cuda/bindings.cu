@@ -76,6 +76,28 @@ void register_cuda(py::module_& m) {
   }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("qkind"), py::arg("N"), py::arg("K"),
      py::arg("G"), py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"),
      py::arg("lut"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+  m.def("cuda_linear_tc_supported", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N,
+                                       int64_t K, int64_t G, const std::string& sd, bool has_zeros, int codes) {
+    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, 0, sd, has_zeros ? 1 : 0, 0, 1, 0, 0, 0, 0);
+    a.codes = codes;
+    return fourbit_cuda::linear_tc_supported(a);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
+     py::arg("scale_dtype"), py::arg("has_zeros"), py::arg("codes"),
+     "whether the Hopper tensor-core GEMM (csrc/cuda/gemm_tc.cu) takes these nib4 arguments on the current device");
+  m.def("cuda_linear_tc_workspace", [](int64_t M, int64_t N, int64_t K) {
+    return fourbit_cuda::linear_tc_workspace(M, N, K);
+  }, py::arg("M"), py::arg("N"), py::arg("K"), "float32 elements of split-K workspace cuda_linear_tc needs (0: none)");
+  m.def("cuda_linear_tc", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K,
+                             int64_t G, uintptr_t scales, const std::string& sd, uintptr_t zeros, uintptr_t gscale,
+                             uintptr_t lut, int codes, uintptr_t bias, uintptr_t out, uintptr_t ws,
+                             int64_t ws_elems, uintptr_t stream) {
+    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, scales, sd, zeros, gscale, lut, bias, out, ws, ws_elems);
+    a.codes = codes;
+    py::gil_scoped_release r;
+    fourbit_cuda::linear_tc(a, stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
+     py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"), py::arg("lut"),
+     py::arg("codes"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
   m.def("cuda_act_quantize", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, const std::string& fmt,
                                 const std::string& variant, uintptr_t q, uintptr_t scales, uintptr_t blocked,
                                 int64_t blocked_bytes, uintptr_t gscale, uintptr_t amax_ws, uintptr_t stream) {

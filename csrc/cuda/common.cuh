@@ -130,4 +130,18 @@ template <> __device__ __forceinline__ void mma16816<__half>(float (&d)[4], cons
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Split-K epilogue: out[i] = cast(sum over the S partials ws[s, i] in order s = 0, 1, ... (deterministic), times the
+// global scale, plus bias[i % N]); ws [S, M, N] float32, out [M, N].
+template <typename XT>
+__global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const float* gscale, const XT* bias,
+                                     XT* out) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (int64_t)M * N;
+  if (i >= MN) return;
+  float s = 0.f;
+  for (int sp = 0; sp < S; ++sp) s += ws[sp * MN + i];
+  if (gscale) s = s * __ldg(gscale);
+  if (bias) s = s + to_f32(bias[i % N]);
+  out[i] = from_f32<XT>(s);
+}
+
 }  // namespace fourbit_cuda

@@ -533,18 +533,6 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   }
 }
 
-template <typename XT>
-__global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const float* gscale, const XT* bias,
-                                     XT* out) {
-  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (int64_t)M * N;
-  if (i >= MN) return;
-  float s = 0.f;
-  for (int sp = 0; sp < S; ++sp) s += ws[sp * MN + i];
-  if (gscale) s = s * __ldg(gscale);
-  if (bias) s = s + to_f32(bias[i % N]);
-  out[i] = from_f32<XT>(s);
-}
-
 // Generic exact path: one warp per output row n, all M rows of x (M <= 16) at once.
 template <typename XT, int QK>
 __global__ void __launch_bounds__(256) gemv_generic_kernel(Params p) {

@@ -7,7 +7,8 @@ allocated through torch's caching allocator, which the graph's private pool serv
 - `linear` / `linear_out`: y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation, x bf16 / fp16 / fp32.
   bf16 / fp16 with K % 32 == 0 and G == 16 or G % 32 == 0 take the tensor-core GEMV (weights rounded to x's dtype
   before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
-  M > 16 runs in 16-row slabs.
+  M > 16 runs in 16-row slabs. `tc=True` (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the
+  warp-specialized wgmma GEMM of csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
 - `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
@@ -61,10 +62,32 @@ def linear_path(x, qdata, lut, group_size) -> str:
                                    qdata.shape[0], K, int(group_size))
 
 
-def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out) -> torch.Tensor:
-    """out[M, N] = x[M, K] @ dequant(W).T (+ bias) into a caller's contiguous CUDA buffer of x's dtype."""
+def tc_codes(lut) -> int:
+    """How gemm_tc decodes a code: 1 for the table lut[c] = c, 2 for c - 8 (int4; 2^23 + c by bits, no lookup), 0 for
+    any other table (a shared-memory lookup). The LUT is compared once per tensor version (fourbit.kernels'
+    code_kind; an unseen LUT inside a CUDA-graph capture counts as 0)."""
+    from ..kernels.dequantize import CODES_SINT, CODES_UINT, code_kind  # Triton's module: GPU machines have it
+    kind = code_kind(lut)
+    return 1 if kind == CODES_UINT else 2 if kind == CODES_SINT else 0
+
+
+def tc_supported(x, qdata, scales, zeros, lut, group_size) -> bool:
+    """Whether the Hopper tensor-core GEMM (csrc/cuda/gemm_tc.cu) takes this call: nib4 codes, bf16 / fp16 x, an
+    sm_90 device, K % 64 == 0 and a (scale kind, group size, zeros, code table) it was built for (the native side
+    checks, nothing is launched)."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or _qkind(qdata, lut) != "nib4" or scales.dtype not in _SD:
+        return False
+    has_z = zeros is not None and zeros.numel() > 0
+    return _lib().cuda_linear_tc_supported(x.data_ptr(), _DT[x.dtype], x.shape[0], qdata.data_ptr(), qdata.shape[0],
+                                           qdata.shape[1] * 2, int(group_size), _SD[scales.dtype], has_z,
+                                           tc_codes(lut))
+
+
+def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out, tc=False) -> torch.Tensor:
+    """out[M, N] = x[M, K] @ dequant(W).T (+ bias) into a caller's contiguous CUDA buffer of x's dtype; tc: through
+    the Hopper tensor-core GEMM (tc_supported must hold), else the GEMV / generic kernels."""
     x, qdata, scales = x.contiguous(), qdata.contiguous(), scales.contiguous()
-    zeros = None if zeros is None else zeros.contiguous()
+    zeros = None if zeros is None or zeros.numel() == 0 else zeros.contiguous()
     kind = _qkind(qdata, lut)
     lut = None if lut is None or kind != "nib4" else lut.contiguous().to(device=x.device, dtype=torch.float32)
     bias = None if bias is None else bias.contiguous()
@@ -73,20 +96,27 @@ def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out
     M = x.shape[0]
     assert out.is_contiguous() and out.dtype == x.dtype and tuple(out.shape) == (M, N), (out.shape, out.dtype)
     G = int(group_size)
-    nws = _lib().cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind)
+    lib = _lib()
+    nws = lib.cuda_linear_tc_workspace(M, N, K) if tc else lib.cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind)
     ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
-    _lib().cuda_linear(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(),
-                       _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(),
-                       _ptr(ws), nws, _stream(x.device))
+    if tc:
+        lib.cuda_linear_tc(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), N, K, G, scales.data_ptr(),
+                           _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut), _ptr(bias),
+                           out.data_ptr(), _ptr(ws), nws, _stream(x.device))
+        return out
+    lib.cuda_linear(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(),
+                    _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(),
+                    _ptr(ws), nws, _stream(x.device))
     return out
 
 
-def linear_prepared(args, M: int, dtype: torch.dtype):
+def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False):
     """linear_out with the weight pieces `args` (qdata, scales, zeros, global_scale, lut, group_size; checked,
     contiguous, kept alive by the caller) and M, dtype fixed: a function (x, bias, out, stream) for fourbit.ops.eager
     that makes one native call (linear_out re-derives all of this per call: ~35 us of host time on the H100 machine,
     2026-11-26). None when a piece would need a per-call conversion (linear_out then does it)."""
     qdata, scales, zeros, global_scale, lut, group_size = args
+    zeros = None if zeros is None or zeros.numel() == 0 else zeros
     kind = _qkind(qdata, lut)
     lut = lut if kind == "nib4" else None
     if any(t is not None and not t.is_contiguous() for t in (qdata, scales, zeros, global_scale, lut)) or (
@@ -95,10 +125,10 @@ def linear_prepared(args, M: int, dtype: torch.dtype):
     N, G, dev = qdata.shape[0], int(group_size), qdata.device
     K = qdata.shape[1] * (2 if kind == "nib4" else 1)
     lib, dt = _lib(), _DT[dtype]
-    nws = lib.cuda_linear_workspace(dt, M, N, K, G, kind)
-    run = lib.cuda_linear
-    w = (qdata.data_ptr(), kind, N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros), _ptr(global_scale),
-         _ptr(lut))
+    nws = lib.cuda_linear_tc_workspace(M, N, K) if tc else lib.cuda_linear_workspace(dt, M, N, K, G, kind)
+    run = lib.cuda_linear_tc if tc else lib.cuda_linear
+    w = (qdata.data_ptr(),) + (() if tc else (kind,)) + (N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros),
+                                                          _ptr(global_scale), _ptr(lut)) + ((tc_codes(lut),) if tc else ())
 
     def call(x, bias, out, stream):
         ws = torch.empty(nws, dtype=torch.float32, device=dev) if nws else None

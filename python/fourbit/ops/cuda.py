@@ -2,6 +2,8 @@
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
+  linear, 16 < M <= TC_MAX_M, Hopper    -> (opt-in, see TC_MAX_M) the CUDA warp-specialized wgmma GEMM
+                                           (csrc/cuda/gemm_tc.cu) for nib4 weights with bf16 / fp16 x
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
@@ -13,6 +15,8 @@ by the caller:
 All launches use torch's current CUDA stream. Triton is imported on first use, so CPU-only users never pay for it.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -26,6 +30,10 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 # M=1024 457 vs 253. With split-K the fused kernel takes M=256 back (8192^2 int4 119.5, nf4 130.8 vs dequant+mm
 # 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
 DEQUANT_MIN_M = 512
+# The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when this is set above 16 (environment
+# FOURBIT_TC_MAX_M). Off by default: on an H100 (2026-11-27) it is correct but 1.1-1.6x slower than the Triton fused
+# kernel at every measured shape (8192^2 M = 32: 57-59 vs 41-54 us); the file's notes say why and what is next.
+TC_MAX_M = int(os.environ.get("FOURBIT_TC_MAX_M", "0"))
 
 
 def _kernels():
@@ -42,12 +50,15 @@ def _scaled_format(x, scales, global_scale, lut):
     return "mxfp4" if scales.dtype == torch.float8_e8m0fnu else None
 
 
-def route(x2, scales, global_scale, lut) -> str:
-    """The kernel linear_into runs for x2 [M, K]: 'gemv', 'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or
-    'fused' (the module docstring gives the rule)."""
+def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
+    """The kernel linear_into runs for x2 [M, K]: 'gemv', 'tc' (the Hopper wgmma GEMM), 'scaled' (tl.dot_scaled,
+    Blackwell), 'dequant_mm' or 'fused' (the module docstring gives the rule)."""
     M = x2.shape[0]
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
+    if GEMV_MAX_M < M <= TC_MAX_M and _native_cuda.has_cuda() and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut,
+                                                                               group_size):
+        return "tc"
     if _scaled_format(x2, scales, global_scale, lut) is not None:
         return "scaled"
     return "dequant_mm" if M >= DEQUANT_MIN_M else "fused"
@@ -55,9 +66,10 @@ def route(x2, scales, global_scale, lut) -> str:
 
 def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2):
     """out2 [M, N] = x2 [M, K] @ dequant(W)^T (+ bias) with the kernel this device and M call for."""
-    path = route(x2, scales, global_scale, lut)
-    if path == "gemv":
-        return _native_cuda.linear_out(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2)
+    path = route(x2, qdata, scales, zeros, global_scale, lut, group_size)
+    if path in ("gemv", "tc"):
+        return _native_cuda.linear_out(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2,
+                                       tc=path == "tc")
     if path == "scaled":
         fmt = _scaled_format(x2, scales, global_scale, lut)
         return _kernels().linear_scaled(x2, qdata, scales, global_scale, fmt, bias, act="bf16", out=out2)

@@ -1,0 +1,437 @@
+// Mid-M linear on Hopper tensor cores (sm_90a): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation,
+// for 4-bit weights (every nib4 format) and bf16 / fp16 x. Warp-specialized, one CTA an SM:
+//   - producer warpgroups (4 threads a weight row): copy the packed codes (cp.async, 8 bytes a thread a stage) and
+//     the x tile (BMM rows x 64 K) into a stage, then decode 16 codes each into the stage's weight tile as x's dtype:
+//     ((lut[c] - z) * s) in float32, rounded once (RNE), the Triton fused kernel's and the reference's operand;
+//     nvfp4's global scale multiplies the float32 sum in the epilogue. The int4 tables decode without a lookup.
+//   - consumer warpgroups (one per 64-row weight slab): per stage 4 wgmma m64nBMMk16 (A = the weight slab, B = the
+//     x tile, both from shared memory), one group in flight, so the tensor core multiplies stage i while the
+//     producers decode the next ones.
+// Why: the Triton fused kernel waits for each wgmma right after issuing it, because its weight operand is
+// dequantized in the registers of the same warps (WARPGROUP.DEPBAR after every HGMMA), so decode and MMA serialize
+// inside a program (8192^2 M = 64: 50-67 us against an 11 us weight stream and 12 us of MMA).
+//
+// Status (H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py, CUDA graphs, us): correct (tests/test_cuda_gemm_tc.py), but
+// slower than the Triton fused kernel at every measured shape, so ops/cuda.py routes to it only when
+// FOURBIT_TC_MAX_M is set: 8192^2 M = 32 57-59 (Triton int4 / nf4 / nvfp4 / mxfp4 41.5 / 54.4 / 51.3 / 42.9), M = 64
+// 66-71 (50 / 65 / 58 / 51), M = 256 176-182 (112-127); 4096x14336 M = 32 50-51 (36-49).
+// Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
+// peak); one producer warpgroup at ~10 cycles per instruction, 23% of its stall samples instruction-cache misses
+// (a decode loop unrolled 8 times) -> 4 producer warpgroups, 16 codes a thread; 1024 single-thread mbarrier arrivals
+// a stage -> one per warp; a thread-dependent slab index in the wgmma descriptors made ptxas serialize every wgmma
+// (C7515) -> a template constant; a scale ring shifted each step waited on the load just issued -> static ring
+// indices. Time is still nearly independent of the format and of M up to 32 (~0.9 us a stage at 8192^2 M = 32, 128
+// CTAs of 64 stages), i.e. a per-stage latency chain remains. Not yet measured: which one (ncu source counters on
+// this version), e.g. the x tile's cp.async round trip through the empty barrier, or the per-thread proxy fences.
+//
+// Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (256 arrivals: each producer
+// thread's x copies landing, through cp.async.mbarrier.arrive, and its arrival after the decode stores and a proxy
+// fence, so the async proxy of wgmma sees them) and empty (the 128 consumer threads arrive once the stage's wgmma
+// group has completed). The packed codes go through a separate ring
+// of D raw slots, copied D - 1 stages ahead (cp.async groups, waited per thread: a thread decodes only the row it
+// copied); the x tile is copied S - 2 stages ahead, when its stage is free. Scales and zero points are loaded with
+// plain loads when their codes are copied, into a register ring of D entries (the producer loop is unrolled by D so
+// the ring index is static).
+//
+// Shared-memory layouts: weight tile [128 rows x 64 K] and x tile [BMM rows x 64 K] in x's dtype, K-major, 128 bytes
+// a row, 16-byte chunk kc of row r at r * 128 + ((kc ^ (r & 7)) << 4): the 128-byte swizzle wgmma reads without
+// bank conflicts (descriptor: stride 1024 bytes per 8 rows, start address + 32 bytes per k16 step); raw codes: row
+// r at r * 32 bytes, its two 16-byte halves swapped when (r >> 2) & 1 (no bank conflicts on the per-thread reads).
+// Split-K over blockIdx.z into a float32 workspace [S, M, N] (deterministic fixed-order reduce, as the GEMV).
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+#include <string>
+
+#include "api.h"
+#include "common.cuh"
+#include "wgmma.cuh"
+
+namespace fourbit_cuda {
+namespace {
+
+constexpr int kTcK = 64;  // K per stage (128 bytes of x's dtype: one 128-byte swizzle row)
+constexpr int kXThreads = 128;  // producer threads that copy the x tile (BMM * 8 / 128 16-byte pieces each)
+
+struct TcParams {
+  const void* x; const uint8_t* q; const void* scales; const uint8_t* zeros; const float* gscale;
+  const float* lut; const void* bias; void* out; float* ws;
+  int M, N, K, G, chunks_per_split;
+};
+
+// Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
+// codes each), S stages of decoded weights + x (powers of two), and a ring of D raw-code slots (producer-private: the
+// code copies run D - 1 stages ahead, x is copied S - 2 stages ahead); one CTA an SM. BMM = 128 takes 64 rows, so
+// that its 64 accumulator registers per consumer thread fit the 384-thread CTA's register budget.
+template <int BMM> struct TcSmem {
+  static_assert(BMM == 32 || BMM == 64 || BMM == 128, "x rows per CTA");
+  static constexpr int ROWS = BMM == 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
+  static constexpr int S = 8, D = 8;
+  static constexpr int W = ROWS * kTcK * 2, X = BMM * kTcK * 2, RAW = ROWS * kTcK / 2;
+  static constexpr int STAGE = W + X;
+  static constexpr int LUT = S * STAGE + D * RAW;  // 16 floats, 64-byte aligned (lookup address = LUT | code << 2)
+  static constexpr int BAR = LUT + 64;              // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
+  static constexpr int BYTES = BAR + 16 * S + 1024; // + the 1024-byte alignment of the swizzled tiles
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  uint64_t state;
+  asm volatile("mbarrier.arrive.shared::cta.b64 %0, [%1];\n" : "=l"(state) : "r"(bar) : "memory");
+  asm volatile("" :: "l"(state));  // the arrival state is not needed
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+  }
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async8(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" :: "r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// One arrival on the mbarrier once all of this thread's earlier cp.async copies have landed (counted in its init).
+__device__ __forceinline__ void cp_arrive_noinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
+}
+template <int N> __device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory");
+}
+// wgmma shared-memory matrix descriptor of a K-major tile with 128-byte rows in the 128-byte swizzle: start address
+// (moved by 32 bytes per k16 step inside the row), stride byte offset 1024 (next 8 rows), leading offset unused (1).
+__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
+  return uint64_t((addr & 0x3ffffu) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+// Byte offset of 16-byte chunk kc (0..7) of row r in a 128-byte-swizzled tile (1024-byte aligned).
+__device__ __forceinline__ uint32_t sw128(int r, int kc) { return uint32_t(r * 128 + ((kc ^ (r & 7)) << 4)); }
+
+// How a code becomes its LUT value: any table (a shared-memory lookup) or, for the int4 tables lut[c] = c (UINT) and
+// c - 8 (SINT), 2^23 + c by bits with the 2^23 (and the 8) subtracted with the zero point: exact, no lookup.
+enum TcCodes : int { TC_LUT = 0, TC_UINT = 1, TC_SINT = 2 };
+// The nibble at bit p of w: its LUT value (TC_LUT, read from the table at shared address lutb, 64-byte aligned) or
+// 2^23 + code (the int tables).
+template <int CODES> __device__ __forceinline__ float tc_code(uint32_t w, int p, uint32_t lutb) {
+  if (CODES != TC_LUT) return __uint_as_float(((p ? w >> p : w) & 0xfu) | 0x4b000000u);
+  const uint32_t a = lutb | ((p >= 2 ? w >> (p - 2) : w << (2 - p)) & 0x3cu);
+  float v;
+  asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(a));
+  return v;
+}
+
+template <int SK> __device__ __forceinline__ float tc_scale(uint32_t raw) {
+  if (SK == SK_F32) return __uint_as_float(raw);
+  return SK == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
+}
+
+template <typename XT, int SK, bool HZ, int CODES, int BMM>
+__global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = TcSmem<BMM>;
+  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S - 2;  // stages; raw slots; raw and x copy lookahead
+  constexpr int ROWS = L::ROWS, PROD = L::PROD;
+  extern __shared__ __align__(1024) uint8_t tc_dyn[];
+  uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
+  const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR, lutb = sbase + L::LUT;
+  const int tid = threadIdx.x;
+  const int M = p.M, N = p.N, K = p.K, G = p.G;
+  const int n0 = blockIdx.x * ROWS, m0 = blockIdx.y * BMM;
+  const int c_lo = blockIdx.z * p.chunks_per_split;
+  const int nch = min(K / kTcK, c_lo + p.chunks_per_split) - c_lo;
+  if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
+  if (tid == 0) {
+    for (int s = 0; s < S; ++s) { mbar_init(bars + 8 * s, kXThreads + PROD / 32); mbar_init(bars + 8 * (S + s), 2 * ROWS / 32); }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (tid < PROD) {
+    // ---- producer: 16 codes (elements 16 q .. 16 q + 15 of the stage) of weight row r; pieces of the x tile ----
+    const int r = tid >> 2, q = tid & 3;
+    const int n = min(n0 + r, N - 1);  // rows past N decode row N - 1; their outputs are never stored
+    const uint8_t* qsrc = p.q + int64_t(n) * (K / 2) + 8 * q + int64_t(c_lo) * (kTcK / 2);
+    // the thread's 16 codes lie in one group (G >= 16): scale / zero index advances by 64 / G (or 1 / (G / 64))
+    const int64_t j0 = int64_t(n) * (K / G);
+    const int kq = c_lo * kTcK + 16 * q;
+    const XT* x = reinterpret_cast<const XT*>(p.x);
+    constexpr int XP = BMM * 8 / kXThreads;  // x pieces (row, 16-byte chunk) per copying thread
+    const XT* xsrc[XP];
+    uint32_t xdst[XP];
+#pragma unroll
+    for (int i = 0; i < XP; ++i) {
+      const int piece = (tid & (kXThreads - 1)) + kXThreads * i, xr = piece >> 3, kc = piece & 7;
+      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * kTcK + kc * 8;
+      xdst[i] = sbase + L::W + sw128(xr, kc);
+    }
+    const bool xon = tid < kXThreads;
+    const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
+    uint32_t rs[D], rz[D];  // scale / zero ring: chunk c's at index c % D (static: the loop is unrolled by D)
+    auto issue_raw = [&](int c, uint32_t& sraw, uint32_t& zraw) {  // codes (cp.async) and scale of chunk c
+      cp_async8(raw0 + (c & (D - 1)) * L::RAW, qsrc + int64_t(c) * (kTcK / 2));
+      const int64_t j = j0 + (kq + c * kTcK) / G;
+      if (SK == SK_F32) sraw = __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j);
+      else sraw = __ldg(reinterpret_cast<const uint8_t*>(p.scales) + j);
+      if (HZ) zraw = __ldg(p.zeros + j);
+    };
+    auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
+      const int s = c & (S - 1);   // kXThreads threads, each with one full arrival when its copies land)
+      if (!xon) return;
+      mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
+#pragma unroll
+      for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * kTcK);
+      cp_arrive_noinc(bars + 8 * s);
+    };
+    // Step g (g = -LR .. nch - 1) copies x(g + LX) and raw(g + LR) and commits one cp.async group; waiting until LR
+    // groups are pending then completes raw(g) (x is waited for by the consumers, through the full barrier). A scale
+    // loaded at step g is first read at step g + LR: a register ring shifted every step made each step wait for the
+    // load it had just issued (8192^2 M = 32: ~1600 cycles a step, every format alike).
+#pragma unroll
+    for (int g = -LR; g < 0; ++g) {
+      if (g + LX >= 0 && g + LX < nch) issue_x(g + LX);
+      if (g + LR < nch) issue_raw(g + LR, rs[g + LR], rz[g + LR]);
+      cp_commit();
+    }
+    constexpr float kBias = CODES == TC_UINT ? 8388608.f : CODES == TC_SINT ? 8388616.f : 0.f;
+    constexpr bool kSub = HZ || CODES != TC_LUT;
+    for (int c0 = 0; c0 < nch; c0 += D) {
+#pragma unroll
+      for (int u = 0; u < D; ++u) {
+        const int c = c0 + u;
+        if (c >= nch) break;
+        if (c + LX < nch) issue_x(c + LX);
+        if (c + LR < nch) issue_raw(c + LR, rs[(u + LR) % D], rz[(u + LR) % D]);
+        cp_commit();
+        cp_wait<LR>();
+        const int s = c & (S - 1);
+        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);  // the consumers are done with this stage's last chunk
+        uint32_t w0, w1;
+        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w0), "=r"(w1)
+                     : "r"(raw0 + (c & (D - 1)) * L::RAW) : "memory");
+        const float scale = tc_scale<SK>(rs[u]);
+        const float off = kBias + (HZ ? float(rz[u] & 0xffu) : 0.f);  // what the code value loses before the scale
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {  // word h = elements 16 q + 8 h .. + 7 = 16-byte chunk 2 q + h of row r
+          const uint32_t wd = h ? w1 : w0;
+          uint32_t o[4];
+#pragma unroll
+          for (int b = 0; b < 4; ++b) {
+            float lo = tc_code<CODES>(wd, 8 * b, lutb), hi = tc_code<CODES>(wd, 8 * b + 4, lutb);
+            if (kSub) { lo = __fsub_rn(lo, off); hi = __fsub_rn(hi, off); }
+            o[b] = pack2<XT>(__fmul_rn(lo, scale), __fmul_rn(hi, scale));
+          }
+          const uint32_t dst = sbase + s * L::STAGE + sw128(r, 2 * q + h);
+          asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" :: "r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
+                       "r"(o[3]) : "memory");
+        }
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // generic-proxy writes -> wgmma's reads
+        __syncwarp();
+        if ((tid & 31) == 0) mbar_arrive(bars + 8 * s);  // one arrival per warp (1024 single arrivals cost ~2x)
+      }
+    }
+    cp_wait<0>();
+  } else {
+    // ---- consumers: warpgroup k multiplies weight slab k (64 rows) by the x tile (BMM rows) ----
+    constexpr int R = BMM / 2;  // accumulator registers
+    const int k = (tid - PROD) >> 7;
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.f;
+    // The slab index is a template constant so the descriptors are warp-uniform: computed from the thread index,
+    // ptxas serialized every wgmma (C7515, a wait after each HGMMA).
+    auto mainloop = [&](auto ks) {
+      constexpr int KS = decltype(ks)::value;
+    for (int c = 0; c < nch; ++c) {
+      const int s = c & (S - 1);
+      mbar_wait(bars + 8 * s, (c / S) & 1);
+      const uint32_t st = sbase + s * L::STAGE;
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the producer's cp.async x tile -> wgmma
+      asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+      for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: bytes 32 kk .. 32 kk + 31 of each 128-byte row
+        wgmma_ss<BMM, XT>(acc, desc_sw128(st + KS * 64 * 128 + 32 * kk), desc_sw128(st + L::W + 32 * kk));
+      asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+      asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+      __syncwarp();
+      if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
+    }
+    };
+    if (k == 0) mainloop(std::integral_constant<int, 0>());
+    else mainloop(std::integral_constant<int, 1>());
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#pragma unroll
+    for (int i = 0; i < R; ++i) asm volatile("" : "+f"(acc[i]) :: "memory");
+    // Epilogue: the accumulators go through shared memory (the stage buffers, free once both consumer warpgroups
+    // are past their last wgmma: named barrier 1) as a [BMM][ROWS + 4] float tile, then out to global memory in
+    // rows (coalesced). Register i holds weight row 64 k + 16 w + g (+ 8 for i % 4 >= 2) and x row 8 (i / 4) + 2 t
+    // (+ 1 for odd i).
+    constexpr int P = ROWS + 4;  // padded row: the 4 t-lanes of a store land in different banks
+    const int ct = (tid - PROD) & 127, w = ct >> 5, g = (ct & 31) >> 2, t = ct & 3;
+    float* tile = reinterpret_cast<float*>(base);
+    asm volatile("bar.sync 1, %0;\n" :: "n"(2 * ROWS) : "memory");
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+      tile[(8 * (i >> 2) + 2 * t + (i & 1)) * P + 64 * k + 16 * w + g + 8 * ((i >> 1) & 1)] = acc[i];
+    asm volatile("bar.sync 1, %0;\n" :: "n"(2 * ROWS) : "memory");
+    const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+    const XT* bias = reinterpret_cast<const XT*>(p.bias);
+    XT* out = reinterpret_cast<XT*>(p.out);
+    const bool split = gridDim.z > 1;
+    for (int e = tid - PROD; e < BMM * ROWS; e += 2 * ROWS) {
+      const int m = e / ROWS, nl = e - m * ROWS, mm = m0 + m, nn = n0 + nl;
+      if (mm >= M || nn >= N) continue;
+      float v = tile[m * P + nl];
+      if (split) {
+        p.ws[(int64_t(blockIdx.z) * M + mm) * N + nn] = v;
+      } else {
+        if (p.gscale) v = v * gs;
+        if (bias) v = v + to_f32(bias[nn]);
+        out[int64_t(mm) * N + nn] = from_f32<XT>(v);
+      }
+    }
+  }
+#else
+  __trap();  // sm_90a only: the host never launches it elsewhere (tc_supported checks the device)
+#endif
+}
+
+int tc_sms() {  // multiprocessors of the current device
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 132;
+  }
+  return n;
+}
+
+int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached per device
+  static int cache[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) { cudaGetLastError(); return 0; }
+  if (dev < 0 || dev >= 64) return 0;
+  if (cache[dev] == 0) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    cache[dev] = major == 9 && minor == 0 ? 1 : 2;
+  }
+  return cache[dev] == 1;
+}
+
+int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : 128; }  // x rows per CTA (wgmma N)
+
+// Split count and K chunks per split: the largest power of two S that keeps the CTAs within one wave (one CTA an
+// SM) and at least 8 chunks (512 K) per split.
+void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
+  const int bmm = tc_bmm(M);
+  const int64_t rows = bmm == 128 ? 64 : 128;
+  const int64_t tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
+  const int64_t slots = int64_t(tc_sms());
+  const int64_t nchunks = K / kTcK;
+  int64_t S = 1;
+  while (tiles * S * 2 <= slots && nchunks / (S * 2) >= 8) S *= 2;
+  const int64_t per = (nchunks + S - 1) / S;
+  *S_out = int((nchunks + per - 1) / per);
+  *per_out = int(per);
+}
+
+template <typename XT, int SK, bool HZ, int CODES, int BMM>
+void launch_tc_t(const TcParams& p, dim3 grid, cudaStream_t st) {
+  using L = TcSmem<BMM>;
+  static const bool attr = [] {
+    cudaFuncSetAttribute(gemm_tc_kernel<XT, SK, HZ, CODES, BMM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         L::BYTES);
+    return true;
+  }();
+  (void)attr;
+  gemm_tc_kernel<XT, SK, HZ, CODES, BMM><<<grid, L::THREADS, L::BYTES, st>>>(p);
+}
+
+template <typename XT, int SK, bool HZ, int CODES>
+void launch_tc_bmm(const TcParams& p, dim3 grid, int bmm, cudaStream_t st) {
+  if (bmm == 32) launch_tc_t<XT, SK, HZ, CODES, 32>(p, grid, st);
+  else if (bmm == 64) launch_tc_t<XT, SK, HZ, CODES, 64>(p, grid, st);
+  else launch_tc_t<XT, SK, HZ, CODES, 128>(p, grid, st);
+}
+
+// The instantiated (scale kind, zeros, scales per stage, code kind) combinations: int4 asymmetric (f32 scales,
+// zeros, UINT codes) and symmetric (SINT) with G >= 64 or 32; nf4 / bnb_fp4 (f32 absmax, any table); nvfp4 (E4M3,
+// G = 16) and mxfp4 (E8M0, G = 32) with the E2M1 table.
+template <typename XT>
+bool launch_tc_fmt(const TcParams& p, int sk, int codes, dim3 grid, int bmm, cudaStream_t st) {
+  const bool hz = p.zeros != nullptr;
+  if (sk == SK_F32 && hz && codes == TC_UINT) launch_tc_bmm<XT, SK_F32, true, TC_UINT>(p, grid, bmm, st);
+  else if (sk == SK_F32 && !hz && codes == TC_SINT) launch_tc_bmm<XT, SK_F32, false, TC_SINT>(p, grid, bmm, st);
+  else if (sk == SK_F32 && !hz && codes == TC_LUT) launch_tc_bmm<XT, SK_F32, false, TC_LUT>(p, grid, bmm, st);
+  else if (sk == SK_E4M3 && !hz && codes == TC_LUT) launch_tc_bmm<XT, SK_E4M3, false, TC_LUT>(p, grid, bmm, st);
+  else if (sk == SK_E8M0 && !hz && codes == TC_LUT) launch_tc_bmm<XT, SK_E8M0, false, TC_LUT>(p, grid, bmm, st);
+  else return false;
+  return true;
+}
+
+bool tc_shape_ok(const LinearArgs& a) {
+  if (a.qk != QK_NIB4 || a.xt == XT_F32 || a.lut == nullptr || a.K % kTcK || a.K > (int64_t(1) << 30)) return false;
+  if (a.M <= 0 || a.N <= 0 || a.N > (int64_t(1) << 30) || a.M > (int64_t(1) << 30)) return false;
+  if (a.M * a.N > (int64_t(1) << 40)) return false;
+  const int64_t G = a.G;
+  if (G <= 0 || a.K % G || !(G % kTcK == 0 || G == 32 || G == 16)) return false;
+  const bool hz = a.zeros != nullptr;
+  const int cd = a.codes;
+  const bool fmt = (a.sk == SK_F32 && ((hz && cd == TC_UINT) || (!hz && (cd == TC_SINT || cd == TC_LUT)))) ||
+                   ((a.sk == SK_E4M3 || a.sk == SK_E8M0) && !hz && cd == TC_LUT);
+  const auto al = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; };
+  return fmt && al(a.x) && al(a.q);
+}
+
+}  // namespace
+
+bool linear_tc_supported(const LinearArgs& a) { return tc_shape_ok(a) && tc_device_ok(); }
+
+int64_t linear_tc_workspace(int64_t M, int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0 || K < kTcK) return 0;
+  int S, per;
+  tc_plan(M, N, K, &S, &per);
+  return S > 1 ? int64_t(S) * M * N : 0;
+}
+
+void linear_tc(const LinearArgs& a, uintptr_t stream) {
+  if (!tc_shape_ok(a)) throw std::invalid_argument("linear_tc: unsupported shape, format or alignment");
+  if (!tc_device_ok()) throw std::invalid_argument("linear_tc: needs an sm_90 (Hopper) device");
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  int S, per;
+  tc_plan(a.M, a.N, a.K, &S, &per);
+  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
+    throw std::invalid_argument("linear_tc: split-K workspace too small (see linear_tc_workspace)");
+  TcParams p{};
+  p.x = a.x; p.q = a.q; p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
+  p.bias = a.bias; p.out = a.out; p.ws = a.ws;
+  p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.chunks_per_split = per;
+  const int bmm = tc_bmm(a.M);
+  const int64_t rows = bmm == 128 ? 64 : 128;
+  dim3 grid(unsigned((a.N + rows - 1) / rows), unsigned((a.M + bmm - 1) / bmm), unsigned(S));
+  const bool ok = a.xt == XT_BF16 ? launch_tc_fmt<__nv_bfloat16>(p, a.sk, a.codes, grid, bmm, st)
+                                  : launch_tc_fmt<__half>(p, a.sk, a.codes, grid, bmm, st);
+  if (!ok) throw std::invalid_argument("linear_tc: no kernel for this scale kind / group size");
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string("fourbit gemm_tc: ") + cudaGetErrorString(e));
+  if (S > 1) {
+    const int64_t MN = a.M * a.N;
+    if (a.xt == XT_BF16)
+      splitk_reduce_kernel<__nv_bfloat16><<<unsigned((MN + 255) / 256), 256, 0, st>>>(
+          a.ws, S, int(a.M), int(a.N), a.gscale, reinterpret_cast<const __nv_bfloat16*>(a.bias),
+          reinterpret_cast<__nv_bfloat16*>(a.out));
+    else
+      splitk_reduce_kernel<__half><<<unsigned((MN + 255) / 256), 256, 0, st>>>(
+          a.ws, S, int(a.M), int(a.N), a.gscale, reinterpret_cast<const __half*>(a.bias),
+          reinterpret_cast<__half*>(a.out));
+    e = cudaGetLastError();
+    if (e != cudaSuccess) throw std::runtime_error(std::string("fourbit splitk_reduce: ") + cudaGetErrorString(e));
+  }
+}
+
+}  // namespace fourbit_cuda

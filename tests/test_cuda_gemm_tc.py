@@ -1,0 +1,119 @@
+"""The Hopper warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) against fourbit.testing's float64 reference.
+
+Error bound: the kernel rounds each dequantized weight ((lut[c] - z) * s in float32) once to x's dtype, multiplies on
+tensor cores with float32 accumulation and applies nvfp4's global scale to the float32 sum: exactly the Triton fused
+kernel's operand, so the bound is testing.matmul_error_bound with one operand rounding of x's dtype (tensor-core
+accumulation doubled there), what the same computation in bf16 / fp16 achieves. Shapes cover every M tile (16, 32,
+64, 128 rows of x and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a multiple of the 128-row weight tile, K of one 64-wide
+stage and K not a multiple of the stage count, with and without bias. Needs an sm_90 GPU (marker gpu)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fourbit
+from fourbit import testing
+from fourbit.formats import PRESETS, make_format
+from fourbit.ops import _native_cuda as nc
+from fourbit.ops import cuda as cuda_ops
+
+pytestmark = pytest.mark.gpu
+
+NIB4 = ["int4", "int4_sym", "nf4", "nf4_dq", "bnb_fp4", "nvfp4", "mxfp4"]
+
+
+@pytest.fixture(autouse=True)
+def _need_hopper():
+    if not nc.has_cuda():
+        pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the wgmma GEMM is built for sm_90a only")
+
+
+_CACHE: dict = {}
+
+
+def quantized(fmt, N, K, seed=0):
+    """(dense fp32 reference weight on CPU, op args on CUDA) for format config `fmt`, cached."""
+    key = (fmt, N, K, seed)
+    if key not in _CACHE:
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(N, K, generator=g) * 0.5
+        qw = fourbit.quantize(w, fmt)
+        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+        _CACHE[key] = (qw.dequantize(torch.float32), args)
+    return _CACHE[key]
+
+
+def run_tc(x, args, bias):
+    assert nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
+    out = torch.empty(x.shape[0], args[0].shape[0], dtype=x.dtype, device=x.device)
+    return nc.linear_out(x, *args, bias, out, tc=True)
+
+
+SHAPES = [  # (M, N, K, bias): M tiles 16 .. 128 and several, split-K (small N) and one wave (large N)
+    (17, 4096, 1024, False), (32, 130, 512, True), (33, 256, 4096, False), (64, 4097, 2048, True),
+    (100, 384, 8192, False), (128, 1000, 192, True), (129, 256, 1024, True), (256, 8192, 512, False),
+    (200, 64, 64, True), (40, 4096, 16384, True),  # the last: 128 stages a CTA, 16 passes over each stage ring
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("name", NIB4)
+def test_tc_linear_presets(name, dtype):
+    gen = torch.Generator().manual_seed(2)
+    for M, N, K, with_bias in SHAPES:
+        dense, args = quantized(PRESETS[name], N, K)
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        bias = (torch.randn(N, generator=gen) * 0.1).to(dtype) if with_bias else None
+        y = run_tc(x.cuda(), args, None if bias is None else bias.cuda())
+        testing.assert_linear_close(y.cpu(), x, dense, bias, f"{name} {dtype} M={M} N={N} K={K} bias={with_bias}",
+                                    operand_dtype=dtype)
+
+
+@pytest.mark.parametrize("group_size", [32, 64, 256, None])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_tc_int4_group_sizes(group_size, symmetric):
+    """int4 groups of 32 (two scales and zero points a stage), 64, 256 and per-channel (G = K)."""
+    fmt = make_format("int4", group_size=group_size, symmetric=symmetric)
+    gen = torch.Generator().manual_seed(3)
+    for M, N, K in [(48, 200, 768), (160, 128, 4096)]:
+        dense, args = quantized(fmt, N, K)
+        x = torch.randn(M, K, generator=gen).to(torch.bfloat16)
+        y = run_tc(x.cuda(), args, None)
+        testing.assert_linear_close(y.cpu(), x, dense, None, f"int4 G={group_size} sym={symmetric} M={M}",
+                                    operand_dtype=torch.bfloat16)
+
+
+def test_tc_route_deterministic_graph(monkeypatch):
+    """With the route enabled (TC_MAX_M > 16), the op takes the tc path; results are bitwise the same run to run and
+    from a CUDA graph (split-K reduces in a fixed order; the workspace comes from the graph's pool)."""
+    monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
+    fmt = PRESETS["nvfp4"]
+    _, args = quantized(fmt, 512, 4096)
+    x = torch.randn(64, 4096, device="cuda").to(torch.bfloat16)
+    assert nc._lib().cuda_linear_tc_workspace(64, 512, 4096) > 0  # this shape splits K
+    assert cuda_ops.route(x, *args) == "tc"
+    y1 = torch.ops.fourbit.linear(x, *args, None)
+    y2 = torch.ops.fourbit.linear(x, *args, None)
+    assert torch.equal(y1, y2)
+    out = torch.empty_like(y1)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        torch.ops.fourbit.linear_out(x, *args, None, out)
+    out.zero_()
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, y1)
+
+
+def test_tc_not_taken():
+    """What the tc path does not take goes elsewhere: fp32 x, K % 64 != 0, int8 codes."""
+    _, args = quantized(PRESETS["int4"], 256, 4096)
+    x = torch.randn(32, 4096, device="cuda")
+    assert not nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
+    assert cuda_ops.route(x, *args) != "tc"
+    _, a8 = quantized(PRESETS["int8"], 256, 4096)
+    assert not nc.tc_supported(x.bfloat16(), a8[0], a8[1], a8[2], a8[4], a8[5])
+    _, a96 = quantized(make_format("int4", group_size=32), 256, 96)
+    assert not nc.tc_supported(torch.zeros(32, 96, device="cuda", dtype=torch.bfloat16), *a96[:3], a96[4], a96[5])
