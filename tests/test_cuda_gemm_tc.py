@@ -3,19 +3,19 @@
 Error bound: the kernel rounds each dequantized weight ((lut[c] - z) * s in float32) once to x's dtype, multiplies on
 tensor cores with float32 accumulation and applies nvfp4's global scale to the float32 sum: exactly the Triton fused
 kernel's operand, so the bound is testing.matmul_error_bound with one operand rounding of x's dtype (tensor-core
-accumulation doubled there), what the same computation in bf16 / fp16 achieves. Shapes cover every M tile (16, 32,
-64, 128 rows of x and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a multiple of the 128-row weight tile, K of one 64-wide
-stage and K not a multiple of the stage count, with and without bias. Needs an sm_90 GPU (marker gpu)."""
+accumulation doubled there), what the same computation in bf16 / fp16 achieves. Shapes cover every M tile (32, 64,
+128 rows of x, and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a
+multiple of the weight tile, K of one 64-wide stage, with and without bias. Needs an sm_90 GPU (marker gpu)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-import fourbit
 from fourbit import testing
 from fourbit.formats import PRESETS, make_format
 from fourbit.ops import _native_cuda as nc
 from fourbit.ops import cuda as cuda_ops
+from test_cuda_gemv import quantized  # (dense fp32 reference, CUDA op args) for a preset or config, cached
 
 pytestmark = pytest.mark.gpu
 
@@ -30,28 +30,13 @@ def _need_hopper():
         pytest.skip("the wgmma GEMM is built for sm_90a only")
 
 
-_CACHE: dict = {}
-
-
-def quantized(fmt, N, K, seed=0):
-    """(dense fp32 reference weight on CPU, op args on CUDA) for format config `fmt`, cached."""
-    key = (fmt, N, K, seed)
-    if key not in _CACHE:
-        g = torch.Generator().manual_seed(seed)
-        w = torch.randn(N, K, generator=g) * 0.5
-        qw = fourbit.quantize(w, fmt)
-        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
-        _CACHE[key] = (qw.dequantize(torch.float32), args)
-    return _CACHE[key]
-
-
 def run_tc(x, args, bias):
     assert nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
     out = torch.empty(x.shape[0], args[0].shape[0], dtype=x.dtype, device=x.device)
     return nc.linear_out(x, *args, bias, out, tc=True)
 
 
-SHAPES = [  # (M, N, K, bias): M tiles 16 .. 128 and several, split-K (small N) and one wave (large N)
+SHAPES = [  # (M, N, K, bias): M tiles 32 .. 128 and several, split-K (small N) and one wave (large N)
     (17, 4096, 1024, False), (32, 130, 512, True), (33, 256, 4096, False), (64, 4097, 2048, True),
     (100, 384, 8192, False), (128, 1000, 192, True), (129, 256, 1024, True), (256, 8192, 512, False),
     (200, 64, 64, True), (40, 4096, 16384, True),  # the last: 128 stages a CTA, 16 passes over each stage ring

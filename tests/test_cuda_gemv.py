@@ -37,12 +37,12 @@ _CACHE: dict = {}
 
 
 def quantized(name, N, K, seed=0):
-    """(dense fp32 reference weight on CPU, op args on CUDA) for preset `name`, cached."""
+    """(dense fp32 reference weight on CPU, op args on CUDA) for preset `name` (or a format config), cached."""
     key = (name, N, K, seed)
     if key not in _CACHE:
         g = torch.Generator().manual_seed(seed)
         w = torch.randn(N, K, generator=g) * 0.5
-        qw = fourbit.quantize(w, PRESETS[name])
+        qw = fourbit.quantize(w, PRESETS[name] if isinstance(name, str) else name)
         dense = qw.dequantize(torch.float32)
         args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
         _CACHE[key] = (dense, args)

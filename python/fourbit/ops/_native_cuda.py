@@ -127,8 +127,8 @@ def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False):
     lib, dt = _lib(), _DT[dtype]
     nws = lib.cuda_linear_tc_workspace(M, N, K) if tc else lib.cuda_linear_workspace(dt, M, N, K, G, kind)
     run = lib.cuda_linear_tc if tc else lib.cuda_linear
-    w = (qdata.data_ptr(),) + (() if tc else (kind,)) + (N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros),
-                                                          _ptr(global_scale), _ptr(lut)) + ((tc_codes(lut),) if tc else ())
+    tail = (N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut))
+    w = (qdata.data_ptr(), *tail, tc_codes(lut)) if tc else (qdata.data_ptr(), kind, *tail)
 
     def call(x, bias, out, stream):
         ws = torch.empty(nws, dtype=torch.float32, device=dev) if nws else None

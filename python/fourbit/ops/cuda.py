@@ -56,8 +56,8 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     M = x2.shape[0]
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
-    if GEMV_MAX_M < M <= TC_MAX_M and _native_cuda.has_cuda() and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut,
-                                                                               group_size):
+    if GEMV_MAX_M < M <= TC_MAX_M and _native_cuda.has_cuda() and \
+            _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
         return "tc"
     if _scaled_format(x2, scales, global_scale, lut) is not None:
         return "scaled"
