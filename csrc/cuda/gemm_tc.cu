@@ -21,8 +21,11 @@
 // a stage -> one per warp; a thread-dependent slab index in the wgmma descriptors made ptxas serialize every wgmma
 // (C7515) -> a template constant; a scale ring shifted each step waited on the load just issued -> static ring
 // indices. Time is still nearly independent of the format and of M up to 32 (~0.9 us a stage at 8192^2 M = 32, 128
-// CTAs of 64 stages), i.e. a per-stage latency chain remains. Not yet measured: which one (ncu source counters on
-// this version), e.g. the x tile's cp.async round trip through the empty barrier, or the per-thread proxy fences.
+// CTAs of 64 stages), i.e. a per-stage latency chain remains. Prime suspect, from the SASS (not yet measured):
+// fence.proxy.async compiles to MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S, and each producer thread issues its scale loads
+// (LDG) earlier in the same step, so the MEMBAR waits for a global load every stage. Branch gemm-tc-loader-split
+// moves every global access into loader warps (decoders then touch only shared memory before the fence); it
+// compiles cleanly and has not run on a GPU.
 //
 // Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (256 arrivals: each producer
 // thread's x copies landing, through cp.async.mbarrier.arrive, and its arrival after the decode stores and a proxy
