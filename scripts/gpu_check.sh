@@ -2,7 +2,8 @@
 # One call on the GPU machine: build, GPU tests, compute-sanitizer (memcheck with a planted-bug control, racecheck),
 # then the benchmark of fourbit against every peer (bench/gpu_peers.py: table printed last, peers.json and the
 # roofline PNG and BENCHMARKS.md in $OUT). Usage: scripts/gpu_check.sh [STEPS], STEPS a comma list of tests,
-# sanitize, bench (default all three). One device call is limited to 10 minutes: run `tests`, `sanitize` and `bench`
+# sanitize, bench (default all three), or tc: the Hopper wgmma GEMM's tests, its timing against the Triton kernel
+# and bf16 cuBLAS (bench/gpu_tc.py --quick) and an ncu stall summary of it (bench/ncu_stalls.py; ~3 minutes). One device call is limited to 10 minutes: run `tests`, `sanitize` and `bench`
 # as three calls there.
 # Peers travel as shared/ANCHORS.md says: wheels in .whl/, gemlite's source in .whl/pysrc (both git-ignored).
 # The build compiles sm_90a only (the GPU is a Hopper; CI compiles and SASS-checks every architecture).
@@ -42,6 +43,16 @@ if want sanitize; then
   timeout 180 compute-sanitizer --tool racecheck python3 "$R/scripts/gpu_smoke.py" > "$OUT/racecheck.log" 2>&1
   grep "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/racecheck.log" || tail -5 "$OUT/racecheck.log"
   grep -q "ERROR SUMMARY: 0 errors\|RACECHECK SUMMARY: 0 hazards" "$OUT/racecheck.log" || status=1
+fi
+if want tc; then
+  step "tc: tests, timing, ncu stall summary"
+  timeout 200 python3 -m pytest -q -p no:cacheprovider "$R/tests/test_cuda_gemm_tc.py" 2>&1 | tail -3 || status=1
+  timeout 200 python3 "$R/bench/gpu_tc.py" --quick 2>&1 | tail -10 || status=1
+  timeout 200 ncu --set full -k regex:gemm_tc -c 1 -o "$OUT/tc_prof" python3 "$R/bench/gpu_tc.py" --profile \
+    > "$OUT/tc_ncu.log" 2>&1 || tail -5 "$OUT/tc_ncu.log"
+  ncu -i "$OUT/tc_prof.ncu-rep" --page source --csv --print-source sass > "$OUT/tc_src.csv" 2>&1 &&
+    python3 "$R/bench/ncu_stalls.py" "$OUT/tc_src.csv" --split LDGSTS --top 15
+  rm -f "$OUT/tc_prof.ncu-rep"  # tens of MB: too large to bring back
 fi
 if want bench; then
   step "benchmark: fourbit vs peers"
