@@ -1,4 +1,5 @@
 """Every CUDA and Triton kernel once, through the ops, at small shapes: the workload compute-sanitizer checks.
+(The gemm_tc block was added on 2026-11-27 without a GPU run: the next sanitize step is its first.)
 
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --padding 512 python3 scripts/gpu_smoke.py
   compute-sanitizer --tool racecheck python3 scripts/gpu_smoke.py
@@ -54,6 +55,17 @@ def workload():
             x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
             for _ in range(2):
                 fourbit.linear(x, qw, act="fp8_e4m3")
+    # the opt-in Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) on every M tile (32 / 64 / 128 x rows), split-K (N = 48,
+    # K = 4096) and not (K = 256), N not a multiple of the weight tile, with a bias; sm_90 only
+    from fourbit.ops import _native_cuda as nc
+    if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
+        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+            for N, K in ((48, 4096), (200, 256)):
+                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
+                for M in (20, 64, 129):
+                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
+                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
     # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
     from fourbit import kernels
     from fourbit.layout import to_blocked_scales
