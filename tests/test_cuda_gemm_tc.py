@@ -92,9 +92,11 @@ def test_tc_route_deterministic_graph(monkeypatch):
     assert torch.equal(out, y1)
 
 
-def test_tc_not_taken():
-    """What the tc path does not take goes elsewhere: fp32 x, K % 64 != 0, int8 codes."""
+def test_tc_not_taken(monkeypatch):
+    """What the tc path does not take goes elsewhere, with the route enabled: fp32 x, int8 codes, K % 64 != 0."""
+    monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
     _, args = quantized(PRESETS["int4"], 256, 4096)
+    assert cuda_ops.route(torch.randn(32, 4096, device="cuda").bfloat16(), *args) == "tc"  # the control
     x = torch.randn(32, 4096, device="cuda")
     assert not nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
     assert cuda_ops.route(x, *args) != "tc"

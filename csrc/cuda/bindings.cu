@@ -78,6 +78,7 @@ void register_cuda(py::module_& m) {
      py::arg("lut"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
   m.def("cuda_linear_tc_supported", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N,
                                        int64_t K, int64_t G, const std::string& sd, bool has_zeros, int codes) {
+    // zeros and lut are only tested for presence here: 1 stands for "present" (nothing is dereferenced)
     auto a = make_args(x, dtype, M, q, "nib4", N, K, G, 0, sd, has_zeros ? 1 : 0, 0, 1, 0, 0, 0, 0);
     a.codes = codes;
     return fourbit_cuda::linear_tc_supported(a);
