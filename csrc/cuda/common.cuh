@@ -130,6 +130,17 @@ template <> __device__ __forceinline__ void mma16816<__half>(float (&d)[4], cons
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Multiprocessors of the current device (132, an H100 SXM, if the runtime cannot say): the split planners' wave size.
+inline int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 132;
+  }
+  return n;
+}
+
 // Split-K epilogue: out[i] = cast(sum over the S partials ws[s, i] in order s = 0, 1, ... (deterministic), times the
 // global scale, plus bias[i % N]); ws [S, M, N] float32, out [M, N].
 template <typename XT>

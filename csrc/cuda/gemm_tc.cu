@@ -89,7 +89,8 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done = 0;
   while (!done) {
-    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                 " selp.u32 %0, 1, 0, p;\n}\n"
                  : "=r"(done) : "r"(bar), "r"(parity) : "memory");
   }
 }
@@ -149,7 +150,10 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   const int nch = min(K / kTcK, c_lo + p.chunks_per_split) - c_lo;
   if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
   if (tid == 0) {
-    for (int s = 0; s < S; ++s) { mbar_init(bars + 8 * s, kXThreads + PROD / 32); mbar_init(bars + 8 * (S + s), 2 * ROWS / 32); }
+    for (int s = 0; s < S; ++s) {
+      mbar_init(bars + 8 * s, kXThreads + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
+      mbar_init(bars + 8 * (S + s), 2 * ROWS / 32);    // one per consumer warp
+    }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -249,20 +253,20 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     // ptxas serialized every wgmma (C7515, a wait after each HGMMA).
     auto mainloop = [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
-    for (int c = 0; c < nch; ++c) {
-      const int s = c & (S - 1);
-      mbar_wait(bars + 8 * s, (c / S) & 1);
-      const uint32_t st = sbase + s * L::STAGE;
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the producer's cp.async x tile -> wgmma
-      asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+      for (int c = 0; c < nch; ++c) {
+        const int s = c & (S - 1);
+        mbar_wait(bars + 8 * s, (c / S) & 1);
+        const uint32_t st = sbase + s * L::STAGE;
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the producer's cp.async x tile -> wgmma
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-      for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: bytes 32 kk .. 32 kk + 31 of each 128-byte row
-        wgmma_ss<BMM, XT>(acc, desc_sw128(st + KS * 64 * 128 + 32 * kk), desc_sw128(st + L::W + 32 * kk));
-      asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-      asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
-      __syncwarp();
-      if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
-    }
+        for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: bytes 32 kk .. 32 kk + 31 of each 128-byte row
+          wgmma_ss<BMM, XT>(acc, desc_sw128(st + KS * 64 * 128 + 32 * kk), desc_sw128(st + L::W + 32 * kk));
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        __syncwarp();
+        if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
+      }
     };
     if (k == 0) mainloop(std::integral_constant<int, 0>());
     else mainloop(std::integral_constant<int, 1>());
@@ -303,15 +307,6 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
 #endif
 }
 
-int tc_sms() {  // multiprocessors of the current device
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 132;
-  }
-  return n;
-}
-
 int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached per device
   static int cache[64];
   int dev = 0;
@@ -327,14 +322,14 @@ int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached p
 }
 
 int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : 128; }  // x rows per CTA (wgmma N)
+int64_t tc_rows(int bmm) { return bmm == 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
 
 // Split count and K chunks per split: the largest power of two S that keeps the CTAs within one wave (one CTA an
 // SM) and at least 8 chunks (512 K) per split.
 void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
   const int bmm = tc_bmm(M);
-  const int64_t rows = bmm == 128 ? 64 : 128;
-  const int64_t tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
-  const int64_t slots = int64_t(tc_sms());
+  const int64_t rows = tc_rows(bmm), tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
+  const int64_t slots = int64_t(sm_count());
   const int64_t nchunks = K / kTcK;
   int64_t S = 1;
   while (tiles * S * 2 <= slots && nchunks / (S * 2) >= 8) S *= 2;
@@ -415,7 +410,7 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.chunks_per_split = per;
   const int bmm = tc_bmm(a.M);
-  const int64_t rows = bmm == 128 ? 64 : 128;
+  const int64_t rows = tc_rows(bmm);
   dim3 grid(unsigned((a.N + rows - 1) / rows), unsigned((a.M + bmm - 1) / bmm), unsigned(S));
   const bool ok = a.xt == XT_BF16 ? launch_tc_fmt<__nv_bfloat16>(p, a.sk, a.codes, grid, bmm, st)
                                   : launch_tc_fmt<__half>(p, a.sk, a.codes, grid, bmm, st);

@@ -582,15 +582,6 @@ void check_launch(const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
-int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 132;
-  }
-  return n;
-}
-
 bool shape_fits_mma(int xt, int64_t K, int64_t G) {
   return xt != XT_F32 && K % 32 == 0 && (G == 16 || G % 32 == 0) && K <= (int64_t(1) << 30);
 }
