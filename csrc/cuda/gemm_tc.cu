@@ -32,7 +32,7 @@
 // fence, so the async proxy of wgmma sees them) and empty (the 128 consumer threads arrive once the stage's wgmma
 // group has completed). The packed codes go through a separate ring
 // of D raw slots, copied D - 1 stages ahead (cp.async groups, waited per thread: a thread decodes only the row it
-// copied); the x tile is copied S - 2 stages ahead, when its stage is free. Scales and zero points are loaded with
+// copied); the x tile is copied S / 2 stages ahead, when its stage is free. Scales and zero points are loaded with
 // plain loads when their codes are copied, into a register ring of D entries (the producer loop is unrolled by D so
 // the ring index is static).
 //
@@ -64,7 +64,7 @@ struct TcParams {
 
 // Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
 // codes each), S stages of decoded weights + x (powers of two), and a ring of D raw-code slots (producer-private: the
-// code copies run D - 1 stages ahead, x is copied S - 2 stages ahead); one CTA an SM. BMM = 128 takes 64 rows, so
+// code copies run D - 1 stages ahead, x is copied S / 2 stages ahead); one CTA an SM. BMM = 128 takes 64 rows, so
 // that its 64 accumulator registers per consumer thread fit the 384-thread CTA's register budget.
 template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128, "x rows per CTA");
@@ -138,7 +138,12 @@ template <typename XT, int SK, bool HZ, int CODES, int BMM>
 __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = TcSmem<BMM>;
-  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S - 2;  // stages; raw slots; raw and x copy lookahead
+  // stages; raw slots; raw and x copy lookahead. LX = S / 2, not S - 2: x(c + LX) goes into the stage of chunk
+  // c + LX - S, which the consumers release only after full(c + LX - S + 1); with S - 2 that is full(c - 1), so the x
+  // copiers' step c waited for the whole CTA's step c - 1 and a barrier round trip (ncu, 8192^2 int4 M = 64: the 4 x
+  // warps stalled there while the other 12 waited 7 stages ahead). Measured (H100, 2026-11-27, gpu_tc.py --quick):
+  // 8192^2 M = 32 57-59 -> 51-55 us, M = 64 66-71 -> 60-62, M = 256 176-182 -> 151-157; LX = 3 and 5 the same as 4.
+  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S / 2;
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
