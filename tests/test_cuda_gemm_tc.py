@@ -104,3 +104,22 @@ def test_tc_not_taken(monkeypatch):
     assert not nc.tc_supported(x.bfloat16(), a8[0], a8[1], a8[2], a8[4], a8[5])
     _, a96 = quantized(make_format("int4", group_size=32), 256, 96)
     assert not nc.tc_supported(torch.zeros(32, 96, device="cuda", dtype=torch.bfloat16), *a96[:3], a96[4], a96[5])
+
+
+@pytest.mark.parametrize("name", NIB4)
+def test_tc_default_window(monkeypatch, name):
+    """Unset FOURBIT_TC_MAX_M: the op takes tc only for 32 < M <= 64 and table-decoded weights with float32 scales
+    (nf4, nf4_dq, bnb_fp4), and its result there matches the reference."""
+    monkeypatch.setattr(cuda_ops, "TC_MAX_M", None)
+    fmt = PRESETS[name]
+    dense, args = quantized(fmt, 320, 1024)
+    table = args[1].dtype == torch.float32 and (args[2] is None or args[2].numel() == 0) and nc.tc_codes(args[4]) == 0
+    assert table == (name in ("nf4", "nf4_dq", "bnb_fp4"))
+    for M in (17, 32, 33, 64, 65, 128):
+        x = torch.randn(M, 1024, generator=torch.Generator().manual_seed(M)).bfloat16()
+        got = cuda_ops.route(x.cuda(), *args)
+        assert (got == "tc") == (table and 32 < M <= 64), f"{name} M={M}: {got}"
+        if got == "tc":
+            y = torch.ops.fourbit.linear(x.cuda(), *args, None)
+            testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc M={M}",
+                                        operand_dtype=torch.bfloat16)

@@ -11,21 +11,24 @@
 // dequantized in the registers of the same warps (WARPGROUP.DEPBAR after every HGMMA), so decode and MMA serialize
 // inside a program (8192^2 M = 64: 50-67 us against an 11 us weight stream and 12 us of MMA).
 //
-// Status (H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py, CUDA graphs, us): correct (tests/test_cuda_gemm_tc.py), but
-// slower than the Triton fused kernel at every measured shape, so ops/cuda.py routes to it only when
-// FOURBIT_TC_MAX_M is set: 8192^2 M = 32 57-59 (Triton int4 / nf4 / nvfp4 / mxfp4 41.5 / 54.4 / 51.3 / 42.9), M = 64
-// 66-71 (50 / 65 / 58 / 51), M = 256 176-182 (112-127); 4096x14336 M = 32 50-51 (36-49).
+// Status (H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py, CUDA graphs, us, tc vs the Triton fused kernel): correct
+// (tests/test_cuda_gemm_tc.py). Faster for nf4 at M = 64 (8192^2 61 vs 66, 4096^2 21.2 vs 22.3, 4096x14336 55.7 vs
+// 59.0, 14336x4096 58.2 vs 60.0), so ops/cuda.py routes table-decoded weights with float32 scales there
+// (32 < M <= 64); slower for int4 / nvfp4 / mxfp4 (8192^2 M = 32 51-56 vs 41-51, M = 256 ~153-160 vs 112-120) and
+// for every format at M >= 128, which take it only when FOURBIT_TC_MAX_M is set.
 // Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
 // peak); one producer warpgroup at ~10 cycles per instruction, 23% of its stall samples instruction-cache misses
 // (a decode loop unrolled 8 times) -> 4 producer warpgroups, 16 codes a thread; 1024 single-thread mbarrier arrivals
 // a stage -> one per warp; a thread-dependent slab index in the wgmma descriptors made ptxas serialize every wgmma
 // (C7515) -> a template constant; a scale ring shifted each step waited on the load just issued -> static ring
-// indices. Time is still nearly independent of the format and of M up to 32 (~0.9 us a stage at 8192^2 M = 32, 128
-// CTAs of 64 stages), i.e. a per-stage latency chain remains. Prime suspect, from the SASS (not yet measured):
-// fence.proxy.async compiles to MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S, and each producer thread issues its scale loads
-// (LDG) earlier in the same step, so the MEMBAR waits for a global load every stage. Branch gemm-tc-loader-split
-// moves every global access into loader warps (decoders then touch only shared memory before the fence); it
-// compiles cleanly and has not run on a GPU.
+// indices; the x tile copied S - 2 stages ahead chained each step to the previous one -> S / 2 (10-15%).
+// Tried and dropped (same card and day, A/B in one run): loader warps doing every global access, so the decoders'
+// proxy fence (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S in the SASS) never waits for a load (branch gemm-tc-loader-split:
+// 8192^2 M = 32 65 vs 58 us, M = 64 62 vs 70; by its protocol, its scale publication re-chains the steps); the
+// scale loads moved after the fence (no change); a 10 ms suspend hint on every mbarrier try_wait (no change).
+// What bounds it now (ncu, 8192^2 int4 M = 64, 1.44 GHz: 99.8k cycles, ~1560 a stage): issue slots 56% busy, 1.4
+// eligible warps a scheduler, ~4200 warp instructions a stage, of which ~870 are mbarrier spin loops and ~1400 the
+// decode itself (per code: extract, subtract, scale, in float32 for the bit-exact operand; per pair: one F2FP).
 //
 // Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (256 arrivals: each producer
 // thread's x copies landing, through cp.async.mbarrier.arrive, and its arrival after the decode stores and a proxy

@@ -2,8 +2,9 @@
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
-  linear, 16 < M <= TC_MAX_M, Hopper    -> (opt-in, see TC_MAX_M) the CUDA warp-specialized wgmma GEMM
-                                           (csrc/cuda/gemm_tc.cu) for nib4 weights with bf16 / fp16 x
+  linear, 32 < M <= 64, Hopper          -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
+                                           weights decoded through a table with float32 scales (nf4, bnb_fp4) and
+                                           bf16 / fp16 x; FOURBIT_TC_MAX_M sets the window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
@@ -30,10 +31,25 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 # M=1024 457 vs 253. With split-K the fused kernel takes M=256 back (8192^2 int4 119.5, nf4 130.8 vs dequant+mm
 # 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
 DEQUANT_MIN_M = 512
-# The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when this is set above 16 (environment
-# FOURBIT_TC_MAX_M). Off by default: on an H100 (2026-11-27) it is correct but 1.1-1.6x slower than the Triton fused
-# kernel at every measured shape (8192^2 M = 32: 57-59 vs 41-54 us); the file's notes say why and what is next.
-TC_MAX_M = int(os.environ.get("FOURBIT_TC_MAX_M", "0"))
+# The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
+# for every format it supports (0 turns it off). Unset, it takes 32 < M <= 64 for table-decoded weights with float32
+# scales (nf4, nf4 with double quantization, bnb_fp4), where the Triton fused kernel pays a table gather per code.
+# H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py (CUDA graphs, us), nf4 tc vs Triton at M = 64: 8192^2 60.7-61.9 vs
+# 66.3-66.8, 4096^2 21.2 vs 22.3, 4096x14336 55.7 vs 59.0, 14336x4096 58.2 vs 60.0; at M <= 32 mixed (4096x14336
+# 47.2 vs 49.0, 14336x4096 51.2 vs 47.9), at M = 128 slower (8192^2 ~80 vs 75). int4, nvfp4 and mxfp4 stay on
+# Triton, 3-20% faster there (8192^2 M = 64 int4 50 vs 60). bnb_fp4 shares nf4's decode on both paths; not timed.
+_TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
+TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-format default of _tc_window
+TC_TABLE_M = (32, 64)  # the default window (exclusive, inclusive) for table-decoded weights with float32 scales
+
+
+def _tc_window(scales, zeros, lut):
+    """(lo, hi): the tc path takes lo < M <= hi for these weights."""
+    if TC_MAX_M is not None:
+        return GEMV_MAX_M, TC_MAX_M
+    if scales.dtype == torch.float32 and (zeros is None or zeros.numel() == 0) and _native_cuda.tc_codes(lut) == 0:
+        return TC_TABLE_M
+    return 0, 0
 
 
 def _kernels():
@@ -56,9 +72,10 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     M = x2.shape[0]
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
-    if GEMV_MAX_M < M <= TC_MAX_M and _native_cuda.has_cuda() and \
-            _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
-        return "tc"
+    if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_TABLE_M[1]) and _native_cuda.has_cuda():
+        lo, hi = _tc_window(scales, zeros, lut)
+        if lo < M <= hi and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
+            return "tc"
     if _scaled_format(x2, scales, global_scale, lut) is not None:
         return "scaled"
     return "dequant_mm" if M >= DEQUANT_MIN_M else "fused"
