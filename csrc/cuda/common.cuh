@@ -6,6 +6,9 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace fourbit_cuda {
 
 enum SKind : int { SK_F32 = 0, SK_E4M3 = 1, SK_E8M0 = 2 };
@@ -153,6 +156,23 @@ __global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const
   if (gscale) s = s * __ldg(gscale);
   if (bias) s = s + to_f32(bias[i % N]);
   out[i] = from_f32<XT>(s);
+}
+
+// Throws std::runtime_error naming `what` when the last launch failed (bad configuration, missing kernel image).
+inline void check_launch(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// The split-K epilogue's launch, one thread an output element; bias and out are XT arrays.
+template <typename XT>
+void launch_splitk_reduce(const float* ws, int S, int M, int N, const float* gscale, const void* bias, void* out,
+                          cudaStream_t st) {
+  const int64_t MN = int64_t(M) * N;
+  splitk_reduce_kernel<XT><<<unsigned((MN + 255) / 256), 256, 0, st>>>(ws, S, M, N, gscale,
+                                                                      reinterpret_cast<const XT*>(bias),
+                                                                      reinterpret_cast<XT*>(out));
+  check_launch("fourbit splitk_reduce");
 }
 
 }  // namespace fourbit_cuda

@@ -423,20 +423,11 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
   const bool ok = a.xt == XT_BF16 ? launch_tc_fmt<__nv_bfloat16>(p, a.sk, a.codes, grid, bmm, st)
                                   : launch_tc_fmt<__half>(p, a.sk, a.codes, grid, bmm, st);
   if (!ok) throw std::invalid_argument("linear_tc: no kernel for this scale kind / group size");
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string("fourbit gemm_tc: ") + cudaGetErrorString(e));
+  check_launch("fourbit gemm_tc");
   if (S > 1) {
-    const int64_t MN = a.M * a.N;
-    if (a.xt == XT_BF16)
-      splitk_reduce_kernel<__nv_bfloat16><<<unsigned((MN + 255) / 256), 256, 0, st>>>(
-          a.ws, S, int(a.M), int(a.N), a.gscale, reinterpret_cast<const __nv_bfloat16*>(a.bias),
-          reinterpret_cast<__nv_bfloat16*>(a.out));
-    else
-      splitk_reduce_kernel<__half><<<unsigned((MN + 255) / 256), 256, 0, st>>>(
-          a.ws, S, int(a.M), int(a.N), a.gscale, reinterpret_cast<const __half*>(a.bias),
-          reinterpret_cast<__half*>(a.out));
-    e = cudaGetLastError();
-    if (e != cudaSuccess) throw std::runtime_error(std::string("fourbit splitk_reduce: ") + cudaGetErrorString(e));
+    const int M = int(a.M), N = int(a.N);
+    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, M, N, a.gscale, a.bias, a.out, st);
+    else launch_splitk_reduce<__half>(a.ws, S, M, N, a.gscale, a.bias, a.out, st);
   }
 }
 

@@ -577,11 +577,6 @@ __global__ void __launch_bounds__(256) gemv_generic_kernel(Params p) {
   }
 }
 
-void check_launch(const char* what) {
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
 bool shape_fits_mma(int xt, int64_t K, int64_t G) {
   return xt != XT_F32 && K % 32 == 0 && (G == 16 || G % 32 == 0) && K <= (int64_t(1) << 30);
 }
@@ -636,15 +631,6 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_ou
   *ksl_out = int(chunks * 128);
 }
 
-template <typename XT>
-void launch_splitk_reduce(const Params& p, int S, cudaStream_t st) {
-  const int64_t MN = (int64_t)p.M * p.N;
-  splitk_reduce_kernel<XT><<<(MN + 255) / 256, 256, 0, st>>>(p.ws, S, p.M, p.N, p.gscale,
-                                                              reinterpret_cast<const XT*>(p.bias),
-                                                              reinterpret_cast<XT*>(p.out));
-  check_launch("fourbit splitk_reduce");
-}
-
 template <typename XT, int SK, bool G16, bool HZ>
 void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   Params p = p0;
@@ -679,7 +665,7 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
     else gemv_nib4_kernel<XT, SK, G16, HZ, false, false, false><<<grid, T, nib_smem<false>(), st>>>(p);
   }
   check_launch("fourbit gemv_nib4");
-  if (S > 1) launch_splitk_reduce<XT>(p, S, st);
+  if (S > 1) launch_splitk_reduce<XT>(p.ws, S, p.M, p.N, p.gscale, p.bias, p.out, st);
 }
 
 template <typename XT>
@@ -709,7 +695,7 @@ void launch_mma(const Params& p0, int S, int ksl, cudaStream_t st) {
   dim3 grid((p.N + kRows - 1) / kRows, S);
   gemv_mma_kernel<XT, QK><<<grid, kWarps * 32, smem, st>>>(p);
   check_launch("fourbit gemv_mma");
-  if (S > 1) launch_splitk_reduce<XT>(p, S, st);
+  if (S > 1) launch_splitk_reduce<XT>(p.ws, S, p.M, p.N, p.gscale, p.bias, p.out, st);
 }
 
 template <typename XT>

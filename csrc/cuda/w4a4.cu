@@ -26,11 +26,6 @@
 namespace fourbit_cuda {
 namespace {
 
-void check_launch(const char* what) {
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
 template <typename XT>
 __global__ void amax_kernel(const XT* x, int64_t n, uint32_t* amax_bits) {
   float m = 0.f;
