@@ -72,6 +72,7 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     M = x2.shape[0]
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
+    # (M against the widest window first, so most calls skip the format checks)
     if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_TABLE_M[1]) and _native_cuda.has_cuda():
         lo, hi = _tc_window(scales, zeros, lut)
         if lo < M <= hi and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
