@@ -28,7 +28,8 @@ for s in $NAMES; do
 done
 for s in $NAMES; do
   [ -n "$BENCH" ] || break
-  echo "=== $s: $BENCH"; PYTHONPATH=/tmp/ab/$s timeout 200 python3 $R/$BENCH 2>&1 | tail -12 || status=1
+  echo "=== $s: $BENCH"; PYTHONPATH=/tmp/ab/$s timeout 200 python3 $R/$BENCH 2>&1 | tail -60
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 if [ -n "${PROFILE:-}" ]; then  # PROFILE="python script args" with a KERNEL regex: ncu stall summary for each
   for s in $NAMES; do
