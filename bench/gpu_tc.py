@@ -19,7 +19,10 @@ torch.manual_seed(0)
 dev = "cuda"
 if "--profile" in sys.argv:
     # Driver for ncu: one tc call per case, e.g. ncu --set full -k regex:gemm_tc python3 bench/gpu_tc.py --profile
-    for N, K, M, name in [(8192, 8192, 64, "int4"), (8192, 8192, 128, "nvfp4")]:
+    # [N,K,M,format ...] (default: 8192,8192,64,int4 8192,8192,128,nvfp4)
+    cases = [a.split(",") for a in sys.argv[sys.argv.index("--profile") + 1:]] or \
+        [("8192", "8192", "64", "int4"), ("8192", "8192", "128", "nvfp4")]
+    for N, K, M, name in [(int(a), int(b), int(c), d) for a, b, c, d in cases]:
         qw = fourbit.quantize(torch.randn(N, K), PRESETS[name])
         args = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)

@@ -5,7 +5,7 @@ tensor cores with float32 accumulation and applies nvfp4's global scale to the f
 kernel's operand, so the bound is testing.matmul_error_bound with one operand rounding of x's dtype (tensor-core
 accumulation doubled there), what the same computation in bf16 / fp16 achieves. Shapes cover every M tile (32, 64,
 128 rows of x, and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a
-multiple of the weight tile, K of one 64-wide stage, with and without bias. Needs an sm_90 GPU (marker gpu)."""
+multiple of the weight tile, K of one 128-wide stage, with and without bias. Needs an sm_90 GPU (marker gpu)."""
 from __future__ import annotations
 
 import pytest
@@ -38,8 +38,8 @@ def run_tc(x, args, bias):
 
 SHAPES = [  # (M, N, K, bias): M tiles 32 .. 128 and several, split-K (small N) and one wave (large N)
     (17, 4096, 1024, False), (32, 130, 512, True), (33, 256, 4096, False), (64, 4097, 2048, True),
-    (100, 384, 8192, False), (128, 1000, 192, True), (129, 256, 1024, True), (256, 8192, 512, False),
-    (200, 64, 64, True), (40, 4096, 16384, True),  # the last: 128 stages a CTA, 16 passes over each stage ring
+    (100, 384, 8192, False), (128, 1000, 256, True), (129, 256, 1024, True), (256, 8192, 512, False),
+    (200, 64, 128, True), (40, 4096, 16384, True),  # the last: 64 stages a CTA, 16 passes over each stage ring
 ]
 
 
@@ -93,7 +93,7 @@ def test_tc_route_deterministic_graph(monkeypatch):
 
 
 def test_tc_not_taken(monkeypatch):
-    """What the tc path does not take goes elsewhere, with the route enabled: fp32 x, int8 codes, K % 64 != 0."""
+    """What the tc path does not take goes elsewhere, with the route enabled: fp32 x, int8 codes, K % 128 != 0."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
     _, args = quantized(PRESETS["int4"], 256, 4096)
     assert cuda_ops.route(torch.randn(32, 4096, device="cuda").bfloat16(), *args) == "tc"  # the control
@@ -102,22 +102,24 @@ def test_tc_not_taken(monkeypatch):
     assert cuda_ops.route(x, *args) != "tc"
     _, a8 = quantized(PRESETS["int8"], 256, 4096)
     assert not nc.tc_supported(x.bfloat16(), a8[0], a8[1], a8[2], a8[4], a8[5])
-    _, a96 = quantized(make_format("int4", group_size=32), 256, 96)
-    assert not nc.tc_supported(torch.zeros(32, 96, device="cuda", dtype=torch.bfloat16), *a96[:3], a96[4], a96[5])
+    for K in (96, 192):  # K % 128 != 0
+        _, ak = quantized(make_format("int4", group_size=32), 256, K)
+        assert not nc.tc_supported(torch.zeros(32, K, device="cuda", dtype=torch.bfloat16), *ak[:3], ak[4], ak[5])
 
 
 @pytest.mark.parametrize("name", NIB4)
 def test_tc_default_window(monkeypatch, name):
-    """Unset FOURBIT_TC_MAX_M: the op takes tc only for 32 < M <= 64 and table-decoded weights with float32 scales
-    (nf4, nf4_dq, bnb_fp4), and its result there matches the reference."""
+    """Unset FOURBIT_TC_MAX_M: the op takes tc only for 16 < M <= 64 (32 < M <= 64 above N = 16384) and table-decoded
+    weights with float32 scales (nf4, nf4_dq, bnb_fp4), and its result there matches the reference."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", None)
-    dense, args = quantized(PRESETS[name], 320, 1024)
     table = name in ("nf4", "nf4_dq", "bnb_fp4")  # the formats the rule names, not the rule recomputed
-    for M in (17, 32, 33, 64, 65, 128):
-        x = torch.randn(M, 1024, generator=torch.Generator().manual_seed(M)).bfloat16()
-        got = cuda_ops.route(x.cuda(), *args)
-        assert (got == "tc") == (table and 32 < M <= 64), f"{name} M={M}: {got}"
-        if got == "tc":
-            y = torch.ops.fourbit.linear(x.cuda(), *args, None)
-            testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc M={M}",
-                                        operand_dtype=torch.bfloat16)
+    for N, lo in ((320, 16), (16392, 32)):  # a narrow and a wide weight (N > 16384)
+        dense, args = quantized(PRESETS[name], N, 256)
+        for M in (16, 17, 32, 33, 64, 65, 128):
+            x = torch.randn(M, 256, generator=torch.Generator().manual_seed(M)).bfloat16()
+            got = cuda_ops.route(x.cuda(), *args)
+            assert (got == "tc") == (table and lo < M <= 64), f"{name} N={N} M={M}: {got}"
+            if got == "tc":
+                y = torch.ops.fourbit.linear(x.cuda(), *args, None)
+                testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc N={N} M={M}",
+                                            operand_dtype=torch.bfloat16)

@@ -1,48 +1,59 @@
 // Mid-M linear on Hopper tensor cores (sm_90a): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation,
 // for 4-bit weights (every nib4 format) and bf16 / fp16 x. Warp-specialized, one CTA an SM:
-//   - producer warpgroups (4 threads a weight row): copy the packed codes (cp.async, 8 bytes a thread a stage) and
-//     the x tile (BMM rows x 64 K) into a stage, then decode 16 codes each into the stage's weight tile as x's dtype:
+//   - producer warpgroups (4 threads a weight row): copy the packed codes (cp.async, 8 bytes a thread a 64-K slab)
+//     and the x tile (BMM rows x 128 K) into a stage, then decode 16 codes a slab each into the stage's weight tile
+//     (two 64-K slabs a stage) as x's dtype:
 //     ((lut[c] - z) * s) in float32, rounded once (RNE), the Triton fused kernel's and the reference's operand;
 //     nvfp4's global scale multiplies the float32 sum in the epilogue. The int4 tables decode without a lookup.
-//   - consumer warpgroups (one per 64-row weight slab): per stage 4 wgmma m64nBMMk16 (A = the weight slab, B = the
+//   - consumer warpgroups (one per 64-row weight slab): per stage 8 wgmma m64nBMMk16 (A = the weight slab, B = the
 //     x tile, both from shared memory), one group in flight, so the tensor core multiplies stage i while the
 //     producers decode the next ones.
 // Why: the Triton fused kernel waits for each wgmma right after issuing it, because its weight operand is
 // dequantized in the registers of the same warps (WARPGROUP.DEPBAR after every HGMMA), so decode and MMA serialize
 // inside a program (8192^2 M = 64: 50-67 us against an 11 us weight stream and 12 us of MMA).
 //
-// Status (H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py, CUDA graphs, us, tc vs the Triton fused kernel): correct
-// (tests/test_cuda_gemm_tc.py). Faster for nf4 at M = 64 (8192^2 61 vs 66, 4096^2 21.2 vs 22.3, 4096x14336 55.7 vs
-// 59.0, 14336x4096 58.2 vs 60.0), so ops/cuda.py routes table-decoded weights with float32 scales there
-// (32 < M <= 64); slower for int4 / nvfp4 / mxfp4 (8192^2 M = 32 51-56 vs 41-51, M = 256 ~153-160 vs 112-120) and
-// for every format at M >= 128, which take it only when FOURBIT_TC_MAX_M is set.
+// Status (H100 80GB HBM3, 2026-11-27, tenth session; bench/gpu_tc.py --quick, CUDA graphs, us, tc vs the Triton
+// fused kernel): correct (tests/test_cuda_gemm_tc.py). nf4: 8192^2 M = 32 49.2 vs 54.2, M = 64 56.4 vs 65.0,
+// M = 128 72.0 vs 75.7; 4096^2 16.8 vs 19.6, 19.2 vs 22.4, 24.1 vs 24.9. int4 / nvfp4 / mxfp4 are within -5..+12%
+// of Triton at M <= 128; at 8192^2 M = 256 every format is 10-20% slower (134-145 vs 115-131). ops/cuda.py routes
+// by format and M (_tc_window); FOURBIT_TC_MAX_M sets one window for every format.
 // Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
 // peak); one producer warpgroup at ~10 cycles per instruction, 23% of its stall samples instruction-cache misses
 // (a decode loop unrolled 8 times) -> 4 producer warpgroups, 16 codes a thread; 1024 single-thread mbarrier arrivals
 // a stage -> one per warp; a thread-dependent slab index in the wgmma descriptors made ptxas serialize every wgmma
 // (C7515) -> a template constant; a scale ring shifted each step waited on the load just issued -> static ring
 // indices; the x tile copied S - 2 stages ahead chained each step to the previous one -> S / 2 (10-15%).
+// Tenth session (A/B in one run each, same card): the scale index by a multiply-high and a shift instead of a
+// division (tc_divider; ~28 fewer SASS instructions a producer step): 8192^2 M = 128 77-81 -> 69-73 us, M = 256
+// 153-157 -> 133-140, M <= 64 0-3%; then 128 K a stage (two swizzle slabs, S = 4, D = 4: half the barrier steps,
+// proxy fences and spin loops per code): M = 32 51-54 -> 44-52, M = 64 59-61 -> 56-58, 4096^2 M = 32 / 64 8% faster,
+// M = 256 the same; then the int4 magic in a register (extract-and-or in one LOP3): int4 M = 32 / 64 3-4% faster.
 // Tried and dropped (same card and day, A/B in one run): loader warps doing every global access, so the decoders'
 // proxy fence (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S in the SASS) never waits for a load (branch gemm-tc-loader-split:
 // 8192^2 M = 32 65 vs 58 us, M = 64 62 vs 70; by its protocol, its scale publication re-chains the steps); the
-// scale loads moved after the fence (no change); a 10 ms suspend hint on every mbarrier try_wait (no change).
-// What bounds it now (ncu, 8192^2 int4 M = 64, 1.44 GHz: 99.8k cycles, ~1560 a stage): issue slots 56% busy, 1.4
-// eligible warps a scheduler, ~4200 warp instructions a stage, of which ~870 are mbarrier spin loops and ~1400 the
-// decode itself (per code: extract, subtract, scale, in float32 for the bit-exact operand; per pair: one F2FP).
+// scale loads moved after the fence (no change); a 10 ms suspend hint on every mbarrier try_wait (no change); the x
+// tile by TMA (one cp.async.bulk.tensor a slab from thread 0, 128-byte swizzle, correct: 31 tests passed): 20-30%
+// slower at every M (8192^2 M = 32 int4 54.2 vs 42.8, M = 256 165 vs 134).
+// What bounds it now (ncu, 8192^2 int4 M = 256 with the divider, 64-K stages): issue slots 41% busy, 0.63 eligible
+// warps a scheduler, 6.5 cycles between a warp's instructions; the consumer warps wait on the full barriers (17% of
+// the stall samples on one spin loop), the producers on scoreboards and the empty barriers; membar stalls are <1%.
+// The producers' dependent instruction stream (~170 SASS instructions a 64-K step, ~80 of them the float32 decode)
+// sets the stage time. At M = 256 every CTA also re-reads its 128 x rows from L2 (ROWS = 64: 512 MB of L2 reads for
+// 8192^2 against 32 MB of codes).
 //
-// Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (256 arrivals: each producer
-// thread's x copies landing, through cp.async.mbarrier.arrive, and its arrival after the decode stores and a proxy
-// fence, so the async proxy of wgmma sees them) and empty (the 128 consumer threads arrive once the stage's wgmma
-// group has completed). The packed codes go through a separate ring
-// of D raw slots, copied D - 1 stages ahead (cp.async groups, waited per thread: a thread decodes only the row it
-// copied); the x tile is copied S / 2 stages ahead, when its stage is free. Scales and zero points are loaded with
-// plain loads when their codes are copied, into a register ring of D entries (the producer loop is unrolled by D so
-// the ring index is static).
+// Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (each x-copying thread's
+// copies landing, through cp.async.mbarrier.arrive, and one arrival per producer warp after its decode stores and a
+// proxy fence, so the async proxy of wgmma sees them) and empty (one arrival per consumer warp once the stage's wgmma
+// group has completed). The packed codes go through a separate ring of D raw slots, copied D - 1 stages ahead
+// (cp.async groups, waited per thread: a thread decodes only the row it copied); the x tile is copied S / 2 stages
+// ahead, when its stage is free. Scales and zero points are loaded with plain loads when their codes are copied,
+// into a register ring of D entries (the producer loop is unrolled by D so the ring index is static).
 //
-// Shared-memory layouts: weight tile [128 rows x 64 K] and x tile [BMM rows x 64 K] in x's dtype, K-major, 128 bytes
-// a row, 16-byte chunk kc of row r at r * 128 + ((kc ^ (r & 7)) << 4): the 128-byte swizzle wgmma reads without
-// bank conflicts (descriptor: stride 1024 bytes per 8 rows, start address + 32 bytes per k16 step); raw codes: row
-// r at r * 32 bytes, its two 16-byte halves swapped when (r >> 2) & 1 (no bank conflicts on the per-thread reads).
+// Shared-memory layouts: per stage two 64-K slabs of the weight tile [ROWS rows x 64 K] and of the x tile [BMM rows
+// x 64 K] in x's dtype, K-major, 128 bytes a row, 16-byte chunk kc of row r at r * 128 + ((kc ^ (r & 7)) << 4): the
+// 128-byte swizzle wgmma reads without bank conflicts (descriptor: stride 1024 bytes per 8 rows, start address + 32
+// bytes per k16 step); raw codes: row r at r * 32 bytes of a slab, thread (r, q) reading its 8 bytes at r * 32 + 8 q
+// (a warp reads 256 contiguous bytes).
 // Split-K over blockIdx.z into a float32 workspace [S, M, N] (deterministic fixed-order reduce, as the GEMV).
 #include <algorithm>
 #include <stdexcept>
@@ -56,14 +67,30 @@
 namespace fourbit_cuda {
 namespace {
 
-constexpr int kTcK = 64;  // K per stage (128 bytes of x's dtype: one 128-byte swizzle row)
+constexpr int kSw = 64;   // K per swizzle slab (128 bytes of x's dtype: one 128-byte swizzle row)
+constexpr int kNS = 2;    // slabs per stage: each barrier step, fence and spin then covers 128 K
+constexpr int kTcK = kSw * kNS;  // K per stage
 constexpr int kXThreads = 128;  // producer threads that copy the x tile (BMM * 8 / 128 16-byte pieces each)
 
 struct TcParams {
   const void* x; const uint8_t* q; const void* scales; const uint8_t* zeros; const float* gscale;
   const float* lut; const void* bias; void* out; float* ws;
   int M, N, K, G, chunks_per_split;
+  uint32_t magic;  // 0x4b000000 from the host: a register operand, so extract-and-or is one LOP3 (an immediate
+                   // 0xf and an immediate magic take two)
+  uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr for 0 <= k < 2^31 (tc_divider)
 };
+
+// (gmul, gshr) with k / G == __umulhi(k, gmul) >> gshr for every 0 <= k < 2^31 and 2 <= G <= 2^30: l = ceil(log2 G),
+// gmul = ceil(2^(31 + l) / G) < 2^32, so k * gmul / 2^(31 + l) exceeds k / G by less than k / 2^(31 + l) < 1 / G,
+// which never carries floor(k / G) over the next integer. Why: the producer's scale index was a runtime division,
+// ~25 of the ~200 SASS instructions of a producer step (the producers' issue rate bounds the kernel).
+inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
+  int l = 0;
+  while ((int64_t(1) << l) < G) ++l;
+  *gmul = uint32_t(((uint64_t(1) << (31 + l)) + uint64_t(G) - 1) / uint64_t(G));
+  *gshr = l - 1;
+}
 
 // Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
 // codes each), S stages of decoded weights + x (powers of two), and a ring of D raw-code slots (producer-private: the
@@ -72,12 +99,14 @@ struct TcParams {
 template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128, "x rows per CTA");
   static constexpr int ROWS = BMM == 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
-  static constexpr int S = 8, D = 8;
+  static constexpr int S = 4, D = 4;
   static constexpr int W = ROWS * kTcK * 2, X = BMM * kTcK * 2, RAW = ROWS * kTcK / 2;
+  static constexpr int WSL = ROWS * kSw * 2, XSL = BMM * kSw * 2, RSL = ROWS * kSw / 2;  // one slab of each
   static constexpr int STAGE = W + X;
   static constexpr int LUT = S * STAGE + D * RAW;  // 16 floats, 64-byte aligned (lookup address = LUT | code << 2)
   static constexpr int BAR = LUT + 64;              // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024; // + the 1024-byte alignment of the swizzled tiles
+  static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
@@ -122,11 +151,11 @@ __device__ __forceinline__ uint32_t sw128(int r, int kc) { return uint32_t(r * 1
 // How a code becomes its LUT value: any table (a shared-memory lookup) or, for the int4 tables lut[c] = c (UINT) and
 // c - 8 (SINT), 2^23 + c by bits with the 2^23 (and the 8) subtracted with the zero point: exact, no lookup.
 enum TcCodes : int { TC_LUT = 0, TC_UINT = 1, TC_SINT = 2 };
-// The nibble at bit p of w: its LUT value (TC_LUT, read from the table at shared address lutb, 64-byte aligned) or
-// 2^23 + code (the int tables).
-template <int CODES> __device__ __forceinline__ float tc_code(uint32_t w, int p, uint32_t lutb) {
-  if (CODES != TC_LUT) return __uint_as_float(((p ? w >> p : w) & 0xfu) | 0x4b000000u);
-  const uint32_t a = lutb | ((p >= 2 ? w >> (p - 2) : w << (2 - p)) & 0x3cu);
+// The nibble at bit p of w: its LUT value (TC_LUT: base is the table's shared address, 64-byte aligned) or 2^23 + code
+// (the int tables: base is 0x4b000000, kept in a register so that extract-and-or is one LOP3).
+template <int CODES> __device__ __forceinline__ float tc_code(uint32_t w, int p, uint32_t base) {
+  if (CODES != TC_LUT) return __uint_as_float(((p ? w >> p : w) & 0xfu) | base);
+  const uint32_t a = base | ((p >= 2 ? w >> (p - 2) : w << (2 - p)) & 0x3cu);
   float v;
   asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(a));
   return v;
@@ -170,29 +199,34 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     // ---- producer: 16 codes (elements 16 q .. 16 q + 15 of the stage) of weight row r; pieces of the x tile ----
     const int r = tid >> 2, q = tid & 3;
     const int n = min(n0 + r, N - 1);  // rows past N decode row N - 1; their outputs are never stored
-    const uint8_t* qsrc = p.q + int64_t(n) * (K / 2) + 8 * q + int64_t(c_lo) * (kTcK / 2);
+    const uint8_t* qsrc = p.q + int64_t(n) * (K / 2) + 8 * q + int64_t(c_lo) * (kTcK / 2);  // slab h: + 32 h
     // the thread's 16 codes lie in one group (G >= 16): scale / zero index advances by 64 / G (or 1 / (G / 64))
     const int64_t j0 = int64_t(n) * (K / G);
     const int kq = c_lo * kTcK + 16 * q;
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    constexpr int XP = BMM * 8 / kXThreads;  // x pieces (row, 16-byte chunk) per copying thread
+    constexpr int XP = BMM * 8 * kNS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
     const XT* xsrc[XP];
     uint32_t xdst[XP];
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
-      const int piece = (tid & (kXThreads - 1)) + kXThreads * i, xr = piece >> 3, kc = piece & 7;
-      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * kTcK + kc * 8;
-      xdst[i] = sbase + L::W + sw128(xr, kc);
+      const int piece = (tid & (kXThreads - 1)) + kXThreads * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
+      const int kc = piece & 7;
+      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * kTcK + h * kSw + kc * 8;
+      xdst[i] = sbase + L::W + h * L::XSL + sw128(xr, kc);
     }
     const bool xon = tid < kXThreads;
     const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
-    uint32_t rs[D], rz[D];  // scale / zero ring: chunk c's at index c % D (static: the loop is unrolled by D)
-    auto issue_raw = [&](int c, uint32_t& sraw, uint32_t& zraw) {  // codes (cp.async) and scale of chunk c
-      cp_async8(raw0 + (c & (D - 1)) * L::RAW, qsrc + int64_t(c) * (kTcK / 2));
-      const int64_t j = j0 + (kq + c * kTcK) / G;
-      if (SK == SK_F32) sraw = __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j);
-      else sraw = __ldg(reinterpret_cast<const uint8_t*>(p.scales) + j);
-      if (HZ) zraw = __ldg(p.zeros + j);
+    // scale / zero ring: chunk c's slab h at index [c % D][h] (static: the loop is unrolled by D)
+    uint32_t rs[D][kNS], rz[D][kNS];
+    auto issue_raw = [&](int c, uint32_t* sraw, uint32_t* zraw) {  // codes (cp.async) and scales of chunk c
+#pragma unroll
+      for (int h = 0; h < kNS; ++h) {
+        cp_async8(raw0 + (c & (D - 1)) * L::RAW + h * L::RSL, qsrc + int64_t(c) * (kTcK / 2) + h * (kSw / 2));
+        const int64_t j = j0 + (__umulhi(uint32_t(kq + c * kTcK + h * kSw), p.gmul) >> p.gshr);
+        if (SK == SK_F32) sraw[h] = __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j);
+        else sraw[h] = __ldg(reinterpret_cast<const uint8_t*>(p.scales) + j);
+        if (HZ) zraw[h] = __ldg(p.zeros + j);
+      }
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
       const int s = c & (S - 1);   // kXThreads threads, each with one full arrival when its copies land)
@@ -214,6 +248,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     }
     constexpr float kBias = CODES == TC_UINT ? 8388608.f : CODES == TC_SINT ? 8388616.f : 0.f;
     constexpr bool kSub = HZ || CODES != TC_LUT;
+    const uint32_t cbase = CODES == TC_LUT ? lutb : p.magic;
     for (int c0 = 0; c0 < nch; c0 += D) {
 #pragma unroll
       for (int u = 0; u < D; ++u) {
@@ -225,24 +260,27 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
         cp_wait<LR>();
         const int s = c & (S - 1);
         mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);  // the consumers are done with this stage's last chunk
-        uint32_t w0, w1;
-        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w0), "=r"(w1)
-                     : "r"(raw0 + (c & (D - 1)) * L::RAW) : "memory");
-        const float scale = tc_scale<SK>(rs[u]);
-        const float off = kBias + (HZ ? float(rz[u] & 0xffu) : 0.f);  // what the code value loses before the scale
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {  // word h = elements 16 q + 8 h .. + 7 = 16-byte chunk 2 q + h of row r
-          const uint32_t wd = h ? w1 : w0;
-          uint32_t o[4];
+        for (int sl = 0; sl < kNS; ++sl) {  // slab sl: elements 64 sl + 16 q .. + 15 of the stage
+          uint32_t w0, w1;
+          asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w0), "=r"(w1)
+                       : "r"(raw0 + (c & (D - 1)) * L::RAW + sl * L::RSL) : "memory");
+          const float scale = tc_scale<SK>(rs[u][sl]);
+          const float off = kBias + (HZ ? float(rz[u][sl] & 0xffu) : 0.f);  // lost by the code value before the scale
 #pragma unroll
-          for (int b = 0; b < 4; ++b) {
-            float lo = tc_code<CODES>(wd, 8 * b, lutb), hi = tc_code<CODES>(wd, 8 * b + 4, lutb);
-            if (kSub) { lo = __fsub_rn(lo, off); hi = __fsub_rn(hi, off); }
-            o[b] = pack2<XT>(__fmul_rn(lo, scale), __fmul_rn(hi, scale));
+          for (int h = 0; h < 2; ++h) {  // word h = elements 16 q + 8 h .. + 7 = 16-byte chunk 2 q + h of row r
+            const uint32_t wd = h ? w1 : w0;
+            uint32_t o[4];
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+              float lo = tc_code<CODES>(wd, 8 * b, cbase), hi = tc_code<CODES>(wd, 8 * b + 4, cbase);
+              if (kSub) { lo = __fsub_rn(lo, off); hi = __fsub_rn(hi, off); }
+              o[b] = pack2<XT>(__fmul_rn(lo, scale), __fmul_rn(hi, scale));
+            }
+            const uint32_t dst = sbase + s * L::STAGE + sl * L::WSL + sw128(r, 2 * q + h);
+            asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" :: "r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
+                         "r"(o[3]) : "memory");
           }
-          const uint32_t dst = sbase + s * L::STAGE + sw128(r, 2 * q + h);
-          asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" :: "r"(dst), "r"(o[0]), "r"(o[1]), "r"(o[2]),
-                       "r"(o[3]) : "memory");
         }
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // generic-proxy writes -> wgmma's reads
         __syncwarp();
@@ -268,8 +306,9 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the producer's cp.async x tile -> wgmma
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-        for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: bytes 32 kk .. 32 kk + 31 of each 128-byte row
-          wgmma_ss<BMM, XT>(acc, desc_sw128(st + KS * 64 * 128 + 32 * kk), desc_sw128(st + L::W + 32 * kk));
+        for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: slab kk / 4, bytes 32 (kk % 4) .. + 31 of each row
+          wgmma_ss<BMM, XT>(acc, desc_sw128(st + (kk / 4) * L::WSL + KS * 64 * 128 + 32 * (kk % 4)),
+                            desc_sw128(st + L::W + (kk / 4) * L::XSL + 32 * (kk % 4)));
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         __syncwarp();
@@ -333,14 +372,14 @@ int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : 128; }  // x rows p
 int64_t tc_rows(int bmm) { return bmm == 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
 
 // Split count and K chunks per split: the largest power of two S that keeps the CTAs within one wave (one CTA an
-// SM) and at least 8 chunks (512 K) per split.
+// SM) and at least 512 K per split.
 void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
   const int bmm = tc_bmm(M);
   const int64_t rows = tc_rows(bmm), tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
   const int64_t slots = int64_t(sm_count());
   const int64_t nchunks = K / kTcK;
   int64_t S = 1;
-  while (tiles * S * 2 <= slots && nchunks / (S * 2) >= 8) S *= 2;
+  while (tiles * S * 2 <= slots && nchunks * kTcK / (S * 2) >= 512) S *= 2;
   const int64_t per = (nchunks + S - 1) / S;
   *S_out = int((nchunks + per - 1) / per);
   *per_out = int(per);
@@ -385,7 +424,7 @@ bool tc_shape_ok(const LinearArgs& a) {
   if (a.M <= 0 || a.N <= 0 || a.N > (int64_t(1) << 30) || a.M > (int64_t(1) << 30)) return false;
   if (a.M * a.N > (int64_t(1) << 40)) return false;
   const int64_t G = a.G;
-  if (G <= 0 || a.K % G || !(G % kTcK == 0 || G == 32 || G == 16)) return false;
+  if (G <= 0 || a.K % G || !(G % kSw == 0 || G == 32 || G == 16)) return false;
   const bool hz = a.zeros != nullptr;
   const int cd = a.codes;
   const bool fmt = (a.sk == SK_F32 && ((hz && cd == TC_UINT) || (!hz && (cd == TC_SINT || cd == TC_LUT)))) ||
@@ -417,6 +456,8 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
   p.x = a.x; p.q = a.q; p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.chunks_per_split = per;
+  tc_divider(p.G, &p.gmul, &p.gshr);
+  p.magic = 0x4b000000u;
   const int bmm = tc_bmm(a.M);
   const int64_t rows = tc_rows(bmm);
   dim3 grid(unsigned((a.N + rows - 1) / rows), unsigned((a.M + bmm - 1) / bmm), unsigned(S));

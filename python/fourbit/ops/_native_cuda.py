@@ -73,7 +73,7 @@ def tc_codes(lut) -> int:
 
 def tc_supported(x, qdata, scales, zeros, lut, group_size) -> bool:
     """Whether the Hopper tensor-core GEMM (csrc/cuda/gemm_tc.cu) takes this call: nib4 codes, bf16 / fp16 x, an
-    sm_90 device, K % 64 == 0 and a (scale kind, group size, zeros, code table) it was built for (the native side
+    sm_90 device, K % 128 == 0 and a (scale kind, group size, zeros, code table) it was built for (the native side
     checks, nothing is launched)."""
     if x.dtype not in (torch.bfloat16, torch.float16) or _qkind(qdata, lut) != "nib4" or scales.dtype not in _SD:
         return False

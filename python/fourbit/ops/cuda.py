@@ -2,9 +2,10 @@
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
-  linear, 32 < M <= 64, Hopper          -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
+  linear, 16 < M <= 64, Hopper          -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights decoded through a table with float32 scales (nf4, bnb_fp4) and
-                                           bf16 / fp16 x; FOURBIT_TC_MAX_M sets the window for every format (TC_MAX_M)
+                                           bf16 / fp16 x (M <= 32 only while N <= TC_TABLE_WIDE_N); FOURBIT_TC_MAX_M
+                                           sets the window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
@@ -32,23 +33,28 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 # 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
 DEQUANT_MIN_M = 512
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
-# for every format it supports (0 turns it off). Unset, it takes 32 < M <= 64 for table-decoded weights with float32
-# scales (nf4, nf4 with double quantization, bnb_fp4), where the Triton fused kernel pays a table gather per code.
-# H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py (CUDA graphs, us), nf4 tc vs Triton at M = 64: 8192^2 60.7-61.9 vs
-# 66.3-66.8, 4096^2 21.2 vs 22.3, 4096x14336 55.7 vs 59.0, 14336x4096 58.2 vs 60.0; at M <= 32 mixed (4096x14336
-# 47.2 vs 49.0, 14336x4096 51.2 vs 47.9), at M = 128 slower (8192^2 ~80 vs 75). int4, nvfp4 and mxfp4 stay on
-# Triton, 3-20% faster there (8192^2 M = 64 int4 50 vs 60). bnb_fp4 shares nf4's decode on both paths; not timed.
+# for every format it supports (0 turns it off). Unset, it takes 16 < M <= 64 for table-decoded weights with float32
+# scales (nf4, nf4 with double quantization, bnb_fp4), where the Triton fused kernel pays a table gather per code;
+# above N = TC_TABLE_WIDE_N only 32 < M <= 64. H100 80GB HBM3, 2026-11-27 (tenth session), bench/gpu_tc.py (CUDA
+# graphs, us), nf4 tc vs Triton:
+#   M = 17: 4096^2 16.7 vs 19.6, 8192^2 47.8 vs 55.2, 4096x14336 43.5 vs 48.6, 14336x4096 47.2 vs 47.3,
+#           28672x8192 172.4 vs 161.9 (the wide-N exception; M = 32 the same picture);
+#   M = 64: 19.7 vs 22.7, 56.0 vs 66.4, 50.8 vs 59.1, 53.2 vs 59.7, 191.7 vs 208.7;
+#   M = 128: 24.4 vs 25.1, 72.0 vs 75.4, 67.8 vs 67.9, 73.6 vs 65.1, 278.9 vs 244.2 (so the window stops at 64).
+# int4, nvfp4 and mxfp4 stay on Triton: at M <= 128 tc is within -8..+20% of it (geomean about even for nvfp4 at
+# M = 64, behind for int4 / mxfp4), at M = 256 10-20% slower. bnb_fp4 shares nf4's decode on both paths; not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
 TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-format default of _tc_window
-TC_TABLE_M = (32, 64)  # the default window (exclusive, inclusive) for table-decoded weights with float32 scales
+TC_TABLE_M = (16, 64)  # the default window (exclusive, inclusive) for table-decoded weights with float32 scales
+TC_TABLE_WIDE_N = 16384  # above this N the window starts at 32 (28672x8192: Triton 5-6% faster at M = 17-32)
 
 
-def _tc_window(scales, zeros, lut):
-    """(lo, hi): the tc path takes lo < M <= hi for these weights."""
+def _tc_window(scales, zeros, lut, N):
+    """(lo, hi): the tc path takes lo < M <= hi for these weights with N output columns."""
     if TC_MAX_M is not None:
         return GEMV_MAX_M, TC_MAX_M
     if scales.dtype == torch.float32 and (zeros is None or zeros.numel() == 0) and _native_cuda.tc_codes(lut) == 0:
-        return TC_TABLE_M
+        return (TC_TABLE_M[0] if N <= TC_TABLE_WIDE_N else 32), TC_TABLE_M[1]
     return 0, 0
 
 
@@ -74,7 +80,7 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
         return "gemv"
     # (M against the widest window first, so most calls skip the format checks)
     if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_TABLE_M[1]) and _native_cuda.has_cuda():
-        lo, hi = _tc_window(scales, zeros, lut)
+        lo, hi = _tc_window(scales, zeros, lut, qdata.shape[0])
         if lo < M <= hi and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
             return "tc"
     if _scaled_format(x2, scales, global_scale, lut) is not None:
