@@ -94,12 +94,14 @@ inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
 
 // Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
 // codes each), S stages of decoded weights + x (powers of two), and a ring of D raw-code slots (producer-private: the
-// code copies run D - 1 stages ahead, x is copied S / 2 stages ahead); one CTA an SM. BMM = 128 takes 64 rows, so
-// that its 64 accumulator registers per consumer thread fit the 384-thread CTA's register budget.
+// code copies run D - 1 stages ahead, x is copied S / 2 stages ahead); one CTA an SM. BMM = 128 and 256 take 64 rows,
+// so that their 64 / 128 accumulator registers per consumer thread fit the 384-thread CTA's register budget (168).
+// BMM = 256 (M > 128): one CTA per 64 weight rows for all 256 x rows, so each weight row is decoded once per 256 x
+// rows (BMM = 128 decoded it twice for M = 256, over 1.9 waves of CTAs).
 template <int BMM> struct TcSmem {
-  static_assert(BMM == 32 || BMM == 64 || BMM == 128, "x rows per CTA");
-  static constexpr int ROWS = BMM == 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
-  static constexpr int S = 4, D = 4;
+  static_assert(BMM == 32 || BMM == 64 || BMM == 128 || BMM == 256, "x rows per CTA");
+  static constexpr int ROWS = BMM >= 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
+  static constexpr int S = BMM == 256 ? 2 : 4, D = 4;  // BMM = 256: an 80 KB stage, two fit
   static constexpr int W = ROWS * kTcK * 2, X = BMM * kTcK * 2, RAW = ROWS * kTcK / 2;
   static constexpr int WSL = ROWS * kSw * 2, XSL = BMM * kSw * 2, RSL = ROWS * kSw / 2;  // one slab of each
   static constexpr int STAGE = W + X;
@@ -107,6 +109,7 @@ template <int BMM> struct TcSmem {
   static constexpr int BAR = LUT + 64;              // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024; // + the 1024-byte alignment of the swizzled tiles
   static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
+  static_assert(BMM * (ROWS + 4) * 4 <= S * STAGE, "the epilogue's float tile reuses the stage buffers");
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
@@ -368,8 +371,8 @@ int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached p
   return cache[dev] == 1;
 }
 
-int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : 128; }  // x rows per CTA (wgmma N)
-int64_t tc_rows(int bmm) { return bmm == 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
+int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : M <= 128 ? 128 : 256; }  // x rows per CTA (wgmma N)
+int64_t tc_rows(int bmm) { return bmm >= 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
 
 // Split count and K chunks per split: the largest power of two S that keeps the CTAs within one wave (one CTA an
 // SM) and at least 512 K per split.
@@ -401,7 +404,8 @@ template <typename XT, int SK, bool HZ, int CODES>
 void launch_tc_bmm(const TcParams& p, dim3 grid, int bmm, cudaStream_t st) {
   if (bmm == 32) launch_tc_t<XT, SK, HZ, CODES, 32>(p, grid, st);
   else if (bmm == 64) launch_tc_t<XT, SK, HZ, CODES, 64>(p, grid, st);
-  else launch_tc_t<XT, SK, HZ, CODES, 128>(p, grid, st);
+  else if (bmm == 128) launch_tc_t<XT, SK, HZ, CODES, 128>(p, grid, st);
+  else launch_tc_t<XT, SK, HZ, CODES, 256>(p, grid, st);
 }
 
 // The instantiated (scale kind, zeros, scales per stage, code kind) combinations: int4 asymmetric (f32 scales,

@@ -1,5 +1,5 @@
 // wgmma m64nNk16 with both operands in shared memory (matrix descriptors) and float32 accumulators d[N / 2]
-// (sm_90a only), for N = 32, 64, 128 (the x rows of csrc/cuda/gemm_tc.cu's tiles): scale-d = 1 (d += A B),
+// (sm_90a only), for N = 32, 64, 128, 256 (the x rows of csrc/cuda/gemm_tc.cu's tiles): scale-d = 1 (d += A B),
 // scale-a = scale-b = 1, both operands K-major. One macro writes each N's bf16 and f16 versions; the PTX register
 // list has N / 2 entries, so it is spelled out once per size below.
 #pragma once
@@ -19,6 +19,10 @@ template <int N, typename XT> __device__ __forceinline__ void wgmma_ss(float* d,
 #define FOURBIT_R32 FOURBIT_R16 ", %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
 #define FOURBIT_R64_HI ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47" \
   ", %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define FOURBIT_R128_HI ", %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79" \
+  ", %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95" \
+  ", %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111" \
+  ", %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
 // N, PTX type, C++ type, register list, operand numbers of a, b and the predicate source, accumulator operands
 #define FOURBIT_WGMMA_SS(N, TY, XT, REGS, A, B, P, ...)                                                          \
   template <> __device__ __forceinline__ void wgmma_ss<N, XT>(float* d, uint64_t a, uint64_t b) {                 \
@@ -34,9 +38,13 @@ FOURBIT_WGMMA_SS_BOTH(32, FOURBIT_R16, 16, 17, 18, FOURBIT_D16(0))
 FOURBIT_WGMMA_SS_BOTH(64, FOURBIT_R32, 32, 33, 34, FOURBIT_D16(0), FOURBIT_D16(16))
 FOURBIT_WGMMA_SS_BOTH(128, FOURBIT_R32 FOURBIT_R64_HI, 64, 65, 66, FOURBIT_D16(0), FOURBIT_D16(16), FOURBIT_D16(32),
                       FOURBIT_D16(48))
+FOURBIT_WGMMA_SS_BOTH(256, FOURBIT_R32 FOURBIT_R64_HI FOURBIT_R128_HI, 128, 129, 130, FOURBIT_D16(0), FOURBIT_D16(16),
+                      FOURBIT_D16(32), FOURBIT_D16(48), FOURBIT_D16(64), FOURBIT_D16(80), FOURBIT_D16(96),
+                      FOURBIT_D16(112))
 
 #undef FOURBIT_WGMMA_SS_BOTH
 #undef FOURBIT_WGMMA_SS
+#undef FOURBIT_R128_HI
 #undef FOURBIT_R64_HI
 #undef FOURBIT_R32
 #undef FOURBIT_R16
