@@ -178,7 +178,9 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   // copiers' step c waited for the whole CTA's step c - 1 and a barrier round trip (ncu, 8192^2 int4 M = 64: the 4 x
   // warps stalled there while the other 12 waited 7 stages ahead). Measured (H100, 2026-11-27, gpu_tc.py --quick):
   // 8192^2 M = 32 57-59 -> 51-55 us, M = 64 66-71 -> 60-62, M = 256 176-182 -> 151-157; LX = 3 and 5 the same as 4.
-  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S / 2;
+  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S == 2 ? 0 : S / 2;
+  // (S = 2: x(c + 1) would wait for full(c), which this step's own decode completes, so x(c) is copied at step c into
+  // the stage the decode below waits for anyway; an L2 hit lands within the step's decode)
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
