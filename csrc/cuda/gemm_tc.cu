@@ -13,10 +13,15 @@
 // inside a program (8192^2 M = 64: 50-67 us against an 11 us weight stream and 12 us of MMA).
 //
 // Status (H100 80GB HBM3, 2026-11-27, tenth session; bench/gpu_tc.py --quick, CUDA graphs, us, tc vs the Triton
-// fused kernel): correct (tests/test_cuda_gemm_tc.py). nf4: 8192^2 M = 32 49.2 vs 54.2, M = 64 56.4 vs 65.0,
-// M = 128 72.0 vs 75.7; 4096^2 16.8 vs 19.6, 19.2 vs 22.4, 24.1 vs 24.9. int4 / nvfp4 / mxfp4 are within -5..+12%
-// of Triton at M <= 128; at 8192^2 M = 256 every format is 10-20% slower (134-145 vs 115-131). ops/cuda.py routes
-// by format and M (_tc_window); FOURBIT_TC_MAX_M sets one window for every format.
+// fused kernel, int4 / nf4 / nvfp4 / mxfp4): correct (tests/test_cuda_gemm_tc.py).
+//   8192^2 M = 32:  41.4 / 47.5 / 47.4 / 46.9 vs 41.4 / 55.0 / 51.0 / 43.3
+//          M = 64:  52.4 / 53.3 / 53.6 / 52.7 vs 49.9 / 65.9 / 58.6 / 51.4
+//          M = 128: 56.7 / 62.4 / 64.0 / 62.8 vs 73.0 / 75.1 / 74.9 / 70.1
+//          M = 256: 108.6 / 96.6 / 102.7 / 95.8 vs 117.3 / 130.8 / 120.4 / 112.3 (bf16 cuBLAS 58.4)
+//   4096^2 M = 128: 21.8 / 22.8 / 24.1 / 22.9 vs 24.1 / 24.9 / 24.8 / 23.1; M = 256 35.9 / 35.0 / 36.4 / 35.0 vs
+//          39.2 / 40.4 / 40.0 / 37.0.
+// ops/cuda.py routes by format and M (_tc_window; only windows timed on all five model shapes of bench/gpu_tc.py);
+// FOURBIT_TC_MAX_M sets one window for every format.
 // Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
 // peak); one producer warpgroup at ~10 cycles per instruction, 23% of its stall samples instruction-cache misses
 // (a decode loop unrolled 8 times) -> 4 producer warpgroups, 16 codes a thread; 1024 single-thread mbarrier arrivals
@@ -27,19 +32,21 @@
 // division (tc_divider; ~28 fewer SASS instructions a producer step): 8192^2 M = 128 77-81 -> 69-73 us, M = 256
 // 153-157 -> 133-140, M <= 64 0-3%; then 128 K a stage (two swizzle slabs, S = 4, D = 4: half the barrier steps,
 // proxy fences and spin loops per code): M = 32 51-54 -> 44-52, M = 64 59-61 -> 56-58, 4096^2 M = 32 / 64 8% faster,
-// M = 256 the same; then the int4 magic in a register (extract-and-or in one LOP3): int4 M = 32 / 64 3-4% faster.
+// M = 256 the same; then the int4 magic in a register (extract-and-or in one LOP3): int4 M = 32 / 64 3-4% faster;
+// then x one stage ahead, not two (above: M = 128 12-15% faster) and BMM = 256 for M > 128 (each weight row decoded
+// once for 256 x rows, one wave of CTAs at 8192^2: M = 256 130-144 -> 96-109 us).
 // Tried and dropped (same card and day, A/B in one run): loader warps doing every global access, so the decoders'
 // proxy fence (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S in the SASS) never waits for a load (branch gemm-tc-loader-split:
 // 8192^2 M = 32 65 vs 58 us, M = 64 62 vs 70; by its protocol, its scale publication re-chains the steps); the
 // scale loads moved after the fence (no change); a 10 ms suspend hint on every mbarrier try_wait (no change); the x
 // tile by TMA (one cp.async.bulk.tensor a slab from thread 0, 128-byte swizzle, correct: 31 tests passed): 20-30%
 // slower at every M (8192^2 M = 32 int4 54.2 vs 42.8, M = 256 165 vs 134).
-// What bounds it now (ncu, 8192^2 int4 M = 256 with the divider, 64-K stages): issue slots 41% busy, 0.63 eligible
-// warps a scheduler, 6.5 cycles between a warp's instructions; the consumer warps wait on the full barriers (17% of
-// the stall samples on one spin loop), the producers on scoreboards and the empty barriers; membar stalls are <1%.
-// The producers' dependent instruction stream (~170 SASS instructions a 64-K step, ~80 of them the float32 decode)
-// sets the stage time. At M = 256 every CTA also re-reads its 128 x rows from L2 (ROWS = 64: 512 MB of L2 reads for
-// 8192^2 against 32 MB of codes).
+// What bounded it before the last two steps (ncu, 8192^2 int4 M = 256 with the divider, 64-K stages, BMM = 128):
+// issue slots 41% busy, 0.63 eligible warps a scheduler, 6.5 cycles between a warp's instructions; the consumer
+// warps wait on the full barriers (17% of the stall samples on one spin loop), the producers on scoreboards and the
+// empty barriers; membar stalls are <1%. The producers' dependent instruction stream (~170 SASS instructions a 64-K
+// step, ~80 of them the float32 decode) sets the stage time. Not profiled since. Every CTA re-reads its x rows from
+// L2 (ROWS = 64: 512 MB of L2 reads at 8192^2 M = 256, against 32 MB of codes).
 //
 // Pipeline: S stages (decoded weight tile + x tile), each guarded by two mbarriers: full (each x-copying thread's
 // copies landing, through cp.async.mbarrier.arrive, and one arrival per producer warp after its decode stores and a
@@ -173,14 +180,15 @@ template <typename XT, int SK, bool HZ, int CODES, int BMM>
 __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = TcSmem<BMM>;
-  // stages; raw slots; raw and x copy lookahead. LX = S / 2, not S - 2: x(c + LX) goes into the stage of chunk
-  // c + LX - S, which the consumers release only after full(c + LX - S + 1); with S - 2 that is full(c - 1), so the x
-  // copiers' step c waited for the whole CTA's step c - 1 and a barrier round trip (ncu, 8192^2 int4 M = 64: the 4 x
-  // warps stalled there while the other 12 waited 7 stages ahead). Measured (H100, 2026-11-27, gpu_tc.py --quick):
-  // 8192^2 M = 32 57-59 -> 51-55 us, M = 64 66-71 -> 60-62, M = 256 176-182 -> 151-157; LX = 3 and 5 the same as 4.
-  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S == 2 ? 0 : S / 2;
-  // (S = 2: x(c + 1) would wait for full(c), which this step's own decode completes, so x(c) is copied at step c into
-  // the stage the decode below waits for anyway; an L2 hit lands within the step's decode)
+  // stages; raw slots; raw and x copy lookahead. x(c + LX) goes into the stage of chunk c + LX - S, which the
+  // consumers release only after full(c + LX - S + 1), so the x copiers' step c waits for the CTA's step
+  // c + LX - S + 1 and a barrier round trip: LX = S - 2 chained each step to the previous one. Measured (H100,
+  // 2026-11-27, gpu_tc.py --quick, A/B in one run each): 64-K stages, S = 8, LX 6 -> 4: 8192^2 M = 32 57-59 -> 51-55
+  // us, M = 64 66-71 -> 60-62, M = 256 176-182 -> 151-157 (LX 3 and 5 the same as 4); 128-K stages, S = 4, LX 2 -> 1:
+  // 8192^2 M = 32 42.8-51.2 -> 41.4-47.5, M = 64 55.6-57.3 -> 52.4-53.6, M = 128 67.0-73.6 -> 56.7-64.0. S = 2
+  // (BMM = 256) takes LX = 0: x(c + 1) would wait for full(c), which this step's own decode completes (a deadlock),
+  // so x(c) is copied at step c into the stage the decode below waits for anyway; an L2 hit lands within the decode.
+  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S == 2 ? 0 : 1;
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
