@@ -41,8 +41,13 @@ DEQUANT_MIN_M = 512
 #           28672x8192 172.4 vs 161.9 (the wide-N exception; M = 32 the same picture);
 #   M = 64: 19.7 vs 22.7, 56.0 vs 66.4, 50.8 vs 59.1, 53.2 vs 59.7, 191.7 vs 208.7;
 #   M = 128: 24.4 vs 25.1, 72.0 vs 75.4, 67.8 vs 67.9, 73.6 vs 65.1, 278.9 vs 244.2 (so the window stops at 64).
-# int4, nvfp4 and mxfp4 stay on Triton: at M <= 128 tc is within -8..+20% of it (geomean about even for nvfp4 at
+# int4, nvfp4 and mxfp4 stay on Triton: at M <= 128 tc was within -8..+20% of it (geomean about even for nvfp4 at
 # M = 64, behind for int4 / mxfp4), at M = 256 10-20% slower. bnb_fp4 shares nf4's decode on both paths; not timed.
+# The kernel's last two changes (x one stage ahead; BMM = 256 for M > 128) were timed on 8192^2 and 4096^2 only
+# (bench/gpu_tc.py --quick): there tc now beats Triton for every format at M = 128 (8192^2 56.7-64.0 vs 70.1-75.1)
+# and M = 256 (95.8-108.6 vs 112.3-130.8), but the window stays as timed on all five shapes above until a full run
+# says the same for 28672x8192 and 14336x4096 (where the previous kernel lost at M = 128). FOURBIT_TC_MAX_M=256
+# takes it now.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
 TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-format default of _tc_window
 TC_TABLE_M = (16, 64)  # the default window (exclusive, inclusive) for table-decoded weights with float32 scales
