@@ -17,7 +17,7 @@
 //   8192^2 M = 32:  41.4 / 47.5 / 47.4 / 46.9 vs 41.4 / 55.0 / 51.0 / 43.3
 //          M = 64:  52.4 / 53.3 / 53.6 / 52.7 vs 49.9 / 65.9 / 58.6 / 51.4
 //          M = 128: 56.7 / 62.4 / 64.0 / 62.8 vs 73.0 / 75.1 / 74.9 / 70.1
-//          M = 256: 108.6 / 96.6 / 102.7 / 95.8 vs 117.3 / 130.8 / 120.4 / 112.3 (bf16 cuBLAS 58.4)
+//          M = 256: 110.3 / 97.0 / 104.1 / 96.7 vs 118.2 / 129.9 / 120.2 / 112.3 (bf16 cuBLAS 58.5)
 //   4096^2 M = 128: 21.8 / 22.8 / 24.1 / 22.9 vs 24.1 / 24.9 / 24.8 / 23.1; M = 256 35.9 / 35.0 / 36.4 / 35.0 vs
 //          39.2 / 40.4 / 40.0 / 37.0.
 // ops/cuda.py routes by format and M (_tc_window; only windows timed on all five model shapes of bench/gpu_tc.py);
@@ -34,7 +34,7 @@
 // proxy fences and spin loops per code): M = 32 51-54 -> 44-52, M = 64 59-61 -> 56-58, 4096^2 M = 32 / 64 8% faster,
 // M = 256 the same; then the int4 magic in a register (extract-and-or in one LOP3): int4 M = 32 / 64 3-4% faster;
 // then x one stage ahead, not two (above: M = 128 12-15% faster) and BMM = 256 for M > 128 (each weight row decoded
-// once for 256 x rows, one wave of CTAs at 8192^2: M = 256 130-144 -> 96-109 us).
+// once for 256 x rows, one wave of CTAs at 8192^2: M = 256 130-144 -> 97-110 us).
 // Tried and dropped (same card and day, A/B in one run): loader warps doing every global access, so the decoders'
 // proxy fence (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S in the SASS) never waits for a load (branch gemm-tc-loader-split:
 // 8192^2 M = 32 65 vs 58 us, M = 64 62 vs 70; by its protocol, its scale publication re-chains the steps); the

@@ -45,7 +45,7 @@ DEQUANT_MIN_M = 512
 # M = 64, behind for int4 / mxfp4), at M = 256 10-20% slower. bnb_fp4 shares nf4's decode on both paths; not timed.
 # The kernel's last two changes (x one stage ahead; BMM = 256 for M > 128) were timed on 8192^2 and 4096^2 only
 # (bench/gpu_tc.py --quick): there tc now beats Triton for every format at M = 128 (8192^2 56.7-64.0 vs 70.1-75.1)
-# and M = 256 (95.8-108.6 vs 112.3-130.8), but the window stays as timed on all five shapes above until a full run
+# and M = 256 (96.7-110.3 vs 112.3-129.9), but the window stays as timed on all five shapes above until a full run
 # says the same for 28672x8192 and 14336x4096 (where the previous kernel lost at M = 128). FOURBIT_TC_MAX_M=256
 # takes it now.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
