@@ -4,7 +4,7 @@ Error bound: the kernel rounds each dequantized weight ((lut[c] - z) * s in floa
 tensor cores with float32 accumulation and applies nvfp4's global scale to the float32 sum: exactly the Triton fused
 kernel's operand, so the bound is testing.matmul_error_bound with one operand rounding of x's dtype (tensor-core
 accumulation doubled there), what the same computation in bf16 / fp16 achieves. Shapes cover every M tile (32, 64,
-128 rows of x, and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a
+128, 256 rows of x, and several tiles), split-K and not, K long enough for many passes over the stage ring, N not a
 multiple of the weight tile, K of one 128-wide stage, with and without bias. Needs an sm_90 GPU (marker gpu)."""
 from __future__ import annotations
 
@@ -36,10 +36,14 @@ def run_tc(x, args, bias):
     return nc.linear_out(x, *args, bias, out, tc=True)
 
 
-SHAPES = [  # (M, N, K, bias): M tiles 32 .. 128 and several, split-K (small N) and one wave (large N)
+SHAPES = [  # (M, N, K, bias): M tiles 32 .. 256 and several, split-K (small N) and one wave (large N)
     (17, 4096, 1024, False), (32, 130, 512, True), (33, 256, 4096, False), (64, 4097, 2048, True),
     (100, 384, 8192, False), (128, 1000, 256, True), (129, 256, 1024, True), (256, 8192, 512, False),
-    (200, 64, 128, True), (40, 4096, 16384, True),  # the last: 64 stages a CTA, 16 passes over each stage ring
+    (200, 64, 128, True),
+    # many passes over each stage ring (tc_plan on 132 SMs): 4-way split-K, 32 stages a CTA, 8 passes over the 4
+    # stages of the 64-row tile; 2-way split, 16 stages a CTA, 8 passes over the 2 stages of the 256-row tile, whose
+    # rows past M = 160 are filled by clamped copies and never stored
+    (40, 4096, 16384, True), (160, 4096, 4096, True),
 ]
 
 
