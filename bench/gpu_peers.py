@@ -153,8 +153,13 @@ def main():
             if M >= 256:  # the opt-in W4A8 path and FP8 cuBLAS (row-wise scales) as its reference point
                 for f in W4A8:
                     qw = qws[f]
-                    row["kernels"][f"fourbit {f}+fp8"] = dict(
-                        us=bench(lambda: fourbit.linear(x, qw, act="fp8_e4m3")) * 1e3, bytes=qw.nbytes)
+                    e8 = dict(us=bench(lambda: fourbit.linear(x, qw, act="fp8_e4m3")) * 1e3, bytes=qw.nbytes)
+                    try:  # the graph replay too: the eager W4A8 times carried the host (208 / 286 / 98 us, one case)
+                        e8["graph_us"] = graph_time([lambda q=q: fourbit.linear(x, q, act="fp8_e4m3")
+                                                     for q in [qw] + copies[f]]) * 1e3
+                    except Exception as e:  # noqa: BLE001
+                        unavailable[f"fourbit {f}+fp8 graph M={M}"] = f"{type(e).__name__}: {e}"[:200]
+                    row["kernels"][f"fourbit {f}+fp8"] = e8
                 x8, w8 = x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn)
                 sx = torch.ones(M, 1, device=dev, dtype=torch.float32)
                 sw = torch.ones(1, N, device=dev, dtype=torch.float32)
