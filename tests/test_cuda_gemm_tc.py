@@ -111,19 +111,28 @@ def test_tc_not_taken(monkeypatch):
         assert not nc.tc_supported(torch.zeros(32, K, device="cuda", dtype=torch.bfloat16), *ak[:3], ak[4], ak[5])
 
 
+# The default windows (lo, hi) written out per format for a narrow, a mid (N > 8192) and a wide (N > 16384) weight:
+# the formats TC_WINDOWS names, not the rule recomputed
+DEFAULT_WINDOWS = {
+    "nf4": ((16, 256), (16, 256), (32, 256)), "nf4_dq": ((16, 256), (16, 256), (32, 256)),
+    "bnb_fp4": ((16, 256), (16, 256), (32, 256)),
+    "int4": ((64, 256),) * 3, "int4_sym": ((64, 256),) * 3,
+    "nvfp4": ((16, 256), (128, 256), (128, 256)), "mxfp4": ((64, 256), (128, 256), (128, 256)),
+}
+
+
 @pytest.mark.parametrize("name", NIB4)
 def test_tc_default_window(monkeypatch, name):
-    """Unset FOURBIT_TC_MAX_M: the op takes tc only for 16 < M <= 64 (32 < M <= 64 above N = 16384) and table-decoded
-    weights with float32 scales (nf4, nf4_dq, bnb_fp4), and its result there matches the reference."""
+    """Unset FOURBIT_TC_MAX_M: the op takes tc exactly inside each format's window (DEFAULT_WINDOWS), at every edge,
+    and its result there matches the reference (M = 256 runs the 256-row tile)."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", None)
-    table = name in ("nf4", "nf4_dq", "bnb_fp4")  # the formats the rule names, not the rule recomputed
-    for N, lo in ((320, 16), (16392, 32)):  # a narrow and a wide weight (N > 16384)
+    for N, (lo, hi) in zip((320, 8200, 16392), DEFAULT_WINDOWS[name]):
         dense, args = quantized(PRESETS[name], N, 256)
-        for M in (16, 17, 32, 33, 64, 65, 128):
+        for M in (16, 17, 32, 33, 64, 65, 128, 129, 256, 257):
             x = torch.randn(M, 256, generator=torch.Generator().manual_seed(M)).bfloat16()
             got = cuda_ops.route(x.cuda(), *args)
-            assert (got == "tc") == (table and lo < M <= 64), f"{name} N={N} M={M}: {got}"
-            if got == "tc":
+            assert (got == "tc") == (lo < M <= hi), f"{name} N={N} M={M}: {got}"
+            if got == "tc" and M in (lo + 1, hi):  # the reference match at each window's edges
                 y = torch.ops.fourbit.linear(x.cuda(), *args, None)
                 testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc N={N} M={M}",
                                             operand_dtype=torch.bfloat16)

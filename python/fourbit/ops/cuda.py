@@ -2,10 +2,10 @@
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
-  linear, 16 < M <= 64, Hopper          -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
-                                           weights decoded through a table with float32 scales (nf4, bnb_fp4) and
-                                           bf16 / fp16 x (M <= 32 only while N <= TC_TABLE_WIDE_N); FOURBIT_TC_MAX_M
-                                           sets the window for every format (TC_MAX_M)
+  linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
+                                           weights with bf16 / fp16 x, inside a per-format M window that narrows for
+                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17);
+                                           FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
@@ -33,34 +33,48 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 # 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
 DEQUANT_MIN_M = 512
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
-# for every format it supports (0 turns it off). Unset, it takes 16 < M <= 64 for table-decoded weights with float32
-# scales (nf4, nf4 with double quantization, bnb_fp4), where the Triton fused kernel pays a table gather per code;
-# above N = TC_TABLE_WIDE_N only 32 < M <= 64. H100 80GB HBM3, 2026-11-27 (tenth session), bench/gpu_tc.py (CUDA
-# graphs, us), nf4 tc vs Triton:
-#   M = 17: 4096^2 16.7 vs 19.6, 8192^2 47.8 vs 55.2, 4096x14336 43.5 vs 48.6, 14336x4096 47.2 vs 47.3,
-#           28672x8192 172.4 vs 161.9 (the wide-N exception; M = 32 the same picture);
-#   M = 64: 19.7 vs 22.7, 56.0 vs 66.4, 50.8 vs 59.1, 53.2 vs 59.7, 191.7 vs 208.7;
-#   M = 128: 24.4 vs 25.1, 72.0 vs 75.4, 67.8 vs 67.9, 73.6 vs 65.1, 278.9 vs 244.2 (so the window stops at 64).
-# int4, nvfp4 and mxfp4 stay on Triton: at M <= 128 tc was within -8..+20% of it (geomean about even for nvfp4 at
-# M = 64, behind for int4 / mxfp4), at M = 256 10-20% slower. bnb_fp4 shares nf4's decode on both paths; not timed.
-# The kernel's last two changes (x one stage ahead; BMM = 256 for M > 128) were timed on 8192^2 and 4096^2 only
-# (bench/gpu_tc.py --quick): there tc now beats Triton for every format at M = 128 (8192^2 56.7-64.0 vs 70.1-75.1)
-# and M = 256 (96.7-110.3 vs 112.3-129.9), but the window stays as timed on all five shapes above until a full run
-# says the same for 28672x8192 and 14336x4096 (where the previous kernel lost at M = 128). FOURBIT_TC_MAX_M=256
-# takes it now.
+# for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
+# the full bench/gpu_tc.py run of the eleventh session (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, tc vs Triton;
+# five shapes: 4096^2, 8192^2, 28672x8192, 4096x14336, 14336x4096):
+#   M = 256: tc faster for every format and shape (8192^2: int4 108.8 vs 117.8, nf4 95.8 vs 130.8, nvfp4 103.4 vs
+#            120.6, mxfp4 96.7 vs 111.9) but int4 28672x8192 (429.6 vs 423.5, 1.4% slower);
+#   M = 128: int4 / nf4 faster or even on all five (8192^2 56.7 vs 72.9, 62.7 vs 75.4); nvfp4 / mxfp4 faster at N <= 8192
+#            (8192^2 64.2 vs 74.8, 63.0 vs 70.5) but slower at N >= 14336 (28672x8192 nvfp4 243.6 vs 234.0, mxfp4
+#            239.9 vs 203.8; 14336x4096 68.3 vs 65.2, 67.4 vs 57.7): hence the wide-N bound;
+#   M = 64: nf4 faster on all five (8192^2 53.5 vs 66.3); nvfp4 on four (28672x8192 184.0 vs 180.6); int4 and mxfp4
+#           even or slower (8192^2 52.8 vs 50.3, 53.2 vs 51.1; 28672x8192 175.9 vs 155.4, 180.8 vs 165.2);
+#   M = 17 / 32: nf4 faster but at 28672x8192 (165.9 vs 164.8, even); nvfp4 faster at N <= 8192 (8192^2 46.8 vs 49.9),
+#                slower at 28672x8192 (169.2 vs 147.0); int4 / mxfp4 even or slower (8192^2 41.5 vs 40.5, 46.2 vs 42.0).
+# int4_sym (codes c - 8, no zeros) shares int4's row and bnb_fp4 / nf4_dq share nf4's; those three were not timed.
+# Scales of other dtypes (bf16 / fp16, from checkpoints) stay on Triton: not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
-TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-format default of _tc_window
-TC_TABLE_M = (16, 64)  # the default window (exclusive, inclusive) for table-decoded weights with float32 scales
-TC_TABLE_WIDE_N = 16384  # above this N the window starts at 32 (28672x8192: Triton 5-6% faster at M = 17-32)
+TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-class default windows below
+# weight class -> (lo, hi, wide_n, lo_wide): tc takes lo < M <= hi, and lo_wide < M <= hi when N > wide_n
+TC_WINDOWS = {
+    "table": (16, 256, 16384, 32),  # float32 scales, a table decode (nf4, nf4_dq, bnb_fp4)
+    "int": (64, 256, 16384, 64),  # float32 scales, integer codes (int4 with zeros, int4_sym)
+    "nvfp4": (16, 256, 8192, 128),  # e4m3 scales
+    "mxfp4": (64, 256, 8192, 128),  # e8m0 scales
+}
+TC_HI = max(w[1] for w in TC_WINDOWS.values())  # no default window reaches above this M
 
 
-def _tc_window(scales, zeros, lut, N):
+def _tc_class(scales, lut):
+    """The TC_WINDOWS row of these weights, or None (not timed: Triton)."""
+    if scales.dtype == torch.float32:
+        return "table" if _native_cuda.tc_codes(lut) == 0 else "int"
+    return {torch.float8_e4m3fn: "nvfp4", torch.float8_e8m0fnu: "mxfp4"}.get(scales.dtype)
+
+
+def _tc_window(scales, lut, N):
     """(lo, hi): the tc path takes lo < M <= hi for these weights with N output columns."""
     if TC_MAX_M is not None:
         return GEMV_MAX_M, TC_MAX_M
-    if scales.dtype == torch.float32 and (zeros is None or zeros.numel() == 0) and _native_cuda.tc_codes(lut) == 0:
-        return (TC_TABLE_M[0] if N <= TC_TABLE_WIDE_N else 32), TC_TABLE_M[1]
-    return 0, 0
+    row = TC_WINDOWS.get(_tc_class(scales, lut))
+    if row is None:
+        return 0, 0
+    lo, hi, wide_n, lo_wide = row
+    return (lo if N <= wide_n else lo_wide), hi
 
 
 def _kernels():
@@ -84,8 +98,8 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
     # (M against the widest window first, so most calls skip the format checks)
-    if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_TABLE_M[1]) and _native_cuda.has_cuda():
-        lo, hi = _tc_window(scales, zeros, lut, qdata.shape[0])
+    if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_HI) and _native_cuda.has_cuda():
+        lo, hi = _tc_window(scales, lut, qdata.shape[0])
         if lo < M <= hi and _native_cuda.tc_supported(x2, qdata, scales, zeros, lut, group_size):
             return "tc"
     if _scaled_format(x2, scales, global_scale, lut) is not None:
