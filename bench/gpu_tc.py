@@ -1,5 +1,5 @@
 """Timing of the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) against the Triton fused kernel and bf16 cuBLAS at
-16 < M <= 256 on the GPU machine: python3 bench/gpu_tc.py [--quick]
+16 < M <= 256 on the GPU machine: python3 bench/gpu_tc.py [--quick] [--ms M,M,...]
 
 Same method as bench/gpu_gemv.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us. Random data, bf16 x. Also checks that the tc
@@ -35,6 +35,8 @@ print(torch.cuda.get_device_name())
 shapes = [(8192, 8192, 4), (4096, 4096, 12)] if quick else [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2),
                                                              (4096, 14336, 4), (14336, 4096, 4)]
 Ms = (32, 64, 128, 256) if quick else (17, 32, 64, 128, 256)
+if "--ms" in sys.argv:  # e.g. --ms 128,256: only these M
+    Ms = tuple(int(m) for m in sys.argv[sys.argv.index("--ms") + 1].split(","))
 fmts = ("int4", "nf4", "nvfp4", "mxfp4")
 rows = []
 for N, K, R in shapes:

@@ -17,10 +17,11 @@
 //   8192^2 M = 32:  41.4 / 47.5 / 47.4 / 46.9 vs 41.4 / 55.0 / 51.0 / 43.3
 //          M = 64:  52.4 / 53.3 / 53.6 / 52.7 vs 49.9 / 65.9 / 58.6 / 51.4
 //          M = 128: 56.7 / 62.4 / 64.0 / 62.8 vs 73.0 / 75.1 / 74.9 / 70.1
-//          M = 256: 110.3 / 97.0 / 104.1 / 96.7 vs 118.2 / 129.9 / 120.2 / 112.3 (bf16 cuBLAS 58.5)
+//          M = 256: 110.3 / 97.0 / 104.1 / 96.7 vs 118.2 / 129.9 / 120.2 / 112.3 (bf16 cuBLAS 58.5); 64-K stages
+//                   at BMM = 256 (eleventh session): 88.6-89.4 / 96.1-97.1 / 98.8-99.2 / 96.0-98.2
 //   4096^2 M = 128: 21.8 / 22.8 / 24.1 / 22.9 vs 24.1 / 24.9 / 24.8 / 23.1; M = 256 35.9 / 35.0 / 36.4 / 35.0 vs
 //          39.2 / 40.4 / 40.0 / 37.0.
-// ops/cuda.py routes by format and M (_tc_window; only windows timed on all five model shapes of bench/gpu_tc.py);
+// ops/cuda.py routes by format, M and N (TC_WINDOWS, from a bench/gpu_tc.py run over its five model shapes);
 // FOURBIT_TC_MAX_M sets one window for every format.
 // Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
 // peak); one producer warpgroup at ~10 cycles per instruction, 23% of its stall samples instruction-cache misses
@@ -75,8 +76,7 @@ namespace fourbit_cuda {
 namespace {
 
 constexpr int kSw = 64;   // K per swizzle slab (128 bytes of x's dtype: one 128-byte swizzle row)
-constexpr int kNS = 2;    // slabs per stage: each barrier step, fence and spin then covers 128 K
-constexpr int kTcK = kSw * kNS;  // K per stage
+constexpr int kTcK = 2 * kSw;  // K granularity of the path (K % 128 == 0): the largest stage
 constexpr int kXThreads = 128;  // producer threads that copy the x tile (BMM * 8 / 128 16-byte pieces each)
 
 struct TcParams {
@@ -100,16 +100,24 @@ inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
 }
 
 // Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
-// codes each), S stages of decoded weights + x (powers of two), and a ring of D raw-code slots (producer-private: the
-// code copies run D - 1 stages ahead, x is copied S / 2 stages ahead); one CTA an SM. BMM = 128 and 256 take 64 rows,
+// codes each), S stages of decoded weights + x, NS 64-K slabs each, and a ring of D raw-code slots (producer-private:
+// the code copies run D - 1 stages ahead, x is copied LX stages ahead); one CTA an SM. BMM = 128 and 256 take 64 rows,
 // so that their 64 / 128 accumulator registers per consumer thread fit the 384-thread CTA's register budget (168).
 // BMM = 256 (M > 128): one CTA per 64 weight rows for all 256 x rows, so each weight row is decoded once per 256 x
-// rows (BMM = 128 decoded it twice for M = 256, over 1.9 waves of CTAs).
+// rows (BMM = 128 decoded it twice for M = 256, over 1.9 waves of CTAs). BMM = 256 stages hold 64 K (40 KB: four
+// fit; two 80 KB 128-K stages had to copy x at the step that uses it). Measured (H100 80GB HBM3, 2026-11-27, eleventh
+// session, bench/gpu_tc.py --ms 256, A/B in one run, us, int4 / nf4 / nvfp4 / mxfp4): 128-K S = 2 LX = 0 -> 64-K
+// S = 4 LX = 1: 8192^2 110.6 / 97.2 / 103.4 / 96.3 -> 88.6 / 97.1 / 99.2 / 98.2, 28672x8192 428.9 / 380.5 / 406.4 /
+// 378.0 -> 359.5 / 378.1 / 385.1 / 376.2, 4096x14336 105.6 / 95.2 / 100.8 / 93.6 -> 84.6 / 90.1 / 92.2 / 90.1. A
+// longer x lookahead lost (next run, 8192^2): S = 4 LX = 2 104-111, S = 5 LX = 2 102-104, S = 5 LX = 3 110-116 against
+// 89-99 (so x latency is not the bound), and so did 64-K stages at BMM = 128 (S = 8: 8192^2 M = 128 70-75 vs 57-64).
 template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128 || BMM == 256, "x rows per CTA");
   static constexpr int ROWS = BMM >= 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
-  static constexpr int S = BMM == 256 ? 2 : 4, D = 4;  // BMM = 256: an 80 KB stage, two fit
-  static constexpr int W = ROWS * kTcK * 2, X = BMM * kTcK * 2, RAW = ROWS * kTcK / 2;
+  static constexpr int NS = BMM == 256 ? 1 : 2, TK = kSw * NS;  // slabs (and K) per stage
+  static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
+  static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
+  static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
   static constexpr int WSL = ROWS * kSw * 2, XSL = BMM * kSw * 2, RSL = ROWS * kSw / 2;  // one slab of each
   static constexpr int STAGE = W + X;
   static constexpr int LUT = S * STAGE + D * RAW;  // 16 floats, 64-byte aligned (lookup address = LUT | code << 2)
@@ -185,10 +193,9 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   // c + LX - S + 1 and a barrier round trip: LX = S - 2 chained each step to the previous one. Measured (H100,
   // 2026-11-27, gpu_tc.py --quick, A/B in one run each): 64-K stages, S = 8, LX 6 -> 4: 8192^2 M = 32 57-59 -> 51-55
   // us, M = 64 66-71 -> 60-62, M = 256 176-182 -> 151-157 (LX 3 and 5 the same as 4); 128-K stages, S = 4, LX 2 -> 1:
-  // 8192^2 M = 32 42.8-51.2 -> 41.4-47.5, M = 64 55.6-57.3 -> 52.4-53.6, M = 128 67.0-73.6 -> 56.7-64.0. S = 2
-  // (BMM = 256) takes LX = 0: x(c + 1) would wait for full(c), which this step's own decode completes (a deadlock),
-  // so x(c) is copied at step c into the stage the decode below waits for anyway; an L2 hit lands within the decode.
-  constexpr int S = L::S, D = L::D, LR = D - 1, LX = S == 2 ? 0 : 1;
+  // 8192^2 M = 32 42.8-51.2 -> 41.4-47.5, M = 64 55.6-57.3 -> 52.4-53.6, M = 128 67.0-73.6 -> 56.7-64.0. LX > S - 2
+  // deadlocks: x(c + LX) would wait for full(c), which this step's own decode completes.
+  constexpr int S = L::S, D = L::D, LR = D - 1, LX = L::LX;
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
@@ -197,7 +204,8 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   const int M = p.M, N = p.N, K = p.K, G = p.G;
   const int n0 = blockIdx.x * ROWS, m0 = blockIdx.y * BMM;
   const int c_lo = blockIdx.z * p.chunks_per_split;
-  const int nch = min(K / kTcK, c_lo + p.chunks_per_split) - c_lo;
+  constexpr int NS = L::NS, TK = L::TK;
+  const int nch = min(K / TK, c_lo + p.chunks_per_split) - c_lo;
   if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
@@ -212,41 +220,41 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     // ---- producer: 16 codes (elements 16 q .. 16 q + 15 of the stage) of weight row r; pieces of the x tile ----
     const int r = tid >> 2, q = tid & 3;
     const int n = min(n0 + r, N - 1);  // rows past N decode row N - 1; their outputs are never stored
-    const uint8_t* qsrc = p.q + int64_t(n) * (K / 2) + 8 * q + int64_t(c_lo) * (kTcK / 2);  // slab h: + 32 h
+    const uint8_t* qsrc = p.q + int64_t(n) * (K / 2) + 8 * q + int64_t(c_lo) * (TK / 2);  // slab h: + 32 h
     // the thread's 16 codes lie in one group (G >= 16): scale / zero index advances by 64 / G (or 1 / (G / 64))
     const int64_t j0 = int64_t(n) * (K / G);
-    const int kq = c_lo * kTcK + 16 * q;
+    const int kq = c_lo * TK + 16 * q;
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    constexpr int XP = BMM * 8 * kNS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
+    constexpr int XP = BMM * 8 * NS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
     const XT* xsrc[XP];
     uint32_t xdst[XP];
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
       const int piece = (tid & (kXThreads - 1)) + kXThreads * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
       const int kc = piece & 7;
-      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * kTcK + h * kSw + kc * 8;
+      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * TK + h * kSw + kc * 8;
       xdst[i] = sbase + L::W + h * L::XSL + sw128(xr, kc);
     }
     const bool xon = tid < kXThreads;
     const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
     // scale / zero ring: chunk c's slab h at index [c % D][h] (static: the loop is unrolled by D)
-    uint32_t rs[D][kNS], rz[D][kNS];
+    uint32_t rs[D][NS], rz[D][NS];
     auto issue_raw = [&](int c, uint32_t* sraw, uint32_t* zraw) {  // codes (cp.async) and scales of chunk c
 #pragma unroll
-      for (int h = 0; h < kNS; ++h) {
-        cp_async8(raw0 + (c & (D - 1)) * L::RAW + h * L::RSL, qsrc + int64_t(c) * (kTcK / 2) + h * (kSw / 2));
-        const int64_t j = j0 + (__umulhi(uint32_t(kq + c * kTcK + h * kSw), p.gmul) >> p.gshr);
+      for (int h = 0; h < NS; ++h) {
+        cp_async8(raw0 + (c & (D - 1)) * L::RAW + h * L::RSL, qsrc + int64_t(c) * (TK / 2) + h * (kSw / 2));
+        const int64_t j = j0 + (__umulhi(uint32_t(kq + c * TK + h * kSw), p.gmul) >> p.gshr);
         if (SK == SK_F32) sraw[h] = __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j);
         else sraw[h] = __ldg(reinterpret_cast<const uint8_t*>(p.scales) + j);
         if (HZ) zraw[h] = __ldg(p.zeros + j);
       }
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
-      const int s = c & (S - 1);   // kXThreads threads, each with one full arrival when its copies land)
+      const int s = int(unsigned(c) % S);  // kXThreads threads, each with one full arrival when its copies land)
       if (!xon) return;
-      mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
+      mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll
-      for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * kTcK);
+      for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * TK);
       cp_arrive_noinc(bars + 8 * s);
     };
     // Step g (g = -LR .. nch - 1) copies x(g + LX) and raw(g + LR) and commits one cp.async group; waiting until LR
@@ -271,10 +279,10 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
         if (c + LR < nch) issue_raw(c + LR, rs[(u + LR) % D], rz[(u + LR) % D]);
         cp_commit();
         cp_wait<LR>();
-        const int s = c & (S - 1);
-        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);  // the consumers are done with this stage's last chunk
+        const int s = int(unsigned(c) % S);
+        mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);  // the consumers are done with this stage's last chunk
 #pragma unroll
-        for (int sl = 0; sl < kNS; ++sl) {  // slab sl: elements 64 sl + 16 q .. + 15 of the stage
+        for (int sl = 0; sl < NS; ++sl) {  // slab sl: elements 64 sl + 16 q .. + 15 of the stage
           uint32_t w0, w1;
           asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w0), "=r"(w1)
                        : "r"(raw0 + (c & (D - 1)) * L::RAW + sl * L::RSL) : "memory");
@@ -313,19 +321,19 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     auto mainloop = [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
       for (int c = 0; c < nch; ++c) {
-        const int s = c & (S - 1);
-        mbar_wait(bars + 8 * s, (c / S) & 1);
+        const int s = int(unsigned(c) % S);
+        mbar_wait(bars + 8 * s, (unsigned(c) / S) & 1);
         const uint32_t st = sbase + s * L::STAGE;
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // the producer's cp.async x tile -> wgmma
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-        for (int kk = 0; kk < kTcK / 16; ++kk)  // k16 step kk: slab kk / 4, bytes 32 (kk % 4) .. + 31 of each row
+        for (int kk = 0; kk < TK / 16; ++kk)  // k16 step kk: slab kk / 4, bytes 32 (kk % 4) .. + 31 of each row
           wgmma_ss<BMM, XT>(acc, desc_sw128(st + (kk / 4) * L::WSL + KS * 64 * 128 + 32 * (kk % 4)),
                             desc_sw128(st + L::W + (kk / 4) * L::XSL + 32 * (kk % 4)));
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         __syncwarp();
-        if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
+        if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + int(unsigned(c - 1) % S)));
       }
     };
     if (k == 0) mainloop(std::integral_constant<int, 0>());
@@ -383,6 +391,9 @@ int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached p
 
 int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : M <= 128 ? 128 : 256; }  // x rows per CTA (wgmma N)
 int64_t tc_rows(int bmm) { return bmm >= 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
+int64_t tc_tk(int bmm) {  // K per stage (a chunk of the split-K plan)
+  return bmm == 256 ? TcSmem<256>::TK : bmm == 128 ? TcSmem<128>::TK : bmm == 64 ? TcSmem<64>::TK : TcSmem<32>::TK;
+}
 
 // Split count and K chunks per split: the largest power of two S that keeps the CTAs within one wave (one CTA an
 // SM) and at least 512 K per split.
@@ -390,9 +401,9 @@ void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
   const int bmm = tc_bmm(M);
   const int64_t rows = tc_rows(bmm), tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
   const int64_t slots = int64_t(sm_count());
-  const int64_t nchunks = K / kTcK;
+  const int64_t tk = tc_tk(bmm), nchunks = K / tk;
   int64_t S = 1;
-  while (tiles * S * 2 <= slots && nchunks * kTcK / (S * 2) >= 512) S *= 2;
+  while (tiles * S * 2 <= slots && nchunks * tk / (S * 2) >= 512) S *= 2;
   const int64_t per = (nchunks + S - 1) / S;
   *S_out = int((nchunks + per - 1) / per);
   *per_out = int(per);
