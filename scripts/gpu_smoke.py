@@ -55,14 +55,14 @@ def workload():
             x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
             for _ in range(2):
                 fourbit.linear(x, qw, act="fp8_e4m3")
-    # the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) for every nib4 kind on every M tile (32 / 64 / 128 x rows),
+    # the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) for every nib4 kind on every M tile (32 / 64 / 128 / 256 x rows),
     # split-K (N = 48, K = 4096) and not (K = 256), N not a multiple of the weight tile, with a bias; sm_90 only
     from fourbit.ops import _native_cuda as nc
     if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
         for name in ("int4", "nf4", "nvfp4", "mxfp4"):
             for N, K in ((48, 4096), (200, 256)):
                 args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
-                for M in (20, 64, 129):
+                for M in (20, 64, 100, 129):
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
