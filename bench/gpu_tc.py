@@ -1,5 +1,5 @@
 """Timing of the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) against the Triton fused kernel and bf16 cuBLAS at
-16 < M <= 256 on the GPU machine: python3 bench/gpu_tc.py [--quick] [--ms M,M,...]
+16 < M <= 256 on the GPU machine: python3 bench/gpu_tc.py [--quick] [--ms M,M,...] [--dq]
 
 Same method as bench/gpu_gemv.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us. Random data, bf16 x. Also checks that the tc
@@ -37,6 +37,7 @@ shapes = [(8192, 8192, 4), (4096, 4096, 12)] if quick else [(4096, 4096, 12), (8
 Ms = (32, 64, 128, 256) if quick else (17, 32, 64, 128, 256)
 if "--ms" in sys.argv:  # e.g. --ms 128,256: only these M
     Ms = tuple(int(m) for m in sys.argv[sys.argv.index("--ms") + 1].split(","))
+dq = "--dq" in sys.argv  # also time dequantize + cuBLAS (the M >= DEQUANT_MIN_M path) for the crossover with tc
 fmts = ("int4", "nf4", "nvfp4", "mxfp4")
 rows = []
 for N, K, R in shapes:
@@ -61,13 +62,17 @@ for N, K, R in shapes:
             scale = out2.float().abs().max().item()
             t_tc = graph_time([lambda a=a: nc.linear_out(x, *a, None, out, tc=True) for a in copies]) * 1e3
             t_tr = graph_time([lambda a=a: kernels.linear(x, *a, None, out=out2) for a in copies]) * 1e3
-            line += [t_tc, t_tr, err / max(scale, 1e-30)]
+            t_dq = graph_time([lambda a=a: torch.mm(x, kernels.dequantize(*a[:6], x.dtype).t(), out=out2)
+                               for a in copies]) * 1e3 if dq else float("nan")
+            line += [t_tc, t_tr, err / max(scale, 1e-30), t_dq]
         rows.append(line)
-hdr = f"{'shape':>11} {'M':>4} {'bf16':>7}" + "".join(f" {n + ' tc':>9} {'triton':>7} {'x bf16':>6}" for n in fmts)
+hdr = f"{'shape':>11} {'M':>4} {'bf16':>7}" + "".join(f" {n + ' tc':>9} {'triton':>7} {'x bf16':>6}" +
+                                                   (f" {'dq+mm':>7}" if dq else "") for n in fmts)
 print(hdr)
 for r in rows:
     s = f"{r[0]:>11} {r[1]:>4} {r[2]:7.1f}"
     for i in range(len(fmts)):
-        tc, tr, rel = r[3 + 3 * i: 6 + 3 * i]
-        s += f" {tc:9.1f} {tr:7.1f} {r[2] / tc:6.2f}" + ("" if rel < 0.02 else f" MISMATCH {rel:.3g}")
+        tc, tr, rel, tdq = r[3 + 4 * i: 7 + 4 * i]
+        s += f" {tc:9.1f} {tr:7.1f} {r[2] / tc:6.2f}" + (f" {tdq:7.1f}" if dq else "") + \
+            ("" if rel < 0.02 else f" MISMATCH {rel:.3g}")
     print(s)

@@ -30,8 +30,14 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 # From this M on, dequantize-then-cuBLAS beats the fused Triton GEMM. H100, CUDA-graph us, fused vs dequant+mm
 # (bench/gpu_peers.py crossover, 2026-11-26, before split-K): 8192^2 M=128 int4 96 vs 134, M=256 174 vs 136,
 # M=1024 457 vs 253. With split-K the fused kernel takes M=256 back (8192^2 int4 119.5, nf4 130.8 vs dequant+mm
-# 136 / 171; 4096^2 39.2 vs 44.6), so the switch sits at 512; BENCHMARKS.md's crossover table is the latest check.
-DEQUANT_MIN_M = 512
+# 136 / 171; 4096^2 39.2 vs 44.6), and on Hopper the wgmma GEMM now takes M <= 256 (TC_WINDOWS). Above 256 the
+# fused kernel falls off (bench/gpu_tc.py --ms 320,384,512 --dq, H100 80GB HBM3, 2026-11-27, us, Triton fused vs
+# dequant+mm, int4 / nf4 / nvfp4 / mxfp4): 4096^2 M = 320 104.5 / 126.0 / 91.2 / 86.9 vs 38.0 / 41.3 / 38.5 / 38.7;
+# 8192^2 M = 320 226.0 / 269.5 / 225.5 / 178.9 vs 134.6 / 144.2 / 133.3 / 135.9; 28672x8192 M = 384 894.9 / 1014.0 /
+# 679.8 / 703.3 vs 503.0 / 534.9 / 493.1 / 494.0; every shape and format of that run alike (2-3x at 4096^2, 1.3-2x
+# above). So the switch sits right above 256 (dequant+mm also beat the wgmma GEMM at M = 512: 8192^2 int4 165.8 vs
+# 183.8). Peak extra memory from there on: N * K * 2 bytes.
+DEQUANT_MIN_M = 257
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
 # the full bench/gpu_tc.py run of the eleventh session (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, tc vs Triton;
