@@ -18,7 +18,9 @@
 //          M = 64:  52.4 / 53.3 / 53.6 / 52.7 vs 49.9 / 65.9 / 58.6 / 51.4
 //          M = 128: 56.7 / 62.4 / 64.0 / 62.8 vs 73.0 / 75.1 / 74.9 / 70.1
 //          M = 256: 110.3 / 97.0 / 104.1 / 96.7 vs 118.2 / 129.9 / 120.2 / 112.3 (bf16 cuBLAS 58.5); 64-K stages
-//                   at BMM = 256 (eleventh session): 88.6-89.4 / 96.1-97.1 / 98.8-99.2 / 96.0-98.2
+//                   at BMM = 256 (eleventh session): 88.6-89.4 / 96.1-97.1 / 98.8-99.2 / 96.0-98.2; with x rows
+//                   past M zero-filled (below) 102.3 / 104.6 / 106.7 / 105.6 on another machine, and M = 129-224
+//                   (partial tiles) the same, where they had cost up to 2.2x (M = 129 220.5)
 //   4096^2 M = 128: 21.8 / 22.8 / 24.1 / 22.9 vs 24.1 / 24.9 / 24.8 / 23.1; M = 256 35.9 / 35.0 / 36.4 / 35.0 vs
 //          39.2 / 40.4 / 40.0 / 37.0.
 // ops/cuda.py routes by format, M and N (TC_WINDOWS, from a bench/gpu_tc.py run over its five model shapes);
@@ -229,9 +231,12 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     constexpr int XP = BMM * 8 * NS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
     static_assert(XP <= 32, "xlive holds one bit a piece");
     const XT* xsrc[XP];
-    uint32_t xdst[XP], xlive = 0;  // xlive bit i: piece i is a row below M (rows past M are zero-filled: copying
-    // the clamped row M - 1 from every CTA of a partial tile into 100-200 rows cost 2.5-4x, e.g. 4096^2 M = 320
-    // 144 us against 50 at M = 512, H100, all those reads of one line queueing at one L2 slice)
+    uint32_t xdst[XP], xlive = 0;  // xlive bit i: piece i is a row below M. Rows past M are zero-filled: copying
+    // the clamped row M - 1 into all of them made a partial tile 1.5-4x slower than a full one, every CTA's copies of
+    // one line queueing at one L2 slice (H100 80GB HBM3, one machine, 2026-11-27, int4: 8192^2 M = 129 220.5 ->
+    // 99.3 us, M = 192 161.9 -> 102.6; 14336x4096 M = 320, two tiles, 348.5 -> 207.6). Cost: full tiles ran 8-10%
+    // slower than with the plain copy on that machine (14336x4096 M = 256 int4 108.1 vs 97.7 us), also with a
+    // separate plain-copy loop for full tiles; the cause was not found. Branch tc-partial-rows keeps the plain loop and points dead rows at valid ones (not yet run).
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
       const int piece = (tid & (kXThreads - 1)) + kXThreads * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;

@@ -4,7 +4,8 @@ by the caller:
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
-                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17);
+                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17;
+                                           mxfp4 none above N = 8192);
                                            FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
@@ -51,6 +52,11 @@ DEQUANT_MIN_M = 257
 #           even or slower (8192^2 52.8 vs 50.3, 53.2 vs 51.1; 28672x8192 175.9 vs 155.4, 180.8 vs 165.2);
 #   M = 17 / 32: nf4 faster but at 28672x8192 (165.9 vs 164.8, even); nvfp4 faster at N <= 8192 (8192^2 46.8 vs 49.9),
 #                slower at 28672x8192 (169.2 vs 147.0); int4 / mxfp4 even or slower (8192^2 41.5 vs 40.5, 46.2 vs 42.0).
+#   128 < M < 256 (partial x tiles; after they stopped copying one clamped row, gemm_tc.cu): as fast as M = 256,
+#            so tc wins there too for int4 / nf4 / nvfp4 (8192^2 M = 129 99.3 / 105.4 / 108.4 vs 115.0 / 134.4 / 118.3;
+#            28672x8192 386.5 / 410.4 / 422.7 vs 414.9 / 484.1 / 431.6). mxfp4 is even at N <= 8192 (8192^2 106.7 vs
+#            105.5) but 4-6% slower above (28672x8192 416.7 vs 393.3, 14336x4096 110.4 vs 105.2; M = 256 in that run
+#            412.7 vs 396.7, 111.9 vs 106.3), so mxfp4 stays on Triton above N = 8192.
 # int4_sym (codes c - 8, no zeros) shares int4's row and bnb_fp4 / nf4_dq share nf4's; those three were not timed.
 # Scales of other dtypes (bf16 / fp16, from checkpoints) stay on Triton: not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
@@ -60,7 +66,7 @@ TC_WINDOWS = {
     "table": (16, 256, 16384, 32),  # float32 scales, a table decode (nf4, nf4_dq, bnb_fp4)
     "int": (64, 256, 16384, 64),  # float32 scales, integer codes (int4 with zeros, int4_sym)
     "nvfp4": (16, 256, 8192, 128),  # e4m3 scales
-    "mxfp4": (64, 256, 8192, 128),  # e8m0 scales
+    "mxfp4": (64, 256, 8192, 256),  # e8m0 scales (none above N = 8192)
 }
 TC_HI = max(w[1] for w in TC_WINDOWS.values())  # no default window reaches above this M
 
