@@ -44,7 +44,8 @@ DEQUANT_MIN_M = 257
 # the full bench/gpu_tc.py run of the eleventh session (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, tc vs Triton;
 # five shapes: 4096^2, 8192^2, 28672x8192, 4096x14336, 14336x4096):
 #   M = 256: tc faster for every format and shape (8192^2: int4 108.8 vs 117.8, nf4 95.8 vs 130.8, nvfp4 103.4 vs
-#            120.6, mxfp4 96.7 vs 111.9) but int4 28672x8192 (429.6 vs 423.5, 1.4% slower);
+#            120.6, mxfp4 96.7 vs 111.9) but int4 28672x8192 (429.6 vs 423.5, 1.4% slower; after gemm_tc's 64-K
+#            stages for M > 128: 359.5 vs 419.9, and 8192^2 int4 88.6 vs 118.2);
 #   M = 128: int4 / nf4 faster or even on all five (8192^2 56.7 vs 72.9, 62.7 vs 75.4); nvfp4 / mxfp4 faster at N <= 8192
 #            (8192^2 64.2 vs 74.8, 63.0 vs 70.5) but slower at N >= 14336 (28672x8192 nvfp4 243.6 vs 234.0, mxfp4
 #            239.9 vs 203.8; 14336x4096 68.3 vs 65.2, 67.4 vs 57.7): hence the wide-N bound;
