@@ -39,9 +39,13 @@ def parse(path: str) -> List[Dict]:
     return kernels
 
 
+def _stall_cols(header: List[str]) -> Dict[str, int]:  # per-reason sample columns (not the 'Not Issued' copies)
+    return {h: i for i, h in enumerate(header) if h.startswith("stall_") and "Not Issued" not in h}
+
+
 def reasons(header: List[str], rows: List[List[str]]) -> Dict[str, float]:
-    """Stall reason -> samples summed over rows (the per-reason columns, not the 'Not Issued' copies)."""
-    cols = {h: i for i, h in enumerate(header) if h.startswith("stall_") and "Not Issued" not in h}
+    """Stall reason -> samples summed over rows."""
+    cols = _stall_cols(header)
     return {h: sum(_num(r[i]) for r in rows if i < len(r)) for h, i in cols.items()}
 
 
@@ -58,7 +62,7 @@ def summary(kernel: Dict, split: str = "", top: int = 12) -> str:
         n = sum(_num(r[ia]) for r in part)
         out.append(f"  {label}: {100 * n / total:.0f}% of samples; " +
                    ", ".join(f"{k[6:]} {100 * v / total:.0f}%" for k, v in agg[:6] if v > 0))
-    cols = {h: i for i, h in enumerate(hdr) if h.startswith("stall_") and "Not Issued" not in h}
+    cols = _stall_cols(hdr)
     for i in sorted(range(len(rows)), key=lambda j: -_num(rows[j][ia]))[:top]:
         r = rows[i]
         main = max(cols, key=lambda h: _num(r[cols[h]]) if cols[h] < len(r) else 0.0) if cols else "?"
