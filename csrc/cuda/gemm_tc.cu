@@ -146,9 +146,8 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
                  : "=r"(done) : "r"(bar), "r"(parity) : "memory");
   }
 }
-// 16 bytes global -> shared bypassing L1; src_size 0 reads nothing and writes 16 zero bytes (x rows past M).
-__device__ __forceinline__ void cp_async16_zfill(uint32_t dst, const void* src, uint32_t src_size) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_size) : "memory");
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src) : "memory");
 }
 __device__ __forceinline__ void cp_async8(uint32_t dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" :: "r"(dst), "l"(src) : "memory");
@@ -229,21 +228,22 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     const int kq = c_lo * TK + 16 * q;
     const XT* x = reinterpret_cast<const XT*>(p.x);
     constexpr int XP = BMM * 8 * NS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
-    static_assert(XP <= 32, "xlive holds one bit a piece");
     const XT* xsrc[XP];
-    uint32_t xdst[XP], xlive = 0;  // xlive bit i: piece i is a row below M. Rows past M are zero-filled: copying
-    // the clamped row M - 1 into all of them made a partial tile 1.5-4x slower than a full one, every CTA's copies of
-    // one line queueing at one L2 slice (H100 80GB HBM3, one machine, 2026-11-27, int4: 8192^2 M = 129 220.5 ->
-    // 99.3 us, M = 192 161.9 -> 102.6; 14336x4096 M = 320, two tiles, 348.5 -> 207.6). Cost: full tiles ran 8-10%
-    // slower than with the plain copy on that machine (14336x4096 M = 256 int4 108.1 vs 97.7 us), also with a
-    // separate plain-copy loop for full tiles; the cause was not found. Branch tc-partial-rows keeps the plain loop and points dead rows at valid ones (not yet run).
+    uint32_t xdst[XP];
+    // Rows past M (a partial tile) copy valid rows of this tile, m0 + (xr & (pw - 1)) for the largest power of two
+    // pw <= M - m0; their outputs are never stored.
+    // Clamping them all to row M - 1 made a partial tile 1.5-4x slower than a full one, every CTA's copies of one
+    // line queueing at one L2 slice (H100, 8192^2 M = 129 220 us, M = 256 91; 4096^2 M = 320 141, M = 512 50).
+    // Zero-filling them (cp.async with src_size 0) fixed that too, but full tiles ran 8-10% slower with it, also with
+    // a separate plain-copy loop for full tiles (same card: 14336x4096 M = 256 int4 108.1 against 97.7 us; the cause
+    // was not found). This keeps the main loop as it was: only the setup differs.
+    const int pw1 = (1 << (31 - __clz(min(M - m0, BMM)))) - 1;
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
       const int piece = (tid & (kXThreads - 1)) + kXThreads * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
-      const int kc = piece & 7;
-      xsrc[i] = x + int64_t(min(m0 + xr, M - 1)) * K + int64_t(c_lo) * TK + h * kSw + kc * 8;
+      const int kc = piece & 7, mr = m0 + (m0 + xr < M ? xr : xr & pw1);
+      xsrc[i] = x + int64_t(mr) * K + int64_t(c_lo) * TK + h * kSw + kc * 8;
       xdst[i] = sbase + L::W + h * L::XSL + sw128(xr, kc);
-      if (m0 + xr < M) xlive |= 1u << i;
     }
     const bool xon = tid < kXThreads;
     const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
@@ -264,8 +264,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
       if (!xon) return;
       mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll
-      for (int i = 0; i < XP; ++i)
-        cp_async16_zfill(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * TK, (xlive >> i) & 1 ? 16u : 0u);
+      for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * TK);
       cp_arrive_noinc(bars + 8 * s);
     };
     // Step g (g = -LR .. nch - 1) copies x(g + LX) and raw(g + LR) and commits one cp.async group; waiting until LR
