@@ -79,7 +79,6 @@ namespace {
 
 constexpr int kSw = 64;   // K per swizzle slab (128 bytes of x's dtype: one 128-byte swizzle row)
 constexpr int kTcK = 2 * kSw;  // K granularity of the path (K % 128 == 0): the largest stage
-constexpr int kXThreads = 128;  // producer threads that copy the x tile (BMM * 8 / 128 16-byte pieces each)
 
 struct TcParams {
   const void* x; const uint8_t* q; const void* scales; const uint8_t* zeros; const float* gscale;
@@ -117,6 +116,7 @@ template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128 || BMM == 256, "x rows per CTA");
   static constexpr int ROWS = BMM >= 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
   static constexpr int NS = BMM == 256 ? 1 : 2, TK = kSw * NS;  // slabs (and K) per stage
+  static constexpr int XTH = BMM == 256 ? PROD : 128;  // producer threads that copy x (XP 16-byte pieces each)
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
-      mbar_init(bars + 8 * s, kXThreads + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
+      mbar_init(bars + 8 * s, L::XTH + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
       mbar_init(bars + 8 * (S + s), 2 * ROWS / 32);    // one per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     const int64_t j0 = int64_t(n) * (K / G);
     const int kq = c_lo * TK + 16 * q;
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    constexpr int XP = BMM * 8 * NS / kXThreads;  // x pieces (slab, row, 16-byte chunk) per copying thread
+    constexpr int XP = BMM * 8 * NS / L::XTH;  // x pieces (slab, row, 16-byte chunk) per copying thread
     const XT* xsrc[XP];
     uint32_t xdst[XP];
     // Rows past M (a partial tile) copy valid rows of this tile, m0 + (xr & (pw - 1)) for the largest power of two
@@ -240,12 +240,12 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     const int pw1 = (1 << (31 - __clz(min(M - m0, BMM)))) - 1;
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
-      const int piece = (tid & (kXThreads - 1)) + kXThreads * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
+      const int piece = (tid & (L::XTH - 1)) + L::XTH * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
       const int kc = piece & 7, mr = m0 + (m0 + xr < M ? xr : xr & pw1);
       xsrc[i] = x + int64_t(mr) * K + int64_t(c_lo) * TK + h * kSw + kc * 8;
       xdst[i] = sbase + L::W + h * L::XSL + sw128(xr, kc);
     }
-    const bool xon = tid < kXThreads;
+    const bool xon = tid < L::XTH;
     const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
     // scale / zero ring: chunk c's slab h at index [c % D][h] (static: the loop is unrolled by D)
     uint32_t rs[D][NS], rz[D][NS];
@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
       }
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
-      const int s = int(unsigned(c) % S);  // kXThreads threads, each with one full arrival when its copies land)
+      const int s = int(unsigned(c) % S);  // L::XTH threads, each with one full arrival when its copies land)
       if (!xon) return;
       mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll
