@@ -116,7 +116,11 @@ template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128 || BMM == 256, "x rows per CTA");
   static constexpr int ROWS = BMM >= 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
   static constexpr int NS = BMM == 256 ? 1 : 2, TK = kSw * NS;  // slabs (and K) per stage
-  static constexpr int XTH = BMM == 256 ? PROD : 128;  // producer threads that copy x (XP 16-byte pieces each)
+  // Producer threads that copy x (XP 16-byte pieces each). At BMM = 256 all of them: with the first 128 copying 16
+  // pieces a step those 4 warps were the slowest (H100 80GB HBM3, 2026-11-27, A/B in one run, M = 256 us, int4 /
+  // nf4 / nvfp4 / mxfp4: 8192^2 92.5 / 98.1 / 99.5 / 97.8 -> 86.4 / 89.6 / 91.8 / 89.2, 28672x8192 358.9 / 379.3 /
+  // 385.5 / 378.1 -> 340.5 / 347.0 / 354.6 / 347.6).
+  static constexpr int XTH = BMM == 256 ? PROD : 128;
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -236,7 +240,9 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     // line queueing at one L2 slice (H100, 8192^2 M = 129 220 us, M = 256 91; 4096^2 M = 320 141, M = 512 50).
     // Zero-filling them (cp.async with src_size 0) fixed that too, but full tiles ran 8-10% slower with it, also with
     // a separate plain-copy loop for full tiles (same card: 14336x4096 M = 256 int4 108.1 against 97.7 us; the cause
-    // was not found). This keeps the main loop as it was: only the setup differs.
+    // was not found). This keeps the main loop as it was: only the setup differs. Measured (same card, 2026-11-27,
+    // one run, int4 us): 8192^2 M = 129 / 256 zero-fill 99.2 / 102.7 -> 87.0 / 92.5, 14336x4096 104.3 / 108.7 ->
+    // 93.5 / 98.6 (nf4 / nvfp4 / mxfp4 alike).
     const int pw1 = (1 << (31 - __clz(min(M - m0, BMM)))) - 1;
 #pragma unroll
     for (int i = 0; i < XP; ++i) {

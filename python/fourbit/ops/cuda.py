@@ -4,8 +4,7 @@ by the caller:
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
-                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17;
-                                           mxfp4 none above N = 8192);
+                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17);
                                            FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
@@ -57,7 +56,10 @@ DEQUANT_MIN_M = 257
 #            so tc wins there too for int4 / nf4 / nvfp4 (8192^2 M = 129 99.3 / 105.4 / 108.4 vs 115.0 / 134.4 / 118.3;
 #            28672x8192 386.5 / 410.4 / 422.7 vs 414.9 / 484.1 / 431.6). mxfp4 is even at N <= 8192 (8192^2 106.7 vs
 #            105.5) but 4-6% slower above (28672x8192 416.7 vs 393.3, 14336x4096 110.4 vs 105.2; M = 256 in that run
-#            412.7 vs 396.7, 111.9 vs 106.3), so mxfp4 stays on Triton above N = 8192.
+#            412.7 vs 396.7, 111.9 vs 106.3), so mxfp4 stayed on Triton above N = 8192 for a while.
+#   M = 129-256 on the twelfth session's kernel (dead rows read valid rows, x copies spread over all producers;
+#            H100 80GB HBM3, 2026-11-27): tc faster for every format and shape, mxfp4 above N = 8192 included
+#            (28672x8192 340.0-347.6 vs 392.7-398.8, 14336x4096 93.1-95.8 vs 104.4-106.3); mxfp4 is back to 128 < M.
 # int4_sym (codes c - 8, no zeros) shares int4's row and bnb_fp4 / nf4_dq share nf4's; those three were not timed.
 # Scales of other dtypes (bf16 / fp16, from checkpoints) stay on Triton: not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
@@ -67,7 +69,7 @@ TC_WINDOWS = {
     "table": (16, 256, 16384, 32),  # float32 scales, a table decode (nf4, nf4_dq, bnb_fp4)
     "int": (64, 256, 16384, 64),  # float32 scales, integer codes (int4 with zeros, int4_sym)
     "nvfp4": (16, 256, 8192, 128),  # e4m3 scales
-    "mxfp4": (64, 256, 8192, 256),  # e8m0 scales (none above N = 8192)
+    "mxfp4": (64, 256, 8192, 128),  # e8m0 scales
 }
 TC_HI = max(w[1] for w in TC_WINDOWS.values())  # no default window reaches above this M
 
