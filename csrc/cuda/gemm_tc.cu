@@ -116,11 +116,13 @@ template <int BMM> struct TcSmem {
   static_assert(BMM == 32 || BMM == 64 || BMM == 128 || BMM == 256, "x rows per CTA");
   static constexpr int ROWS = BMM >= 128 ? 64 : 128, PROD = 4 * ROWS, THREADS = PROD + 2 * ROWS;
   static constexpr int NS = BMM == 256 ? 1 : 2, TK = kSw * NS;  // slabs (and K) per stage
-  // Producer threads that copy x (XP 16-byte pieces each). At BMM = 256 all of them: with the first 128 copying 16
-  // pieces a step those 4 warps were the slowest (H100 80GB HBM3, 2026-11-27, A/B in one run, M = 256 us, int4 /
-  // nf4 / nvfp4 / mxfp4: 8192^2 92.5 / 98.1 / 99.5 / 97.8 -> 86.4 / 89.6 / 91.8 / 89.2, 28672x8192 358.9 / 379.3 /
-  // 385.5 / 378.1 -> 340.5 / 347.0 / 354.6 / 347.6).
-  static constexpr int XTH = BMM == 256 ? PROD : 128;
+  // Producer threads that copy x (XP 16-byte pieces each): all of them (the table decodes at BMM <= 64: the first
+  // 128). With the first 128 copying, those 4 warps were the slowest (H100 80GB HBM3, 2026-11-27, A/B in one run,
+  // us, int4 / nf4 / nvfp4 / mxfp4): M = 256 8192^2 92.5 / 98.1 / 99.5 / 97.8 -> 86.4 / 89.6 / 91.8 / 89.2, 28672x8192
+  // 358.9 / 379.3 / 385.5 / 378.1 -> 340.5 / 347.0 / 354.6 / 347.6; M = 128 28672x8192 215.6 / 238.7 / 244.0 / 240.0
+  // -> 209.5 / 231.9 / 237.6 / 234.2; int4 M = 64 8192^2 52.8 -> 49.0, 28672x8192 174.3 -> 162.1. The table decodes at
+  // M = 17-64 were 1-3% slower with all copying (28672x8192 M = 64 nf4 181.1 -> 184.0, M = 17 166.4 -> 170.9).
+  template <int CODES> static constexpr int XTH = BMM >= 128 || CODES != 0 ? PROD : 128;  // CODES: TcCodes
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -203,6 +205,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   // deadlocks: x(c + LX) would wait for full(c), which this step's own decode completes.
   constexpr int S = L::S, D = L::D, LR = D - 1, LX = L::LX;
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
+  constexpr int XTH = L::template XTH<CODES>;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
   const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR, lutb = sbase + L::LUT;
@@ -215,7 +218,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
-      mbar_init(bars + 8 * s, L::XTH + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
+      mbar_init(bars + 8 * s, XTH + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
       mbar_init(bars + 8 * (S + s), 2 * ROWS / 32);    // one per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -231,7 +234,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     const int64_t j0 = int64_t(n) * (K / G);
     const int kq = c_lo * TK + 16 * q;
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    constexpr int XP = BMM * 8 * NS / L::XTH;  // x pieces (slab, row, 16-byte chunk) per copying thread
+    constexpr int XP = BMM * 8 * NS / XTH;  // x pieces (slab, row, 16-byte chunk) per copying thread
     const XT* xsrc[XP];
     uint32_t xdst[XP];
     // Rows past M (a partial tile) copy valid rows of this tile, m0 + (xr & (pw - 1)) for the largest power of two
@@ -246,12 +249,12 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     const int pw1 = (1 << (31 - __clz(min(M - m0, BMM)))) - 1;
 #pragma unroll
     for (int i = 0; i < XP; ++i) {
-      const int piece = (tid & (L::XTH - 1)) + L::XTH * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
+      const int piece = (tid & (XTH - 1)) + XTH * i, h = piece / (BMM * 8), xr = (piece >> 3) % BMM;
       const int kc = piece & 7, mr = m0 + (m0 + xr < M ? xr : xr & pw1);
       xsrc[i] = x + int64_t(mr) * K + int64_t(c_lo) * TK + h * kSw + kc * 8;
       xdst[i] = sbase + L::W + h * L::XSL + sw128(xr, kc);
     }
-    const bool xon = tid < L::XTH;
+    const bool xon = tid < XTH;
     const uint32_t raw0 = sbase + S * L::STAGE + r * 32 + q * 8;
     // scale / zero ring: chunk c's slab h at index [c % D][h] (static: the loop is unrolled by D)
     uint32_t rs[D][NS], rz[D][NS];
@@ -266,7 +269,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
       }
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
-      const int s = int(unsigned(c) % S);  // L::XTH threads, each with one full arrival when its copies land)
+      const int s = int(unsigned(c) % S);  // XTH threads, each with one full arrival when its copies land)
       if (!xon) return;
       mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll

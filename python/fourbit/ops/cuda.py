@@ -4,7 +4,7 @@ by the caller:
   linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
-                                           wide N (TC_WINDOWS: nf4 from M = 17, int4 / mxfp4 from 65, nvfp4 from 17);
+                                           wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65);
                                            FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
@@ -60,6 +60,9 @@ DEQUANT_MIN_M = 257
 #   M = 129-256 on the twelfth session's kernel (dead rows read valid rows, x copies spread over all producers;
 #            H100 80GB HBM3, 2026-11-27): tc faster for every format and shape, mxfp4 above N = 8192 included
 #            (28672x8192 340.0-347.6 vs 392.7-398.8, 14336x4096 93.1-95.8 vs 104.4-106.3); mxfp4 is back to 128 < M.
+#   M = 17-64, int4, on the kernel whose producers all copy x (same day): tc faster or even at N <= 16384 (8192^2 M = 17
+#            / 32 / 64 39.8 / 40.1 / 49.0 vs 41.1 / 42.0 / 50.2; 14336x4096 M = 64 43.4 vs 46.7; 4096x14336 M = 64 46.5
+#            vs 45.3 the one loss), slower above (28672x8192 M = 17 139.9 vs 122.7, M = 64 162.1 vs 155.4): int4 from 17.
 # int4_sym (codes c - 8, no zeros) shares int4's row and bnb_fp4 / nf4_dq share nf4's; those three were not timed.
 # Scales of other dtypes (bf16 / fp16, from checkpoints) stay on Triton: not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
@@ -67,7 +70,7 @@ TC_MAX_M = int(_TC_ENV) if _TC_ENV else None  # None: the per-class default wind
 # weight class -> (lo, hi, wide_n, lo_wide): tc takes lo < M <= hi, and lo_wide < M <= hi when N > wide_n
 TC_WINDOWS = {
     "table": (16, 256, 16384, 32),  # float32 scales, a table decode (nf4, nf4_dq, bnb_fp4)
-    "int": (64, 256, 16384, 64),  # float32 scales, integer codes (int4 with zeros, int4_sym)
+    "int": (16, 256, 16384, 64),  # float32 scales, integer codes (int4 with zeros, int4_sym)
     "nvfp4": (16, 256, 8192, 128),  # e4m3 scales
     "mxfp4": (64, 256, 8192, 128),  # e8m0 scales
 }
