@@ -70,6 +70,9 @@
 #include <type_traits>
 #include <string>
 
+#include <cuda.h>          // CUtensorMap and its enums (types only: the driver call goes through cudart)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+
 #include "api.h"
 #include "common.cuh"
 #include "wgmma.cuh"
@@ -123,6 +126,9 @@ template <int BMM> struct TcSmem {
   // -> 209.5 / 231.9 / 237.6 / 234.2; int4 M = 64 8192^2 52.8 -> 49.0, 28672x8192 174.3 -> 162.1. The table decodes at
   // M = 17-64 were 1-3% slower with all copying (28672x8192 M = 64 nf4 181.1 -> 184.0, M = 17 166.4 -> 170.9).
   template <int CODES> static constexpr int XTH = BMM >= 128 || CODES != 0 ? PROD : 128;  // CODES: TcCodes
+  // One consumer warpgroup (BMM >= 128): the x tile comes by TMA, issued by the first consumer thread as soon as the
+  // consumers release a stage (S - 1 chunks ahead), so no producer copies x or waits for a stage to copy it into.
+  static constexpr bool TMA = BMM >= 128;
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -193,7 +199,8 @@ template <int SK> __device__ __forceinline__ float tc_scale(uint32_t raw) {
 }
 
 template <typename XT, int SK, bool HZ, int CODES, int BMM>
-__global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcParams p) {
+__global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1)
+gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = TcSmem<BMM>;
   // stages; raw slots; raw and x copy lookahead. x(c + LX) goes into the stage of chunk c + LX - S, which the
@@ -218,7 +225,8 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
   if (tid < 16) reinterpret_cast<float*>(base + L::LUT)[tid] = p.lut[tid];
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
-      mbar_init(bars + 8 * s, XTH + PROD / 32);  // x copiers' cp.async arrivals + one per producer warp
+      // x: XTH copiers' cp.async arrivals, or the TMA issuer's one (with the tile's bytes); one per producer warp
+      mbar_init(bars + 8 * s, (L::TMA ? 1 : XTH) + PROD / 32);
       mbar_init(bars + 8 * (S + s), 2 * ROWS / 32);    // one per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -270,7 +278,7 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
       const int s = int(unsigned(c) % S);  // XTH threads, each with one full arrival when its copies land)
-      if (!xon) return;
+      if (L::TMA || !xon) return;
       mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll
       for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * TK);
@@ -337,6 +345,20 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
     for (int i = 0; i < R; ++i) acc[i] = 0.f;
     // The slab index is a template constant so the descriptors are warp-uniform: computed from the thread index,
     // ptxas serialized every wgmma (C7515, a wait after each HGMMA).
+    const bool tma_issuer = L::TMA && tid == PROD;
+    auto issue_tma = [&](int c) {  // x of chunk c: NS boxes of 64 K x BMM rows (rows past M arrive as zeros)
+      const int s = int(unsigned(c) % S);
+      const uint32_t bar = bars + 8 * s;
+      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "n"(L::X) : "memory");
+#pragma unroll
+      for (int h = 0; h < NS; ++h)
+        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
+                     " [%4];\n" :: "r"(sbase + s * L::STAGE + L::W + h * L::XSL),
+                     "l"(reinterpret_cast<uint64_t>(&xmap)), "r"((c_lo + c) * TK + h * kSw), "r"(m0), "r"(bar)
+                     : "memory");
+    };
+    if (tma_issuer)
+      for (int c = 0; c < min(S, nch); ++c) issue_tma(c);  // every stage starts free
     auto mainloop = [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
       for (int c = 0; c < nch; ++c) {
@@ -353,6 +375,12 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         __syncwarp();
         if (c > 0 && (tid & 31) == 0) mbar_arrive(bars + 8 * (S + int(unsigned(c - 1) % S)));
+        if (tma_issuer && c > 0 && c - 1 + S < nch) {  // chunk c - 1's stage, once all consumer warps released it
+          const int cn = c - 1 + S;
+          mbar_wait(bars + 8 * (S + int(unsigned(cn) % S)), ((unsigned(cn) / S) & 1) ^ 1);
+          issue_tma(cn);
+        }
+        __syncwarp();  // warp 0 converged again before the next wgmma (.sync.aligned)
       }
     };
     if (k == 0) mainloop(std::integral_constant<int, 0>());
@@ -394,7 +422,23 @@ __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1) gemm_tc_kernel(TcPara
 #endif
 }
 
-int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached per device
+// cuTensorMapEncodeTiled from the driver through cudart (the extension links no libcuda); null when unavailable.
+using TcEncodeFn = PFN_cuTensorMapEncodeTiled_v12000;
+TcEncodeFn tc_encoder() {
+  static const TcEncodeFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return TcEncodeFn(nullptr);
+    }
+    return reinterpret_cast<TcEncodeFn>(f);
+  }();
+  return fn;
+}
+
+int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90) and TMA maps can be made, cached per device
   static int cache[64];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) { cudaGetLastError(); return 0; }
@@ -403,7 +447,7 @@ int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90), cached p
     int major = 0, minor = 0;
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    cache[dev] = major == 9 && minor == 0 ? 1 : 2;
+    cache[dev] = major == 9 && minor == 0 && tc_encoder() != nullptr ? 1 : 2;
   }
   return cache[dev] == 1;
 }
@@ -428,6 +472,23 @@ void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
   *per_out = int(per);
 }
 
+// The x operand [M, K] (row-major, 16-byte aligned, K % 128 == 0) as a TMA map: boxes of 64 K x BMM rows in the
+// 128-byte swizzle the wgmma descriptors read; rows past M are filled with zeros.
+template <typename XT>
+CUtensorMap tc_xmap(const TcParams& p, int bmm) {
+  CUtensorMap m{};
+  const cuuint64_t dims[2] = {cuuint64_t(p.K), cuuint64_t(p.M)}, strides[1] = {cuuint64_t(p.K) * sizeof(XT)};
+  const cuuint32_t box[2] = {cuuint32_t(kSw), cuuint32_t(bmm)}, unit[2] = {1, 1};
+  const CUresult r = tc_encoder()(&m, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                                       : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                                  2, const_cast<void*>(p.x), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("linear_tc: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return m;
+}
+
 template <typename XT, int SK, bool HZ, int CODES, int BMM>
 void launch_tc_t(const TcParams& p, dim3 grid, cudaStream_t st) {
   using L = TcSmem<BMM>;
@@ -437,7 +498,8 @@ void launch_tc_t(const TcParams& p, dim3 grid, cudaStream_t st) {
     return true;
   }();
   (void)attr;
-  gemm_tc_kernel<XT, SK, HZ, CODES, BMM><<<grid, L::THREADS, L::BYTES, st>>>(p);
+  const CUtensorMap xmap = L::TMA ? tc_xmap<XT>(p, BMM) : CUtensorMap{};
+  gemm_tc_kernel<XT, SK, HZ, CODES, BMM><<<grid, L::THREADS, L::BYTES, st>>>(p, xmap);
 }
 
 template <typename XT, int SK, bool HZ, int CODES>
