@@ -359,6 +359,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     };
     if (tma_issuer)
       for (int c = 0; c < min(S, nch); ++c) issue_tma(c);  // every stage starts free
+    __syncwarp();
     auto mainloop = [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
       for (int c = 0; c < nch; ++c) {
