@@ -39,10 +39,10 @@ def run_tc(x, args, bias):
 SHAPES = [  # (M, N, K, bias): M tiles 32 .. 256 and several, split-K (small N) and one wave (large N)
     (17, 4096, 1024, False), (32, 130, 512, True), (33, 256, 4096, False), (64, 4097, 2048, True),
     (100, 384, 8192, False), (128, 1000, 256, True), (129, 256, 1024, True), (256, 8192, 512, False),
-    (200, 64, 128, True),
+    (200, 64, 128, True), (300, 192, 512, False),  # M = 300: a second, partial 256-row tile (x rows from 256)
     # many passes over each stage ring (tc_plan on 132 SMs): 4-way split-K, 32 stages a CTA, 8 passes over the 4
-    # stages of the 64-row tile; 2-way split, 16 stages a CTA, 8 passes over the 2 stages of the 256-row tile, whose
-    # rows past M = 160 are filled by clamped copies and never stored
+    # stages of the 64-row tile; 2-way split, 32 stages a CTA, 8 passes over the 4 stages of the 256-row tile, whose
+    # x rows past M = 160 arrive as zeros (TMA) and are never stored
     (40, 4096, 16384, True), (160, 4096, 4096, True),
 ]
 
