@@ -126,9 +126,16 @@ template <int BMM> struct TcSmem {
   // -> 209.5 / 231.9 / 237.6 / 234.2; int4 M = 64 8192^2 52.8 -> 49.0, 28672x8192 174.3 -> 162.1. The table decodes at
   // M = 17-64 were 1-3% slower with all copying (28672x8192 M = 64 nf4 181.1 -> 184.0, M = 17 166.4 -> 170.9).
   template <int CODES> static constexpr int XTH = BMM >= 128 || CODES != 0 ? PROD : 128;  // CODES: TcCodes
-  // One consumer warpgroup (BMM >= 128): the x tile comes by TMA, issued by the first consumer thread as soon as the
-  // consumers release a stage (S - 1 chunks ahead), so no producer copies x or waits for a stage to copy it into.
-  static constexpr bool TMA = BMM >= 128;
+  // The x tile by TMA (BMM = 256, and BMM = 128 for the table decodes; one consumer warpgroup there): issued by the
+  // first consumer thread as soon as the consumers release a stage (S - 1 chunks ahead), so no producer copies x or
+  // waits for a stage to copy it into (producer loop, bf16 int4 256-row tile: 602 -> 470 SASS instructions a 4-step
+  // unroll). Measured (H100 80GB HBM3, 2026-11-27, A/B in one run, us, int4 / nf4 / nvfp4 / mxfp4, against the x
+  // copies spread over all producers): M = 256 8192^2 87.9 / 89.2 / 91.3 / 88.7 -> 84.2 / 83.6 / 82.7 / 83.1,
+  // 28672x8192 339.3 / 348.1 / 354.2 / 347.5 -> 327.0 / 328.6 / 323.8 / 317.8, 14336x4096 92.6 / 96.1 / 97.9 / 96.0 ->
+  // 90.0 / 90.6 / 89.9 / 89.0; M = 128 the table decodes 1-4% faster (28672x8192 235.9 / 241.5 / 237.5 -> 230.8 /
+  // 234.0 / 228.8) but int4 5-7% slower (8192^2 55.9 -> 59.6, 28672x8192 214.1 -> 227.8), so int4 keeps the copies
+  // there. (An earlier try, x by TMA from a producer thread that waited for the stage, was 20-30% slower.)
+  template <int CODES> static constexpr bool TMA = BMM == 256 || (BMM == 128 && CODES == 0);  // CODES: TcCodes
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -213,6 +220,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
   constexpr int S = L::S, D = L::D, LR = D - 1, LX = L::LX;
   constexpr int ROWS = L::ROWS, PROD = L::PROD;
   constexpr int XTH = L::template XTH<CODES>;
+  constexpr bool TMA = L::template TMA<CODES>;
   extern __shared__ __align__(1024) uint8_t tc_dyn[];
   uint8_t* base = tc_dyn + ((1024 - (smem_u32(tc_dyn) & 1023)) & 1023);
   const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR, lutb = sbase + L::LUT;
@@ -226,7 +234,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
   if (tid == 0) {
     for (int s = 0; s < S; ++s) {
       // x: XTH copiers' cp.async arrivals, or the TMA issuer's one (with the tile's bytes); one per producer warp
-      mbar_init(bars + 8 * s, (L::TMA ? 1 : XTH) + PROD / 32);
+      mbar_init(bars + 8 * s, (TMA ? 1 : XTH) + PROD / 32);
       mbar_init(bars + 8 * (S + s), 2 * ROWS / 32);    // one per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -278,7 +286,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     };
     auto issue_x = [&](int c) {  // x tile of chunk c into its stage, once the consumers released it (the first
       const int s = int(unsigned(c) % S);  // XTH threads, each with one full arrival when its copies land)
-      if (L::TMA || !xon) return;
+      if (TMA || !xon) return;
       mbar_wait(bars + 8 * (S + s), ((unsigned(c) / S) & 1) ^ 1);
 #pragma unroll
       for (int i = 0; i < XP; ++i) cp_async16(xdst[i] + s * L::STAGE, xsrc[i] + int64_t(c) * TK);
@@ -345,7 +353,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     for (int i = 0; i < R; ++i) acc[i] = 0.f;
     // The slab index is a template constant so the descriptors are warp-uniform: computed from the thread index,
     // ptxas serialized every wgmma (C7515, a wait after each HGMMA).
-    const bool tma_issuer = L::TMA && tid == PROD;
+    const bool tma_issuer = TMA && tid == PROD;
     auto issue_tma = [&](int c) {  // x of chunk c: NS boxes of 64 K x BMM rows (rows past M arrive as zeros)
       const int s = int(unsigned(c) % S);
       const uint32_t bar = bars + 8 * s;
@@ -359,7 +367,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     };
     if (tma_issuer)
       for (int c = 0; c < min(S, nch); ++c) issue_tma(c);  // every stage starts free
-    __syncwarp();
+    if constexpr (TMA) __syncwarp();
     auto mainloop = [&](auto ks) {
       constexpr int KS = decltype(ks)::value;
       for (int c = 0; c < nch; ++c) {
@@ -381,7 +389,7 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
           mbar_wait(bars + 8 * (S + int(unsigned(cn) % S)), ((unsigned(cn) / S) & 1) ^ 1);
           issue_tma(cn);
         }
-        __syncwarp();  // warp 0 converged again before the next wgmma (.sync.aligned)
+        if constexpr (TMA) __syncwarp();  // warp 0 converged again before the next wgmma (.sync.aligned)
       }
     };
     if (k == 0) mainloop(std::integral_constant<int, 0>());
@@ -499,7 +507,7 @@ void launch_tc_t(const TcParams& p, dim3 grid, cudaStream_t st) {
     return true;
   }();
   (void)attr;
-  const CUtensorMap xmap = L::TMA ? tc_xmap<XT>(p, BMM) : CUtensorMap{};
+  const CUtensorMap xmap = L::template TMA<CODES> ? tc_xmap<XT>(p, BMM) : CUtensorMap{};
   gemm_tc_kernel<XT, SK, HZ, CODES, BMM><<<grid, L::THREADS, L::BYTES, st>>>(p, xmap);
 }
 
