@@ -42,7 +42,13 @@ if want sanitize; then
   step "racecheck"
   timeout 180 compute-sanitizer --tool racecheck python3 "$R/scripts/gpu_smoke.py" > "$OUT/racecheck.log" 2>&1
   grep "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/racecheck.log" || tail -5 "$OUT/racecheck.log"
-  grep -q "ERROR SUMMARY: 0 errors\|RACECHECK SUMMARY: 0 hazards" "$OUT/racecheck.log" || status=1
+  # a hazard fails the step unless both accesses are in cuBLAS's own kernels (nvjet: 4 known splitK hazards, outside
+  # fourbit's control); the run must also have finished ("gpu smoke done")
+  grep -q "gpu smoke done" "$OUT/racecheck.log" || status=1
+  if ! grep -q "ERROR SUMMARY: 0 errors\|RACECHECK SUMMARY: 0 hazards" "$OUT/racecheck.log"; then
+    theirs=$(grep -c "access at nvjet_" "$OUT/racecheck.log"); all=$(grep -c "access at " "$OUT/racecheck.log")
+    echo "racecheck: $all hazard accesses, $theirs in cuBLAS (nvjet)"; [ "$all" -eq "$theirs" ] || status=1
+  fi
 fi
 if want tc; then
   step "tc: tests, timing, ncu stall summary"

@@ -1,13 +1,14 @@
 // Mid-M linear on Hopper tensor cores (sm_90a): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation,
 // for 4-bit weights (every nib4 format) and bf16 / fp16 x. Warp-specialized, one CTA an SM:
 //   - producer warpgroups (4 threads a weight row): copy the packed codes (cp.async, 8 bytes a thread a 64-K slab)
-//     and the x tile (BMM rows x 128 K) into a stage, then decode 16 codes a slab each into the stage's weight tile
-//     (two 64-K slabs a stage) as x's dtype:
+//     and, for the tiles without TMA (TcSmem::TMA), the x tile (BMM rows x 128 K) into a stage, then decode 16 codes
+//     a slab each into the stage's weight tile (two 64-K slabs a stage) as x's dtype:
 //     ((lut[c] - z) * s) in float32, rounded once (RNE), the Triton fused kernel's and the reference's operand;
 //     nvfp4's global scale multiplies the float32 sum in the epilogue. The int4 tables decode without a lookup.
 //   - consumer warpgroups (one per 64-row weight slab): per stage 8 wgmma m64nBMMk16 (A = the weight slab, B = the
 //     x tile, both from shared memory), one group in flight, so the tensor core multiplies stage i while the
-//     producers decode the next ones.
+//     producers decode the next ones. With TMA (the 256-row tile; the 128-row tile for table decodes) the first
+//     consumer thread loads each x tile by cp.async.bulk.tensor as soon as its stage is released.
 // Why: the Triton fused kernel waits for each wgmma right after issuing it, because its weight operand is
 // dequantized in the registers of the same warps (WARPGROUP.DEPBAR after every HGMMA), so decode and MMA serialize
 // inside a program (8192^2 M = 64: 50-67 us against an 11 us weight stream and 12 us of MMA).
@@ -23,6 +24,10 @@
 //                   (partial tiles) the same, where they had cost up to 2.2x (M = 129 220.5)
 //   4096^2 M = 128: 21.8 / 22.8 / 24.1 / 22.9 vs 24.1 / 24.9 / 24.8 / 23.1; M = 256 35.9 / 35.0 / 36.4 / 35.0 vs
 //          39.2 / 40.4 / 40.0 / 37.0.
+//   Twelfth session (H100 80GB HBM3, 2026-11-27, bench/gpu_tc.py --ms, A/B in one run each; TcSmem has the numbers):
+//   dead rows of partial tiles read valid rows (no zero-fill), every producer copies x, then x by TMA. 8192^2
+//   M = 256 now 84.2 / 83.6 / 82.7 / 83.1 (bf16 cuBLAS 57.8), M = 128 59.6 (copies: 55.9) / 60.9 / 61.7 / 60.7;
+//   4096^2 M = 256 32.0 / 31.1 / 32.1 / 31.7 (bf16 19.2); M = 129-255 as fast as M = 256.
 // ops/cuda.py routes by format, M and N (TC_WINDOWS, from a bench/gpu_tc.py run over its five model shapes);
 // FOURBIT_TC_MAX_M sets one window for every format.
 // Steps, each measured: no-swizzle layouts -> 128-byte swizzle (time per stage grew with M: wgmma at ~20% of
