@@ -97,6 +97,10 @@ struct TcParams {
   uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr for 0 <= k < 2^31 (tc_divider)
 };
 
+// How a code becomes its LUT value: any table (a shared-memory lookup) or, for the int4 tables lut[c] = c (UINT) and
+// c - 8 (SINT), 2^23 + c by bits with the 2^23 (and the 8) subtracted with the zero point: exact, no lookup.
+enum TcCodes : int { TC_LUT = 0, TC_UINT = 1, TC_SINT = 2 };
+
 // (gmul, gshr) with k / G == __umulhi(k, gmul) >> gshr for every 0 <= k < 2^31 and 2 <= G <= 2^30: l = ceil(log2 G),
 // gmul = ceil(2^(31 + l) / G) < 2^32, so k * gmul / 2^(31 + l) exceeds k / G by less than k / 2^(31 + l) < 1 / G,
 // which never carries floor(k / G) over the next integer. Why: the producer's scale index was a runtime division,
@@ -130,7 +134,7 @@ template <int BMM> struct TcSmem {
   // 358.9 / 379.3 / 385.5 / 378.1 -> 340.5 / 347.0 / 354.6 / 347.6; M = 128 28672x8192 215.6 / 238.7 / 244.0 / 240.0
   // -> 209.5 / 231.9 / 237.6 / 234.2; int4 M = 64 8192^2 52.8 -> 49.0, 28672x8192 174.3 -> 162.1. The table decodes at
   // M = 17-64 were 1-3% slower with all copying (28672x8192 M = 64 nf4 181.1 -> 184.0, M = 17 166.4 -> 170.9).
-  template <int CODES> static constexpr int XTH = BMM >= 128 || CODES != 0 ? PROD : 128;  // CODES: TcCodes
+  template <int CODES> static constexpr int XTH = BMM >= 128 || CODES != TC_LUT ? PROD : 128;
   // The x tile by TMA (BMM = 256, and BMM = 128 for the table decodes; one consumer warpgroup there): issued by the
   // first consumer thread as soon as the consumers release a stage (S - 1 chunks ahead), so no producer copies x or
   // waits for a stage to copy it into (producer loop, bf16 int4 256-row tile: 602 -> 470 SASS instructions a 4-step
@@ -140,7 +144,7 @@ template <int BMM> struct TcSmem {
   // 90.0 / 90.6 / 89.9 / 89.0; M = 128 the table decodes 1-4% faster (28672x8192 235.9 / 241.5 / 237.5 -> 230.8 /
   // 234.0 / 228.8) but int4 5-7% slower (8192^2 55.9 -> 59.6, 28672x8192 214.1 -> 227.8), so int4 keeps the copies
   // there. (An earlier try, x by TMA from a producer thread that waited for the stage, was 20-30% slower.)
-  template <int CODES> static constexpr bool TMA = BMM == 256 || (BMM == 128 && CODES == 0);  // CODES: TcCodes
+  template <int CODES> static constexpr bool TMA = BMM == 256 || (BMM == 128 && CODES == TC_LUT);
   static constexpr int S = 4, D = 4, LX = 1;  // any S works (ring index c % S); LX: see the kernel
   static_assert(LX <= S - 2, "x(c + LX) waits for the consumers past full(c + LX - S + 1): LX > S - 2 deadlocks");
   static constexpr int W = ROWS * TK * 2, X = BMM * TK * 2, RAW = ROWS * TK / 2;
@@ -192,9 +196,6 @@ __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
 // Byte offset of 16-byte chunk kc (0..7) of row r in a 128-byte-swizzled tile (1024-byte aligned).
 __device__ __forceinline__ uint32_t sw128(int r, int kc) { return uint32_t(r * 128 + ((kc ^ (r & 7)) << 4)); }
 
-// How a code becomes its LUT value: any table (a shared-memory lookup) or, for the int4 tables lut[c] = c (UINT) and
-// c - 8 (SINT), 2^23 + c by bits with the 2^23 (and the 8) subtracted with the zero point: exact, no lookup.
-enum TcCodes : int { TC_LUT = 0, TC_UINT = 1, TC_SINT = 2 };
 // The nibble at bit p of w: its LUT value (TC_LUT: base is the table's shared address, 64-byte aligned) or 2^23 + code
 // (the int tables: base is 0x4b000000, kept in a register so that extract-and-or is one LOP3).
 template <int CODES> __device__ __forceinline__ float tc_code(uint32_t w, int p, uint32_t base) {
