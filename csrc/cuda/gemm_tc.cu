@@ -259,8 +259,8 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     constexpr int XP = BMM * 8 * NS / XTH;  // x pieces (slab, row, 16-byte chunk) per copying thread
     const XT* xsrc[XP];
     uint32_t xdst[XP];
-    // Rows past M (a partial tile) copy valid rows of this tile, m0 + (xr & (pw - 1)) for the largest power of two
-    // pw <= M - m0; their outputs are never stored.
+    // Tiles that copy x here (not TMA, which zero-fills them): rows past M (a partial tile) copy valid rows of this
+    // tile, m0 + (xr & (pw - 1)) for the largest power of two pw <= M - m0; their outputs are never stored.
     // Clamping them all to row M - 1 made a partial tile 1.5-4x slower than a full one, every CTA's copies of one
     // line queueing at one L2 slice (H100, 8192^2 M = 129 220 us, M = 256 91; 4096^2 M = 320 141, M = 512 50).
     // Zero-filling them (cp.async with src_size 0) fixed that too, but full tiles ran 8-10% slower with it, also with

@@ -40,8 +40,9 @@ GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core
 DEQUANT_MIN_M = 257
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
-# the full bench/gpu_tc.py run of the eleventh session (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, tc vs Triton;
-# five shapes: 4096^2, 8192^2, 28672x8192, 4096x14336, 14336x4096):
+# the full bench/gpu_tc.py run of the eleventh session and changed by the twelfth session's runs (the last two
+# entries below; H100 80GB HBM3, 2026-11-27, CUDA graphs, us, tc vs Triton; five shapes: 4096^2, 8192^2, 28672x8192,
+# 4096x14336, 14336x4096):
 #   M = 256: tc faster for every format and shape (8192^2: int4 108.8 vs 117.8, nf4 95.8 vs 130.8, nvfp4 103.4 vs
 #            120.6, mxfp4 96.7 vs 111.9) but int4 28672x8192 (429.6 vs 423.5, 1.4% slower; after gemm_tc's 64-K
 #            stages for M > 128: 359.5 vs 419.9, and 8192^2 int4 88.6 vs 118.2);
@@ -62,7 +63,8 @@ DEQUANT_MIN_M = 257
 #            (28672x8192 340.0-347.6 vs 392.7-398.8, 14336x4096 93.1-95.8 vs 104.4-106.3); mxfp4 is back to 128 < M.
 #   M = 17-64, int4, on the kernel whose producers all copy x (same day): tc faster or even at N <= 16384 (8192^2 M = 17
 #            / 32 / 64 39.8 / 40.1 / 49.0 vs 41.1 / 42.0 / 50.2; 14336x4096 M = 64 43.4 vs 46.7; 4096x14336 M = 64 46.5
-#            vs 45.3 the one loss), slower above (28672x8192 M = 17 139.9 vs 122.7, M = 64 162.1 vs 155.4): int4 from 17.
+#            vs 45.3 the one loss), slower above (28672x8192 M = 17 139.9 vs 122.7, M = 64 162.1 vs 155.4):
+#            int4 from 17.
 # int4_sym (codes c - 8, no zeros) shares int4's row and bnb_fp4 / nf4_dq share nf4's; those three were not timed.
 # Scales of other dtypes (bf16 / fp16, from checkpoints) stay on Triton: not timed.
 _TC_ENV = os.environ.get("FOURBIT_TC_MAX_M")
