@@ -66,6 +66,16 @@ def workload():
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
+    # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu) for every nib4 kind, both x-block counts (M <= 32, <= 64),
+    # split-K (K = 4096) and not (K = 256, a partial 256-row block), a partial 8-row x block, with a bias
+    if nc.has_cuda():
+        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+            for N, K in ((300, 4096), (200, 256)):
+                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
+                for M in (17, 40, 64):
+                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
+                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16))
     # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
     from fourbit import kernels
     from fourbit.layout import to_blocked_scales

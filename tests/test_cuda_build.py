@@ -60,15 +60,17 @@ def w4a4_objects(tmp_path_factory):
     return d
 
 
-def test_gemv_compiles_all_archs_without_spills(tmp_path):
+@pytest.mark.parametrize("src", ["gemv.cu", "gemm_sm.cu"])
+def test_mma_sync_kernels_compile_all_archs_without_spills(tmp_path, src):
+    """The decode GEMV and the small-M GEMM (mma.sync, every architecture) compile without register spills."""
     def one(arch):
-        return arch, _compile(CUDA_DIR / "gemv.cu", arch, tmp_path / f"gemv_{arch}.o", ["-Xptxas", "-v"])
+        return arch, _compile(CUDA_DIR / src, arch, tmp_path / f"{src}_{arch}.o", ["-Xptxas", "-v"])
     with ThreadPoolExecutor(2) as ex:
         logs = dict(ex.map(one, ARCHS))
     for arch, log in logs.items():
         # a few bytes of spill (seen: 4 on one arch) cost nothing; a spilled fragment array would be hundreds
         spills = [ln for ln in log.splitlines() if "spill stores" in ln and int(ln.split(",")[1].split()[0]) > 64]
-        assert not spills, f"sm_{arch}: register spills in gemv.cu\n" + "\n".join(spills)
+        assert not spills, f"sm_{arch}: register spills in {src}\n" + "\n".join(spills)
 
 
 def test_gemm_tc_compiles_without_spills_or_serialized_wgmma(tmp_path):

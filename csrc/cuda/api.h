@@ -26,6 +26,13 @@ int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int
 const char* linear_path(const LinearArgs& a);
 void linear(const LinearArgs& a, uintptr_t stream);
 
+// Small-M 4-bit GEMM (csrc/cuda/gemm_sm.cu, mma.sync): whether linear() runs these arguments through it (16 < M <= 64,
+// nib4 codes with a GEMV scale kind, bf16 / fp16 x, K % 32 == 0, 16-byte aligned x and codes); its float32
+// split-K workspace (0: none); the launch (linear() calls it).
+bool linear_sm_takes(const LinearArgs& a);
+int64_t linear_sm_workspace(int64_t M, int64_t N, int64_t K);
+void linear_sm(const LinearArgs& a, uintptr_t stream);
+
 // Mid-M tensor-core GEMM (csrc/cuda/gemm_tc.cu, Hopper wgmma): whether these arguments and the current device take
 // it (nib4 codes, bf16 / fp16 x, K % 64 == 0, G a multiple of 64 or 16 / 32 for the E4M3 / E8M0 / f32 scales,
 // 16-byte aligned x and codes, an sm_90 device); the float32 workspace it needs (0: none); the launch.

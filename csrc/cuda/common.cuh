@@ -75,6 +75,17 @@ __host__ __device__ __forceinline__ int64_t blocked_offset(int64_t r, int64_t c,
 }
 
 // ---- element types as templates -------------------------------------------------------------------------------
+// Shared-memory address of a pointer into shared memory, and the cp.async helpers (16 bytes, L2 only; one group a
+// commit; wait until at most N of this thread's groups are pending).
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory");
+}
+
 template <typename T> struct Half2Of;
 template <> struct Half2Of<__nv_bfloat16> { using T2 = __nv_bfloat162; };
 template <> struct Half2Of<__half> { using T2 = __half2; };

@@ -98,6 +98,7 @@
 
 #include "api.h"
 #include "common.cuh"
+#include "nib4.cuh"
 
 namespace fourbit_cuda {
 namespace {
@@ -294,14 +295,6 @@ constexpr int kNibRows = 32;       // rows per block (4 n8 tiles, one per warp-t
 constexpr int kNibTiles = 4;
 constexpr int kNibSmem = 2 * 32768 - 16;  // a 32 KB table at the first 32 KB-aligned shared address (16-byte base)
 
-template <int SK> __device__ __forceinline__ float dec_scale(uint32_t raw) {
-  if (SK == SK_F32) return __uint_as_float(raw);
-  return SK == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
-}
-template <int SK> __device__ __forceinline__ uint32_t ld_scale(const void* s, int64_t i) {
-  if (SK == SK_F32) return __ldg(reinterpret_cast<const uint32_t*>(s) + i);
-  return __ldg(reinterpret_cast<const uint8_t*>(s) + i);
-}
 
 template <bool G16, bool HZ>
 struct NibStage {
@@ -370,26 +363,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
   const uint32_t tb32 = (sb32 + 0x7fffu) & ~0x7fffu;
   uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
-  // Table build: thread i stores entry e = i & 255 as 16-byte runs (4 lanes' copies each), run ((i >> 8) + e) & 7,
-  // so the 8 threads of an STS.128 phase (8 consecutive e) write 8 distinct bank groups; the pair comes from two
-  // L1-cached lut loads (no staging barrier). A rolled loop: unrolled, ptxas spilled in two 16-warp instantiations.
-  // Why: ncu (H100, 8192^2 nf4 M=1) put 24% of the warp stall samples and 17% of the executed instructions in the
-  // prologue when each thread stored 32 single words.
-  {
-    constexpr int T = NW * 32;  // 128, 256 or 512 threads
-    auto pair = [&](int e) {    // (lut[e & 15], lut[e >> 4]) as an XT pair
-      const XT lo = from_f32<XT>(__ldg(p.lut + (e & 15))), hi = from_f32<XT>(__ldg(p.lut + (e >> 4)));
-      return uint32_t(*reinterpret_cast<const uint16_t*>(&lo)) |
-             (uint32_t(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
-    };
-    uint32_t v = pair(threadIdx.x & 255);
-#pragma unroll 1
-    for (int i = threadIdx.x; i < 256 * 8; i += T) {
-      const int e = i & 255, run = ((i >> 8) + e) & 7;
-      if (T % 256) v = pair(e);  // 4-warp blocks: a thread's entries alternate
-      *reinterpret_cast<uint4*>(tbl + e * 32 + run * 4) = make_uint4(v, v, v, v);
-    }
-  }
+  build_pair_table<XT, NW * 32>(tbl, p.lut);  // (nib4.cuh)
   // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
   // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
   // chunks 4t + i) hit 8 distinct 16-byte bank groups. Placed below the table when that gap is large enough, else
@@ -598,14 +572,6 @@ void plan(int qk, int64_t Mt, int64_t N, int64_t K, int* S_out, int* ksl_out) {
   *ksl_out = int(chunks * 128);
 }
 
-// Which (scale kind, G == 16, zeros) combinations have a gemv_nib4_kernel instantiation (others: gemv_mma_kernel).
-bool nib4_fast(int qk, int sk, int64_t G, bool hz) {
-  if (qk != QK_NIB4) return false;
-  if (sk == SK_F32) return G != 16;
-  if (sk == SK_E4M3) return !hz;
-  return !hz && G != 16;
-}
-
 // Split count and slice length of gemv_nib4_kernel: ceil(N / 32) row blocks times S splits, S (<= 8, >= 8 steps of
 // 128 columns per block) picked so that the block count sits just under a whole number of 2-block-per-SM waves.
 void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_out) {
@@ -732,7 +698,8 @@ int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int
       S = std::max(S, S2);
     }
   }
-  return S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
+  const int64_t gemv_ws = S > 1 ? int64_t(S) * std::min<int64_t>(M, 16) * N : 0;
+  return qk == QK_NIB4 ? std::max(gemv_ws, linear_sm_workspace(M, N, K)) : gemv_ws;  // either kernel may take it
 }
 
 const char* linear_path(const LinearArgs& a) { return takes_mma(a) ? "mma" : "generic"; }
@@ -744,6 +711,10 @@ void linear(const LinearArgs& a, uintptr_t stream) {
   if (a.N > (int64_t(1) << 31) - kRows || a.M * a.N > (int64_t(1) << 40))
     throw std::invalid_argument("shape too large");
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  if (linear_sm_takes(a)) {  // 16 < M <= 64: the small-M GEMM over all M rows at once (gemm_sm.cu)
+    if (a.N > (int64_t(1) << 31) - kRows) throw std::invalid_argument("shape too large");
+    return linear_sm(a, stream);
+  }
   const bool mma = takes_mma(a);
   const int elt = a.xt == XT_F32 ? 4 : 2;
   for (int64_t m0 = 0; m0 < a.M; m0 += 16) {

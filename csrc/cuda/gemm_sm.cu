@@ -1,0 +1,273 @@
+// Small-M 4-bit GEMM (16 < M <= 64): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), on mma.sync m16n8k16 with the
+// WEIGHTS as the A operand and x as B, so the MMA's n8 runs over x rows and no MMA column is padding once M fills
+// its 8-row blocks (the decode GEMV puts x in A and pads M to 16).
+//   - A block is 16 warps; warp w owns weight rows n0 + 16 w .. + 16 as two n8 tiles (tile r: rows + 8 r + g). A lane
+//     holds 16 bytes (32 codes) of its row in each tile, decoded exactly as in the GEMV (gemv.cu: the per-lane
+//     byte-pair table, then (pair - zero) * scale in packed half arithmetic), and those 16 + 16 pairs are the A
+//     registers of 8 k16 MMAs directly: {tile 0 pair 2j, tile 1 pair 2j, tile 0 pair 2j + 1, tile 1 pair 2j + 1}.
+//     The MMA sums over its 16 k in any order across lanes, so x (B) only has to use the same k order: lane (g, t)
+//     reads the same 32 columns of x row 8 b + g as its codes, pairs 2j and 2j + 1 for MMA j.
+//   - All warps walk the same 128-column steps. Each step's x tile (MB * 8 rows x 128 columns, 16-byte pieces
+//     swizzled so the 8 lanes of an LDS.128 phase hit 8 bank groups) and codes (256 rows x 64 bytes) are copied by
+//     cp.async into a 3-slot ring, two steps ahead, one barrier a step; scales come from global memory one step
+//     ahead. The x tile is shared by 256 weight rows, which keeps x's L2 traffic at M * K * 2 bytes per 256 rows.
+//   - Split-K over blockIdx.y (float32 workspace, the GEMV's fixed-order reduce) when N / 256 blocks would not fill
+//     the GPU. Rows past N read row N - 1 (dropped), x rows past M read row M - 1 (their D columns are dropped), x
+//     columns past the slice are zero-filled and their codes get scale 0.
+// Rounding is the GEMV's: the MMA sees bf16/fp16(bf16/fp16(lut[c] - z) * s), the global scale multiplies the fp32
+// sum, so tests/test_cuda_gemv.py's derived bound applies unchanged.
+#include <algorithm>
+#include <stdexcept>
+
+#include "api.h"
+#include "common.cuh"
+#include "nib4.cuh"
+
+namespace fourbit_cuda {
+namespace {
+
+constexpr int kSmWarps = 16;              // warps a block (one block an SM at 128 registers)
+constexpr int kSmRows = kSmWarps * 16;    // weight rows a block
+constexpr int kSmStages = 3;              // ring slots: steps i + 1 and i + 2 copy while step i computes
+constexpr int kSmMaxM = 64;
+
+struct SmParams {
+  const void* x; int M; const uint8_t* q; int N; int K; int G;
+  const void* scales; const uint8_t* zeros; const float* gscale; const float* lut;
+  const void* bias; void* out; float* ws; int ksl;
+};
+
+// Shared memory of a block for MB 8-row x blocks: the ring (x tile, then codes, a slot), then the 32 KB table.
+template <int MB> struct SmLayout {
+  static constexpr int X = MB * 8 * 256;    // MB * 8 rows x 128 columns x 2 bytes
+  static constexpr int W = kSmRows * 64;    // 256 rows x 128 codes
+  static constexpr int SLOT = X + W;
+  static constexpr int TABLE = kSmStages * SLOT;
+  static constexpr int BYTES = TABLE + 256 * 32 * 4;
+  static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
+};
+
+// cp.async of 16 bytes that zero-fills the destination when `valid` is false (src is then not read).
+__device__ __forceinline__ void cp_async16_zfill(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and zero-point bytes) of the lane's 2 runs
+  uint32_t s0[2], s1[G16 ? 2 : 1], z;
+};
+
+template <typename XT, int SK, bool G16, bool HZ, int MB>
+__global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
+  using L = SmLayout<MB>;
+  constexpr int T = kSmWarps * 32;
+  extern __shared__ __align__(128) uint8_t sm_dyn[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int M = p.M, N = p.N, K = p.K, G = p.G;
+  const int ks = blockIdx.y * p.ksl, ke = min(K, ks + p.ksl);
+  const int nst = (ke - ks + 127) >> 7;
+  const int ng = K / G;
+  const int64_t rowbytes = K / 2;
+  const uint32_t sb = smem_u32(sm_dyn);
+  int nr[2];  // the lane's weight row in each tile (clamped)
+#pragma unroll
+  for (int r = 0; r < 2; ++r) nr[r] = min(int(blockIdx.x) * kSmRows + warp * 16 + r * 8 + g, N - 1);
+  // This lane's codes of tile r sit at slot + X + (16 warp + 8 r + g) * 64 + 16 t (8 lanes of a phase: 128 bytes).
+  const uint32_t wlane = uint32_t(L::X + (warp * 16 + g) * 64 + t * 16);
+
+  // Copy step i (codes, x tile) into ring slot i % 3; one cp.async group.
+  auto copy = [&](int i) {
+    const uint32_t slot = sb + uint32_t((i % kSmStages) * L::SLOT);
+    const int k0 = ks + i * 128;
+    const int kc = k0 + t * 32 < ke ? k0 + t * 32 : ks;  // a run past the slice: any valid address (scale 0)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) cp_async16(slot + wlane + uint32_t(r * 512), p.q + (int64_t)nr[r] * rowbytes + kc / 2);
+    const XT* x = reinterpret_cast<const XT*>(p.x);
+    static_assert(MB * 128 % T == 0, "whole x pieces a thread");
+#pragma unroll
+    for (int h = 0; h < MB * 128 / T; ++h) {  // piece c: row m = c / 16, 8 columns ch = c % 16
+      const int c = tid + h * T, m = c >> 4, ch = c & 15, kk = k0 + ch * 8;
+      const bool ok = kk < ke;
+      const uint32_t phys = uint32_t(ch ^ (((ch >> 3) & 1) << 1) ^ (m & 1));
+      cp_async16_zfill(slot + uint32_t(m * 256) + phys * 16u, x + (int64_t)min(m, M - 1) * K + (ok ? kk : 0), ok);
+    }
+  };
+  auto load = [&](SmScales<G16, HZ>& S, int i) {  // step i's scales and zero points of the lane's 2 runs
+    const int k0 = ks + i * 128 + t * 32;
+    const bool kv = k0 < ke;
+    const int kc = kv ? k0 : ks;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t j = (int64_t)nr[r] * ng + kc / G;
+      S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
+      if (G16) S.s1[r % (G16 ? 2 : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
+      if (HZ) S.z = r == 0 ? uint32_t(__ldg(p.zeros + j)) : S.z | (uint32_t(__ldg(p.zeros + j)) << 8);
+    }
+  };
+
+  copy(0);
+  cp_commit();
+  if (nst > 1) copy(1);
+  cp_commit();
+  SmScales<G16, HZ> cur, nxt;
+  load(cur, 0);
+  uint32_t* tbl = reinterpret_cast<uint32_t*>(sm_dyn + L::TABLE);
+  build_pair_table<XT, T>(tbl, p.lut);  // published by the first step's barrier
+  const uint32_t tb = sb + uint32_t(L::TABLE);
+
+  float acc[MB][4];
+#pragma unroll
+  for (int b = 0; b < MB; ++b) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.f;
+  // x row 8 b + g, chunk 4 t + i of a slot: + (8 b + g) * 256 + 16 * ((4 t + i) ^ (t & 2) ^ (g & 1)); 8 b keeps
+  // the row parity, so (t & 2) ^ (g & 1) is the same XOR for every b and i enters as i << 4.
+  const uint32_t xlane = uint32_t(g * 256 + 16 * ((4 * t) ^ (t & 2) ^ (g & 1)));
+  const int mb_used = (M + 7) >> 3;  // x blocks holding rows < M (the rest are skipped: a uniform branch)
+
+  for (int i = 0; i < nst; ++i) {
+    if (i + 1 < nst) load(nxt, i + 1);
+    cp_wait<1>();      // this thread's copies of step i have landed
+    __syncthreads();   // everyone's have; and every warp is done with step i - 1's slot, which step i + 2 refills
+    if (i + 2 < nst) copy(i + 2);
+    cp_commit();
+    const uint32_t slot = sb + uint32_t((i % kSmStages) * L::SLOT);
+    uint32_t lb;  // lane << 2, after the barrier (volatile asm) so no table lookup moves above the first one
+    asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"(uint32_t(lane) << 2));
+    uint32_t a[2][16];  // decoded pairs of the lane's run in tile r
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      uint4 wv;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w) : "r"(slot + wlane + uint32_t(r * 512)));
+      const float f0 = dec_scale<SK>(cur.s0[r]);
+      const uint32_t sc0 = pack2<XT>(f0, f0);
+      uint32_t sc1 = sc0;
+      if (G16) { const float f1 = dec_scale<SK>(cur.s1[r % (G16 ? 2 : 1)]); sc1 = pack2<XT>(f1, f1); }
+      uint32_t zh = 0;
+      if (HZ) { const float z = float((cur.z >> (8 * r)) & 0xffu); zh = pack2<XT>(z, z); }
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const uint32_t word = w == 0 ? wv.x : w == 1 ? wv.y : w == 2 ? wv.z : wv.w;
+#pragma unroll
+        for (int bb = 0; bb < 4; ++bb) {
+          const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
+          uint32_t v;
+          asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
+          if (HZ) v = hsub2<XT>(v, zh);
+          a[r][4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
+        }
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < MB; ++b) {
+      if (b >= mb_used) break;
+      uint32_t xb[16];  // x row 8 b + g, the lane's 32 columns as 16 pairs
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+        asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(xb[4 * c]), "=r"(xb[4 * c + 1]), "=r"(xb[4 * c + 2]), "=r"(xb[4 * c + 3])
+                     : "r"(slot + ((uint32_t(b * 2048) + xlane) ^ uint32_t(c << 4))));
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const uint32_t af[4] = {a[0][2 * j], a[1][2 * j], a[0][2 * j + 1], a[1][2 * j + 1]};
+        mma16816<XT>(acc[b], af, xb[2 * j], xb[2 * j + 1]);
+      }
+    }
+    cur = nxt;
+  }
+
+  // D of x block b: c0, c1 -> (weight row g, x rows 8 b + 2 t, + 1); c2, c3 -> (weight row g + 8, same x rows).
+  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  const XT* bias = reinterpret_cast<const XT*>(p.bias);
+  XT* out = reinterpret_cast<XT*>(p.out);
+  const int nw = int(blockIdx.x) * kSmRows + warp * 16 + g;
+#pragma unroll
+  for (int b = 0; b < MB; ++b) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int m = b * 8 + 2 * t + (e & 1), n = nw + 8 * (e >> 1);
+      if (m >= M || n >= N) continue;
+      if (gridDim.y > 1) {
+        p.ws[((int64_t)blockIdx.y * M + m) * N + n] = acc[b][e];
+      } else {
+        float v = acc[b][e];
+        if (p.gscale) v = v * gs;
+        if (bias) v = v + to_f32(bias[n]);
+        out[(int64_t)m * N + n] = from_f32<XT>(v);
+      }
+    }
+  }
+}
+
+// Split count S and slice length (multiple of 128 columns): ceil(N / 256) row blocks times S should fill the SMs
+// once (one block an SM), each slice keeping >= 4 steps; the split-K pass costs an [S, M, N] float32 round trip.
+void plan_sm(int64_t N, int64_t K, int* S_out, int* ksl_out) {
+  const int64_t rb = (N + kSmRows - 1) / kSmRows, kst = (K + 127) / 128;
+  int64_t S = std::max<int64_t>(1, std::min<int64_t>({8, kst / 4, sm_count() / rb}));
+  const int64_t chunks = (kst + S - 1) / S;
+  *S_out = int((kst + chunks - 1) / chunks);
+  *ksl_out = int(chunks * 128);
+}
+
+template <typename XT, int SK, bool G16, bool HZ, int MB>
+void launch_sm_mb(const SmParams& p, int S, cudaStream_t st) {
+  static const bool attr = [] {  // once per instantiation
+    cudaFuncSetAttribute(gemm_sm_kernel<XT, SK, G16, HZ, MB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         SmLayout<MB>::BYTES);
+    return true;
+  }();
+  (void)attr;
+  dim3 grid((p.N + kSmRows - 1) / kSmRows, S);
+  gemm_sm_kernel<XT, SK, G16, HZ, MB><<<grid, kSmWarps * 32, SmLayout<MB>::BYTES, st>>>(p);
+  check_launch("fourbit gemm_sm");
+}
+
+template <typename XT, int SK, bool G16, bool HZ>
+void launch_sm_t(const SmParams& p, int S, cudaStream_t st) {
+  if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, S, st);
+  else launch_sm_mb<XT, SK, G16, HZ, 8>(p, S, st);
+}
+
+template <typename XT>
+void launch_sm(const LinearArgs& a, cudaStream_t st) {
+  int S, ksl;
+  plan_sm(a.N, a.K, &S, &ksl);
+  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
+    throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
+  SmParams p{a.x, int(a.M), a.q, int(a.N), int(a.K), int(a.G), a.scales, a.zeros, a.gscale, a.lut,
+             a.bias, a.out, a.ws, ksl};
+  const bool hz = a.zeros != nullptr, g16 = a.G == 16;
+  if (a.sk == SK_F32) {
+    if (hz) launch_sm_t<XT, SK_F32, false, true>(p, S, st);
+    else launch_sm_t<XT, SK_F32, false, false>(p, S, st);
+  } else if (a.sk == SK_E4M3) {
+    if (g16) launch_sm_t<XT, SK_E4M3, true, false>(p, S, st);
+    else launch_sm_t<XT, SK_E4M3, false, false>(p, S, st);
+  } else {
+    launch_sm_t<XT, SK_E8M0, false, false>(p, S, st);
+  }
+  if (S > 1) launch_splitk_reduce<XT>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
+}
+
+}  // namespace
+
+bool linear_sm_takes(const LinearArgs& a) {
+  return a.M > 16 && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
+         (a.G == 16 || a.G % 32 == 0) && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr) &&
+         a.N < (int64_t(1) << 31) - kSmRows && a.K <= (int64_t(1) << 30) &&
+         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.q) & 15u) == 0;
+}
+
+int64_t linear_sm_workspace(int64_t M, int64_t N, int64_t K) {
+  if (M <= 16 || M > kSmMaxM || N <= 0 || K <= 0) return 0;
+  int S, ksl;
+  plan_sm(N, K, &S, &ksl);
+  return S > 1 ? int64_t(S) * M * N : 0;
+}
+
+void linear_sm(const LinearArgs& a, uintptr_t stream) {
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  if (a.xt == XT_BF16) launch_sm<__nv_bfloat16>(a, st);
+  else launch_sm<__half>(a, st);
+}
+
+}  // namespace fourbit_cuda

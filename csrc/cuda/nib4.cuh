@@ -1,0 +1,50 @@
+// Device helpers shared by the 4-bit mma.sync kernels (gemv.cu's decode GEMV and gemm_sm.cu's small-M GEMM): scale
+// loads and decodes by scale kind, and the per-lane byte-pair table both decode through.
+#pragma once
+#include "common.cuh"
+
+namespace fourbit_cuda {
+
+// A raw scale (float32 bits, or the E4M3 / E8M0 byte) -> float32.
+template <int SK> __device__ __forceinline__ float dec_scale(uint32_t raw) {
+  if (SK == SK_F32) return __uint_as_float(raw);
+  return SK == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
+}
+// Raw scale i of a [N, K/G] scale array of kind SK (read-only cache).
+template <int SK> __device__ __forceinline__ uint32_t ld_scale(const void* s, int64_t i) {
+  if (SK == SK_F32) return __ldg(reinterpret_cast<const uint32_t*>(s) + i);
+  return __ldg(reinterpret_cast<const uint8_t*>(s) + i);
+}
+
+// Per-lane byte-pair tables, built by a block of T threads: word e * 32 + lane of tbl (32 KB) holds
+// (lut[e & 15], lut[e >> 4]) as an XT pair, so a lane's lookup of byte e at ((e << 7) | lane << 2) hits its own bank.
+// Thread i stores entry e = i & 255 as 16-byte runs (4 lanes' copies each), run ((i >> 8) + e) & 7, so the 8 threads
+// of an STS.128 phase (8 consecutive e) write 8 distinct bank groups; the pair comes from two L1-cached lut loads (no
+// staging barrier). A rolled loop: unrolled, ptxas spilled in two 16-warp GEMV instantiations. Why: ncu (H100,
+// 8192^2 nf4 M=1) put 24% of the GEMV's warp stall samples and 17% of its instructions in the prologue when each
+// thread stored 32 single words. The caller's barrier publishes the table.
+template <typename XT, int T>
+__device__ __forceinline__ void build_pair_table(uint32_t* tbl, const float* lut) {
+  auto pair = [&](int e) {  // (lut[e & 15], lut[e >> 4]) as an XT pair
+    const XT lo = from_f32<XT>(__ldg(lut + (e & 15))), hi = from_f32<XT>(__ldg(lut + (e >> 4)));
+    return uint32_t(*reinterpret_cast<const uint16_t*>(&lo)) | (uint32_t(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
+  };
+  uint32_t v = pair(threadIdx.x & 255);
+#pragma unroll 1
+  for (int i = threadIdx.x; i < 256 * 8; i += T) {
+    const int e = i & 255, run = ((i >> 8) + e) & 7;
+    if (T % 256) v = pair(e);  // 4-warp blocks: a thread's entries alternate
+    *reinterpret_cast<uint4*>(tbl + e * 32 + run * 4) = make_uint4(v, v, v, v);
+  }
+}
+
+// Which (scale kind, G == 16, zeros) combinations the 4-bit kernels are instantiated for (gemv_nib4_kernel and
+// gemm_sm_kernel; other GEMV arguments take gemv_mma_kernel).
+inline bool nib4_fast(int qk, int sk, int64_t G, bool hz) {
+  if (qk != QK_NIB4) return false;
+  if (sk == SK_F32) return G != 16;
+  if (sk == SK_E4M3) return !hz;
+  return !hz && G != 16;
+}
+
+}  // namespace fourbit_cuda
