@@ -1,5 +1,5 @@
 """Timing of the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu, 16 < M <= 64) against the Hopper wgmma GEMM (tc) and
-bf16 cuBLAS on the GPU machine: python3 bench/gpu_sm.py [--ms M,M,...] [--profile [N,K,M,format ...]]
+bf16 cuBLAS on the GPU machine: python3 bench/gpu_sm.py [--quick] [--ms M,M,...] [--profile [N,K,M,format ...]]
 
 Same method as bench/gpu_tc.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us. Random data, bf16 x. The sm output is also
@@ -32,8 +32,9 @@ if "--profile" in sys.argv:  # driver for ncu -k regex:gemm_sm: one call per cas
         print("profiled", N, K, M, name)
     sys.exit(0)
 print(torch.cuda.get_device_name())
-shapes = [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2), (4096, 14336, 4), (14336, 4096, 4)]
-Ms = (17, 32, 48, 64)
+quick = "--quick" in sys.argv
+shapes = [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2), (4096, 14336, 4)] + ([] if quick else [(14336, 4096, 4)])
+Ms = (17, 32, 64) if quick else (17, 32, 48, 64)
 if "--ms" in sys.argv:
     Ms = tuple(int(m) for m in sys.argv[sys.argv.index("--ms") + 1].split(","))
 fmts = ("int4", "nf4", "nvfp4", "mxfp4")
