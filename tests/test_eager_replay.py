@@ -169,8 +169,9 @@ def test_gpu_replay_split_k_workspace_and_graph():
     lin = fourbit.QuantLinear.from_linear(torch.nn.Linear(4096, 128).to(DEV), "int4")
     x1, x2 = (torch.randn(64, 4096, device=DEV, dtype=torch.bfloat16) for _ in range(2))
     ref1, ref2 = lin(x1), lin(x2)  # first call records
-    # the Triton kernel, or on Hopper the wgmma GEMM (int4 from M = 17): both split K into a per-call workspace here
-    assert lin._fourbit_plan[1].replays[(64, torch.bfloat16, True)][0] in ("fused", "tc")
+    # the small-M GEMM (M <= 64, the 4-bit formats), else the Triton kernel or on Hopper the wgmma GEMM: all three
+    # split K into a per-call workspace here
+    assert lin._fourbit_plan[1].replays[(64, torch.bfloat16, True)][0] in ("sm", "fused", "tc")
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     ya = lin(x1)
