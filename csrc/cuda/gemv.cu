@@ -68,6 +68,12 @@
 //     group index by a shift for power-of-two G with branch-free (select) scale loads (no shorter main loop; nf4 /
 //     nvfp4 M=16 6-8% and 4096x14336 M=1 3-8% slower than without it); batching 2-4 x loads per thread in the
 //     staging (ptxas spills at the 128-register cap).
+//   round 6 (H100 80GB HBM3, 2026-11-27, scripts/gpu_ab.sh, bench/gpu_gemv.py), tried and dropped: the codes through
+//     a per-warp cp.async ring in shared memory (3 slots, two steps in flight instead of one in registers; scales two
+//     steps ahead in registers). 8192^2 M=1 25.4 / 23.5 / 26.3 / 22.2 -> 24.6 / 23.6 / 26.9 / 22.9 us, 4096^2 M=1
+//     9.3 / 8.9 / 9.7 / 8.9 -> 10.3 / 9.7 / 11.0 / 10.0, 4096x14336 M=1 2-10% slower. ncu before it (8192^2 int4 M=1):
+//     DRAM 39%, issue 42%, 1.01 eligible warps of 3.7, long-scoreboard 24% of the stall samples (~40% of those in the
+//     prologue); with the ring still 21%, then on the scale loads. More bytes in flight did not help.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
