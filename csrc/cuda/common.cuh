@@ -155,6 +155,21 @@ inline int sm_count() {
   return n;
 }
 
+// One fp32 result y[m, n] of a GEMV / GEMM kernel: into split-K partial blockIdx.y of ws [S, M, N] when the grid
+// splits K (the reduce adds the global scale and bias), else times the global scale gs (if gscale), plus bias[n], as
+// XT into out [M, N].
+template <typename XT>
+__device__ __forceinline__ void store_result(float v, int m, int n, int M, int N, float* ws, const float* gscale,
+                                             float gs, const XT* bias, XT* out) {
+  if (gridDim.y > 1) {
+    ws[((int64_t)blockIdx.y * M + m) * N + n] = v;
+  } else {
+    if (gscale) v = v * gs;
+    if (bias) v = v + to_f32(bias[n]);
+    out[(int64_t)m * N + n] = from_f32<XT>(v);
+  }
+}
+
 // Split-K epilogue: out[i] = cast(sum over the S partials ws[s, i] in order s = 0, 1, ... (deterministic), times the
 // global scale, plus bias[i % N]); ws [S, M, N] float32, out [M, N].
 template <typename XT>

@@ -186,14 +186,7 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
     for (int e = 0; e < 4; ++e) {
       const int m = b * 8 + 2 * t + (e & 1), n = nw + 8 * (e >> 1);
       if (m >= M || n >= N) continue;
-      if (gridDim.y > 1) {
-        p.ws[((int64_t)blockIdx.y * M + m) * N + n] = acc[b][e];
-      } else {
-        float v = acc[b][e];
-        if (p.gscale) v = v * gs;
-        if (bias) v = v + to_f32(bias[n]);
-        out[(int64_t)m * N + n] = from_f32<XT>(v);
-      }
+      store_result<XT>(acc[b][e], m, n, M, N, p.ws, p.gscale, gs, bias, out);
     }
   }
 }

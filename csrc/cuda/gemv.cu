@@ -278,14 +278,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
     for (int i = 0; i < 4; ++i) {
       const int m = g + 8 * (i >> 1), n = n_base + r * 8 + 2 * t + (i & 1);
       if (m >= M || n >= N) continue;
-      if (gridDim.y > 1) {
-        p.ws[((int64_t)blockIdx.y * M + m) * N + n] = acc[r][i];
-      } else {
-        float v = acc[r][i];
-        if (p.gscale) v = v * gs;
-        if (bias) v = v + to_f32(bias[n]);
-        out[(int64_t)m * N + n] = from_f32<XT>(v);
-      }
+      store_result<XT>(acc[r][i], m, n, M, N, p.ws, p.gscale, gs, bias, out);
     }
   }
 }
@@ -503,13 +496,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     float v = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; ++w) v += red[(ri * NW + w) * 32 + ln];
-    if (gridDim.y > 1) {
-      p.ws[((int64_t)blockIdx.y * M + m) * N + n] = v;
-    } else {
-      if (p.gscale) v = v * gs;
-      if (bias) v = v + to_f32(bias[n]);
-      out[(int64_t)m * N + n] = from_f32<XT>(v);
-    }
+    store_result<XT>(v, m, n, M, N, p.ws, p.gscale, gs, bias, out);
   }
 }
 
