@@ -6,7 +6,8 @@ by the caller:
                                            nib4 weights with the GEMV's scale kinds and bf16 / fp16 x (SM_MAX_M)
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
-                                           wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65);
+                                           wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65; in
+                                           practice above SM_MAX_M wherever the small-M GEMM applies);
                                            FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
