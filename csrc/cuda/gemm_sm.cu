@@ -54,7 +54,7 @@ __device__ __forceinline__ void cp_async16_zfill(uint32_t dst, const void* src, 
 }
 
 template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and zero-point bytes) of the lane's 2 runs
-  uint32_t s0[2], s1[G16 ? 2 : 1], z;
+  uint32_t s0[2], s1[G16 ? 2 : 1], z[HZ ? 2 : 1];  // zero bytes unpacked: a PRMT right after the loads waited on them
 };
 
 template <typename XT, int SK, bool G16, bool HZ, int MB>
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
       const int64_t j = (int64_t)nr[r] * ng + kc / G;
       S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (G16) S.s1[r % (G16 ? 2 : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
-      if (HZ) S.z = r == 0 ? uint32_t(__ldg(p.zeros + j)) : S.z | (uint32_t(__ldg(p.zeros + j)) << 8);
+      if (HZ) S.z[r % (HZ ? 2 : 1)] = __ldg(p.zeros + j);
     }
   };
 
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
       uint32_t sc1 = sc0;
       if (G16) { const float f1 = dec_scale<SK>(cur.s1[r % (G16 ? 2 : 1)]); sc1 = pack2<XT>(f1, f1); }
       uint32_t zh = 0;
-      if (HZ) { const float z = float((cur.z >> (8 * r)) & 0xffu); zh = pack2<XT>(z, z); }
+      if (HZ) { const float z = float(cur.z[r % (HZ ? 2 : 1)]); zh = pack2<XT>(z, z); }
 #pragma unroll
       for (int w = 0; w < 4; ++w) {
         const uint32_t word = w == 0 ? wv.x : w == 1 ? wv.y : w == 2 ? wv.z : wv.w;
