@@ -300,7 +300,7 @@ struct NibStage {
   uint4 w[kNibTiles];
   uint32_t s0[kNibTiles];
   uint32_t s1[G16 ? kNibTiles : 1];
-  uint32_t z[HZ ? kNibTiles : 1];  // zero points (HZ; G16 never has zeros here), unpacked until use
+  uint32_t z;  // zero points (HZ; G16 never has zeros here): byte r for tile r, one register for all 4 tiles
 };
 
 // 8 warps a block at 128 registers (2 blocks an SM), or 16 warps (W16, one block an SM) when the grid has at most
@@ -348,7 +348,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
       const int64_t j = (int64_t)nr[r] * ng + kc / G;
       S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (G16) S.s1[r % (G16 ? kNibTiles : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
-      if (HZ) S.z[r % (HZ ? kNibTiles : 1)] = __ldg(p.zeros + j);
+      if (HZ) S.z = r == 0 ? uint32_t(__ldg(p.zeros + j)) : S.z | (uint32_t(__ldg(p.zeros + j)) << (8 * r));
     }
   };
 
@@ -437,7 +437,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
       if (G16) { const float f1 = dec_scale<SK>(S.s1[r % (G16 ? kNibTiles : 1)]); sc1 = pack2<XT>(f1, f1); }
       uint32_t zh0 = 0;
       if (HZ) {
-        const float z0 = float(S.z[r % (HZ ? kNibTiles : 1)]);
+        const float z0 = float((S.z >> (8 * r)) & 0xffu);
         zh0 = pack2<XT>(z0, z0);
       }
       uint32_t b[16];
