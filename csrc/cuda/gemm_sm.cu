@@ -17,6 +17,7 @@
 // Rounding is the GEMV's: the MMA sees bf16/fp16(bf16/fp16(lut[c] - z) * s), the global scale multiplies the fp32
 // sum, so tests/test_cuda_gemv.py's derived bound applies unchanged.
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "api.h"
@@ -30,6 +31,8 @@ constexpr int kSmWarps = 16;              // warps a block (one block an SM at 1
 constexpr int kSmRows = kSmWarps * 16;    // weight rows a block
 constexpr int kSmStages = 3;              // ring slots: steps i + 1 and i + 2 copy while step i computes
 constexpr int kSmMaxM = 64;
+constexpr int kSmMinM = 8;               // (EXPERIMENT) M above which the workspace covers it
+int sm_min_m() { const char* e = getenv("FOURBIT_SM_MIN_M"); return e ? atoi(e) : 16; }
 
 struct SmParams {
   const void* x; int M; const uint8_t* q; int N; int K; int G;
@@ -83,10 +86,11 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) cp_async16(slot + wlane + uint32_t(r * 512), p.q + (int64_t)nr[r] * rowbytes + kc / 2);
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    static_assert(MB * 128 % T == 0, "whole x pieces a thread");
+    static_assert(MB * 128 % T == 0 || T % (MB * 128) == 0, "x pieces spread evenly over the threads");
 #pragma unroll
-    for (int h = 0; h < MB * 128 / T; ++h) {  // piece c: row m = c / 16, 8 columns ch = c % 16
+    for (int h = 0; h < (MB * 128 + T - 1) / T; ++h) {  // piece c: row m = c / 16, 8 columns ch = c % 16
       const int c = tid + h * T, m = c >> 4, ch = c & 15, kk = k0 + ch * 8;
+      if (MB * 128 < T && c >= MB * 128) break;  // MB = 2: half the threads copy x
       const bool ok = kk < ke;
       const uint32_t phys = uint32_t(ch ^ (((ch >> 3) & 1) << 1) ^ (m & 1));
       cp_async16_zfill(slot + uint32_t(m * 256) + phys * 16u, x + (int64_t)min(m, M - 1) * K + (ok ? kk : 0), ok);
@@ -216,7 +220,8 @@ void launch_sm_mb(const SmParams& p, int S, cudaStream_t st) {
 
 template <typename XT, int SK, bool G16, bool HZ>
 void launch_sm_t(const SmParams& p, int S, cudaStream_t st) {
-  if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, S, st);
+  if (p.M <= 16) launch_sm_mb<XT, SK, G16, HZ, 2>(p, S, st);
+  else if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, S, st);
   else launch_sm_mb<XT, SK, G16, HZ, 8>(p, S, st);
 }
 
@@ -244,14 +249,14 @@ void launch_sm(const LinearArgs& a, cudaStream_t st) {
 }  // namespace
 
 bool linear_sm_takes(const LinearArgs& a) {
-  return a.M > 16 && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
+  return a.M > sm_min_m() && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
          (a.G == 16 || a.G % 32 == 0) && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr) &&
          a.N < (int64_t(1) << 31) - kSmRows && a.K <= (int64_t(1) << 30) &&
          (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.q) & 15u) == 0;
 }
 
 int64_t linear_sm_workspace(int64_t M, int64_t N, int64_t K) {
-  if (M <= 16 || M > kSmMaxM || N <= 0 || K <= 0) return 0;
+  if (M <= kSmMinM || M > kSmMaxM || N <= 0 || K <= 0) return 0;
   int S, ksl;
   plan_sm(N, K, &S, &ksl);
   return S > 1 ? int64_t(S) * M * N : 0;
