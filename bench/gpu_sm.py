@@ -1,5 +1,5 @@
-"""Timing of the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu, 16 < M <= 64) against the Hopper wgmma GEMM (tc) and
-bf16 cuBLAS on the GPU machine: python3 bench/gpu_sm.py [--quick] [--ms M,M,...] [--profile [N,K,M,format ...]]
+"""Timing of the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu, 8 < M <= 64) against the Hopper wgmma GEMM (tc) and
+bf16 cuBLAS on the GPU machine: python3 bench/gpu_sm.py [--quick] [--no-tc] [--ms M,M,...] [--profile [N,K,M,format ...]]
 
 Same method as bench/gpu_tc.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us. Random data, bf16 x. The sm output is also
@@ -34,7 +34,7 @@ if "--profile" in sys.argv:  # driver for ncu -k regex:gemm_sm: one call per cas
 print(torch.cuda.get_device_name())
 quick = "--quick" in sys.argv
 shapes = [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2), (4096, 14336, 4)] + ([] if quick else [(14336, 4096, 4)])
-Ms = (17, 32, 64) if quick else (17, 32, 48, 64)
+Ms = (16, 17, 32, 64) if quick else (9, 16, 17, 32, 48, 64)
 if "--ms" in sys.argv:
     Ms = tuple(int(m) for m in sys.argv[sys.argv.index("--ms") + 1].split(","))
 fmts = ("int4", "nf4", "nvfp4", "mxfp4")
@@ -54,7 +54,7 @@ for N, K, R in shapes:
             out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             out2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             nc.linear_out(x, *args, None, out)
-            has_tc = nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
+            has_tc = "--no-tc" not in sys.argv and nc.tc_supported(x, args[0], args[1], args[2], args[4], args[5])
             if has_tc:
                 nc.linear_out(x, *args, None, out2, tc=True)
             rel = ((out.float() - out2.float()).abs().max() / out2.float().abs().max().clamp(min=1e-30)).item() \

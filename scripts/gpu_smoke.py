@@ -25,7 +25,7 @@ def workload():
         w = torch.randn(37, 256, device=dev)
         qw = fourbit.quantize(w, fmt)
         qw.dequantize(torch.bfloat16)
-        for M in (1, 3, 17):  # CUDA GEMV (M <= 16) and Triton GEMM
+        for M in (1, 3, 17):  # CUDA GEMV (M <= 8), the small-M GEMM or Triton GEMM
             for dt in (torch.bfloat16, torch.float32):
                 x = torch.randn(M, 256, device=dev, dtype=dt)
                 fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
@@ -66,13 +66,14 @@ def workload():
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
-    # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu) for every nib4 kind, both x-block counts (M <= 32, <= 64),
-    # split-K (K = 4096) and not (K = 256, a partial 256-row block), a partial 8-row x block, with a bias
+    # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu) for every nib4 kind, its three x-block counts (M <= 16, 32, 64),
+    # split-K (K = 4096) and not (K = 256, a partial 256-row block), a partial 8-row x block, with a bias; M = 72:
+    # the native call's GEMV in 16-row slabs (its M16 kernel, which the op's routing no longer reaches)
     if nc.has_cuda():
         for name in ("int4", "nf4", "nvfp4", "mxfp4"):
             for N, K in ((300, 4096), (200, 256)):
                 args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
-                for M in (17, 40, 64):
+                for M in (12, 17, 40, 64, 72):
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16))

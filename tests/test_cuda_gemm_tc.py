@@ -79,7 +79,7 @@ def test_tc_route_deterministic_graph(monkeypatch):
     from a CUDA graph (split-K reduces in a fixed order; the workspace comes from the graph's pool). The small-M
     GEMM's route is off here (it would take M = 64 first)."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
-    monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.GEMV_MAX_M)
+    monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.SM_MIN_M)
     fmt = PRESETS["nvfp4"]
     _, args = quantized(fmt, 512, 4096)
     x = torch.randn(64, 4096, device="cuda").to(torch.bfloat16)
@@ -101,7 +101,7 @@ def test_tc_route_deterministic_graph(monkeypatch):
 def test_tc_not_taken(monkeypatch):
     """What the tc path does not take goes elsewhere, with the route enabled: fp32 x, int8 codes, K % 128 != 0."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
-    monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.GEMV_MAX_M)  # else the small-M GEMM takes the M = 32 control
+    monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.SM_MIN_M)  # else the small-M GEMM takes the M = 32 control
     _, args = quantized(PRESETS["int4"], 256, 4096)
     assert cuda_ops.route(torch.randn(32, 4096, device="cuda").bfloat16(), *args) == "tc"  # the control
     x = torch.randn(32, 4096, device="cuda")
@@ -132,14 +132,14 @@ def test_tc_default_window(monkeypatch, name):
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", None)
     for N, (lo, hi) in zip((320, 8200, 16392), DEFAULT_WINDOWS[name]):
         dense, args = quantized(PRESETS[name], N, 256)
-        x32 = torch.zeros(32, 256, device="cuda", dtype=torch.bfloat16)  # stands for 16 < M <= SM_MAX_M
+        x32 = torch.zeros(32, 256, device="cuda", dtype=torch.bfloat16)  # stands for SM_MIN_M < M <= SM_MAX_M
         sm = nc.sm_takes(x32, args[0], args[1], args[2], args[4], args[5])
-        for M in (16, 17, 32, 33, 64, 65, 128, 129, 256, 257):
+        for M in (8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257):
             x = torch.randn(M, 256, generator=torch.Generator().manual_seed(M)).bfloat16()
             got = cuda_ops.route(x.cuda(), *args)
             lo_eff = max(lo, cuda_ops.SM_MAX_M) if sm else lo
             assert (got == "tc") == (lo_eff < M <= hi), f"{name} N={N} M={M}: {got}"
-            assert (got == "sm") == (sm and cuda_ops.GEMV_MAX_M < M <= cuda_ops.SM_MAX_M), f"{name} N={N} M={M}: {got}"
+            assert (got == "sm") == (sm and cuda_ops.SM_MIN_M < M <= cuda_ops.SM_MAX_M), f"{name} N={N} M={M}: {got}"
             if got == "tc" and M in (lo_eff + 1, hi):  # the reference match at each window's edges
                 y = torch.ops.fourbit.linear(x.cuda(), *args, None)
                 testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc N={N} M={M}",

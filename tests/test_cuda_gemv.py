@@ -75,9 +75,11 @@ def shapes(fmt):
     return [  # (M, N, K, bias)
         (1, 37, kmin, False), (2, 1, kmin, True), (3, 4097, kodd, True), (16, 37, kodd, False),
         (1, 4097, 4096, False), (16, 4097, 4096, True), (3, 37, 4096, False), (2, 130, 1024, True),
-        # 16 < M <= 64: the small-M GEMM (gemm_sm.cu) for nib4 weights: a partial 8-row x block, a partial
-        # 128-column step (kodd), rows past N in a 256-row block, split-K (K = 4096), a single step (kmin)
-        (17, 300, kodd, True), (40, 37, kmin, False), (64, 1030, 4096, False), (33, 260, 1024, True),
+        # 8 < M <= 64: the small-M GEMM (gemm_sm.cu) for nib4 weights (M = 16 above too): a partial 8-row x
+        # block, a partial 128-column step (kodd), rows past N in a 256-row block, split-K (K = 4096), a single step
+        # (kmin); M > 64 (72 = 4 x 16 + 8): the GEMV in 16-row slabs, its M16 kernel included
+        (9, 37, kmin, True), (17, 300, kodd, True), (40, 37, kmin, False), (64, 1030, 4096, False),
+        (33, 260, 1024, True), (72, 130, 1024, True),
     ]
 
 
@@ -162,9 +164,10 @@ def test_linear_per_channel_int4(symmetric):
                      f"int4 per-channel sym={symmetric} M={M} N={N} K={K}")
 
 
-@pytest.mark.parametrize("M", [16, 48])
+@pytest.mark.parametrize("M", [8, 16, 48, 72])
 def test_deterministic_split_k(M):
-    """The GEMV (M = 16) and the small-M GEMM (M = 48) split K here; the fixed-order reduce gives equal runs."""
+    """The GEMV (M = 8; M = 72 in 16-row slabs) and the small-M GEMM (M = 16, 48) split K here; the fixed-order reduce
+    gives equal runs."""
     dense, args = quantized("nf4", 37, 8192)
     x = torch.randn(M, 8192, device="cuda", dtype=torch.bfloat16)
     y1, y2 = nc.linear(x, *args), nc.linear(x, *args)

@@ -26,7 +26,7 @@ int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int
 const char* linear_path(const LinearArgs& a);
 void linear(const LinearArgs& a, uintptr_t stream);
 
-// Small-M 4-bit GEMM (csrc/cuda/gemm_sm.cu, mma.sync): whether linear() runs these arguments through it (16 < M <= 64,
+// Small-M 4-bit GEMM (csrc/cuda/gemm_sm.cu, mma.sync): whether linear() runs these arguments through it (8 < M <= 64,
 // nib4 codes with a GEMV scale kind, bf16 / fp16 x, K % 32 == 0, 16-byte aligned x and codes); its float32
 // split-K workspace (0: none); the launch (linear() calls it).
 bool linear_sm_takes(const LinearArgs& a);

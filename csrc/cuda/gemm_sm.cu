@@ -1,4 +1,4 @@
-// Small-M 4-bit GEMM (16 < M <= 64): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), on mma.sync m16n8k16 with the
+// Small-M 4-bit GEMM (8 < M <= 64): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), on mma.sync m16n8k16 with the
 // WEIGHTS as the A operand and x as B, so the MMA's n8 runs over x rows and no MMA column is padding once M fills
 // its 8-row blocks (the decode GEMV puts x in A and pads M to 16).
 //   - A block is 16 warps; warp w owns weight rows n0 + 16 w .. + 16 as two n8 tiles (tile r: rows + 8 r + g). A lane
@@ -16,8 +16,12 @@
 //     columns past the slice are zero-filled and their codes get scale 0.
 // Rounding is the GEMV's: the MMA sees bf16/fp16(bf16/fp16(lut[c] - z) * s), the global scale multiplies the fp32
 // sum, so tests/test_cuda_gemv.py's derived bound applies unchanged.
+// Why it starts at M = 9 (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, GEMV -> this kernel, int4 / nf4 / nvfp4 /
+// mxfp4): M = 16 8192^2 37.7 / 30.1 / 34.5 / 30.9 -> 29.4 / 28.3 / 33.8 / 30.7, 28672x8192 119.0 / 108.6 / 124.3 /
+// 107.6 -> 94.6 / 88.8 / 111.6 / 99.9, 14336x4096 40.7 / 32.3 / 36.5 / 32.7 -> 28.6 / 27.4 / 34.4 / 30.2, 4096^2
+// 14.5 / 13.4 / 15.0 / 13.5 -> 11.8 / 11.5 / 13.3 / 12.2: faster in all 20 cases. M = 9: faster in 14 of 20; mxfp4
+// 2-7% slower (8192^2 28.1 -> 30.3). The GEMV pads M to 16 MMA rows and reads x per warp; here 256 rows share x.
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "api.h"
@@ -31,8 +35,7 @@ constexpr int kSmWarps = 16;              // warps a block (one block an SM at 1
 constexpr int kSmRows = kSmWarps * 16;    // weight rows a block
 constexpr int kSmStages = 3;              // ring slots: steps i + 1 and i + 2 copy while step i computes
 constexpr int kSmMaxM = 64;
-constexpr int kSmMinM = 8;               // (EXPERIMENT) M above which the workspace covers it
-int sm_min_m() { const char* e = getenv("FOURBIT_SM_MIN_M"); return e ? atoi(e) : 16; }
+constexpr int kSmMinM = 8;               // the GEMV keeps M <= 8 (its M <= 8 kernel needs no padded MMA rows)
 
 struct SmParams {
   const void* x; int M; const uint8_t* q; int N; int K; int G;
@@ -249,7 +252,7 @@ void launch_sm(const LinearArgs& a, cudaStream_t st) {
 }  // namespace
 
 bool linear_sm_takes(const LinearArgs& a) {
-  return a.M > sm_min_m() && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
+  return a.M > kSmMinM && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
          (a.G == 16 || a.G % 32 == 0) && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr) &&
          a.N < (int64_t(1) << 31) - kSmRows && a.K <= (int64_t(1) << 30) &&
          (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.q) & 15u) == 0;

@@ -704,7 +704,7 @@ void linear(const LinearArgs& a, uintptr_t stream) {
   if (a.N > (int64_t(1) << 31) - kRows || a.M * a.N > (int64_t(1) << 40))
     throw std::invalid_argument("shape too large");
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
-  if (linear_sm_takes(a)) return linear_sm(a, stream);  // 16 < M <= 64: all M rows at once (gemm_sm.cu)
+  if (linear_sm_takes(a)) return linear_sm(a, stream);  // 8 < M <= 64: all M rows at once (gemm_sm.cu)
   const bool mma = takes_mma(a);
   const int elt = a.xt == XT_F32 ? 4 : 2;
   for (int64_t m0 = 0; m0 < a.M; m0 += 16) {

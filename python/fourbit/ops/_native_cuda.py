@@ -7,7 +7,7 @@ allocated through torch's caching allocator, which the graph's private pool serv
 - `linear` / `linear_out`: y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation, x bf16 / fp16 / fp32.
   bf16 / fp16 with K % 32 == 0 and G == 16 or G % 32 == 0 take the tensor-core GEMV (weights rounded to x's dtype
   before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
-  M > 16 runs in 16-row slabs. `tc=True` (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the
+  8 < M <= 64 with nib4 weights takes the small-M GEMM (sm_takes); other M > 16 run in 16-row slabs. `tc=True` (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the
   warp-specialized wgmma GEMM of csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
@@ -85,7 +85,7 @@ def tc_supported(x, qdata, scales, zeros, lut, group_size) -> bool:
 
 def sm_takes(x, qdata, scales, zeros, lut, group_size) -> bool:
     """Whether linear_out (tc=False) runs x [M, K] through the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu):
-    16 < M <= 64, nib4 codes with a scale kind the 4-bit GEMV has, bf16 / fp16 x, K % 32 == 0, 16-byte aligned x and
+    8 < M <= 64, nib4 codes with a scale kind the 4-bit GEMV has, bf16 / fp16 x, K % 32 == 0, 16-byte aligned x and
     codes (the native side checks, nothing is launched)."""
     if x.dtype not in (torch.bfloat16, torch.float16) or _qkind(qdata, lut) != "nib4" or scales.dtype not in _SD:
         return False

@@ -1,9 +1,10 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
-  linear, M <= 16 (decode)             -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
-  linear, 16 < M <= 64                  -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
-                                           nib4 weights with the GEMV's scale kinds and bf16 / fp16 x (SM_MAX_M)
+  linear, 8 < M <= 64                   -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
+                                           nib4 weights with the GEMV's scale kinds and bf16 / fp16 x (SM_MIN_M,
+                                           SM_MAX_M)
+  linear, M <= 16 otherwise (decode)    -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
                                            wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65; in
@@ -30,7 +31,12 @@ from . import _native_cuda
 from .library import check_out
 
 GEMV_MAX_M = 16  # decode sizes: the memory-bound GEMV; above it the tensor-core GEMM
-SM_MAX_M = 64    # 16 < M <= SM_MAX_M: the small-M mma.sync GEMM where it applies (before the wgmma GEMM's windows)
+# SM_MIN_M < M <= SM_MAX_M: the small-M mma.sync GEMM where it applies (ahead of the GEMV and the wgmma GEMM's
+# windows). The bounds live in the native linear_sm_takes (csrc/cuda/gemm_sm.cu, kSmMinM / kSmMaxM); these mirror them.
+# Why from M = 9: at M = 16 it beat the GEMV in all 20 shape x format cases of an H100 run (8192^2 int4 37.7 -> 29.4
+# us, 28672x8192 nf4 108.6 -> 88.8; gemm_sm.cu's header has the table).
+SM_MIN_M = 8
+SM_MAX_M = 64
 # From this M on, dequantize-then-cuBLAS beats the fused Triton GEMM. H100, CUDA-graph us, fused vs dequant+mm
 # (bench/gpu_peers.py crossover, 2026-11-26, before split-K): 8192^2 M=128 int4 96 vs 134, M=256 174 vs 136,
 # M=1024 457 vs 253. With split-K the fused kernel takes M=256 back (8192^2 int4 119.5, nf4 130.8 vs dequant+mm
@@ -119,10 +125,11 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     """The kernel linear_into runs for x2 [M, K]: 'gemv', 'sm' (the small-M GEMM), 'tc' (the Hopper wgmma GEMM),
     'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or 'fused' (the module docstring gives the rule)."""
     M = x2.shape[0]
+    if SM_MIN_M < M <= SM_MAX_M and _native_cuda.has_cuda() and \
+            _native_cuda.sm_takes(x2, qdata, scales, zeros, lut, group_size):
+        return "sm"
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
-    if M <= SM_MAX_M and _native_cuda.has_cuda() and _native_cuda.sm_takes(x2, qdata, scales, zeros, lut, group_size):
-        return "sm"
     # (M against the widest window first, so most calls skip the format checks)
     if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_HI) and _native_cuda.has_cuda():
         lo, hi = _tc_window(scales, lut, qdata.shape[0])
