@@ -145,10 +145,8 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
       uint4 wv;
       asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w) : "r"(slot + wlane + uint32_t(r * 512)));
-      const float f0 = dec_scale<SK>(cur.s0[r]);
-      const uint32_t sc0 = pack2<XT>(f0, f0);
-      uint32_t sc1 = sc0;
-      if (G16) { const float f1 = dec_scale<SK>(cur.s1[r % (G16 ? 2 : 1)]); sc1 = pack2<XT>(f1, f1); }
+      const uint32_t sc0 = scale_pair<XT, SK>(cur.s0[r]);
+      const uint32_t sc1 = G16 ? scale_pair<XT, SK>(cur.s1[r % (G16 ? 2 : 1)]) : sc0;
       uint32_t zh = 0;
       if (HZ) { const float z = float(cur.z[r % (HZ ? 2 : 1)]); zh = pack2<XT>(z, z); }
 #pragma unroll

@@ -431,10 +431,8 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     }
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) {
-      const float f0 = dec_scale<SK>(S.s0[r]);
-      const uint32_t sc0 = pack2<XT>(f0, f0);
-      uint32_t sc1 = sc0;
-      if (G16) { const float f1 = dec_scale<SK>(S.s1[r % (G16 ? kNibTiles : 1)]); sc1 = pack2<XT>(f1, f1); }
+      const uint32_t sc0 = scale_pair<XT, SK>(S.s0[r]);
+      const uint32_t sc1 = G16 ? scale_pair<XT, SK>(S.s1[r % (G16 ? kNibTiles : 1)]) : sc0;
       uint32_t zh0 = 0;
       if (HZ) {
         const float z0 = float((S.z >> (8 * r)) & 0xffu);

@@ -1,6 +1,8 @@
 // Device helpers shared by the 4-bit mma.sync kernels (gemv.cu's decode GEMV and gemm_sm.cu's small-M GEMM): scale
 // loads and decodes by scale kind, and the per-lane byte-pair table both decode through.
 #pragma once
+#include <type_traits>
+
 #include "common.cuh"
 
 namespace fourbit_cuda {
@@ -9,6 +11,25 @@ namespace fourbit_cuda {
 template <int SK> __device__ __forceinline__ float dec_scale(uint32_t raw) {
   if (SK == SK_F32) return __uint_as_float(raw);
   return SK == SK_E4M3 ? e4m3_to_f32(raw & 0xffu) : e8m0_to_f32(raw & 0xffu);
+}
+// A raw scale -> the XT pair (s, s) that the decode multiplies codes by, exact (as pack2 of dec_scale). E4M3 takes
+// the hardware e4m3x2 -> f16x2 conversion (sm_89+): one instruction for ~10 of field logic and selects, which ran in
+// every step (nvfp4 has two scales a run) and left nvfp4 the slowest format in both kernels. E8M0 into bf16 is bit
+// assembly: 2^(b - 127) has bf16 exponent field b (b = 0: the subnormal 2^-127, 0x0040; b = 255: NaN).
+template <typename XT, int SK> __device__ __forceinline__ uint32_t scale_pair(uint32_t raw) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  if (SK == SK_E4M3) {  // raw: the byte, so raw * 0x101 is the byte pair (b, b)
+    uint32_t h2;
+    asm("{\n .reg .b16 t;\n cvt.u16.u32 t, %1;\n cvt.rn.f16x2.e4m3x2 %0, t;\n}\n" : "=r"(h2) : "r"(raw * 0x101u));
+    if (std::is_same<XT, __half>::value) return h2;
+    const float f = __half2float(__ushort_as_half(uint16_t(h2 & 0xffffu)));  // e4m3 -> f16 -> f32 -> bf16: exact
+    return pack2<XT>(f, f);
+  }
+#endif
+  if (SK == SK_E8M0 && std::is_same<XT, __nv_bfloat16>::value)
+    return raw == 255u ? 0x7fc07fc0u : raw == 0u ? 0x00400040u : raw * 0x00800080u;
+  const float f = dec_scale<SK>(raw);
+  return pack2<XT>(f, f);
 }
 // Raw scale i of a [N, K/G] scale array of kind SK (read-only cache).
 template <int SK> __device__ __forceinline__ uint32_t ld_scale(const void* s, int64_t i) {
