@@ -1,5 +1,6 @@
 """Timing of the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu, 8 < M <= 64) against the Hopper wgmma GEMM (tc) and
-bf16 cuBLAS on the GPU machine: python3 bench/gpu_sm.py [--quick] [--no-tc] [--ms M,M,...] [--profile [N,K,M,format ...]]
+bf16 cuBLAS on the GPU machine:
+  python3 bench/gpu_sm.py [--quick] [--no-tc] [--ms M,M,...] [--profile [N,K,M,format ...]]
 
 Same method as bench/gpu_tc.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us. Random data, bf16 x. The sm output is also

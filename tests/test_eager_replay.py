@@ -138,9 +138,9 @@ def _case(name, N, K, seed):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["int4", "nf4", "nvfp4", "mxfp4", "int8"])
 def test_gpu_replay_matches_the_op(name):
-    """Every path (GEMV M <= 16 or from M = 9 the small-M GEMM, fused GEMM with and without split-K or the wgmma GEMM, dequantize + cuBLAS), bias
-    absent / aligned / misaligned by 2 bytes: the second and third calls (replays, with new x) equal the op bit for
-    bit."""
+    """Every path (GEMV M <= 16 or from M = 9 the small-M GEMM, fused GEMM with and without split-K or the wgmma
+    GEMM, dequantize + cuBLAS), bias absent / aligned / misaligned by 2 bytes: the second and third calls (replays,
+    with new x) equal the op bit for bit."""
     N, K = 256, 4096
     qw, gen = _case(name, N, K, 11)
     buf = torch.randn(N + 1, generator=gen).bfloat16().to(DEV)

@@ -7,8 +7,9 @@ allocated through torch's caching allocator, which the graph's private pool serv
 - `linear` / `linear_out`: y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation, x bf16 / fp16 / fp32.
   bf16 / fp16 with K % 32 == 0 and G == 16 or G % 32 == 0 take the tensor-core GEMV (weights rounded to x's dtype
   before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
-  8 < M <= 64 with nib4 weights takes the small-M GEMM (sm_takes); other M > 16 run in 16-row slabs. `tc=True` (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the
-  warp-specialized wgmma GEMM of csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel).
+  8 < M <= 64 with nib4 weights takes the small-M GEMM (sm_takes); other M > 16 run in 16-row slabs. `tc=True`
+  (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the warp-specialized wgmma GEMM of
+  csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
 - `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
