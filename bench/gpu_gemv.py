@@ -9,10 +9,8 @@ import sys
 import torch
 import triton
 
-import fourbit
-from fourbit.formats import PRESETS
 from fourbit.ops import _native_cuda as nc
-from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+from gpu_quick import cuda_args, graph_time, weight_copies  # bench/ is on sys.path when this script runs
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -22,8 +20,7 @@ if "--profile" in sys.argv:
     #   ncu --set full -k regex:gemv -o prof python3 bench/gpu_gemv.py --profile
     for N, K, M, name in [(8192, 8192, 1, "int4"), (8192, 8192, 16, "int4"), (4096, 4096, 1, "int4"),
                           (8192, 8192, 1, "nf4"), (8192, 8192, 16, "nvfp4")]:
-        qw = fourbit.quantize(torch.randn(N, K), PRESETS[name])
-        args = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+        args = cuda_args(name, torch.randn(N, K))
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
         nc.linear_out(x, *args, None, out)
@@ -43,17 +40,14 @@ rows = []
 for N, K, R in [(4096, 4096, 12), (8192, 8192, 4), (4096, 14336, 4)]:
     w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
     ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
-    qargs = {}
-    for name in ("int4", "nf4", "nvfp4", "mxfp4"):  # quantize once per shape (CPU)
-        qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
-        qargs[name] = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+    qargs = {name: cuda_args(name, w) for name in ("int4", "nf4", "nvfp4", "mxfp4")}  # quantized once per shape (CPU)
     for M in (1, 16):
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         tb = graph_time([lambda wi=wi: x @ wi.T for wi in ws])
         rows.append((f"{N}x{K}", M, "bf16 cuBLAS", tb * 1e3, ""))
         for name in ("int4", "nf4", "nvfp4", "mxfp4"):
             args = qargs[name]
-            copies = [tuple(t_.clone() if isinstance(t_, torch.Tensor) else t_ for t_ in args) for _ in range(R)]
+            copies = weight_copies(args, R)
             out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             ms = graph_time([lambda a=a: nc.linear_out(x, *a, None, out) for a in copies])
             nbytes = sum(t_.numel() * t_.element_size() for t_ in args[:4] if isinstance(t_, torch.Tensor))

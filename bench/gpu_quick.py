@@ -24,6 +24,17 @@ def bench(fn):
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
+def cuda_args(name, w):
+    """The op arguments of weight w quantized (on the CPU) to preset `name`, tensors moved to the GPU."""
+    qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
+    return tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+
+
+def weight_copies(args, R):
+    """R copies of the op arguments (fresh tensors), so a graph of R calls reads more weight bytes than L2 holds."""
+    return [tuple(t_.clone() if isinstance(t_, torch.Tensor) else t_ for t_ in args) for _ in range(R)]
+
+
 def graph_time(fns, timer=None):
     """Per-call ms of fns captured back to back in one CUDA graph; timer(replay) -> ms of one replay (default:
     do_bench's median with the L2 flushed)."""

@@ -9,18 +9,12 @@ import sys
 
 import torch
 
-import fourbit
-from fourbit.formats import PRESETS
 from fourbit.ops import _native_cuda as nc
-from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+from gpu_quick import cuda_args, graph_time, weight_copies  # bench/ is on sys.path when this script runs
 
 torch.manual_seed(0)
 dev = "cuda"
 
-
-def cuda_args(name, w):
-    qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
-    return tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
 
 
 if "--profile" in sys.argv:  # driver for ncu -k regex:gemm_sm: one call per case (default 8192,8192,64,int4)
@@ -51,7 +45,7 @@ for N, K, R in shapes:
         for name in fmts:
             args = qargs[name]
             assert nc.sm_takes(x, args[0], args[1], args[2], args[4], args[5]), name
-            copies = [tuple(t_.clone() if isinstance(t_, torch.Tensor) else t_ for t_ in args) for _ in range(R)]
+            copies = weight_copies(args, R)
             out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             out2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             nc.linear_out(x, *args, None, out)

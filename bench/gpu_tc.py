@@ -9,11 +9,9 @@ import sys
 
 import torch
 
-import fourbit
 from fourbit import kernels
-from fourbit.formats import PRESETS
 from fourbit.ops import _native_cuda as nc
-from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+from gpu_quick import cuda_args, graph_time, weight_copies  # bench/ is on sys.path when this script runs
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -23,8 +21,7 @@ if "--profile" in sys.argv:
     cases = [a.split(",") for a in sys.argv[sys.argv.index("--profile") + 1:]] or \
         [("8192", "8192", "64", "int4"), ("8192", "8192", "128", "nvfp4")]
     for N, K, M, name in [(int(a), int(b), int(c), d) for a, b, c, d in cases]:
-        qw = fourbit.quantize(torch.randn(N, K), PRESETS[name])
-        args = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+        args = cuda_args(name, torch.randn(N, K))
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         nc.linear_out(x, *args, None, torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
         torch.cuda.synchronize()
@@ -43,17 +40,14 @@ rows = []
 for N, K, R in shapes:
     w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
     ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
-    qargs = {}
-    for name in fmts:
-        qw = fourbit.quantize(w.float().cpu(), PRESETS[name])
-        qargs[name] = tuple(t_.cuda() if isinstance(t_, torch.Tensor) else t_ for t_ in qw.op_args())
+    qargs = {name: cuda_args(name, w) for name in fmts}  # quantized once per shape (CPU)
     for M in Ms:
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         tb = graph_time([lambda wi=wi: x @ wi.T for wi in ws]) * 1e3
         line = [f"{N}x{K}", M, tb]
         for name in fmts:
             args = qargs[name]
-            copies = [tuple(t_.clone() if isinstance(t_, torch.Tensor) else t_ for t_ in args) for _ in range(R)]
+            copies = weight_copies(args, R)
             out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             out2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
             nc.linear_out(x, *args, None, out, tc=True)
