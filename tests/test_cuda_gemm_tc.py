@@ -80,6 +80,7 @@ def test_tc_route_deterministic_graph(monkeypatch):
     GEMM's route is off here (it would take M = 64 first)."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
     monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.SM_MIN_M)
+    monkeypatch.setattr(cuda_ops, "RS_MAX_M", cuda_ops.RS_MIN_M)
     fmt = PRESETS["nvfp4"]
     _, args = quantized(fmt, 512, 4096)
     x = torch.randn(64, 4096, device="cuda").to(torch.bfloat16)
@@ -102,6 +103,7 @@ def test_tc_not_taken(monkeypatch):
     """What the tc path does not take goes elsewhere, with the route enabled: fp32 x, int8 codes, K % 128 != 0."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", 256)
     monkeypatch.setattr(cuda_ops, "SM_MAX_M", cuda_ops.SM_MIN_M)  # else the small-M GEMM takes the M = 32 control
+    monkeypatch.setattr(cuda_ops, "RS_MAX_M", cuda_ops.RS_MIN_M)  # and the register-A GEMM
     _, args = quantized(PRESETS["int4"], 256, 4096)
     assert cuda_ops.route(torch.randn(32, 4096, device="cuda").bfloat16(), *args) == "tc"  # the control
     x = torch.randn(32, 4096, device="cuda")
@@ -126,21 +128,24 @@ DEFAULT_WINDOWS = {
 
 @pytest.mark.parametrize("name", NIB4)
 def test_tc_default_window(monkeypatch, name):
-    """Unset FOURBIT_TC_MAX_M: the op takes tc exactly inside each format's window (DEFAULT_WINDOWS) above the small-M
-    GEMM's M <= SM_MAX_M (where that kernel takes the weight), at every edge, and its result there matches the
-    reference (M = 256 runs the 256-row tile)."""
+    """Unset FOURBIT_TC_MAX_M: the op takes tc exactly inside each format's window (DEFAULT_WINDOWS) where neither the
+    small-M GEMM (SM_MIN_M < M <= SM_MAX_M) nor the register-A GEMM (RS_MIN_M < M <= RS_MAX_M) takes the weight, which
+    route ahead of it, at every edge, and its result there matches the reference (M = 256 runs the 256-row tile)."""
     monkeypatch.setattr(cuda_ops, "TC_MAX_M", None)
     for N, (lo, hi) in zip((320, 8200, 16392), DEFAULT_WINDOWS[name]):
         dense, args = quantized(PRESETS[name], N, 256)
-        x32 = torch.zeros(32, 256, device="cuda", dtype=torch.bfloat16)  # stands for SM_MIN_M < M <= SM_MAX_M
+        x32 = torch.zeros(32, 256, device="cuda", dtype=torch.bfloat16)  # stands for any M (M is not checked)
         sm = nc.sm_takes(x32, args[0], args[1], args[2], args[4], args[5])
-        for M in (8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257):
+        rs = nc.rs_takes(x32, args[0], args[1], args[2], args[4], args[5])
+        for M in (8, 9, 16, 17, 32, 33, 48, 49, 64, 65, 128, 129, 256, 257):
             x = torch.randn(M, 256, generator=torch.Generator().manual_seed(M)).bfloat16()
             got = cuda_ops.route(x.cuda(), *args)
-            lo_eff = max(lo, cuda_ops.SM_MAX_M) if sm else lo
-            assert (got == "tc") == (lo_eff < M <= hi), f"{name} N={N} M={M}: {got}"
-            assert (got == "sm") == (sm and cuda_ops.SM_MIN_M < M <= cuda_ops.SM_MAX_M), f"{name} N={N} M={M}: {got}"
-            if got == "tc" and M in (lo_eff + 1, hi):  # the reference match at each window's edges
+            in_sm = sm and cuda_ops.SM_MIN_M < M <= cuda_ops.SM_MAX_M
+            in_rs = rs and cuda_ops.RS_MIN_M < M <= cuda_ops.RS_MAX_M and not in_sm
+            assert (got == "sm") == in_sm, f"{name} N={N} M={M}: {got}"
+            assert (got == "rs") == in_rs, f"{name} N={N} M={M}: {got}"
+            assert (got == "tc") == (lo < M <= hi and not in_sm and not in_rs), f"{name} N={N} M={M}: {got}"
+            if got == "tc" and (M - 1 in (lo, cuda_ops.SM_MAX_M, cuda_ops.RS_MAX_M) or M == hi):  # at each edge
                 y = torch.ops.fourbit.linear(x.cuda(), *args, None)
                 testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc N={N} M={M}",
                                             operand_dtype=torch.bfloat16)

@@ -10,6 +10,7 @@ import torch
 import fourbit
 from fourbit import testing
 from fourbit.kernels import _launch as L
+from fourbit.ops import cuda as cuda_ops
 from fourbit.ops.cuda import route
 
 OPS = torch.ops.fourbit
@@ -154,9 +155,9 @@ def test_gpu_replay_matches_the_op(name):
             key = (M, torch.bfloat16, None if bias is None else bias.data_ptr() % 16 == 0)
             want = route(x, *qw.op_args())  # on Hopper the wgmma GEMM takes over inside each format's window
             # (the small-M GEMM takes 8 < M <= 64 for the 4-bit formats it has, the wgmma GEMM its windows)
-            assert want == path or (path == "fused" and (M <= 256 and want == "tc" or M <= 64 and want == "sm")) or \
-                (path == "gemv" and M > 8 and want == "sm"), \
-                (M, want)
+            rs = want == "rs" and cuda_ops.RS_MIN_M < M <= cuda_ops.RS_MAX_M  # Hopper's register-A GEMM's window
+            assert want == path or rs or (path == "fused" and (M <= 256 and want == "tc" or M <= 64 and want == "sm")) \
+                or (path == "gemv" and M > 8 and want == "sm"), (M, want)
             assert qw.eager_plan().replays[key][0] == want, (M, qw.eager_plan().replays.get(key))
     x = torch.randn(64, K, generator=gen).to(DEV)  # float32 x: its own replay
     testing.assert_bit_exact(fourbit.linear(x, qw), OPS.linear(x, *qw.op_args(), None), f"{name} fp32 first")
@@ -170,9 +171,9 @@ def test_gpu_replay_split_k_workspace_and_graph():
     lin = fourbit.QuantLinear.from_linear(torch.nn.Linear(4096, 128).to(DEV), "int4")
     x1, x2 = (torch.randn(64, 4096, device=DEV, dtype=torch.bfloat16) for _ in range(2))
     ref1, ref2 = lin(x1), lin(x2)  # first call records
-    # the small-M GEMM (M <= 64, the 4-bit formats), else the Triton kernel or on Hopper the wgmma GEMM: all three
+    # the small-M GEMM (M <= 64, the 4-bit formats), else the Triton kernel or on Hopper a wgmma GEMM: all of them
     # split K into a per-call workspace here
-    assert lin._fourbit_plan[1].replays[(64, torch.bfloat16, True)][0] in ("sm", "fused", "tc")
+    assert lin._fourbit_plan[1].replays[(64, torch.bfloat16, True)][0] in ("sm", "rs", "fused", "tc")
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     ya = lin(x1)

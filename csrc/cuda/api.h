@@ -40,6 +40,13 @@ bool linear_tc_supported(const LinearArgs& a);
 int64_t linear_tc_workspace(int64_t M, int64_t N, int64_t K);
 void linear_tc(const LinearArgs& a, uintptr_t stream);
 
+// Register-A wgmma GEMM (csrc/cuda/gemm_rs.cu, Hopper): whether these arguments and the current device take it
+// (nib4 codes with a GEMV scale kind and G = 16 / 32 / a multiple of 64, bf16 / fp16 x, K % 64 == 0, 16-byte aligned x
+// and codes, an sm_90 device); its float32 split-K workspace (0: none); the launch. Rounds the weights as the GEMV.
+bool linear_rs_takes(const LinearArgs& a);
+int64_t linear_rs_workspace(int64_t M, int64_t N, int64_t K);
+void linear_rs(const LinearArgs& a, uintptr_t stream);
+
 // Activation quantize (fmt 0 = nvfp4, 1 = mxfp4 floor, 2 = mxfp4 rceil): x [M, K] -> codes [M, K/2],
 // optional canonical scales [M, K/B], optional blocked scales (128x4 tiles, zero padded), nvfp4 global scale [1].
 // amax_ws: one uint32 of scratch (nvfp4).

@@ -75,11 +75,9 @@
 #include <type_traits>
 #include <string>
 
-#include <cuda.h>          // CUtensorMap and its enums (types only: the driver call goes through cudart)
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
-
 #include "api.h"
 #include "common.cuh"
+#include "hopper.cuh"
 #include "wgmma.cuh"
 
 namespace fourbit_cuda {
@@ -101,16 +99,6 @@ struct TcParams {
 // c - 8 (SINT), 2^23 + c by bits with the 2^23 (and the 8) subtracted with the zero point: exact, no lookup.
 enum TcCodes : int { TC_LUT = 0, TC_UINT = 1, TC_SINT = 2 };
 
-// (gmul, gshr) with k / G == __umulhi(k, gmul) >> gshr for every 0 <= k < 2^31 and 2 <= G <= 2^30: l = ceil(log2 G),
-// gmul = ceil(2^(31 + l) / G) < 2^32, so k * gmul / 2^(31 + l) exceeds k / G by less than k / 2^(31 + l) < 1 / G,
-// which never carries floor(k / G) over the next integer. Why: the producer's scale index was a runtime division,
-// ~25 of the ~200 SASS instructions of a producer step (the producers' issue rate bounds the kernel).
-inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
-  int l = 0;
-  while ((int64_t(1) << l) < G) ++l;
-  *gmul = uint32_t(((uint64_t(1) << (31 + l)) + uint64_t(G) - 1) / uint64_t(G));
-  *gshr = l - 1;
-}
 
 // Per M tile (BMM rows of x): ROWS weight rows (one consumer warpgroup per 64-row slab; 4 producer threads a row, 16
 // codes each), S stages of decoded weights + x, NS 64-K slabs each, and a ring of D raw-code slots (producer-private:
@@ -157,33 +145,12 @@ template <int BMM> struct TcSmem {
   static_assert(BMM * (ROWS + 4) * 4 <= S * STAGE, "the epilogue's float tile reuses the stage buffers");
 };
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  uint64_t state;
-  asm volatile("mbarrier.arrive.shared::cta.b64 %0, [%1];\n" : "=l"(state) : "r"(bar) : "memory");
-  asm volatile("" :: "l"(state));  // the arrival state is not needed
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                 " selp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
-  }
-}
 __device__ __forceinline__ void cp_async8(uint32_t dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" :: "r"(dst), "l"(src) : "memory");
 }
 // One arrival on the mbarrier once all of this thread's earlier cp.async copies have landed (counted in its init).
 __device__ __forceinline__ void cp_arrive_noinc(uint32_t bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
-}
-// wgmma shared-memory matrix descriptor of a K-major tile with 128-byte rows in the 128-byte swizzle: start address
-// (moved by 32 bytes per k16 step inside the row), stride byte offset 1024 (next 8 rows), leading offset unused (1).
-__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
-  return uint64_t((addr & 0x3ffffu) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 // Byte offset of 16-byte chunk kc (0..7) of row r in a 128-byte-swizzled tile (1024-byte aligned).
 __device__ __forceinline__ uint32_t sw128(int r, int kc) { return uint32_t(r * 128 + ((kc ^ (r & 7)) << 4)); }
@@ -355,13 +322,10 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
     auto issue_tma = [&](int c) {  // x of chunk c: NS boxes of 64 K x BMM rows (rows past M arrive as zeros)
       const int s = int(unsigned(c) % S);
       const uint32_t bar = bars + 8 * s;
-      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "n"(L::X) : "memory");
+      mbar_expect_tx(bar, L::X);
 #pragma unroll
       for (int h = 0; h < NS; ++h)
-        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
-                     " [%4];\n" :: "r"(sbase + s * L::STAGE + L::W + h * L::XSL),
-                     "l"(reinterpret_cast<uint64_t>(&xmap)), "r"((c_lo + c) * TK + h * kSw), "r"(m0), "r"(bar)
-                     : "memory");
+        tma_load_2d(sbase + s * L::STAGE + L::W + h * L::XSL, &xmap, (c_lo + c) * TK + h * kSw, m0, bar);
     };
     if (tma_issuer)
       for (int c = 0; c < min(S, nch); ++c) issue_tma(c);  // every stage starts free
@@ -429,35 +393,6 @@ gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
 #endif
 }
 
-// cuTensorMapEncodeTiled from the driver through cudart (the extension links no libcuda); null when unavailable.
-using TcEncodeFn = PFN_cuTensorMapEncodeTiled_v12000;
-TcEncodeFn tc_encoder() {
-  static const TcEncodeFn fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      return TcEncodeFn(nullptr);
-    }
-    return reinterpret_cast<TcEncodeFn>(f);
-  }();
-  return fn;
-}
-
-int tc_device_ok() {  // 1 when the current device is a Hopper (sm_90) and TMA maps can be made, cached per device
-  static int cache[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) { cudaGetLastError(); return 0; }
-  if (dev < 0 || dev >= 64) return 0;
-  if (cache[dev] == 0) {
-    int major = 0, minor = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    cache[dev] = major == 9 && minor == 0 && tc_encoder() != nullptr ? 1 : 2;
-  }
-  return cache[dev] == 1;
-}
 
 int tc_bmm(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : M <= 128 ? 128 : 256; }  // x rows per CTA (wgmma N)
 int64_t tc_rows(int bmm) { return bmm >= 128 ? TcSmem<128>::ROWS : TcSmem<64>::ROWS; }  // weight rows per CTA
@@ -483,17 +418,9 @@ void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
 // 128-byte swizzle the wgmma descriptors read; rows past M are filled with zeros.
 template <typename XT>
 CUtensorMap tc_xmap(const TcParams& p, int bmm) {
-  CUtensorMap m{};
-  const cuuint64_t dims[2] = {cuuint64_t(p.K), cuuint64_t(p.M)}, strides[1] = {cuuint64_t(p.K) * sizeof(XT)};
-  const cuuint32_t box[2] = {cuuint32_t(kSw), cuuint32_t(bmm)}, unit[2] = {1, 1};
-  const CUresult r = tc_encoder()(&m, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-                                                                       : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                                  2, const_cast<void*>(p.x), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw std::runtime_error("linear_tc: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
-  return m;
+  return tma_map_2d(p.x, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                          : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                    p.K, p.M, int64_t(p.K) * sizeof(XT), kSw, bmm, CU_TENSOR_MAP_SWIZZLE_128B, "linear_tc");
 }
 
 template <typename XT, int SK, bool HZ, int CODES, int BMM>

@@ -37,14 +37,16 @@ template <int SK> __device__ __forceinline__ uint32_t ld_scale(const void* s, in
   return __ldg(reinterpret_cast<const uint8_t*>(s) + i);
 }
 
-// Per-lane byte-pair tables, built by a block of T threads: word e * 32 + lane of tbl (32 KB) holds
+// Per-lane byte-pair tables, built by a block of T threads: word e * E + lane of tbl (E = 32: 32 KB) holds
 // (lut[e & 15], lut[e >> 4]) as an XT pair, so a lane's lookup of byte e at ((e << 7) | lane << 2) hits its own bank.
 // Thread i stores entry e = i & 255 as 16-byte runs (4 lanes' copies each), run ((i >> 8) + e) & 7, so the 8 threads
 // of an STS.128 phase (8 consecutive e) write 8 distinct bank groups; the pair comes from two L1-cached lut loads (no
 // staging barrier). A rolled loop: unrolled, ptxas spilled in two 16-warp GEMV instantiations. Why: ncu (H100,
 // 8192^2 nf4 M=1) put 24% of the GEMV's warp stall samples and 17% of its instructions in the prologue when each
-// thread stored 32 single words. The caller's barrier publishes the table.
-template <typename XT, int T>
+// thread stored 32 single words. The caller's barrier publishes the table. E = 64 spaces the entries 256 bytes
+// apart (64 KB; words 32 .. 63 of an entry unused), so a lookup address is (e << 8) | lane << 2: one PRMT of the code
+// byte next to the lane's byte (gemm_rs.cu).
+template <typename XT, int T, int E = 32>
 __device__ __forceinline__ void build_pair_table(uint32_t* tbl, const float* lut) {
   auto pair = [&](int e) {  // (lut[e & 15], lut[e >> 4]) as an XT pair
     const XT lo = from_f32<XT>(__ldg(lut + (e & 15))), hi = from_f32<XT>(__ldg(lut + (e >> 4)));
@@ -55,7 +57,7 @@ __device__ __forceinline__ void build_pair_table(uint32_t* tbl, const float* lut
   for (int i = threadIdx.x; i < 256 * 8; i += T) {
     const int e = i & 255, run = ((i >> 8) + e) & 7;
     if (T % 256) v = pair(e);  // 4-warp blocks: a thread's entries alternate
-    *reinterpret_cast<uint4*>(tbl + e * 32 + run * 4) = make_uint4(v, v, v, v);
+    *reinterpret_cast<uint4*>(tbl + e * E + run * 4) = make_uint4(v, v, v, v);
   }
 }
 

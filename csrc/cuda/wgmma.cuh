@@ -1,7 +1,10 @@
-// wgmma m64nNk16 with both operands in shared memory (matrix descriptors) and float32 accumulators d[N / 2]
-// (sm_90a only), for N = 32, 64, 128, 256 (the x rows of csrc/cuda/gemm_tc.cu's tiles): scale-d = 1 (d += A B),
-// scale-a = scale-b = 1, both operands K-major. One macro writes each N's bf16 and f16 versions; the PTX register
-// list has N / 2 entries, so it is spelled out once per size below.
+// wgmma m64nNk16 with float32 accumulators d[N / 2] (sm_90a only), for N = 32, 64, 128, 256 (the x rows of a tile):
+// scale-d = 1 (d += A B), scale-a = scale-b = 1, both operands K-major.
+//   wgmma_ss: A and B in shared memory (matrix descriptors; csrc/cuda/gemm_tc.cu);
+//   wgmma_rs: A in registers (a[4]: the m16n8k16 A fragment of the warp's 16 rows, as mma.sync's), B in shared
+//             memory (csrc/cuda/gemm_rs.cu).
+// One macro writes each N's bf16 and f16 versions; the PTX register list has N / 2 entries, so it is spelled out
+// once per size below.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -10,6 +13,7 @@
 namespace fourbit_cuda {
 
 template <int N, typename XT> __device__ __forceinline__ void wgmma_ss(float* d, uint64_t a, uint64_t b);
+template <int N, typename XT> __device__ __forceinline__ void wgmma_rs(float* d, const uint32_t* a, uint64_t b);
 
 // accumulator operands d[o .. o + 15]
 #define FOURBIT_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
@@ -33,15 +37,29 @@ template <int N, typename XT> __device__ __forceinline__ void wgmma_ss(float* d,
 #define FOURBIT_WGMMA_SS_BOTH(N, REGS, A, B, P, ...)              \
   FOURBIT_WGMMA_SS(N, "bf16", __nv_bfloat16, REGS, A, B, P, __VA_ARGS__) \
   FOURBIT_WGMMA_SS(N, "f16", __half, REGS, A, B, P, __VA_ARGS__)
+// The same with A from registers: operands A0 .. A3 are a[0..3], then b, then the predicate source (no trans-a).
+#define FOURBIT_WGMMA_RS(N, TY, XT, REGS, A0, A1, A2, A3, B, P, ...)                                             \
+  template <> __device__ __forceinline__ void wgmma_rs<N, XT>(float* d, const uint32_t* a, uint64_t b) {           \
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %" #P ", 0;\n wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." \
+                 TY "." TY " {" REGS "}, {%" #A0 ", %" #A1 ", %" #A2 ", %" #A3 "}, %" #B ", p, 1, 1, 0;\n}\n"      \
+                 : __VA_ARGS__ : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));                        \
+  }
+// Both kinds, both dtypes, for one N: ss operand numbers A, B, P; rs operand numbers A0 .. A3, RB, RP.
+#define FOURBIT_WGMMA_BOTH(N, REGS, A, B, P, A0, A1, A2, A3, RB, RP, ...)                \
+  FOURBIT_WGMMA_SS_BOTH(N, REGS, A, B, P, __VA_ARGS__)                                    \
+  FOURBIT_WGMMA_RS(N, "bf16", __nv_bfloat16, REGS, A0, A1, A2, A3, RB, RP, __VA_ARGS__) \
+  FOURBIT_WGMMA_RS(N, "f16", __half, REGS, A0, A1, A2, A3, RB, RP, __VA_ARGS__)
 
-FOURBIT_WGMMA_SS_BOTH(32, FOURBIT_R16, 16, 17, 18, FOURBIT_D16(0))
-FOURBIT_WGMMA_SS_BOTH(64, FOURBIT_R32, 32, 33, 34, FOURBIT_D16(0), FOURBIT_D16(16))
-FOURBIT_WGMMA_SS_BOTH(128, FOURBIT_R32 FOURBIT_R64_HI, 64, 65, 66, FOURBIT_D16(0), FOURBIT_D16(16), FOURBIT_D16(32),
-                      FOURBIT_D16(48))
-FOURBIT_WGMMA_SS_BOTH(256, FOURBIT_R32 FOURBIT_R64_HI FOURBIT_R128_HI, 128, 129, 130, FOURBIT_D16(0), FOURBIT_D16(16),
-                      FOURBIT_D16(32), FOURBIT_D16(48), FOURBIT_D16(64), FOURBIT_D16(80), FOURBIT_D16(96),
-                      FOURBIT_D16(112))
+FOURBIT_WGMMA_BOTH(32, FOURBIT_R16, 16, 17, 18, 16, 17, 18, 19, 20, 21, FOURBIT_D16(0))
+FOURBIT_WGMMA_BOTH(64, FOURBIT_R32, 32, 33, 34, 32, 33, 34, 35, 36, 37, FOURBIT_D16(0), FOURBIT_D16(16))
+FOURBIT_WGMMA_BOTH(128, FOURBIT_R32 FOURBIT_R64_HI, 64, 65, 66, 64, 65, 66, 67, 68, 69, FOURBIT_D16(0), FOURBIT_D16(16),
+                   FOURBIT_D16(32), FOURBIT_D16(48))
+FOURBIT_WGMMA_BOTH(256, FOURBIT_R32 FOURBIT_R64_HI FOURBIT_R128_HI, 128, 129, 130, 128, 129, 130, 131, 132, 133,
+                   FOURBIT_D16(0), FOURBIT_D16(16), FOURBIT_D16(32), FOURBIT_D16(48), FOURBIT_D16(64), FOURBIT_D16(80),
+                   FOURBIT_D16(96), FOURBIT_D16(112))
 
+#undef FOURBIT_WGMMA_BOTH
+#undef FOURBIT_WGMMA_RS
 #undef FOURBIT_WGMMA_SS_BOTH
 #undef FOURBIT_WGMMA_SS
 #undef FOURBIT_R128_HI

@@ -9,7 +9,8 @@ allocated through torch's caching allocator, which the graph's private pool serv
   before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
   8 < M <= 64 with nib4 weights takes the small-M GEMM (sm_takes); other M > 16 run in 16-row slabs. `tc=True`
   (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the warp-specialized wgmma GEMM of
-  csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel).
+  csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel); `rs=True` (an sm_90 device,
+  rs_takes) the register-A wgmma GEMM of csrc/cuda/gemm_rs.cu (the GEMV's operand rounding).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
 - `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
@@ -95,9 +96,31 @@ def sm_takes(x, qdata, scales, zeros, lut, group_size) -> bool:
                                        qdata.shape[1] * 2, int(group_size), _SD[scales.dtype], has_z)
 
 
-def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out, tc=False) -> torch.Tensor:
+def rs_takes(x, qdata, scales, zeros, lut, group_size) -> bool:
+    """Whether the Hopper register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) takes this call: nib4 codes with a GEMV scale
+    kind and G = 16 / 32 / a multiple of 64, bf16 / fp16 x, K % 64 == 0, 16-byte aligned x, codes, scales and zeros,
+    an sm_90 device (the native side checks, nothing is launched)."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or _qkind(qdata, lut) != "nib4" or scales.dtype not in _SD:
+        return False
+    zp = zeros.data_ptr() if zeros is not None and zeros.numel() > 0 else 0
+    return _lib().cuda_linear_rs_takes(x.data_ptr(), _DT[x.dtype], x.shape[0], qdata.data_ptr(), qdata.shape[0],
+                                       qdata.shape[1] * 2, int(group_size), scales.data_ptr(), _SD[scales.dtype], zp)
+
+
+def _entry(lib, x_dtype, M, N, K, G, kind, tc, rs):
+    """(native launch function, float32 workspace elements) of linear_out's kernel family."""
+    if rs:
+        return lib.cuda_linear_rs, lib.cuda_linear_rs_workspace(M, N, K)
+    if tc:
+        return lib.cuda_linear_tc, lib.cuda_linear_tc_workspace(M, N, K)
+    return lib.cuda_linear, lib.cuda_linear_workspace(_DT[x_dtype], M, N, K, G, kind)
+
+
+def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out, tc=False,
+               rs=False) -> torch.Tensor:
     """out[M, N] = x[M, K] @ dequant(W).T (+ bias) into a caller's contiguous CUDA buffer of x's dtype; tc: through
-    the Hopper tensor-core GEMM (tc_supported must hold), else the GEMV / generic kernels."""
+    the Hopper tensor-core GEMM (tc_supported must hold); rs: the register-A wgmma GEMM (rs_takes must hold); else
+    the GEMV / generic kernels."""
     x, qdata, scales = x.contiguous(), qdata.contiguous(), scales.contiguous()
     zeros = None if zeros is None or zeros.numel() == 0 else zeros.contiguous()
     kind = _qkind(qdata, lut)
@@ -108,21 +131,19 @@ def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out
     M = x.shape[0]
     assert out.is_contiguous() and out.dtype == x.dtype and tuple(out.shape) == (M, N), (out.shape, out.dtype)
     G = int(group_size)
-    lib = _lib()
-    nws = lib.cuda_linear_tc_workspace(M, N, K) if tc else lib.cuda_linear_workspace(_DT[x.dtype], M, N, K, G, kind)
+    run, nws = _entry(_lib(), x.dtype, M, N, K, G, kind, tc, rs)
     ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
-    if tc:
-        lib.cuda_linear_tc(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), N, K, G, scales.data_ptr(),
-                           _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut), _ptr(bias),
-                           out.data_ptr(), _ptr(ws), nws, _stream(x.device))
+    if tc or rs:
+        run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), N, K, G, scales.data_ptr(), _SD[scales.dtype],
+            _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut) if tc else 0, _ptr(bias), out.data_ptr(),
+            _ptr(ws), nws, _stream(x.device))
         return out
-    lib.cuda_linear(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(),
-                    _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(),
-                    _ptr(ws), nws, _stream(x.device))
+    run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(), _SD[scales.dtype],
+        _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(), _ptr(ws), nws, _stream(x.device))
     return out
 
 
-def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False):
+def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False, rs: bool = False):
     """linear_out with the weight pieces `args` (qdata, scales, zeros, global_scale, lut, group_size; checked,
     contiguous, kept alive by the caller) and M, dtype fixed: a function (x, bias, out, stream) for fourbit.ops.eager
     that makes one native call (linear_out re-derives all of this per call: ~35 us of host time on the H100 machine,
@@ -136,11 +157,10 @@ def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False):
         return None
     N, G, dev = qdata.shape[0], int(group_size), qdata.device
     K = qdata.shape[1] * (2 if kind == "nib4" else 1)
-    lib, dt = _lib(), _DT[dtype]
-    nws = lib.cuda_linear_tc_workspace(M, N, K) if tc else lib.cuda_linear_workspace(dt, M, N, K, G, kind)
-    run = lib.cuda_linear_tc if tc else lib.cuda_linear
+    dt = _DT[dtype]
+    run, nws = _entry(_lib(), dtype, M, N, K, G, kind, tc, rs)
     tail = (N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut))
-    w = (qdata.data_ptr(), *tail, tc_codes(lut)) if tc else (qdata.data_ptr(), kind, *tail)
+    w = (qdata.data_ptr(), *tail, tc_codes(lut) if tc else 0) if tc or rs else (qdata.data_ptr(), kind, *tail)
 
     def call(x, bias, out, stream):
         ws = torch.empty(nws, dtype=torch.float32, device=dev) if nws else None

@@ -4,6 +4,8 @@ by the caller:
   linear, 8 < M <= 64                   -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
                                            nib4 weights with the GEMV's scale kinds and bf16 / fp16 x (SM_MIN_M,
                                            SM_MAX_M)
+  linear, RS_MIN_M < M <= RS_MAX_M,     -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
+    Hopper                                 the GEMV's scale kinds and bf16 / fp16 x (rs_takes)
   linear, M <= 16 otherwise (decode)    -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
@@ -48,6 +50,10 @@ SM_MAX_M = 64
 # above). So the switch sits right above 256 (dequant+mm also beat the wgmma GEMM at M = 512: 8192^2 int4 165.8 vs
 # 183.8). Peak extra memory from there on: N * K * 2 bytes.
 DEQUANT_MIN_M = 257
+# RS_MIN_M < M <= RS_MAX_M: the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) where it applies, ahead of the wgmma
+# GEMM's windows, the Triton kernels and dequantize + cuBLAS.
+RS_MIN_M = 64
+RS_MAX_M = 256
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
 # the full bench/gpu_tc.py run of the eleventh session and changed by the twelfth session's runs (the last two
@@ -89,6 +95,9 @@ TC_WINDOWS = {
 TC_HI = max(w[1] for w in TC_WINDOWS.values())  # no default window reaches above this M
 
 
+NATIVE_PATHS = ("gemv", "sm", "rs", "tc")  # routes served by fourbit._C's CUDA kernels (one native call each)
+
+
 def _tc_class(scales, lut):
     """The TC_WINDOWS row of these weights, or None (not timed: Triton)."""
     if scales.dtype == torch.float32:
@@ -122,7 +131,8 @@ def _scaled_format(x, scales, global_scale, lut):
 
 
 def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
-    """The kernel linear_into runs for x2 [M, K]: 'gemv', 'sm' (the small-M GEMM), 'tc' (the Hopper wgmma GEMM),
+    """The kernel linear_into runs for x2 [M, K]: 'gemv', 'sm' (the small-M GEMM), 'rs' (the register-A wgmma GEMM),
+    'tc' (the Hopper wgmma GEMM),
     'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or 'fused' (the module docstring gives the rule)."""
     M = x2.shape[0]
     if SM_MIN_M < M <= SM_MAX_M and _native_cuda.has_cuda() and \
@@ -130,6 +140,9 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
         return "sm"
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
+    if RS_MIN_M < M <= RS_MAX_M and _native_cuda.has_cuda() and \
+            _native_cuda.rs_takes(x2, qdata, scales, zeros, lut, group_size):
+        return "rs"
     # (M against the widest window first, so most calls skip the format checks)
     if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_HI) and _native_cuda.has_cuda():
         lo, hi = _tc_window(scales, lut, qdata.shape[0])
@@ -143,9 +156,9 @@ def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
 def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2):
     """out2 [M, N] = x2 [M, K] @ dequant(W)^T (+ bias) with the kernel this device and M call for."""
     path = route(x2, qdata, scales, zeros, global_scale, lut, group_size)
-    if path in ("gemv", "sm", "tc"):
+    if path in NATIVE_PATHS:
         return _native_cuda.linear_out(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out2,
-                                       tc=path == "tc")
+                                       tc=path == "tc", rs=path == "rs")
     if path == "scaled":
         fmt = _scaled_format(x2, scales, global_scale, lut)
         return _kernels().linear_scaled(x2, qdata, scales, global_scale, fmt, bias, act="bf16", out=out2)

@@ -24,7 +24,7 @@ import torch
 
 from . import _checks as C
 from . import _native_cuda
-from .cuda import linear_into, mm_into, route
+from .cuda import NATIVE_PATHS as _NATIVE, linear_into, mm_into, route
 
 _ACT = frozenset(C.ACT_DTYPES)
 
@@ -98,7 +98,7 @@ def linear(x: torch.Tensor, plan: Plan, bias: Optional[torch.Tensor]) -> Optiona
             plan.replays[key] = r
         return out
     kind, fn = r
-    if kind in ("gemv", "sm", "tc"):
+    if kind in _NATIVE:
         fn(x2, bias, o2, _native_cuda._stream(x.device))
     elif kind is None or _launch().hooks_active():
         linear_into(x2, *plan.args, bias, o2)
@@ -118,9 +118,9 @@ def _first_call(x2, plan, bias, o2):
     """Runs the call (linear_into) and returns its replay entry (kind, fn): kind None = no replay, always take
     linear_into; None = nothing to store yet (inside a CUDA-graph capture)."""
     path = route(x2, *plan.args)
-    if path in ("gemv", "sm", "tc"):
+    if path in _NATIVE:
         linear_into(x2, *plan.args, bias, o2)
-        fn = _native_cuda.linear_prepared(plan.args, x2.shape[0], x2.dtype, tc=path == "tc")
+        fn = _native_cuda.linear_prepared(plan.args, x2.shape[0], x2.dtype, tc=path == "tc", rs=path == "rs")
         return (path, fn) if fn is not None else (None, None)
     if path == "scaled":  # Blackwell's tl.dot_scaled path: not recorded
         linear_into(x2, *plan.args, bias, o2)

@@ -1,0 +1,319 @@
+// Register-A wgmma GEMM for 4-bit weights on Hopper (sm_90a): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32
+// accumulation, bf16 / fp16 x. The WEIGHTS are the wgmma's A operand, decoded straight into registers, and x is B
+// (a TMA tile in shared memory), so the wgmma's M runs over weight rows and its N over x rows.
+//   - A CTA owns 128 weight rows and BN x rows: two consumer warpgroups (64 weight rows each, one m64nBNk16 chain)
+//     and one producer warp. For each 64-K chunk the producer's first thread loads, by TMA, the x tile (BN rows x
+//     128 bytes, 128-byte swizzle) and the 128 rows x 32 bytes of packed codes into one of S stages (full / empty
+//     mbarriers).
+//   - A consumer thread (g, q) decodes the A fragments of its warp's 16 rows: for k16 step kk it needs pair q (byte
+//     q) of code words 2 kk and 2 kk + 1 of rows g and g + 8. It reads both rows' 32 bytes (LDS.128, the 4 lanes of
+//     a quad read the same address: a broadcast), and one PRMT puts byte q next to its lane bits, (byte << 8) |
+//     lane << 2: the address of its own-bank entry in the byte-pair table (nib4.cuh, 256-byte entries). The pair is
+//     then (pair - zero) * scale in x's dtype, the GEMV's decode (gemv.cu), so the GEMV's error bound holds.
+//   - Fragments are double-buffered: chunk c's 4 wgmmas are issued as one group, then the consumer waits for group
+//     c - 1 (releasing its stage) and decodes chunk c + 1 while the tensor core runs group c.
+//   - Split-K over blockIdx.y (float32 workspace, the fixed-order reduce of common.cuh) when the tiles would not fill
+//     the GPU. blockIdx.x runs over M tiles first, so the CTAs that share a weight tile run together and read it
+//     from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped) and are never stored; x rows
+//     past M arrive as zeros.
+// Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
+// bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is ~4 instructions a code pair in the
+// consumer's own registers, overlapped with the asynchronous wgmma, and shared memory carries only x and the codes.
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <type_traits>
+
+#include "api.h"
+#include "common.cuh"
+#include "hopper.cuh"
+#include "nib4.cuh"
+#include "wgmma.cuh"
+
+namespace fourbit_cuda {
+namespace {
+
+constexpr int kRsRows = 128;       // weight rows a CTA (two consumer warpgroups of 64: the wgmma's M)
+constexpr int kRsK = 64;           // K a stage: one 128-byte swizzle row of x
+constexpr int kRsCons = 256;       // consumer threads; the warp after them is the producer
+constexpr int kRsThreads = kRsCons + 32;
+constexpr int kRsE = 64;           // byte-pair table entry stride in words (256 bytes: see the lookup)
+
+template <int BN> struct RsSmem {
+  static constexpr int X = BN * kRsK * 2;       // x tile [BN rows][64 K], 128-byte swizzle
+  static constexpr int W = kRsRows * kRsK / 2;  // codes [128 rows][32 bytes]
+  static constexpr int STAGE = X + W;
+  static constexpr int S = 8;  // a power of two: the stage index and phase are a mask and a shift
+  static constexpr int TABLE = S * STAGE;
+  static constexpr int BAR = TABLE + 256 * kRsE * 4;  // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
+  static constexpr int BYTES = BAR + 16 * S + 1024;   // + the 1024-byte alignment of the swizzled tiles
+  static_assert(STAGE % 1024 == 0, "stages keep the 1024-byte alignment of the swizzle atom");
+  static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
+};
+
+struct RsParams {
+  const void* scales; const uint8_t* zeros; const float* gscale; const float* lut;
+  const void* bias; void* out; float* ws;
+  int M, N, K, G, per, mt;  // per: 64-K chunks per split; mt: M tiles (blockIdx.x % mt)
+  uint32_t gmul; int gshr;  // chunk / (G / 64) = umulhi(chunk, gmul) >> gshr (GS = 1, tc_divider; gmul 0: G = 64)
+};
+
+// One chunk's raw scales (and zero bytes) of the thread's two rows: GS groups a chunk (G = 16: 4, G = 32: 2, else 1).
+template <int GS, bool HZ> struct RsRaw { uint32_t s[2][GS], z[2][HZ ? GS : 1]; };
+
+template <typename XT, int SK, int GS, bool HZ, int BN>
+__global__ void __launch_bounds__(kRsThreads, 1)
+gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = RsSmem<BN>;
+  constexpr int S = L::S;
+  extern __shared__ __align__(1024) uint8_t rs_dyn[];
+  uint8_t* base = rs_dyn + ((1024 - (smem_u32(rs_dyn) & 1023)) & 1023);
+  const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR, tb = sbase + L::TABLE;
+  const int tid = threadIdx.x;
+  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kRsRows;
+  const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kRsK, c_lo + p.per) - c_lo;
+  build_pair_table<XT, kRsThreads, kRsE>(reinterpret_cast<uint32_t*>(base + L::TABLE), p.lut);
+  if (tid == 0) {
+    for (int s = 0; s < S; ++s) {
+      mbar_init(bars + 8 * s, 1);                      // the producer's arrival (with the stage's TMA bytes)
+      mbar_init(bars + 8 * (S + s), kRsCons / 32);  // one per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();  // also publishes the table
+
+  if (tid >= kRsCons) {  // ---- producer: one thread issues every load ----
+    if (tid == kRsCons) {
+      for (int c = 0; c < nch; ++c) {
+        const int s = c & (S - 1);
+        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);  // the consumers released chunk c - S
+        const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
+        mbar_expect_tx(full, L::STAGE);
+        tma_load_2d(st, &xmap, (c_lo + c) * kRsK, m0, full);
+        tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kRsK / 2), n0, full);
+      }
+    }
+    return;
+  }
+
+  // ---- consumers ----
+  const int lane = tid & 31, q = lane & 3;
+  const int rl = (tid >> 7) * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);  // local row of a[0], a[2]; a[1], a[3]: + 8
+  const int N = p.N, ng = p.K / p.G;
+  const int64_t ja = int64_t(min(n0 + rl, N - 1)) * ng, jb = int64_t(min(n0 + rl + 8, N - 1)) * ng;
+  const uint32_t lb = uint32_t(lane) << 2, sel = 0x5504u | (uint32_t(q) << 4);  // PRMT: lb byte 0, code byte q, 0, 0
+
+  // chunk c's scales / zeros: a row's GS raw values are adjacent (one 1 / 2 / 4 / 8-byte load). Why: one byte load
+  // each (8 a chunk for nvfp4) made nvfp4 ~20% slower than int4 even with the decode switched off (H100, 2026-11-27).
+  auto load_raw = [&](RsRaw<GS, HZ>& R, int c) {
+    const int ck = c_lo + c;
+    const int grp = GS > 1 ? ck * GS : p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t j = (r ? jb : ja) + grp;
+      if (SK == SK_F32 && GS == 2) {
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(p.scales) + j / 2);
+        R.s[r][0] = v.x;
+        R.s[r][GS - 1] = v.y;
+      } else if (SK != SK_F32 && GS > 1) {
+        const uint32_t v = GS == 4 ? __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j / 4)
+                                   : __ldg(reinterpret_cast<const uint16_t*>(p.scales) + j / 2);
+#pragma unroll
+        for (int i = 0; i < GS; ++i) R.s[r][i] = (v >> (8 * i)) & 0xffu;
+      } else {
+        R.s[r][0] = ld_scale<SK>(p.scales, j);
+      }
+      if (HZ) {
+        const uint32_t z = GS == 2 ? __ldg(reinterpret_cast<const uint16_t*>(p.zeros) + j / 2) : __ldg(p.zeros + j);
+#pragma unroll
+        for (int i = 0; i < (HZ ? GS : 1); ++i) R.z[r][i] = (z >> (8 * i)) & 0xffu;
+      }
+    }
+  };
+  // chunk c's A fragments: a[kk] for k16 step kk = {row rl words 2kk, row rl + 8 word 2kk, rl 2kk + 1, rl + 8 2kk + 1}
+  auto decode = [&](uint32_t (&a)[4][4], int c, const RsRaw<GS, HZ>& R) {
+    const uint32_t cw = sbase + (c & (S - 1)) * L::STAGE + L::X + rl * 32;
+    uint32_t w[2][8];  // [row rl, rl + 8][word]
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(w[r][4 * h]), "=r"(w[r][4 * h + 1]), "=r"(w[r][4 * h + 2]), "=r"(w[r][4 * h + 3])
+                     : "r"(cw + r * 256 + h * 16) : "memory");
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const int i = kk * GS / 4;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {  // register e: row rl + 8 (e & 1), word 2 kk + (e >> 1)
+        const int r = e & 1;
+        uint32_t addr, v;
+        asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(addr) : "r"(w[r][2 * kk + (e >> 1)]), "r"(lb), "r"(sel));
+        asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
+        if (HZ) {
+          const float z = float(R.z[r][HZ ? i : 0]);
+          v = hsub2<XT>(v, pack2<XT>(z, z));
+        }
+        a[kk][e] = hmul2<XT>(v, scale_pair<XT, SK>(R.s[r][i]));
+      }
+    }
+  };
+
+  float acc[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
+  uint32_t a0[4][4], a1[4][4];
+  RsRaw<GS, HZ> r0, r1;  // even / odd chunks' raw scales, loaded two chunks ahead
+  load_raw(r0, 0);
+  if (nch > 1) load_raw(r1, 1);
+  mbar_wait(bars, 0);
+  decode(a0, 0, r0);
+  if (nch > 2) load_raw(r0, 2);
+  // Chunk c: issue its group (fragments ac), wait for group c - 1 and release its stage, then decode chunk c + 1
+  // into an (the fragments group c - 1 read) with rn, and load chunk c + 3's scales into rn.
+  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], RsRaw<GS, HZ>& rn) {
+    const uint32_t xs = sbase + (c & (S - 1)) * L::STAGE;
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_rs<BN, XT>(acc, ac[kk], desc_sw128(xs + 32 * kk));
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+    __syncwarp();
+    if (c > 0 && lane == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
+    if (c + 1 < nch) {
+      mbar_wait(bars + 8 * ((c + 1) & (S - 1)), ((c + 1) / S) & 1);
+      decode(an, c + 1, rn);
+      if (c + 3 < nch) load_raw(rn, c + 3);
+    }
+  };
+  for (int c = 0; c < nch; c += 2) {
+    step(c, a0, a1, r1);
+    if (c + 1 < nch) step(c + 1, a1, a0, r0);
+  }
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(acc[i]) :: "memory");
+
+  // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
+  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  XT* out = reinterpret_cast<XT*>(p.out);
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int m = m0 + 8 * j + 2 * q + (e & 1), n = n0 + rl + 8 * (e >> 1);
+      if (m < p.M && n < N)
+        store_result<XT>(acc[4 * j + e], m, n, p.M, N, p.ws, p.gscale, gs, reinterpret_cast<const XT*>(p.bias), out);
+    }
+  }
+#else
+  __trap();  // sm_90a only: the host never launches it elsewhere (tc_device_ok checks the device)
+#endif
+}
+
+int rs_bn(int64_t M) {  // x rows a CTA (the wgmma's N); FOURBIT_RS_BN (64 / 128) overrides, for experiments
+  static const int env = [] { const char* e = std::getenv("FOURBIT_RS_BN"); return e ? std::atoi(e) : 0; }();
+  if (env == 64 || env == 128) return env;
+  return M <= 64 ? 64 : 128;
+}
+
+// Split count S and 64-K chunks per split: the largest power of two that keeps the CTAs within one wave (one CTA an
+// SM) with at least 8 chunks (512 K) a split.
+void rs_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
+  const int bn = rs_bn(M);
+  const int64_t tiles = ((N + kRsRows - 1) / kRsRows) * ((M + bn - 1) / bn), nch = K / kRsK;
+  int64_t S = 1;
+  while (tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
+  const int64_t per = (nch + S - 1) / S;
+  *S_out = int((nch + per - 1) / per);
+  *per_out = int(per);
+}
+
+template <typename XT, int SK, int GS, bool HZ, int BN>
+void launch_rs_t(const LinearArgs& a, const RsParams& p, int S, cudaStream_t st) {
+  using L = RsSmem<BN>;
+  static const bool attr = [] {
+    cudaFuncSetAttribute(gemm_rs_kernel<XT, SK, GS, HZ, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
+    return true;
+  }();
+  (void)attr;
+  const CUtensorMap xmap = tma_map_2d(a.x, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                                          : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                                      a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
+  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
+                                      CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
+  dim3 grid(unsigned(p.mt * ((a.N + kRsRows - 1) / kRsRows)), unsigned(S));
+  gemm_rs_kernel<XT, SK, GS, HZ, BN><<<grid, kRsThreads, L::BYTES, st>>>(p, xmap, qmap);
+  check_launch("fourbit gemm_rs");
+}
+
+template <typename XT, int SK, int GS, bool HZ>
+void launch_rs_bn(const LinearArgs& a, RsParams& p, int S, cudaStream_t st) {
+  const int bn = rs_bn(a.M);
+  p.mt = int((a.M + bn - 1) / bn);
+  if (bn == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, S, st);
+  else launch_rs_t<XT, SK, GS, HZ, 128>(a, p, S, st);
+}
+
+// Groups a 64-K chunk: 4 (G = 16), 2 (G = 32), 1 (G % 64 == 0); 0 for any other G (not taken).
+int rs_gs(int64_t G) { return G == 16 ? 4 : G == 32 ? 2 : G % 64 == 0 ? 1 : 0; }
+
+template <typename XT>
+void launch_rs(const LinearArgs& a, RsParams& p, int S, cudaStream_t st) {
+  const bool hz = a.zeros != nullptr;
+  const int gs = rs_gs(a.G);
+  if (a.sk == SK_F32) {  // int4 (zeros), int4_sym / nf4 / bnb_fp4 (none); G = 32 or a multiple of 64
+    if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, S, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, S, st);
+    else hz ? launch_rs_bn<XT, SK_F32, 2, true>(a, p, S, st) : launch_rs_bn<XT, SK_F32, 2, false>(a, p, S, st);
+  } else if (a.sk == SK_E4M3) {  // nvfp4
+    launch_rs_bn<XT, SK_E4M3, 4, false>(a, p, S, st);
+  } else {  // mxfp4
+    launch_rs_bn<XT, SK_E8M0, 2, false>(a, p, S, st);
+  }
+}
+
+}  // namespace
+
+bool linear_rs_takes(const LinearArgs& a) {
+  if (a.qk != QK_NIB4 || a.xt == XT_F32 || a.lut == nullptr || a.M <= 0 || a.M > (int64_t(1) << 24)) return false;
+  if (a.N <= 0 || a.N > (int64_t(1) << 30) || a.K <= 0 || a.K % kRsK || a.K > (int64_t(1) << 30)) return false;
+  if (a.G <= 0 || a.K % a.G || a.M * a.N > (int64_t(1) << 40)) return false;
+  const bool hz = a.zeros != nullptr;
+  const int gs = rs_gs(a.G);
+  const bool fmt = (a.sk == SK_F32 && (gs == 1 || gs == 2)) || (a.sk == SK_E4M3 && gs == 4 && !hz) ||
+                   (a.sk == SK_E8M0 && gs == 2 && !hz);
+  const auto al = [](const void* v) { return (reinterpret_cast<uintptr_t>(v) & 15u) == 0; };
+  // a row's scales (zeros) of a chunk are read as one word (load_raw): 16-byte aligned bases keep every one aligned
+  return fmt && al(a.x) && al(a.q) && al(a.scales) && al(a.zeros) && tc_device_ok();
+}
+
+int64_t linear_rs_workspace(int64_t M, int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0 || K < kRsK) return 0;
+  int S, per;
+  rs_plan(M, N, K, &S, &per);
+  return S > 1 ? int64_t(S) * M * N : 0;
+}
+
+void linear_rs(const LinearArgs& a, uintptr_t stream) {
+  if (!linear_rs_takes(a)) throw std::invalid_argument("linear_rs: unsupported shape, format, alignment or device");
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  int S, per;
+  rs_plan(a.M, a.N, a.K, &S, &per);
+  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
+    throw std::invalid_argument("linear_rs: split-K workspace too small (see linear_workspace)");
+  RsParams p{};
+  p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
+  p.bias = a.bias; p.out = a.out; p.ws = a.ws;
+  p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = per;
+  if (rs_gs(a.G) == 1 && a.G > kRsK) tc_divider(int(a.G / kRsK), &p.gmul, &p.gshr);
+  else { p.gmul = 0; p.gshr = 0; }
+  if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, S, st);
+  else launch_rs<__half>(a, p, S, st);
+  if (S > 1) {
+    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, p.M, p.N, a.gscale, a.bias, a.out, st);
+    else launch_splitk_reduce<__half>(a.ws, S, p.M, p.N, a.gscale, a.bias, a.out, st);
+  }
+}
+
+}  // namespace fourbit_cuda

@@ -1,0 +1,104 @@
+// Hopper (sm_90a) pieces shared by the two wgmma GEMMs (csrc/cuda/gemm_tc.cu and gemm_rs.cu): mbarriers, TMA tile
+// loads and their tensor maps, the 128-byte-swizzle wgmma descriptor, the device check, and a division by a runtime
+// constant. The device functions are plain PTX; the wgmma kernels themselves compile only for sm_90a.
+#pragma once
+#include <stdint.h>
+
+#include <stdexcept>
+#include <string>
+
+#include <cuda.h>          // CUtensorMap and its enums (types only: the driver call goes through cudart)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+#include <cuda_runtime.h>
+
+namespace fourbit_cuda {
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  uint64_t state;
+  asm volatile("mbarrier.arrive.shared::cta.b64 %0, [%1];\n" : "=l"(state) : "r"(bar) : "memory");
+  asm volatile("" :: "l"(state));  // the arrival state is not needed
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                 " selp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+  }
+}
+// One arrival that also expects `bytes` of TMA data on the barrier before its phase completes.
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// TMA: the box of `map` at coordinates (c0 innermost, c1) into shared memory at dst, completing bytes on bar.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
+               " [%4];\n" :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+// wgmma shared-memory matrix descriptor of a K-major tile with 128-byte rows in the 128-byte swizzle: start address
+// (moved by 32 bytes per k16 step inside the row), stride byte offset 1024 (next 8 rows), leading offset unused (1).
+__device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
+  return uint64_t((addr & 0x3ffffu) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+// (gmul, gshr) with k / G == __umulhi(k, gmul) >> gshr for every 0 <= k < 2^31 and 2 <= G <= 2^30: l = ceil(log2 G),
+// gmul = ceil(2^(31 + l) / G) < 2^32, so k * gmul / 2^(31 + l) exceeds k / G by less than k / 2^(31 + l) < 1 / G,
+// which never carries floor(k / G) over the next integer. Why: gemm_tc's producer scale index was a runtime division,
+// ~25 of the ~200 SASS instructions of a producer step (the producers' issue rate bounds that kernel).
+inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
+  int l = 0;
+  while ((int64_t(1) << l) < G) ++l;
+  *gmul = uint32_t(((uint64_t(1) << (31 + l)) + uint64_t(G) - 1) / uint64_t(G));
+  *gshr = l - 1;
+}
+
+// cuTensorMapEncodeTiled from the driver through cudart (the extension links no libcuda); null when unavailable.
+using TcEncodeFn = PFN_cuTensorMapEncodeTiled_v12000;
+inline TcEncodeFn tc_encoder() {
+  static const TcEncodeFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return TcEncodeFn(nullptr);
+    }
+    return reinterpret_cast<TcEncodeFn>(f);
+  }();
+  return fn;
+}
+
+// 1 when the current device is a Hopper (sm_90) and TMA maps can be made, cached per device.
+inline int tc_device_ok() {
+  static int cache[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) { cudaGetLastError(); return 0; }
+  if (dev < 0 || dev >= 64) return 0;
+  if (cache[dev] == 0) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    cache[dev] = major == 9 && minor == 0 && tc_encoder() != nullptr ? 1 : 2;
+  }
+  return cache[dev] == 1;
+}
+
+// A row-major [rows, cols] matrix (row stride `stride` bytes, 16-byte multiple; base 16-byte aligned) as a TMA map
+// with boxes of box_c columns x box_r rows; boxes past the edge read zeros. what: the caller's name for the error.
+inline CUtensorMap tma_map_2d(const void* base, CUtensorMapDataType dt, int64_t cols, int64_t rows, int64_t stride,
+                              int box_c, int box_r, CUtensorMapSwizzle swizzle, const char* what) {
+  CUtensorMap m{};
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)}, strides[1] = {cuuint64_t(stride)};
+  const cuuint32_t box[2] = {cuuint32_t(box_c), cuuint32_t(box_r)}, unit[2] = {1, 1};
+  const CUresult r = tc_encoder()(&m, dt, 2, const_cast<void*>(base), dims, strides, box, unit,
+                                  CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error(std::string(what) + ": cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return m;
+}
+
+}  // namespace fourbit_cuda

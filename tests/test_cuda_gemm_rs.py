@@ -1,0 +1,114 @@
+"""The Hopper register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) against fourbit.testing's float64 reference.
+
+Error bound: the kernel decodes each weight exactly as the tensor-core GEMV does (the byte-pair table, then (pair - z)
+* s in x's dtype) and applies nvfp4's global scale to the float32 sum, so the GEMV's derived bound applies
+(tests/test_cuda_gemv.py's docstring: matmul_error_bound plus the decode's roundings, tensor-core accumulation
+doubled). Shapes cover both x tiles (64 and 128 rows) and several of them, partial tiles, split-K and not, many
+passes over the stage ring, N not a multiple of the 128-row weight tile, K of one 64-wide chunk, with and without
+bias. Needs an sm_90 GPU (marker gpu)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fourbit import testing
+from fourbit.formats import PRESETS, make_format
+from fourbit.ops import _native_cuda as nc
+from fourbit.ops import cuda as cuda_ops
+from test_cuda_gemv import check_linear, quantized
+
+pytestmark = pytest.mark.gpu
+
+NIB4 = ["int4", "int4_sym", "nf4", "nf4_dq", "bnb_fp4", "nvfp4", "mxfp4"]
+
+
+@pytest.fixture(autouse=True)
+def _need_hopper():
+    if not nc.has_cuda():
+        pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the register-A wgmma GEMM is built for sm_90a only")
+
+
+def run_rs(x, args, bias):
+    assert nc.rs_takes(x, args[0], args[1], args[2], args[4], args[5])
+    out = torch.empty(x.shape[0], args[0].shape[0], dtype=x.dtype, device=x.device)
+    return nc.linear_out(x, *args, bias, out, rs=True)
+
+
+SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64) and 128 rows, partial and several; split-K and one wave
+    (17, 4096, 1024, False), (64, 130, 512, True), (65, 256, 4096, False), (100, 4097, 2048, True),
+    (128, 1000, 256, True), (129, 384, 8192, False), (256, 8192, 512, False), (300, 192, 512, True),
+    (200, 64, 64, True),  # K of one chunk
+    # many passes over the stage ring (rs_plan on 132 SMs): 4096 / 64 = 64 chunks over 6 or 8 stages, with and
+    # without splits
+    (40, 4096, 16384, True), (160, 4096, 4096, True), (1024, 512, 1024, False),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("name", NIB4)
+def test_rs_linear_presets(name, dtype):
+    gen = torch.Generator().manual_seed(4)
+    for M, N, K, with_bias in SHAPES:
+        dense, args = quantized(name, N, K)
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        bias = (torch.randn(N, generator=gen) * 0.1).to(dtype) if with_bias else None
+        y = run_rs(x.cuda(), args, None if bias is None else bias.cuda())
+        check_linear(y.cpu(), x, dense, bias, "mma", dtype, args[3],
+                     f"{name} {dtype} M={M} N={N} K={K} bias={with_bias}")
+
+
+@pytest.mark.parametrize("group_size", [32, 64, 256, None])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_rs_int4_group_sizes(group_size, symmetric):
+    """int4 groups of 32 (two scales and zero points a chunk), 64 (one a chunk), 256 (one every 4 chunks) and
+    per-channel (G = K, not a power of two at K = 4160)."""
+    fmt = make_format("int4", group_size=group_size, symmetric=symmetric)
+    gen = torch.Generator().manual_seed(5)
+    for M, N, K in [(80, 200, 768), (160, 128, 4096), (96, 300, 4160)]:
+        if group_size and K % group_size:
+            continue
+        dense, args = quantized(fmt, N, K)
+        x = torch.randn(M, K, generator=gen).to(torch.bfloat16)
+        y = run_rs(x.cuda(), args, None)
+        check_linear(y.cpu(), x, dense, None, "mma", torch.bfloat16, args[3],
+                     f"int4 G={group_size} sym={symmetric} M={M} K={K}")
+
+
+def test_rs_takes_rules():
+    """What the kernel declines (and linear_rs refuses with an error): fp32 x, x 8 bytes past a 16-byte boundary, K
+    not a multiple of 64."""
+    _, args = quantized("nf4", 256, 512)
+    x = torch.randn(100, 512, device="cuda", dtype=torch.bfloat16)
+    assert nc.rs_takes(x, args[0], args[1], args[2], args[4], args[5])
+    assert not nc.rs_takes(x.float(), args[0], args[1], args[2], args[4], args[5])
+    xm = torch.empty(100 * 512 + 4, device="cuda", dtype=torch.bfloat16)[4:].view(100, 512)
+    assert not nc.rs_takes(xm, args[0], args[1], args[2], args[4], args[5])  # 8 bytes past a 16-byte boundary
+    _, a32 = quantized(make_format("int4", group_size=32), 64, 480)  # K = 480: not a multiple of 64
+    x48 = torch.randn(100, 480, device="cuda", dtype=torch.bfloat16)
+    assert not nc.rs_takes(x48, a32[0], a32[1], a32[2], a32[4], a32[5])
+    with pytest.raises(Exception, match="linear_rs"):
+        nc.linear_out(x48, *a32, None, torch.empty(100, 64, device="cuda", dtype=torch.bfloat16), rs=True)
+
+
+def test_rs_route_deterministic_graph():
+    """Inside the route's window the op takes rs; results are bitwise the same run to run (split-K reduces in a fixed
+    order) and from a CUDA graph."""
+    dense, args = quantized("int4", 512, 4096)
+    M = cuda_ops.RS_MIN_M + 36
+    x = torch.randn(M, 4096, device="cuda", dtype=torch.bfloat16)
+    assert cuda_ops.route(x, *args) == "rs"
+    y1 = torch.ops.fourbit.linear(x, *args, None)
+    y2 = torch.ops.fourbit.linear(x, *args, None)
+    testing.assert_bit_exact(y1.cpu(), y2.cpu(), "rs run to run")
+    out = torch.empty_like(y1)
+    torch.ops.fourbit.linear_out(x, *args, None, out)  # warm-up outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        torch.ops.fourbit.linear_out(x, *args, None, out)
+    out.zero_()
+    g.replay()
+    torch.cuda.synchronize()
+    testing.assert_bit_exact(out.cpu(), y1.cpu(), "rs graph replay")
+    check_linear(y1.cpu(), x.cpu(), dense, None, "mma", torch.bfloat16, args[3], "rs route")
