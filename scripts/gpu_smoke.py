@@ -66,6 +66,16 @@ def workload():
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
+    # the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for every nib4 kind, both x tiles (64 / 128 rows) and several,
+    # partial x tiles, split-K (K = 4096) and not (K = 64: one chunk), N past the 128-row weight tile, with a bias
+    if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
+        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+            for N, K in ((200, 4096), (130, 64)):
+                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
+                for M in (17, 64, 100, 300):
+                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
+                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16), rs=True)
     # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu) for every nib4 kind, its three x-block counts (M <= 16, 32, 64),
     # split-K (K = 4096) and not (K = 256, a partial 256-row block), a partial 8-row x block, with a bias; M = 72:
     # the native call's GEMV in 16-row slabs (its M16 kernel, which the op's routing no longer reaches)

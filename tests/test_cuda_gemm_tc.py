@@ -137,15 +137,15 @@ def test_tc_default_window(monkeypatch, name):
         x32 = torch.zeros(32, 256, device="cuda", dtype=torch.bfloat16)  # stands for any M (M is not checked)
         sm = nc.sm_takes(x32, args[0], args[1], args[2], args[4], args[5])
         rs = nc.rs_takes(x32, args[0], args[1], args[2], args[4], args[5])
-        for M in (8, 9, 16, 17, 32, 33, 48, 49, 64, 65, 128, 129, 256, 257):
+        for M in (8, 9, 16, 17, 32, 33, 48, 49, 64, 65, 128, 129, 256, 257, 512, 513):
             x = torch.randn(M, 256, generator=torch.Generator().manual_seed(M)).bfloat16()
             got = cuda_ops.route(x.cuda(), *args)
-            in_sm = sm and cuda_ops.SM_MIN_M < M <= cuda_ops.SM_MAX_M
-            in_rs = rs and cuda_ops.RS_MIN_M < M <= cuda_ops.RS_MAX_M and not in_sm
+            in_rs = rs and cuda_ops.RS_MIN_M < M <= cuda_ops.RS_MAX_M
+            in_sm = sm and cuda_ops.SM_MIN_M < M <= cuda_ops.SM_MAX_M and not in_rs
             assert (got == "sm") == in_sm, f"{name} N={N} M={M}: {got}"
             assert (got == "rs") == in_rs, f"{name} N={N} M={M}: {got}"
             assert (got == "tc") == (lo < M <= hi and not in_sm and not in_rs), f"{name} N={N} M={M}: {got}"
-            if got == "tc" and (M - 1 in (lo, cuda_ops.SM_MAX_M, cuda_ops.RS_MAX_M) or M == hi):  # at each edge
+            if got == "tc" and (M - 1 in (lo, cuda_ops.SM_MAX_M, cuda_ops.RS_MAX_M) or M == hi):  # each edge
                 y = torch.ops.fourbit.linear(x.cuda(), *args, None)
                 testing.assert_linear_close(y.cpu(), x, dense, None, f"{name} default tc N={N} M={M}",
                                             operand_dtype=torch.bfloat16)

@@ -17,8 +17,24 @@
 //     from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped) and are never stored; x rows
 //     past M arrive as zeros.
 // Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
-// bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is ~4 instructions a code pair in the
+// bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is 3-4 instructions a code pair in the
 // consumer's own registers, overlapped with the asynchronous wgmma, and shared memory carries only x and the codes.
+// Measured (bench/gpu_rs.py, CUDA graphs, us, int4 / nf4 / nvfp4 / mxfp4; python/fourbit/ops/cuda.py has the
+// five-shape H200 run the route window comes from): H200 8192^2 M = 64 36.6 / 34.4 / 40.3 / 37.1 (small-M GEMM 47.4 /
+// 46.0 / 47.9 / 46.0), M = 128 46.0 / 41.6 / 48.4 / 44.3 (gemm_tc 55.8 / 60.4 / 61.4 / 60.5), M = 256 76.4 / 68.2 /
+// 79.3 / 75.0 (gemm_tc 84.8 / 87.8 / 89.3 / 88.2; bf16 cuBLAS 55.5).
+// What bounds it (H100 80GB HBM3, 2026-11-27, 8192^2 int4 M = 256, ncu): tensor pipe 51% active, issue slots 35%,
+// 0.52 eligible of 2.25 warps a scheduler, L2 34%, stall samples spread (fixed-latency waits 27%, full-barrier
+// waits ~7%). ~125 SASS instructions a consumer warp a chunk (16 each of PRMT, address add, LDS, HMUL2). With the
+// decode and the code loads switched off (an experiment, wrong results) the same pipeline took 59.4 us at M = 256
+// and 228.4 at M = 1024 (full kernel 76.2 / 303.8, bf16 cuBLAS 58.4 / 197.4): the TMA + wgmma skeleton itself runs
+// at ~63% of the tensor pipe, so the decode costs the other ~20%.
+// Tried and dropped (same day): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading half
+// the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256 int4
+// 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile: at ptxas's 168-register budget
+// for 288 threads (128 accumulators) it serialized the wgmmas (C7512) and spilled. Byte-wise scale loads (one per
+// group) made nvfp4 (4 a row a chunk) ~20% slower than int4 with the decode off: a row's scales of a chunk are now
+// one load.
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>

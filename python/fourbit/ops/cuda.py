@@ -1,22 +1,25 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
-  linear, 8 < M <= 64                   -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
+  linear, 32 < M <= 512, Hopper         -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
+                                           the GEMV's scale kinds and bf16 / fp16 x, K % 64 == 0 (RS_MIN_M, RS_MAX_M;
+                                           rs_takes)
+  linear, 8 < M <= 64 otherwise         -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
                                            nib4 weights with the GEMV's scale kinds and bf16 / fp16 x (SM_MIN_M,
                                            SM_MAX_M)
-  linear, RS_MIN_M < M <= RS_MAX_M,     -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
-    Hopper                                 the GEMV's scale kinds and bf16 / fp16 x (rs_takes)
   linear, M <= 16 otherwise (decode)    -> the CUDA C++ GEMV (csrc/cuda/gemv.cu) when fourbit._C has CUDA
   linear, 16 < M <= 256, Hopper         -> the CUDA warp-specialized wgmma GEMM (csrc/cuda/gemm_tc.cu) for nib4
                                            weights with bf16 / fp16 x, inside a per-format M window that narrows for
-                                           wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65; in
-                                           practice above SM_MAX_M wherever the small-M GEMM applies);
+                                           wide N (TC_WINDOWS: nf4 / int4 / nvfp4 from M = 17, mxfp4 from 65), where
+                                           neither the register-A GEMM nor the small-M GEMM takes the weight (by
+                                           default the nib4 formats they take leave it nothing on Hopper);
                                            FOURBIT_TC_MAX_M sets one window for every format (TC_MAX_M)
   linear, 16 < M < DEQUANT_MIN_M         -> Triton fused dequant + tl.dot GEMM; on Blackwell (capability >= 10) with
                                            bf16 x, nvfp4 / mxfp4 weights go to the tl.dot_scaled kernel, whose
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
                                            CI, never run: no Blackwell GPU was available)
-  linear, M >= DEQUANT_MIN_M            -> (formats without the dot_scaled path) dequantize into a transient [N, K] buffer of x's dtype (Triton, bit-exact)
+  linear, M >= DEQUANT_MIN_M            -> (formats without the dot_scaled path) dequantize into a transient [N, K]
+                                           buffer of x's dtype (Triton, bit-exact)
                                            then cuBLAS (torch.mm / addmm): the compute-bound regime, where the fused
                                            kernel's dequant ALU work in the MMA warps costs more than one extra pass
                                            over the weight (see DEQUANT_MIN_M). Peak extra memory: N * K * 2 bytes.
@@ -50,10 +53,18 @@ SM_MAX_M = 64
 # above). So the switch sits right above 256 (dequant+mm also beat the wgmma GEMM at M = 512: 8192^2 int4 165.8 vs
 # 183.8). Peak extra memory from there on: N * K * 2 bytes.
 DEQUANT_MIN_M = 257
-# RS_MIN_M < M <= RS_MAX_M: the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) where it applies, ahead of the wgmma
-# GEMM's windows, the Triton kernels and dequantize + cuBLAS.
-RS_MIN_M = 64
-RS_MAX_M = 256
+# RS_MIN_M < M <= RS_MAX_M: the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) where it takes the weight (Hopper), ahead
+# of every other kernel. From bench/gpu_rs.py on an H200 (2026-11-27, CUDA graphs, us, int4 / nf4 / nvfp4 / mxfp4,
+# bf16 x; five shapes, M = 33 / 48 / 64 / 128 / 256 / 512) against the kernel each M took before:
+#   M = 33-64 vs the small-M GEMM: faster in 59 of 60 (8192^2 M = 64 36.6 / 34.4 / 40.3 / 37.1 vs 47.4 / 46.0 / 47.9 /
+#             46.0; 28672x8192 nvfp4 M = 33 131.2 vs 130.5 the one loss);
+#   M = 128 / 256 vs the wgmma GEMM (tc): faster in all 40 (8192^2 M = 256 76.4 / 68.2 / 79.3 / 75.0 vs 84.8 / 87.8 /
+#             89.3 / 88.2; 28672x8192 M = 128 150.5 / 132.9 / 155.7 / 142.4 vs 213.9 / 231.4 / 234.8 / 229.2);
+#   M = 512 vs dequantize + cuBLAS: faster in 17 of 20, 4% slower at 14336x4096 int4 / nvfp4 / mxfp4 (151.0 vs 145.4),
+#             and no N * K * 2-byte transient weight; at M = 1024 dequantize + cuBLAS wins (8192^2 int4 249 vs 320).
+# Below M = 33 the small-M GEMM stays (at M = 16 it was 28.5 against 35.0, 8192^2 int4, H100).
+RS_MIN_M = 32
+RS_MAX_M = 512
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
 # the full bench/gpu_tc.py run of the eleventh session and changed by the twelfth session's runs (the last two
@@ -132,17 +143,17 @@ def _scaled_format(x, scales, global_scale, lut):
 
 def route(x2, qdata, scales, zeros, global_scale, lut, group_size) -> str:
     """The kernel linear_into runs for x2 [M, K]: 'gemv', 'sm' (the small-M GEMM), 'rs' (the register-A wgmma GEMM),
-    'tc' (the Hopper wgmma GEMM),
-    'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or 'fused' (the module docstring gives the rule)."""
+    'tc' (the Hopper wgmma GEMM), 'scaled' (tl.dot_scaled, Blackwell), 'dequant_mm' or 'fused' (the module docstring
+    gives the rule)."""
     M = x2.shape[0]
+    if RS_MIN_M < M <= RS_MAX_M and _native_cuda.has_cuda() and \
+            _native_cuda.rs_takes(x2, qdata, scales, zeros, lut, group_size):
+        return "rs"
     if SM_MIN_M < M <= SM_MAX_M and _native_cuda.has_cuda() and \
             _native_cuda.sm_takes(x2, qdata, scales, zeros, lut, group_size):
         return "sm"
     if M <= GEMV_MAX_M and _native_cuda.has_cuda():
         return "gemv"
-    if RS_MIN_M < M <= RS_MAX_M and _native_cuda.has_cuda() and \
-            _native_cuda.rs_takes(x2, qdata, scales, zeros, lut, group_size):
-        return "rs"
     # (M against the widest window first, so most calls skip the format checks)
     if GEMV_MAX_M < M <= max(TC_MAX_M or 0, TC_HI) and _native_cuda.has_cuda():
         lo, hi = _tc_window(scales, lut, qdata.shape[0])
