@@ -12,22 +12,13 @@ import pytest
 import torch
 
 from fourbit import testing
-from fourbit.formats import PRESETS, make_format
+from fourbit.formats import make_format
 from fourbit.ops import _native_cuda as nc
 from fourbit.ops import cuda as cuda_ops
+from test_cuda_gemm_tc import NIB4, _need_hopper  # noqa: F401 (the nib4 presets; the autouse sm_90 skip)
 from test_cuda_gemv import check_linear, quantized
 
 pytestmark = pytest.mark.gpu
-
-NIB4 = ["int4", "int4_sym", "nf4", "nf4_dq", "bnb_fp4", "nvfp4", "mxfp4"]
-
-
-@pytest.fixture(autouse=True)
-def _need_hopper():
-    if not nc.has_cuda():
-        pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
-    if torch.cuda.get_device_capability() != (9, 0):
-        pytest.skip("the register-A wgmma GEMM is built for sm_90a only")
 
 
 def run_rs(x, args, bias):

@@ -52,6 +52,22 @@ fourbit_cuda::LinearArgs make_args(uintptr_t x, const std::string& dtype, int64_
   a.ws = P<float>(ws); a.ws_elems = ws_elems;
   return a;
 }
+// The two wgmma GEMMs' bindings share one signature (codes: gemm_tc's decode kind; gemm_rs ignores it).
+void def_wgmma_linear(py::module_& m, const char* name, void (*fn)(const fourbit_cuda::LinearArgs&, uintptr_t),
+                      int64_t (*workspace)(int64_t, int64_t, int64_t)) {
+  m.def(name, [fn](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K, int64_t G,
+                   uintptr_t scales, const std::string& sd, uintptr_t zeros, uintptr_t gscale, uintptr_t lut, int codes,
+                   uintptr_t bias, uintptr_t out, uintptr_t ws, int64_t ws_elems, uintptr_t stream) {
+    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, scales, sd, zeros, gscale, lut, bias, out, ws, ws_elems);
+    a.codes = codes;
+    py::gil_scoped_release r;
+    fn(a, stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
+     py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"), py::arg("lut"),
+     py::arg("codes"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+  m.def((std::string(name) + "_workspace").c_str(), workspace, py::arg("M"), py::arg("N"), py::arg("K"),
+        (std::string("float32 elements of split-K workspace ") + name + " needs (0: none)").c_str());
+}
 }  // namespace
 
 void register_cuda(py::module_& m) {
@@ -93,20 +109,7 @@ void register_cuda(py::module_& m) {
   }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
      py::arg("scale_dtype"), py::arg("has_zeros"), py::arg("codes"),
      "whether the Hopper tensor-core GEMM (csrc/cuda/gemm_tc.cu) takes these nib4 arguments on the current device");
-  m.def("cuda_linear_tc_workspace", [](int64_t M, int64_t N, int64_t K) {
-    return fourbit_cuda::linear_tc_workspace(M, N, K);
-  }, py::arg("M"), py::arg("N"), py::arg("K"), "float32 elements of split-K workspace cuda_linear_tc needs (0: none)");
-  m.def("cuda_linear_tc", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K,
-                             int64_t G, uintptr_t scales, const std::string& sd, uintptr_t zeros, uintptr_t gscale,
-                             uintptr_t lut, int codes, uintptr_t bias, uintptr_t out, uintptr_t ws,
-                             int64_t ws_elems, uintptr_t stream) {
-    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, scales, sd, zeros, gscale, lut, bias, out, ws, ws_elems);
-    a.codes = codes;
-    py::gil_scoped_release r;
-    fourbit_cuda::linear_tc(a, stream);
-  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
-     py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"), py::arg("lut"),
-     py::arg("codes"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+  def_wgmma_linear(m, "cuda_linear_tc", fourbit_cuda::linear_tc, fourbit_cuda::linear_tc_workspace);
   m.def("cuda_linear_rs_takes", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K,
                                    int64_t G, uintptr_t scales, const std::string& sd, uintptr_t zeros) {
     // the lut is only tested for presence here: 1 stands for "present"; nothing is dereferenced
@@ -115,20 +118,7 @@ void register_cuda(py::module_& m) {
   }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
      py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"),
      "whether the Hopper register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) takes these nib4 arguments on this device");
-  m.def("cuda_linear_rs_workspace", [](int64_t M, int64_t N, int64_t K) {
-    return fourbit_cuda::linear_rs_workspace(M, N, K);
-  }, py::arg("M"), py::arg("N"), py::arg("K"), "float32 elements of split-K workspace cuda_linear_rs needs (0: none)");
-  m.def("cuda_linear_rs", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K,
-                             int64_t G, uintptr_t scales, const std::string& sd, uintptr_t zeros, uintptr_t gscale,
-                             uintptr_t lut, int codes, uintptr_t bias, uintptr_t out, uintptr_t ws,
-                             int64_t ws_elems, uintptr_t stream) {
-    (void)codes;  // cuda_linear_tc's signature; the byte-pair table decodes every code table
-    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, scales, sd, zeros, gscale, lut, bias, out, ws, ws_elems);
-    py::gil_scoped_release r;
-    fourbit_cuda::linear_rs(a, stream);
-  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
-     py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"), py::arg("lut"),
-     py::arg("codes"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+  def_wgmma_linear(m, "cuda_linear_rs", fourbit_cuda::linear_rs, fourbit_cuda::linear_rs_workspace);
   m.def("cuda_act_quantize", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, const std::string& fmt,
                                 const std::string& variant, uintptr_t q, uintptr_t scales, uintptr_t blocked,
                                 int64_t blocked_bytes, uintptr_t gscale, uintptr_t amax_ws, uintptr_t stream) {

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "api.h"
+
 namespace fourbit_cuda {
 
 enum SKind : int { SK_F32 = 0, SK_E4M3 = 1, SK_E8M0 = 2 };
@@ -199,6 +201,19 @@ void launch_splitk_reduce(const float* ws, int S, int M, int N, const float* gsc
                                                                       reinterpret_cast<const XT*>(bias),
                                                                       reinterpret_cast<XT*>(out));
   check_launch("fourbit splitk_reduce");
+}
+
+// A split-K launch's checks and epilogue for the GEMMs that take LinearArgs: the float32 workspace must hold S
+// partials of [M, N] (what: the caller's name for the error), and after the kernel the partials are reduced into
+// a.out in x's dtype (bf16 / fp16) with the global scale and bias.
+inline void require_splitk_ws(const LinearArgs& a, int S, const char* what) {
+  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
+    throw std::invalid_argument(std::string(what) + ": split-K workspace too small (see its _workspace function)");
+}
+inline void reduce_splits(const LinearArgs& a, int S, cudaStream_t st) {
+  if (S <= 1) return;
+  if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
+  else launch_splitk_reduce<__half>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
 }
 
 }  // namespace fourbit_cuda

@@ -316,8 +316,7 @@ void linear_rs(const LinearArgs& a, uintptr_t stream) {
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   int S, per;
   rs_plan(a.M, a.N, a.K, &S, &per);
-  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
-    throw std::invalid_argument("linear_rs: split-K workspace too small (see linear_workspace)");
+  require_splitk_ws(a, S, "linear_rs");
   RsParams p{};
   p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
@@ -326,10 +325,7 @@ void linear_rs(const LinearArgs& a, uintptr_t stream) {
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, S, st);
   else launch_rs<__half>(a, p, S, st);
-  if (S > 1) {
-    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, p.M, p.N, a.gscale, a.bias, a.out, st);
-    else launch_splitk_reduce<__half>(a.ws, S, p.M, p.N, a.gscale, a.bias, a.out, st);
-  }
+  reduce_splits(a, S, st);
 }
 
 }  // namespace fourbit_cuda

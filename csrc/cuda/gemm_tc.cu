@@ -490,8 +490,7 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   int S, per;
   tc_plan(a.M, a.N, a.K, &S, &per);
-  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
-    throw std::invalid_argument("linear_tc: split-K workspace too small (see linear_tc_workspace)");
+  require_splitk_ws(a, S, "linear_tc");
   TcParams p{};
   p.x = a.x; p.q = a.q; p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
@@ -505,11 +504,7 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
                                   : launch_tc_fmt<__half>(p, a.sk, a.codes, grid, bmm, st);
   if (!ok) throw std::invalid_argument("linear_tc: no kernel for this scale kind / group size");
   check_launch("fourbit gemm_tc");
-  if (S > 1) {
-    const int M = int(a.M), N = int(a.N);
-    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, M, N, a.gscale, a.bias, a.out, st);
-    else launch_splitk_reduce<__half>(a.ws, S, M, N, a.gscale, a.bias, a.out, st);
-  }
+  reduce_splits(a, S, st);
 }
 
 }  // namespace fourbit_cuda
