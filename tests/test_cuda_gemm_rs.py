@@ -11,11 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fourbit import testing
 from fourbit.formats import make_format
 from fourbit.ops import _native_cuda as nc
 from fourbit.ops import cuda as cuda_ops
-from test_cuda_gemm_tc import NIB4, _need_hopper  # noqa: F401 (the nib4 presets; the autouse sm_90 skip)
+from test_cuda_gemm_tc import NIB4, _need_hopper, op_deterministic_and_graphed  # noqa: F401 (_need_hopper: autouse)
 from test_cuda_gemv import check_linear, quantized
 
 pytestmark = pytest.mark.gpu
@@ -90,16 +89,5 @@ def test_rs_route_deterministic_graph():
     M = cuda_ops.RS_MIN_M + 36
     x = torch.randn(M, 4096, device="cuda", dtype=torch.bfloat16)
     assert cuda_ops.route(x, *args) == "rs"
-    y1 = torch.ops.fourbit.linear(x, *args, None)
-    y2 = torch.ops.fourbit.linear(x, *args, None)
-    testing.assert_bit_exact(y1.cpu(), y2.cpu(), "rs run to run")
-    out = torch.empty_like(y1)
-    torch.ops.fourbit.linear_out(x, *args, None, out)  # warm-up outside capture
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        torch.ops.fourbit.linear_out(x, *args, None, out)
-    out.zero_()
-    g.replay()
-    torch.cuda.synchronize()
-    testing.assert_bit_exact(out.cpu(), y1.cpu(), "rs graph replay")
+    y1 = op_deterministic_and_graphed(x, args, "rs")
     check_linear(y1.cpu(), x.cpu(), dense, None, "mma", torch.bfloat16, args[3], "rs route")

@@ -210,6 +210,12 @@ inline void require_splitk_ws(const LinearArgs& a, int S, const char* what) {
   if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
     throw std::invalid_argument(std::string(what) + ": split-K workspace too small (see its _workspace function)");
 }
+// float32 elements of split-K workspace the planner plan(M, N, K, &S, &chunks) asks for (0: none).
+template <class Plan> int64_t planned_workspace(int64_t M, int64_t N, int64_t K, Plan plan) {
+  int S, per;
+  plan(M, N, K, &S, &per);
+  return S > 1 ? int64_t(S) * M * N : 0;
+}
 inline void reduce_splits(const LinearArgs& a, int S, cudaStream_t st) {
   if (S <= 1) return;
   if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);

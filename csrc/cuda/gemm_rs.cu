@@ -306,9 +306,7 @@ bool linear_rs_takes(const LinearArgs& a) {
 
 int64_t linear_rs_workspace(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K < kRsK) return 0;
-  int S, per;
-  rs_plan(M, N, K, &S, &per);
-  return S > 1 ? int64_t(S) * M * N : 0;
+  return planned_workspace(M, N, K, rs_plan);
 }
 
 void linear_rs(const LinearArgs& a, uintptr_t stream) {

@@ -479,9 +479,7 @@ bool linear_tc_supported(const LinearArgs& a) { return tc_shape_ok(a) && tc_devi
 
 int64_t linear_tc_workspace(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K < kTcK) return 0;
-  int S, per;
-  tc_plan(M, N, K, &S, &per);
-  return S > 1 ? int64_t(S) * M * N : 0;
+  return planned_workspace(M, N, K, tc_plan);
 }
 
 void linear_tc(const LinearArgs& a, uintptr_t stream) {
