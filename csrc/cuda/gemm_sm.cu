@@ -230,8 +230,7 @@ template <typename XT>
 void launch_sm(const LinearArgs& a, cudaStream_t st) {
   int S, ksl;
   plan_sm(a.N, a.K, &S, &ksl);
-  if (S > 1 && (a.ws == nullptr || a.ws_elems < int64_t(S) * a.M * a.N))
-    throw std::invalid_argument("linear: split-K workspace too small (see linear_workspace)");
+  require_splitk_ws(a, S, "linear");
   SmParams p{a.x, int(a.M), a.q, int(a.N), int(a.K), int(a.G), a.scales, a.zeros, a.gscale, a.lut,
              a.bias, a.out, a.ws, ksl};
   const bool hz = a.zeros != nullptr, g16 = a.G == 16;
