@@ -4,7 +4,7 @@ cuBLAS on the GPU machine: python3 bench/gpu_rs.py [--quick] [--ms M,M,...] [--f
 Same method as bench/gpu_gemv.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us, bf16 x, random data. Per format: rs, then the
 small-M GEMM (sm, M <= 64), the wgmma GEMM (tc, M <= 256) and dequantize + cuBLAS (dq, M >= 256) where they apply, and
-rs's speed-up over bf16. Also checks that rs matches the other kernel within the bf16 operand bound (a smoke check;
+rs's speed-up over bf16. --kernels N,K,M,fmt ...: each kernel's device time in one rs call. Also checks that rs matches the other kernel within the bf16 operand bound (a smoke check;
 tests/test_cuda_gemm_rs.py is the test). --profile N,K,M,fmt ...: one rs call per case, for ncu."""
 import sys
 
@@ -30,6 +30,21 @@ if "--profile" in sys.argv:
         nc.linear_out(x, *args, None, torch.empty(int(M), int(N), device=dev, dtype=torch.bfloat16), rs=True)
         torch.cuda.synchronize()
         print("profiled", N, K, M, name)
+    sys.exit(0)
+if "--kernels" in sys.argv:  # --kernels N,K,M,fmt ...: device us of each kernel of one rs call (torch.profiler)
+    for N, K, M, name in [c.split(",") for c in sys.argv[sys.argv.index("--kernels") + 1:]]:
+        args = cuda_args(name, torch.randn(int(N), int(K)))
+        x = torch.randn(int(M), int(K), device=dev, dtype=torch.bfloat16)
+        out = torch.empty(int(M), int(N), device=dev, dtype=torch.bfloat16)
+        for _ in range(3):
+            nc.linear_out(x, *args, None, out, rs=True)
+        torch.cuda.synchronize()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            for _ in range(20):
+                nc.linear_out(x, *args, None, out, rs=True)
+            torch.cuda.synchronize()
+        ks = [(e.key[:40], e.device_time_total / e.count) for e in prof.key_averages() if e.device_time_total > 0]
+        print(f"{N}x{K} M={M} {name}: " + ", ".join(f"{k} {t:.1f} us" for k, t in ks))
     sys.exit(0)
 print(torch.cuda.get_device_name())
 quick = "--quick" in sys.argv

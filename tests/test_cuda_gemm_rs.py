@@ -33,6 +33,8 @@ SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64) and 128 rows, partial and
     # many passes over the stage ring (rs_plan on 132 SMs): 4096 / 64 = 64 chunks over 6 or 8 stages, with and
     # without splits
     (40, 4096, 16384, True), (160, 4096, 4096, True), (1024, 512, 1024, False),
+    # split-K reduced in clusters (test_rs_split_k_in_clusters): 4 splits of 16 tiles, 8 of 4 (partial x tile)
+    (200, 1024, 2048, True), (130, 256, 4096, False),
 ]
 
 
@@ -80,6 +82,15 @@ def test_rs_takes_rules():
     assert not nc.rs_takes(x48, a32[0], a32[1], a32[2], a32[4], a32[5])
     with pytest.raises(Exception, match="linear_rs"):
         nc.linear_out(x48, *a32, None, torch.empty(100, 64, device="cuda", dtype=torch.bfloat16), rs=True)
+
+
+def test_rs_split_k_in_clusters():
+    """A tile's splits reduce inside one thread-block cluster (no workspace) where S <= 8 and all the clusters are
+    resident at once, else through the float32 workspace (rs_plan; 132 SMs)."""
+    lib = nc._lib()
+    assert lib.cuda_linear_rs_workspace(200, 1024, 2048) == 0  # 16 tiles x 4 splits
+    assert lib.cuda_linear_rs_workspace(130, 256, 4096) == 0  # 4 tiles x 8 splits
+    assert lib.cuda_linear_rs_workspace(129, 384, 8192) == 16 * 129 * 384  # 6 tiles x 16 splits: more than a cluster
 
 
 def test_rs_route_deterministic_graph():

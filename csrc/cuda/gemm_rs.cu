@@ -12,8 +12,10 @@
 //     then (pair - zero) * scale in x's dtype, the GEMV's decode (gemv.cu), so the GEMV's error bound holds.
 //   - Fragments are double-buffered: chunk c's 4 wgmmas are issued as one group, then the consumer waits for group
 //     c - 1 (releasing its stage) and decodes chunk c + 1 while the tensor core runs group c.
-//   - Split-K over blockIdx.y (float32 workspace, the fixed-order reduce of common.cuh) when the tiles would not fill
-//     the GPU. blockIdx.x runs over M tiles first, so the CTAs that share a weight tile run together and read it
+//   - Split-K over blockIdx.y when the tiles would not fill the GPU. A tile's S <= 8 splits form one thread-block
+//     cluster and sum their partials in split order through distributed shared memory (rs_cluster_reduce) where all
+//     those clusters are resident at once; otherwise they go through a float32 workspace and common.cuh's
+//     fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the CTAs that share a weight tile run together and read it
 //     from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped) and are never stored; x rows
 //     past M arrive as zeros.
 // Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
@@ -55,6 +57,8 @@ constexpr int kRsCons = 256;       // consumer threads; the warp after them is t
 constexpr int kRsThreads = kRsCons + 32;
 constexpr int kRsE = 64;           // byte-pair table entry stride in words (256 bytes: see the lookup)
 
+constexpr int kRsP = kRsRows + 4;  // float stride of a split's partial x row (+4: a warp's stores hit 32 banks)
+
 template <int BN> struct RsSmem {
   static constexpr int X = BN * kRsK * 2;       // x tile [BN rows][64 K], 128-byte swizzle
   static constexpr int W = kRsRows * kRsK / 2;  // codes [128 rows][32 bytes]
@@ -63,19 +67,61 @@ template <int BN> struct RsSmem {
   static constexpr int TABLE = S * STAGE;
   static constexpr int BAR = TABLE + 256 * kRsE * 4;  // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024;   // + the 1024-byte alignment of the swizzled tiles
+  static_assert(BN * kRsP * 4 <= TABLE, "a split's partial [BN][kRsP] float fits over the stages");
   static_assert(STAGE % 1024 == 0, "stages keep the 1024-byte alignment of the swizzle atom");
   static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
 };
 
 struct RsParams {
   const void* scales; const uint8_t* zeros; const float* gscale; const float* lut;
-  const void* bias; void* out; float* ws;
+  const void* bias; void* out; float* ws;  // ws: split-K partials outside a cluster (null: the cluster reduces)
   int M, N, K, G, per, mt;  // per: 64-K chunks per split; mt: M tiles (blockIdx.x % mt)
   uint32_t gmul; int gshr;  // chunk / (G / 64) = umulhi(chunk, gmul) >> gshr (GS = 1, tc_divider; gmul 0: G = 64)
 };
 
 // One chunk's raw scales (and zero bytes) of the thread's two rows: GS groups a chunk (G = 16: 4, G = 32: 2, else 1).
 template <int GS, bool HZ> struct RsRaw { uint32_t s[2][GS], z[2][HZ ? GS : 1]; };
+
+// Split-K epilogue inside the cluster of the SP CTAs of one output tile (split = cluster rank = blockIdx.y): each
+// CTA's consumers have stored their partial [BN][kRsP] float at `part`; CTA r then sums rows [r, r + 1) * 128 / SP
+// of all SP partials in split order 0, 1, ... (distributed shared memory; deterministic), applies the global scale
+// and bias, and stores x's dtype. Why: the [S, M, N] float32 round trip through a workspace plus a reduce kernel
+// took 2.0 us of a 14.6 us call at 4096^2 M = 64 and 4.8 of 27.3 at M = 256 (H200, 2026-11-27, torch.profiler).
+template <typename XT, int BN, int SP>
+__device__ __forceinline__ void rs_cluster_reduce(const RsParams& p, uint32_t part, int m0, int n0, int tid) {
+  constexpr int NQ = kRsRows / SP / 4, IT = BN * NQ / kRsCons;  // 4-row quads a CTA's slice; items a thread
+  static_assert(IT * kRsCons == BN * NQ, "the slice splits evenly over the consumers");
+  cluster_sync();  // every partial is written
+  const int lo = int(blockIdx.y) * (kRsRows / SP);
+  float4 v[IT][SP];
+#pragma unroll
+  for (int i = 0; i < IT; ++i) {  // all loads first: IT * SP in flight
+    const int it = tid + i * kRsCons;
+    const uint32_t a = part + uint32_t((it / NQ) * kRsP + lo + 4 * (it % NQ)) * 4;
+#pragma unroll
+    for (int sp = 0; sp < SP; ++sp) v[i][sp] = cluster_ld4(a, sp);
+  }
+  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  const XT* bias = reinterpret_cast<const XT*>(p.bias);
+  XT* out = reinterpret_cast<XT*>(p.out);
+#pragma unroll
+  for (int i = 0; i < IT; ++i) {
+    const int it = tid + i * kRsCons, m = m0 + it / NQ, n = n0 + lo + 4 * (it % NQ);
+    float4 t = v[i][0];
+#pragma unroll
+    for (int sp = 1; sp < SP; ++sp) t = make_float4(t.x + v[i][sp].x, t.y + v[i][sp].y, t.z + v[i][sp].z, t.w + v[i][sp].w);
+    const float f[4] = {t.x, t.y, t.z, t.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      if (m >= p.M || n + e >= p.N) continue;
+      float y = f[e];
+      if (p.gscale) y = y * gs;
+      if (bias) y = y + to_f32(bias[n + e]);
+      out[int64_t(m) * p.N + n + e] = from_f32<XT>(y);
+    }
+  }
+  cluster_sync();  // no CTA leaves while another still reads its partial
+}
 
 template <typename XT, int SK, int GS, bool HZ, int BN>
 __global__ void __launch_bounds__(kRsThreads, 1)
@@ -89,27 +135,32 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   const int tid = threadIdx.x;
   const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kRsRows;
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kRsK, c_lo + p.per) - c_lo;
-  build_pair_table<XT, kRsThreads, kRsE>(reinterpret_cast<uint32_t*>(base + L::TABLE), p.lut);
-  if (tid == 0) {
+  // The producer thread initializes the barriers and starts the first S chunks' loads before the table is built, so
+  // their DRAM latency overlaps the build (the empty barriers' first waits pass at once).
+  if (tid == kRsCons) {
     for (int s = 0; s < S; ++s) {
       mbar_init(bars + 8 * s, 1);                      // the producer's arrival (with the stage's TMA bytes)
       mbar_init(bars + 8 * (S + s), kRsCons / 32);  // one per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();  // also publishes the table
+  // Chunk c's loads into stage c % S, once the consumers released chunk c - S: by the producer's one thread.
+  auto produce = [&](int c) {
+    const int s = c & (S - 1);
+    mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
+    const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
+    mbar_expect_tx(full, L::STAGE);
+    tma_load_2d(st, &xmap, (c_lo + c) * kRsK, m0, full);
+    tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kRsK / 2), n0, full);
+  };
+  if (tid == kRsCons)
+    for (int c = 0; c < min(nch, S); ++c) produce(c);
+  build_pair_table<XT, kRsThreads, kRsE>(reinterpret_cast<uint32_t*>(base + L::TABLE), p.lut);
+  __syncthreads();  // publishes the table and the barriers' initialization
 
   if (tid >= kRsCons) {  // ---- producer: one thread issues every load ----
-    if (tid == kRsCons) {
-      for (int c = 0; c < nch; ++c) {
-        const int s = c & (S - 1);
-        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);  // the consumers released chunk c - S
-        const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
-        mbar_expect_tx(full, L::STAGE);
-        tma_load_2d(st, &xmap, (c_lo + c) * kRsK, m0, full);
-        tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kRsK / 2), n0, full);
-      }
-    }
+    if (tid == kRsCons)
+      for (int c = S; c < nch; ++c) produce(c);
     return;
   }
 
@@ -180,6 +231,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
   uint32_t a0[4][4], a1[4][4];
+  const uint64_t xd0 = desc_sw128(sbase);
   RsRaw<GS, HZ> r0, r1;  // even / odd chunks' raw scales, loaded two chunks ahead
   load_raw(r0, 0);
   if (nch > 1) load_raw(r1, 1);
@@ -189,10 +241,11 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // Chunk c: issue its group (fragments ac), wait for group c - 1 and release its stage, then decode chunk c + 1
   // into an (the fragments group c - 1 read) with rn, and load chunk c + 3's scales into rn.
   auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], RsRaw<GS, HZ>& rn) {
-    const uint32_t xs = sbase + (c & (S - 1)) * L::STAGE;
+    // the stage's x descriptors: the base's plus the offset in 16-byte units (the 14-bit address field never carries)
+    const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_rs<BN, XT>(acc, ac[kk], desc_sw128(xs + 32 * kk));
+    for (int kk = 0; kk < 4; ++kk) wgmma_rs<BN, XT>(acc, ac[kk], (xd0 & ~uint64_t(0xffffffffu)) | (xlo + 2 * kk));
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
     __syncwarp();
@@ -212,15 +265,28 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(acc[i]) :: "memory");
 
   // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
+  if (gridDim.y > 1 && p.ws == nullptr) {  // split-K in a cluster: the partial goes over the first stages (every
+                                           // wgmma of both warpgroups is done)
+    asm volatile("bar.sync 1, %0;\n" :: "n"(kRsCons) : "memory");
+    float* part = reinterpret_cast<float*>(base);
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) part[(8 * j + 2 * q + (e & 1)) * kRsP + rl + 8 * (e >> 1)] = acc[4 * j + e];
+    if (gridDim.y == 2) rs_cluster_reduce<XT, BN, 2>(p, sbase, m0, n0, tid);
+    else if (gridDim.y == 4) rs_cluster_reduce<XT, BN, 4>(p, sbase, m0, n0, tid);
+    else rs_cluster_reduce<XT, BN, 8>(p, sbase, m0, n0, tid);
+    return;
+  }
   const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
+  const XT* bias = reinterpret_cast<const XT*>(p.bias);
   XT* out = reinterpret_cast<XT*>(p.out);
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int m = m0 + 8 * j + 2 * q + (e & 1), n = n0 + rl + 8 * (e >> 1);
-      if (m < p.M && n < N)
-        store_result<XT>(acc[4 * j + e], m, n, p.M, N, p.ws, p.gscale, gs, reinterpret_cast<const XT*>(p.bias), out);
+      if (m < p.M && n < N) store_result<XT>(acc[4 * j + e], m, n, p.M, N, p.ws, p.gscale, gs, bias, out);
     }
   }
 #else
@@ -234,23 +300,62 @@ int rs_bn(int64_t M) {  // x rows a CTA (the wgmma's N); FOURBIT_RS_BN (64 / 128
   return M <= 64 ? 64 : 128;
 }
 
+// S-CTA clusters of kernel fn (smem bytes each) the current device holds at once; 0 where it cannot launch them.
+int rs_clusters(const void* fn, int smem, int S) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at = {};
+  cfg.gridDim = dim3(1, unsigned(S));
+  cfg.blockDim = dim3(kRsThreads);
+  cfg.dynamicSmemBytes = size_t(smem);
+  at.id = cudaLaunchAttributeClusterDimension;
+  at.val.clusterDim.x = 1; at.val.clusterDim.y = unsigned(S); at.val.clusterDim.z = 1;
+  cfg.attrs = &at;
+  cfg.numAttrs = 1;
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, fn, &cfg) != cudaSuccess) { cudaGetLastError(); n = 0; }
+  return n;
+}
+
+struct RsPlan { int64_t tiles; int S, per; bool cluster; };
+
 // Split count S and 64-K chunks per split: the largest power of two that keeps the CTAs within one wave (one CTA an
-// SM) with at least 8 chunks (512 K) a split.
-void rs_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
+// SM) with at least 8 chunks (512 K) a split. The S splits of a tile reduce inside one thread-block cluster
+// (rs_cluster_reduce) where S <= 8 and every tile's cluster is resident at once, else through the float32 workspace
+// and the reduce kernel. Why both (H200, 2026-11-27, CUDA graphs, int4): the cluster saves the round trip (4096^2
+// M = 256, S = 2: 27.4 -> 24.0 us; 8192^2 M = 64: 36.6 -> 33.8), but 32 clusters of 4 do not fit at once, and
+// 4096^2 M = 64 took 18.8 us as 2-CTA clusters against 14.5 with 4 splits through the workspace.
+RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
   const int bn = rs_bn(M);
-  const int64_t tiles = ((N + kRsRows - 1) / kRsRows) * ((M + bn - 1) / bn), nch = K / kRsK;
+  RsPlan r{((N + kRsRows - 1) / kRsRows) * ((M + bn - 1) / bn), 1, 0, false};
+  const int64_t nch = K / kRsK;
   int64_t S = 1;
-  while (tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
+  while (r.tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
   const int64_t per = (nch + S - 1) / S;
-  *S_out = int((nch + per - 1) / per);
-  *per_out = int(per);
+  r.S = int((nch + per - 1) / per);  // S again: a power of two with >= 8 chunks a split
+  r.per = int(per);
+  if (r.S > 1 && r.S <= 8) {
+    static int fits[16][2][4] = {};  // [device][BN 64 / 128][log2 S]: resident clusters + 1 (0: not asked yet)
+    int dev = 0;
+    cudaGetDevice(&dev);
+    int& f = fits[dev & 15][bn == 128][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
+    if (f == 0) {  // every instantiation of one BN has the same threads and shared memory (registers do not bind)
+      const void* fn = bn == 128 ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 128>)
+                                 : reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 64>);
+      const int smem = bn == 128 ? RsSmem<128>::BYTES : RsSmem<64>::BYTES;
+      cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      f = rs_clusters(fn, smem, r.S) + 1;
+    }
+    r.cluster = f - 1 >= r.tiles;
+  }
+  return r;
 }
 
 template <typename XT, int SK, int GS, bool HZ, int BN>
-void launch_rs_t(const LinearArgs& a, const RsParams& p, int S, cudaStream_t st) {
+void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
   using L = RsSmem<BN>;
-  static const bool attr = [] {
-    cudaFuncSetAttribute(gemm_rs_kernel<XT, SK, GS, HZ, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
+  const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN>;
+  static const bool attr = [&] {
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
   }();
   (void)attr;
@@ -259,33 +364,40 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, int S, cudaStream_t st)
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
                                       CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
-  dim3 grid(unsigned(p.mt * ((a.N + kRsRows - 1) / kRsRows)), unsigned(S));
-  gemm_rs_kernel<XT, SK, GS, HZ, BN><<<grid, kRsThreads, L::BYTES, st>>>(p, xmap, qmap);
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute at = {};
+  cfg.gridDim = dim3(unsigned(r.tiles), unsigned(r.S));
+  cfg.blockDim = dim3(kRsThreads);
+  cfg.dynamicSmemBytes = size_t(L::BYTES);
+  cfg.stream = st;
+  at.id = cudaLaunchAttributeClusterDimension;  // a tile's splits: one cluster (rs_cluster_reduce)
+  at.val.clusterDim.x = 1; at.val.clusterDim.y = unsigned(r.S); at.val.clusterDim.z = 1;
+  cfg.attrs = &at;
+  cfg.numAttrs = r.cluster ? 1 : 0;
+  cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_rs");
 }
 
 template <typename XT, int SK, int GS, bool HZ>
-void launch_rs_bn(const LinearArgs& a, RsParams& p, int S, cudaStream_t st) {
-  const int bn = rs_bn(a.M);
-  p.mt = int((a.M + bn - 1) / bn);
-  if (bn == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, S, st);
-  else launch_rs_t<XT, SK, GS, HZ, 128>(a, p, S, st);
+void launch_rs_bn(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
+  if (rs_bn(a.M) == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, r, st);
+  else launch_rs_t<XT, SK, GS, HZ, 128>(a, p, r, st);
 }
 
 // Groups a 64-K chunk: 4 (G = 16), 2 (G = 32), 1 (G % 64 == 0); 0 for any other G (not taken).
 int rs_gs(int64_t G) { return G == 16 ? 4 : G == 32 ? 2 : G % 64 == 0 ? 1 : 0; }
 
 template <typename XT>
-void launch_rs(const LinearArgs& a, RsParams& p, int S, cudaStream_t st) {
+void launch_rs(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
   const bool hz = a.zeros != nullptr;
   const int gs = rs_gs(a.G);
   if (a.sk == SK_F32) {  // int4 (zeros), int4_sym / nf4 / bnb_fp4 (none); G = 32 or a multiple of 64
-    if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, S, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, S, st);
-    else hz ? launch_rs_bn<XT, SK_F32, 2, true>(a, p, S, st) : launch_rs_bn<XT, SK_F32, 2, false>(a, p, S, st);
+    if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
+    else hz ? launch_rs_bn<XT, SK_F32, 2, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 2, false>(a, p, r, st);
   } else if (a.sk == SK_E4M3) {  // nvfp4
-    launch_rs_bn<XT, SK_E4M3, 4, false>(a, p, S, st);
+    launch_rs_bn<XT, SK_E4M3, 4, false>(a, p, r, st);
   } else {  // mxfp4
-    launch_rs_bn<XT, SK_E8M0, 2, false>(a, p, S, st);
+    launch_rs_bn<XT, SK_E8M0, 2, false>(a, p, r, st);
   }
 }
 
@@ -306,24 +418,25 @@ bool linear_rs_takes(const LinearArgs& a) {
 
 int64_t linear_rs_workspace(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K < kRsK) return 0;
-  return planned_workspace(M, N, K, rs_plan);
+  const RsPlan r = rs_plan(M, N, K);
+  return r.S > 1 && !r.cluster ? int64_t(r.S) * M * N : 0;
 }
 
 void linear_rs(const LinearArgs& a, uintptr_t stream) {
   if (!linear_rs_takes(a)) throw std::invalid_argument("linear_rs: unsupported shape, format, alignment or device");
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
-  int S, per;
-  rs_plan(a.M, a.N, a.K, &S, &per);
-  require_splitk_ws(a, S, "linear_rs");
+  const RsPlan r = rs_plan(a.M, a.N, a.K);
+  if (!r.cluster) require_splitk_ws(a, r.S, "linear_rs");
   RsParams p{};
   p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
-  p.bias = a.bias; p.out = a.out; p.ws = a.ws;
-  p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = per;
+  p.bias = a.bias; p.out = a.out; p.ws = r.cluster ? nullptr : a.ws;
+  p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per;
+  p.mt = int((a.M + rs_bn(a.M) - 1) / rs_bn(a.M));
   if (rs_gs(a.G) == 1 && a.G > kRsK) tc_divider(int(a.G / kRsK), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
-  if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, S, st);
-  else launch_rs<__half>(a, p, S, st);
-  reduce_splits(a, S, st);
+  if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, r, st);
+  else launch_rs<__half>(a, p, r, st);
+  if (!r.cluster) reduce_splits(a, r.S, st);
 }
 
 }  // namespace fourbit_cuda

@@ -38,6 +38,20 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
                " [%4];\n" :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
+// Thread-block cluster barrier: every (non-exited) thread of the cluster arrives, shared-memory writes before it are
+// visible to the cluster's reads after it.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// 16 bytes at shared::cta address addr of the cluster's CTA `rank` (distributed shared memory).
+__device__ __forceinline__ float4 cluster_ld4(uint32_t addr, uint32_t rank) {
+  uint32_t ra;
+  float4 v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(ra) : "memory");
+  return v;
+}
 // wgmma shared-memory matrix descriptor of a K-major tile with 128-byte rows in the 128-byte swizzle: start address
 // (moved by 32 bytes per k16 step inside the row), stride byte offset 1024 (next 8 rows), leading offset unused (1).
 __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
