@@ -230,16 +230,19 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
-  uint32_t a0[4][4], a1[4][4];
+  // NA fragment buffers: chunk c + 1 is decoded while groups c - NA + 2 .. c run. Three at BN = 64 (the 32
+  // accumulators leave room), two at BN = 128 (a third does not fit ptxas's 168 registers with 64 accumulators).
+  constexpr int NA = BN == 64 ? 3 : 2;
+  uint32_t a[NA][4][4];
   const uint64_t xd0 = desc_sw128(sbase);
   RsRaw<GS, HZ> r0, r1;  // even / odd chunks' raw scales, loaded two chunks ahead
   load_raw(r0, 0);
   if (nch > 1) load_raw(r1, 1);
   mbar_wait(bars, 0);
-  decode(a0, 0, r0);
+  decode(a[0], 0, r0);
   if (nch > 2) load_raw(r0, 2);
-  // Chunk c: issue its group (fragments ac), wait for group c - 1 and release its stage, then decode chunk c + 1
-  // into an (the fragments group c - 1 read) with rn, and load chunk c + 3's scales into rn.
+  // Chunk c: issue its group (fragments ac), wait for group c - NA + 1 and release its stage, then decode chunk c + 1
+  // into an (the fragments that group read) with rn, and load chunk c + 3's scales into rn.
   auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], RsRaw<GS, HZ>& rn) {
     // the stage's x descriptors: the base's plus the offset in 16-byte units (the 14-bit address field never carries)
     const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
@@ -247,18 +250,19 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) wgmma_rs<BN, XT>(acc, ac[kk], (xd0 & ~uint64_t(0xffffffffu)) | (xlo + 2 * kk));
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(NA - 1) : "memory");
     __syncwarp();
-    if (c > 0 && lane == 0) mbar_arrive(bars + 8 * (S + ((c - 1) & (S - 1))));
+    if (c >= NA - 1 && lane == 0) mbar_arrive(bars + 8 * (S + ((c - NA + 1) & (S - 1))));
     if (c + 1 < nch) {
       mbar_wait(bars + 8 * ((c + 1) & (S - 1)), ((c + 1) / S) & 1);
       decode(an, c + 1, rn);
       if (c + 3 < nch) load_raw(rn, c + 3);
     }
   };
-  for (int c = 0; c < nch; c += 2) {
-    step(c, a0, a1, r1);
-    if (c + 1 < nch) step(c + 1, a1, a0, r0);
+  for (int c = 0; c < nch; c += 2 * NA) {
+#pragma unroll
+    for (int u = 0; u < 2 * NA; ++u)
+      if (c + u < nch) step(c + u, a[u % NA], a[(u + 1) % NA], u % 2 ? r0 : r1);
   }
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #pragma unroll
