@@ -10,8 +10,9 @@
 //     a quad read the same address: a broadcast), and one PRMT puts byte q next to its lane bits, (byte << 8) |
 //     lane << 2: the address of its own-bank entry in the byte-pair table (nib4.cuh, 256-byte entries). The pair is
 //     then (pair - zero) * scale in x's dtype, the GEMV's decode (gemv.cu), so the GEMV's error bound holds.
-//   - Fragments are double-buffered: chunk c's 4 wgmmas are issued as one group, then the consumer waits for group
-//     c - 1 (releasing its stage) and decodes chunk c + 1 while the tensor core runs group c.
+//   - Fragments are double-buffered (triple at 64 x rows): chunk c's 4 wgmmas are issued as one group, then the
+//     consumer waits for group c - 1 (c - 2; releasing its stage) and decodes chunk c + 1 while the tensor core runs
+//     group c. The producer starts the first S chunks' loads before the table is built.
 //   - Split-K over blockIdx.y when the tiles would not fill the GPU. A tile's S <= 8 splits form one thread-block
 //     cluster and sum their partials in split order through distributed shared memory (rs_cluster_reduce) where all
 //     those clusters are resident at once; otherwise they go through a float32 workspace and common.cuh's
@@ -31,6 +32,14 @@
 // decode and the code loads switched off (an experiment, wrong results) the same pipeline took 59.4 us at M = 256
 // and 228.4 at M = 1024 (full kernel 76.2 / 303.8, bf16 cuBLAS 58.4 / 197.4): the TMA + wgmma skeleton itself runs
 // at ~63% of the tensor pipe, so the decode costs the other ~20%.
+// Sixteenth session (H200, 2026-11-27, bench/gpu_rs.py, each A/B in one run): the cluster reduce (above) 4096^2
+// M = 256 27.6 / 25.0 / 28.4 -> 24.4 / 23.0 / 25.4 us (int4 / nf4 / nvfp4), 8192^2 M = 64 36.6 -> 33.8 (int4);
+// three fragment buffers at BN = 64: 8192^2 M = 64 33.8 / 32.1 / 38.4 / 36.1 -> 33.3 / 31.7 / 37.8 / 33.4 (+ mxfp4).
+// Tried and dropped then: the table lookups of chunk c + 1 moved before the wait for group c - 1 (only the scale
+// multiplies after it): 0-6% slower (8192^2 M = 256 nf4 68.2 -> 71.2), so the decode's latency after the wait is
+// not what bounds it; 2 CTAs an SM at BN = 64 (4 stages fit 113 KB): ptxas then caps 288 threads at 96 registers,
+// spills 230-440 bytes and serializes the wgmmas (C7512); a split-K reduce kernel with 4 elements a thread: 1.9 ->
+// 1.8 us, no change in a graph.
 // Tried and dropped (same day): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading half
 // the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256 int4
 // 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile: at ptxas's 168-register budget
