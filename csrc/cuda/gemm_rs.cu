@@ -1,18 +1,19 @@
 // Register-A wgmma GEMM for 4-bit weights on Hopper (sm_90a): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32
 // accumulation, bf16 / fp16 x. The WEIGHTS are the wgmma's A operand, decoded straight into registers, and x is B
 // (a TMA tile in shared memory), so the wgmma's M runs over weight rows and its N over x rows.
-//   - A CTA owns 128 weight rows and BN x rows: two consumer warpgroups (64 weight rows each, one m64nBNk16 chain)
-//     and one producer warp. For each 64-K chunk the producer's first thread loads, by TMA, the x tile (BN rows x
-//     128 bytes, 128-byte swizzle) and the 128 rows x 32 bytes of packed codes into one of S stages (full / empty
-//     mbarriers).
+//   - A CTA owns 128 weight rows and BN (64 / 128 / 256) x rows: two consumer warpgroups (64 weight rows each, one
+//     m64nBNk16 chain) and one producer warpgroup. For each 64-K chunk the producer's first thread loads, by TMA, the
+//     x tile (BN rows x 128 bytes, 128-byte swizzle) and the 128 rows x 32 bytes of packed codes into one of S stages
+//     (full / empty mbarriers). The producer warpgroup gives registers to the consumers (setmaxnreg 40 / 232): at
+//     BN = 256 the 128 accumulators fit, so each decoded weight serves 256 x rows (rs_plan has the numbers).
 //   - A consumer thread (g, q) decodes the A fragments of its warp's 16 rows: for k16 step kk it needs pair q (byte
 //     q) of code words 2 kk and 2 kk + 1 of rows g and g + 8. It reads both rows' 32 bytes (LDS.128, the 4 lanes of
 //     a quad read the same address: a broadcast), and one PRMT puts byte q next to its lane bits, (byte << 8) |
 //     lane << 2: the address of its own-bank entry in the byte-pair table (nib4.cuh, 256-byte entries). The pair is
 //     then (pair - zero) * scale in x's dtype, the GEMV's decode (gemv.cu), so the GEMV's error bound holds.
-//   - Fragments are double-buffered (triple at 64 x rows): chunk c's 4 wgmmas are issued as one group, then the
-//     consumer waits for group c - 1 (c - 2; releasing its stage) and decodes chunk c + 1 while the tensor core runs
-//     group c. The producer starts the first S chunks' loads before the table is built.
+//   - Fragments are triple-buffered (double at 256 x rows): chunk c's 4 wgmmas are issued as one group, then the
+//     consumer waits for group c - 2 (c - 1; releasing its stage) and decodes chunk c + 1 while the tensor core runs
+//     groups c - 1 and c. The producer starts the first S chunks' loads before the table is built.
 //   - Split-K over blockIdx.y when the tiles would not fill the GPU. A tile's S <= 8 splits form one thread-block
 //     cluster and sum their partials in split order through distributed shared memory (rs_cluster_reduce) where all
 //     those clusters are resident at once; otherwise they go through a float32 workspace and common.cuh's
@@ -35,15 +36,19 @@
 // Sixteenth session (H200, 2026-11-27, bench/gpu_rs.py, each A/B in one run): the cluster reduce (above) 4096^2
 // M = 256 27.6 / 25.0 / 28.4 -> 24.4 / 23.0 / 25.4 us (int4 / nf4 / nvfp4), 8192^2 M = 64 36.6 -> 33.8 (int4);
 // three fragment buffers at BN = 64: 8192^2 M = 64 33.8 / 32.1 / 38.4 / 36.1 -> 33.3 / 31.7 / 37.8 / 33.4 (+ mxfp4).
+// Then a producer warpgroup with setmaxnreg (288 -> 384 threads; ptxas compiles the consumers for 232 registers, no
+// spill, no C7512; an earlier session's 288-thread CTA could not use it) gave 256-row x tiles and a third fragment
+// buffer at 128 rows: 8192^2 M = 256 int4 77.6 -> 71.4 us (128 rows) -> 58.8 (256 rows), M = 1024 311.5 -> 221.2.
 // Tried and dropped then: the table lookups of chunk c + 1 moved before the wait for group c - 1 (only the scale
 // multiplies after it): 0-6% slower (8192^2 M = 256 nf4 68.2 -> 71.2), so the decode's latency after the wait is
 // not what bounds it; 2 CTAs an SM at BN = 64 (4 stages fit 113 KB): ptxas then caps 288 threads at 96 registers,
 // spills 230-440 bytes and serializes the wgmmas (C7512); a split-K reduce kernel with 4 elements a thread: 1.9 ->
 // 1.8 us, no change in a graph.
-// Tried and dropped (same day): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading half
+// Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading half
 // the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256 int4
-// 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile: at ptxas's 168-register budget
-// for 288 threads (128 accumulators) it serialized the wgmmas (C7512) and spilled. Byte-wise scale loads (one per
+// 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
+// 168-register budget (128 accumulators) it serialized the wgmmas (C7512) and spilled (the setmaxnreg layout above
+// fixed that). Byte-wise scale loads (one per
 // group) made nvfp4 (4 a row a chunk) ~20% slower than int4 with the decode off: a row's scales of a chunk are now
 // one load.
 #include <algorithm>
@@ -62,8 +67,13 @@ namespace {
 
 constexpr int kRsRows = 128;       // weight rows a CTA (two consumer warpgroups of 64: the wgmma's M)
 constexpr int kRsK = 64;           // K a stage: one 128-byte swizzle row of x
-constexpr int kRsCons = 256;       // consumer threads; the warp after them is the producer
-constexpr int kRsThreads = kRsCons + 32;
+constexpr int kRsCons = 256;       // consumer threads; the warpgroup after them is the producer
+constexpr int kRsThreads = kRsCons + 128;
+// Registers a thread after setmaxnreg: the launch gives each of the 384 threads 168 (65536 / 384, launch bounds);
+// the producer warpgroup hands 128 of them back, which lets ptxas compile the consumers' code for 232 (64 accumulator
+// registers at BN = 128 plus three fragment buffers, or 128 at BN = 256) without spills or serialized wgmmas.
+constexpr int kRsProdRegs = 40, kRsConsRegs = 232;
+static_assert(kRsCons * kRsConsRegs + (kRsThreads - kRsCons) * kRsProdRegs <= 65536, "the register file");
 constexpr int kRsE = 64;           // byte-pair table entry stride in words (256 bytes: see the lookup)
 
 constexpr int kRsP = kRsRows + 4;  // float stride of a split's partial x row (+4: a warp's stores hit 32 banks)
@@ -72,7 +82,7 @@ template <int BN> struct RsSmem {
   static constexpr int X = BN * kRsK * 2;       // x tile [BN rows][64 K], 128-byte swizzle
   static constexpr int W = kRsRows * kRsK / 2;  // codes [128 rows][32 bytes]
   static constexpr int STAGE = X + W;
-  static constexpr int S = 8;  // a power of two: the stage index and phase are a mask and a shift
+  static constexpr int S = BN == 256 ? 4 : 8;  // a power of two: the stage index and phase are a mask and a shift
   static constexpr int TABLE = S * STAGE;
   static constexpr int BAR = TABLE + 256 * kRsE * 4;  // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024;   // + the 1024-byte alignment of the swizzled tiles
@@ -168,12 +178,14 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   __syncthreads();  // publishes the table and the barriers' initialization
 
   if (tid >= kRsCons) {  // ---- producer: one thread issues every load ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(kRsProdRegs));
     if (tid == kRsCons)
       for (int c = S; c < nch; ++c) produce(c);
     return;
   }
 
   // ---- consumers ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(kRsConsRegs));
   const int lane = tid & 31, q = lane & 3;
   const int rl = (tid >> 7) * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);  // local row of a[0], a[2]; a[1], a[3]: + 8
   const int N = p.N, ng = p.K / p.G;
@@ -239,9 +251,9 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   float acc[BN / 2];
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
-  // NA fragment buffers: chunk c + 1 is decoded while groups c - NA + 2 .. c run. Three at BN = 64 (the 32
-  // accumulators leave room), two at BN = 128 (a third does not fit ptxas's 168 registers with 64 accumulators).
-  constexpr int NA = BN == 64 ? 3 : 2;
+  // NA fragment buffers: chunk c + 1 is decoded while groups c - NA + 2 .. c run. Three, but two at BN = 256 (128
+  // accumulators).
+  constexpr int NA = BN == 256 ? 2 : 3;
   uint32_t a[NA][4][4];
   const uint64_t xd0 = desc_sw128(sbase);
   RsRaw<GS, HZ> r0, r1;  // even / odd chunks' raw scales, loaded two chunks ahead
@@ -307,10 +319,9 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 #endif
 }
 
-int rs_bn(int64_t M) {  // x rows a CTA (the wgmma's N); FOURBIT_RS_BN (64 / 128) overrides, for experiments
+int rs_env_bn() {  // FOURBIT_RS_BN (64 / 128 / 256) fixes the x tile, for experiments; read once
   static const int env = [] { const char* e = std::getenv("FOURBIT_RS_BN"); return e ? std::atoi(e) : 0; }();
-  if (env == 64 || env == 128) return env;
-  return M <= 64 ? 64 : 128;
+  return env == 64 || env == 128 || env == 256 ? env : 0;
 }
 
 // S-CTA clusters of kernel fn (smem bytes each) the current device holds at once; 0 where it cannot launch them.
@@ -329,17 +340,17 @@ int rs_clusters(const void* fn, int smem, int S) {
   return n;
 }
 
-struct RsPlan { int64_t tiles; int S, per; bool cluster; };
+struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster; };  // mt: M tiles of bn x rows
 
-// Split count S and 64-K chunks per split: the largest power of two that keeps the CTAs within one wave (one CTA an
-// SM) with at least 8 chunks (512 K) a split. The S splits of a tile reduce inside one thread-block cluster
-// (rs_cluster_reduce) where S <= 8 and every tile's cluster is resident at once, else through the float32 workspace
-// and the reduce kernel. Why both (H200, 2026-11-27, CUDA graphs, int4): the cluster saves the round trip (4096^2
-// M = 256, S = 2: 27.4 -> 24.0 us; 8192^2 M = 64: 36.6 -> 33.8), but 32 clusters of 4 do not fit at once, and
-// 4096^2 M = 64 took 18.8 us as 2-CTA clusters against 14.5 with 4 splits through the workspace.
-RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
-  const int bn = rs_bn(M);
-  RsPlan r{((N + kRsRows - 1) / kRsRows) * ((M + bn - 1) / bn), 1, 0, false};
+// With x tiles of bn rows: the split count S and 64-K chunks per split, the largest power of two that keeps the CTAs
+// within one wave (one CTA an SM) with at least 8 chunks (512 K) a split. The S splits of a tile reduce inside one
+// thread-block cluster (rs_cluster_reduce) where S <= 8 and every tile's cluster is resident at once, else through
+// the float32 workspace and the reduce kernel. Why both (H200, 2026-11-27, CUDA graphs, int4): the cluster saves the
+// round trip (4096^2 M = 256, S = 2: 27.6 -> 24.0 us; 8192^2 M = 64: 36.6 -> 33.8), but 32 clusters of 4 do not fit
+// at once, and 4096^2 M = 64 took 18.8 us as 2-CTA clusters against 14.5 with 4 splits through the workspace.
+RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
+  const int mt = int((M + bn - 1) / bn);
+  RsPlan r{bn, mt, ((N + kRsRows - 1) / kRsRows) * mt, 1, 0, false};
   const int64_t nch = K / kRsK;
   int64_t S = 1;
   while (r.tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
@@ -347,20 +358,37 @@ RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
   r.S = int((nch + per - 1) / per);  // S again: a power of two with >= 8 chunks a split
   r.per = int(per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[16][2][4] = {};  // [device][BN 64 / 128][log2 S]: resident clusters + 1 (0: not asked yet)
+    static int fits[16][3][4] = {};  // [device][BN 64 / 128 / 256][log2 S]: resident clusters + 1 (0: not asked)
     int dev = 0;
     cudaGetDevice(&dev);
-    int& f = fits[dev & 15][bn == 128][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
+    int& f = fits[dev & 15][bn == 64 ? 0 : bn == 128 ? 1 : 2][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
     if (f == 0) {  // every instantiation of one BN has the same threads and shared memory (registers do not bind)
-      const void* fn = bn == 128 ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 128>)
-                                 : reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 64>);
-      const int smem = bn == 128 ? RsSmem<128>::BYTES : RsSmem<64>::BYTES;
+      const void* fn =
+          bn == 64    ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 64>)
+          : bn == 128 ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 128>)
+                      : reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 256>);
+      const int smem = bn == 64 ? RsSmem<64>::BYTES : bn == 128 ? RsSmem<128>::BYTES : RsSmem<256>::BYTES;
       cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       f = rs_clusters(fn, smem, r.S) + 1;
     }
     r.cluster = f - 1 >= r.tiles;
   }
   return r;
+}
+
+// The x tile (the wgmma's N): 64 rows for M <= 64, 128 for M <= 128, above that 256 unless its tiles would split
+// through the workspace (then 128). Each decoded weight then serves 256 x rows (H200, 2026-11-27, bench/gpu_rs.py,
+// CUDA graphs, int4 / nf4, 128 -> 256 rows): 8192^2 M = 256 71.4 / 67.2 -> 58.8 / 55.5 us, M = 512 146.7 / 133.7 ->
+// 110.0 / 101.4, M = 1024 292.4 / 280.2 -> 221.2 / 222.0; 4096^2 M = 1024 76.5 / 70.7 -> 58.1 / 53.9. At 4096^2
+// M = 256 the 256-row tiles split 4 ways through the workspace: 23.4 / 22.8 against 22.4 / 21.8 with 128 rows.
+RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
+  if (const int env = rs_env_bn()) return rs_plan_bn(M, N, K, env);
+  if (M <= 64) return rs_plan_bn(M, N, K, 64);
+  if (M > 128) {
+    const RsPlan r = rs_plan_bn(M, N, K, 256);
+    if (r.S == 1 || r.cluster) return r;
+  }
+  return rs_plan_bn(M, N, K, 128);
 }
 
 template <typename XT, int SK, int GS, bool HZ, int BN>
@@ -393,8 +421,9 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
 
 template <typename XT, int SK, int GS, bool HZ>
 void launch_rs_bn(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
-  if (rs_bn(a.M) == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, r, st);
-  else launch_rs_t<XT, SK, GS, HZ, 128>(a, p, r, st);
+  if (r.bn == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, r, st);
+  else if (r.bn == 128) launch_rs_t<XT, SK, GS, HZ, 128>(a, p, r, st);
+  else launch_rs_t<XT, SK, GS, HZ, 256>(a, p, r, st);
 }
 
 // Groups a 64-K chunk: 4 (G = 16), 2 (G = 32), 1 (G % 64 == 0); 0 for any other G (not taken).
@@ -444,7 +473,7 @@ void linear_rs(const LinearArgs& a, uintptr_t stream) {
   p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
   p.bias = a.bias; p.out = a.out; p.ws = r.cluster ? nullptr : a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per;
-  p.mt = int((a.M + rs_bn(a.M) - 1) / rs_bn(a.M));
+  p.mt = r.mt;
   if (rs_gs(a.G) == 1 && a.G > kRsK) tc_divider(int(a.G / kRsK), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, r, st);

@@ -1,7 +1,7 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
-  linear, 32 < M <= 512, Hopper         -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
+  linear, 32 < M <= 1024, Hopper        -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
                                            the GEMV's scale kinds and bf16 / fp16 x, K % 64 == 0 (RS_MIN_M, RS_MAX_M;
                                            rs_takes)
   linear, 8 < M <= 64 otherwise         -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
@@ -61,10 +61,13 @@ DEQUANT_MIN_M = 257
 #   M = 128 / 256 vs the wgmma GEMM (tc): faster in all 40 (8192^2 M = 256 76.4 / 68.2 / 79.3 / 75.0 vs 84.8 / 87.8 /
 #             89.3 / 88.2; 28672x8192 M = 128 150.5 / 132.9 / 155.7 / 142.4 vs 213.9 / 231.4 / 234.8 / 229.2);
 #   M = 512 vs dequantize + cuBLAS: faster in 17 of 20, 4% slower at 14336x4096 int4 / nvfp4 / mxfp4 (151.0 vs 145.4),
-#             and no N * K * 2-byte transient weight; at M = 1024 dequantize + cuBLAS wins (8192^2 int4 249 vs 320).
+#             and no N * K * 2-byte transient weight; at M = 1024 dequantize + cuBLAS won then (8192^2 int4 249 vs 320).
+# Sixteenth session: 256-row x tiles above M = 128 (a producer warpgroup hands registers to the consumers) moved
+# M = 1024 inside (H200, int4 / nf4, us, against dequantize + cuBLAS in the same run): 8192^2 221.2 / 222.0 vs 257.2 /
+# 292.6, 4096^2 58.1 / 53.9 vs 63.9 / 68.9 (bf16 cuBLAS 202.4 / 53.1). M = 2048+ was not timed, so it stays there.
 # Below M = 33 the small-M GEMM stays (at M = 16 it was 28.5 against 35.0, 8192^2 int4, H100).
 RS_MIN_M = 32
-RS_MAX_M = 512
+RS_MAX_M = 1024
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
 # the full bench/gpu_tc.py run of the eleventh session and changed by the twelfth session's runs (the last two
