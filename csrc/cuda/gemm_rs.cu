@@ -17,9 +17,9 @@
 //   - Split-K over blockIdx.y when the tiles would not fill the GPU. A tile's S <= 8 splits form one thread-block
 //     cluster and sum their partials in split order through distributed shared memory (rs_cluster_reduce) where all
 //     those clusters are resident at once; otherwise they go through a float32 workspace and common.cuh's
-//     fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the CTAs that share a weight tile run together and read it
-//     from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped) and are never stored; x rows
-//     past M arrive as zeros.
+//     fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the CTAs that share a weight tile
+//     run together and read it from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped)
+//     and are never stored; x rows past M arrive as zeros.
 // Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
 // bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is 3-4 instructions a code pair in the
 // consumer's own registers, overlapped with the asynchronous wgmma, and shared memory carries only x and the codes.
@@ -44,13 +44,12 @@
 // not what bounds it; 2 CTAs an SM at BN = 64 (4 stages fit 113 KB): ptxas then caps 288 threads at 96 registers,
 // spills 230-440 bytes and serializes the wgmmas (C7512); a split-K reduce kernel with 4 elements a thread: 1.9 ->
 // 1.8 us, no change in a graph.
-// Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading half
-// the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256 int4
-// 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
+// Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
+// half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
+// int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
 // 168-register budget (128 accumulators) it serialized the wgmmas (C7512) and spilled (the setmaxnreg layout above
-// fixed that). Byte-wise scale loads (one per
-// group) made nvfp4 (4 a row a chunk) ~20% slower than int4 with the decode off: a row's scales of a chunk are now
-// one load.
+// fixed that). Byte-wise scale loads (one per group) made nvfp4 (4 a row a chunk) ~20% slower than int4 with the
+// decode off: a row's scales of a chunk are now one load.
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -128,7 +127,8 @@ __device__ __forceinline__ void rs_cluster_reduce(const RsParams& p, uint32_t pa
     const int it = tid + i * kRsCons, m = m0 + it / NQ, n = n0 + lo + 4 * (it % NQ);
     float4 t = v[i][0];
 #pragma unroll
-    for (int sp = 1; sp < SP; ++sp) t = make_float4(t.x + v[i][sp].x, t.y + v[i][sp].y, t.z + v[i][sp].z, t.w + v[i][sp].w);
+    for (int sp = 1; sp < SP; ++sp)
+      t = make_float4(t.x + v[i][sp].x, t.y + v[i][sp].y, t.z + v[i][sp].z, t.w + v[i][sp].w);
     const float f[4] = {t.x, t.y, t.z, t.w};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -324,19 +324,34 @@ int rs_env_bn() {  // FOURBIT_RS_BN (64 / 128 / 256) fixes the x tile, for exper
   return env == 64 || env == 128 || env == 256 ? env : 0;
 }
 
-// S-CTA clusters of kernel fn (smem bytes each) the current device holds at once; 0 where it cannot launch them.
-int rs_clusters(const void* fn, int smem, int S) {
+// The launch configuration of a grid of 384-thread CTAs with smem bytes each; cluster_y > 0: clusters of 1 x
+// cluster_y CTAs (attribute *at).
+cudaLaunchConfig_t rs_config(dim3 grid, int smem, cudaStream_t st, int cluster_y, cudaLaunchAttribute* at) {
   cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute at = {};
-  cfg.gridDim = dim3(1, unsigned(S));
+  cfg.gridDim = grid;
   cfg.blockDim = dim3(kRsThreads);
   cfg.dynamicSmemBytes = size_t(smem);
-  at.id = cudaLaunchAttributeClusterDimension;
-  at.val.clusterDim.x = 1; at.val.clusterDim.y = unsigned(S); at.val.clusterDim.z = 1;
-  cfg.attrs = &at;
-  cfg.numAttrs = 1;
+  cfg.stream = st;
+  *at = {};
+  at->id = cudaLaunchAttributeClusterDimension;
+  at->val.clusterDim.x = 1; at->val.clusterDim.y = unsigned(cluster_y); at->val.clusterDim.z = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = cluster_y > 0 ? 1 : 0;
+  return cfg;
+}
+
+// S-CTA clusters of BN's kernels the current device holds at once (all have its threads and shared memory; the
+// registers do not bind); 0 where it cannot launch them.
+template <int BN> int rs_resident(int S) {
+  const auto fn = gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN>;
+  cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, RsSmem<BN>::BYTES);
+  cudaLaunchAttribute at;
+  const cudaLaunchConfig_t cfg = rs_config(dim3(1, unsigned(S)), RsSmem<BN>::BYTES, nullptr, S, &at);
   int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, fn, &cfg) != cudaSuccess) { cudaGetLastError(); n = 0; }
+  if (cudaOccupancyMaxActiveClusters(&n, reinterpret_cast<const void*>(fn), &cfg) != cudaSuccess) {
+    cudaGetLastError();
+    n = 0;
+  }
   return n;
 }
 
@@ -362,15 +377,7 @@ RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
     int dev = 0;
     cudaGetDevice(&dev);
     int& f = fits[dev & 15][bn == 64 ? 0 : bn == 128 ? 1 : 2][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
-    if (f == 0) {  // every instantiation of one BN has the same threads and shared memory (registers do not bind)
-      const void* fn =
-          bn == 64    ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 64>)
-          : bn == 128 ? reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 128>)
-                      : reinterpret_cast<const void*>(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, 256>);
-      const int smem = bn == 64 ? RsSmem<64>::BYTES : bn == 128 ? RsSmem<128>::BYTES : RsSmem<256>::BYTES;
-      cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      f = rs_clusters(fn, smem, r.S) + 1;
-    }
+    if (f == 0) f = (bn == 64 ? rs_resident<64>(r.S) : bn == 128 ? rs_resident<128>(r.S) : rs_resident<256>(r.S)) + 1;
     r.cluster = f - 1 >= r.tiles;
   }
   return r;
@@ -405,16 +412,9 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
                                       CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute at = {};
-  cfg.gridDim = dim3(unsigned(r.tiles), unsigned(r.S));
-  cfg.blockDim = dim3(kRsThreads);
-  cfg.dynamicSmemBytes = size_t(L::BYTES);
-  cfg.stream = st;
-  at.id = cudaLaunchAttributeClusterDimension;  // a tile's splits: one cluster (rs_cluster_reduce)
-  at.val.clusterDim.x = 1; at.val.clusterDim.y = unsigned(r.S); at.val.clusterDim.z = 1;
-  cfg.attrs = &at;
-  cfg.numAttrs = r.cluster ? 1 : 0;
+  cudaLaunchAttribute at;  // a tile's splits: one cluster (rs_cluster_reduce)
+  const cudaLaunchConfig_t cfg =
+      rs_config(dim3(unsigned(r.tiles), unsigned(r.S)), L::BYTES, st, r.cluster ? r.S : 0, &at);
   cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_rs");
 }
