@@ -66,9 +66,9 @@ def workload():
                     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
                     nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
                                   torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
-    # the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for every nib4 kind, both x tiles (64 / 128 rows) and several,
-    # partial x tiles, split-K (K = 4096: 8 splits reduced in a cluster) and not (K = 64: one chunk), N past the
-    # 128-row weight tile, with a bias
+    # the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for every nib4 kind, its x tiles (64 / 128 / 256 rows) and
+    # several, partial x tiles, split-K (K = 4096: 8 splits reduced in a cluster) and not (K = 64: one chunk), N past
+    # the 128-row weight tile, with a bias
     if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
         for name in ("int4", "nf4", "nvfp4", "mxfp4"):
             for N, K in ((200, 4096), (130, 64)):

@@ -26,14 +26,14 @@ def run_rs(x, args, bias):
     return nc.linear_out(x, *args, bias, out, rs=True)
 
 
-SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64) and 128 rows, partial and several; split-K and one wave
+SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64), 128 and 256 rows, partial and several; split-K and one wave
     (17, 4096, 1024, False), (64, 130, 512, True), (65, 256, 4096, False), (100, 4097, 2048, True),
     (128, 1000, 256, True), (129, 384, 8192, False), (256, 8192, 512, False), (300, 192, 512, True),
     (200, 64, 64, True),  # K of one chunk
     # many passes over the stage ring (rs_plan on 132 SMs): 4096 / 64 = 64 chunks over 6 or 8 stages, with and
     # without splits
     (40, 4096, 16384, True), (160, 4096, 4096, True), (1024, 512, 1024, False),
-    # split-K reduced in clusters (test_rs_split_k_in_clusters): 4 splits of 16 tiles, 8 of 4 (partial x tile)
+    # split-K reduced in clusters (test_rs_split_k_in_clusters): 4 splits of 8 tiles, 8 of 2 (partial 256-row tile)
     (200, 1024, 2048, True), (130, 256, 4096, False),
 ]
 
@@ -88,9 +88,10 @@ def test_rs_split_k_in_clusters():
     """A tile's splits reduce inside one thread-block cluster (no workspace) where S <= 8 and all the clusters are
     resident at once, else through the float32 workspace (rs_plan; 132 SMs)."""
     lib = nc._lib()
-    assert lib.cuda_linear_rs_workspace(200, 1024, 2048) == 0  # 16 tiles x 4 splits
-    assert lib.cuda_linear_rs_workspace(130, 256, 4096) == 0  # 4 tiles x 8 splits
-    assert lib.cuda_linear_rs_workspace(129, 384, 8192) == 16 * 129 * 384  # 6 tiles x 16 splits: more than a cluster
+    assert lib.cuda_linear_rs_workspace(200, 1024, 2048) == 0  # 8 tiles of 256 x rows x 4 splits
+    assert lib.cuda_linear_rs_workspace(130, 256, 4096) == 0  # 2 tiles x 8 splits
+    # 3 tiles of 256 rows would take 16 splits, more than a cluster: 6 tiles of 128 rows x 16 through the workspace
+    assert lib.cuda_linear_rs_workspace(129, 384, 8192) == 16 * 129 * 384
 
 
 def test_rs_route_deterministic_graph():
