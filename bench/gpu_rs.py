@@ -3,7 +3,7 @@ cuBLAS on the GPU machine: python3 bench/gpu_rs.py [--quick] [--ms M,M,...] [--f
 
 Same method as bench/gpu_gemv.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),
 timed with triton.testing.do_bench (median, L2 flushed); per-call us, bf16 x, random data. Per format: rs, then the
-small-M GEMM (sm, M <= 64), the wgmma GEMM (tc, M <= 256) and dequantize + cuBLAS (dq, M >= 256) where they apply, and
+GEMV (M <= 8), the small-M GEMM (sm, M <= 64), the wgmma GEMM (tc, M <= 256) and dequantize + cuBLAS (dq, M >= 256) where they apply, and
 rs's speed-up over bf16. --kernels N,K,M,fmt ...: each kernel's device time in one rs call. Also checks that rs matches the other kernel within the bf16 operand bound (a smoke check;
 tests/test_cuda_gemm_rs.py is the test). --profile N,K,M,fmt ...: one rs call per case, for ncu."""
 import sys
@@ -66,7 +66,7 @@ for N, K, R in shapes:
             copies = weight_copies(args, R)
             out, ref = (torch.empty(M, N, device=dev, dtype=torch.bfloat16) for _ in range(2))
             t_rs = graph_time([lambda a=a: nc.linear_out(x, *a, None, out, rs=True) for a in copies]) * 1e3
-            if nc.sm_takes(x, *args[:3], args[4], args[5]):  # the other kernel of this M: sm, tc or dq
+            if M <= 8 or nc.sm_takes(x, *args[:3], args[4], args[5]):  # the other kernel of this M: gemv, sm, tc or dq
                 other = lambda a: nc.linear_out(x, *a, None, ref)  # noqa: E731
             elif M <= 256 and nc.tc_supported(x, *args[:3], args[4], args[5]):
                 other = lambda a: nc.linear_out(x, *a, None, ref, tc=True)  # noqa: E731
