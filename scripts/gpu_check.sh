@@ -3,8 +3,9 @@
 # then the benchmark of fourbit against every peer (bench/gpu_peers.py: table printed last, peers.json and the
 # roofline PNG and BENCHMARKS.md in $OUT). Usage: scripts/gpu_check.sh [STEPS], STEPS a comma list of tests,
 # sanitize, bench (default all three), or tc: the Hopper wgmma GEMM's tests, its timing against the Triton kernel
-# and bf16 cuBLAS (bench/gpu_tc.py --quick) and an ncu stall summary of it (bench/ncu_stalls.py; ~3 minutes). One device call is limited to 10 minutes: run `tests`, `sanitize` and `bench`
-# as three calls there.
+# and bf16 cuBLAS (bench/gpu_tc.py --quick) and an ncu stall summary of it (bench/ncu_stalls.py; ~3 minutes), or rs:
+# the same for the register-A GEMM (bench/gpu_rs.py; its ncu lines include the tensor pipe's active cycles). One
+# device call is limited to 10 minutes: run `tests`, `sanitize` and `bench` as three calls there.
 # Peers travel as shared/ANCHORS.md says: wheels in .whl/, gemlite's source in .whl/pysrc (both git-ignored).
 # The build compiles sm_90a only (the GPU is a Hopper; CI compiles and SASS-checks every architecture).
 # PREBUILT=.pre/X skips it: that folder holds this tree as scripts/prebuild.sh built it here (saves device time).
@@ -55,15 +56,35 @@ if want sanitize; then
     echo "racecheck: $all hazard accesses, $theirs in cuBLAS (nvjet)"; [ "$all" -eq "$theirs" ] || status=1
   fi
 fi
+# ncu of one bench script's profile mode: NAME, kernel regex, kernel count, --split regex, then the script and its
+# arguments. Prints the report's throughput / pipe / scheduler lines and bench/ncu_stalls.py's summary; the report
+# itself (tens of MB) stays behind.
+ncu_step() {
+  local name=$1 rx=$2 n=$3 split=$4; shift 4
+  timeout 240 ncu --set full -k "regex:$rx" -c "$n" -o "$OUT/${name}_prof" python3 "$@" > "$OUT/${name}_ncu.log" 2>&1 \
+    || tail -5 "$OUT/${name}_ncu.log"
+  local keep="_kernel|Duration|Compute \(SM\) Th|Memory Th|DRAM Th|Issue Slots Busy|Eligible Warps|Active Warps Per"
+  keep+="|Warp Cycles Per Issued|Registers Per|Block Limit"
+  ncu -i "$OUT/${name}_prof.ncu-rep" --page details 2>&1 | grep -E "$keep" | tee "$OUT/${name}_details.txt"
+  local m=sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active
+  m+=,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum,sm__cycles_elapsed.avg
+  ncu -i "$OUT/${name}_prof.ncu-rep" --page raw --csv --metrics "$m" > "$OUT/${name}_raw.csv" 2>&1 &&
+    cut -c1-400 "$OUT/${name}_raw.csv" | tail -4
+  ncu -i "$OUT/${name}_prof.ncu-rep" --page source --csv --print-source sass > "$OUT/${name}_src.csv" 2>&1 &&
+    python3 "$R/bench/ncu_stalls.py" "$OUT/${name}_src.csv" --split "$split" --top 15
+  rm -f "$OUT/${name}_prof.ncu-rep" "$OUT/${name}_src.csv"
+}
 if want tc; then
   step "tc: tests, timing, ncu stall summary"
   timeout 200 python3 -m pytest -q -p no:cacheprovider "$R/tests/test_cuda_gemm_tc.py" 2>&1 | tail -3 || status=1
   timeout 200 python3 "$R/bench/gpu_tc.py" --quick 2>&1 | tail -10 || status=1
-  timeout 200 ncu --set full -k regex:gemm_tc -c 1 -o "$OUT/tc_prof" python3 "$R/bench/gpu_tc.py" --profile \
-    > "$OUT/tc_ncu.log" 2>&1 || tail -5 "$OUT/tc_ncu.log"
-  ncu -i "$OUT/tc_prof.ncu-rep" --page source --csv --print-source sass > "$OUT/tc_src.csv" 2>&1 &&
-    python3 "$R/bench/ncu_stalls.py" "$OUT/tc_src.csv" --split LDGSTS --top 15
-  rm -f "$OUT/tc_prof.ncu-rep"  # tens of MB: too large to bring back
+  ncu_step tc gemm_tc 1 LDGSTS "$R/bench/gpu_tc.py" --profile
+fi
+if want rs; then  # the register-A GEMM at M = 64 and 256 (8192^2 int4): is the tensor pipe or the issue its bound?
+  step "rs: tests, timing, ncu"
+  timeout 120 python3 -m pytest -q -p no:cacheprovider "$R/tests/test_cuda_gemm_rs.py" 2>&1 | tail -3 || status=1
+  timeout 120 python3 "$R/bench/gpu_rs.py" --quick --ms 1,16,64,256 --fmts int4,nvfp4 2>&1 | tail -10 || status=1
+  ncu_step rs gemm_rs 2 USETMAXREG "$R/bench/gpu_rs.py" --profile 8192,8192,64,int4 8192,8192,256,int4
 fi
 if want bench; then
   step "benchmark: fourbit vs peers"
