@@ -85,6 +85,7 @@ if want rs; then  # the register-A GEMM at M = 64 and 256 (8192^2 int4): is the 
   timeout 120 python3 -m pytest -q -p no:cacheprovider "$R/tests/test_cuda_gemm_rs.py" 2>&1 | tail -3 || status=1
   timeout 120 python3 "$R/bench/gpu_rs.py" --quick --ms 1,16,64,256 --fmts int4,nvfp4 2>&1 | tail -10 || status=1
   ncu_step rs gemm_rs 2 USETMAXREG "$R/bench/gpu_rs.py" --profile 8192,8192,64,int4 8192,8192,256,int4
+  nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/wgmma_rate "$R/bench/probes/wgmma_rate.cu" && /tmp/wgmma_rate  # the floor
 fi
 if want bench; then
   step "benchmark: fourbit vs peers"

@@ -1,4 +1,5 @@
-// wgmma m64nNk16 with float32 accumulators d[N / 2] (sm_90a only), for N = 32, 64, 128, 256 (the x rows of a tile):
+// wgmma m64nNk16 with float32 accumulators d[N / 2] (sm_90a only), for N = 8, 16 (bench/probes/wgmma_rate.cu), 32, 64,
+// 128, 256 (the x rows of a tile):
 // scale-d = 1 (d += A B), scale-a = scale-b = 1, both operands K-major.
 //   wgmma_ss: A and B in shared memory (matrix descriptors; csrc/cuda/gemm_tc.cu);
 //   wgmma_rs: A in registers (a[4]: the m16n8k16 A fragment of the warp's 16 rows, as mma.sync's), B in shared
@@ -18,7 +19,10 @@ template <int N, typename XT> __device__ __forceinline__ void wgmma_rs(float* d,
 // accumulator operands d[o .. o + 15]
 #define FOURBIT_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
 #define FOURBIT_D16(o) FOURBIT_D4(o), FOURBIT_D4(o + 4), FOURBIT_D4(o + 8), FOURBIT_D4(o + 12)
+#define FOURBIT_D8(o) FOURBIT_D4(o), FOURBIT_D4(o + 4)
 // PTX register lists %0 .. %(N / 2 - 1)
+#define FOURBIT_R4 "%0, %1, %2, %3"
+#define FOURBIT_R8 FOURBIT_R4 ", %4, %5, %6, %7"
 #define FOURBIT_R16 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
 #define FOURBIT_R32 FOURBIT_R16 ", %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
 #define FOURBIT_R64_HI ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47" \
@@ -50,6 +54,8 @@ template <int N, typename XT> __device__ __forceinline__ void wgmma_rs(float* d,
   FOURBIT_WGMMA_RS(N, "bf16", __nv_bfloat16, REGS, A0, A1, A2, A3, RB, RP, __VA_ARGS__) \
   FOURBIT_WGMMA_RS(N, "f16", __half, REGS, A0, A1, A2, A3, RB, RP, __VA_ARGS__)
 
+FOURBIT_WGMMA_BOTH(8, FOURBIT_R4, 4, 5, 6, 4, 5, 6, 7, 8, 9, FOURBIT_D4(0))
+FOURBIT_WGMMA_BOTH(16, FOURBIT_R8, 8, 9, 10, 8, 9, 10, 11, 12, 13, FOURBIT_D8(0))
 FOURBIT_WGMMA_BOTH(32, FOURBIT_R16, 16, 17, 18, 16, 17, 18, 19, 20, 21, FOURBIT_D16(0))
 FOURBIT_WGMMA_BOTH(64, FOURBIT_R32, 32, 33, 34, 32, 33, 34, 35, 36, 37, FOURBIT_D16(0), FOURBIT_D16(16))
 FOURBIT_WGMMA_BOTH(128, FOURBIT_R32 FOURBIT_R64_HI, 64, 65, 66, 64, 65, 66, 67, 68, 69, FOURBIT_D16(0), FOURBIT_D16(16),
@@ -66,7 +72,10 @@ FOURBIT_WGMMA_BOTH(256, FOURBIT_R32 FOURBIT_R64_HI FOURBIT_R128_HI, 128, 129, 13
 #undef FOURBIT_R64_HI
 #undef FOURBIT_R32
 #undef FOURBIT_R16
+#undef FOURBIT_R8
+#undef FOURBIT_R4
 #undef FOURBIT_D16
+#undef FOURBIT_D8
 #undef FOURBIT_D4
 
 }  // namespace fourbit_cuda
