@@ -1,6 +1,8 @@
 """Sweep the elementwise Triton kernels' launch parameters on the GPU (pack, unpack, quantize, dequantize), each
 variant checked bit-exact against the shipped default, on 8192x8192. Prints GB/s (bytes read + written) and the
 percentage of the device-to-device copy per variant, best first per kernel. Run: python3 bench/elementwise_tune.py
+[--only WORD,...] [--default]: --only keeps the kernels whose name holds one of the words (e.g. nvfp4,pack);
+--default times only the shipped launch parameters (an A/B of two trees: scripts/gpu_ab.sh).
 """
 import itertools
 import sys
@@ -28,7 +30,15 @@ def same(a, b):
                            if y.element_size() == 1 else y) for x, y in zip(a, b))
 
 
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+DEFAULT_ONLY = "--default" in sys.argv
+
+
 def sweep(name, nbytes, make, variants, copy):
+    if ONLY and not any(word in name for word in ONLY):
+        return []
+    if DEFAULT_ONLY:
+        variants = [{}]
     ref = make()()
     res = []
     for v in variants:
