@@ -7,6 +7,7 @@ Writes JSON to $OUT/gpu_quick.json (or ./gpu_quick.json) and prints the table la
 """
 import json
 import os
+import sys
 
 import torch
 import triton
@@ -46,6 +47,70 @@ def graph_time(fns, timer=None):
         for f in fns:
             f()
     return (timer or bench)(g.replay) / len(fns)
+
+
+def cli_list(flag, default, kind=str):
+    """The comma list after flag on the command line (e.g. --ms 64,256), else default."""
+    return [kind(v) for v in sys.argv[sys.argv.index(flag) + 1].split(",")] if flag in sys.argv else list(default)
+
+
+def profile_cases(default, call):
+    """--profile [N,K,M,format ...] (else `default`, a list of such tuples): one call(x, args, out) per case with
+    bf16 x, a driver for ncu -k KERNEL (ncu replays each kernel itself, so no warm-up), then exit."""
+    if "--profile" not in sys.argv:
+        return
+    cases = [a.split(",") for a in sys.argv[sys.argv.index("--profile") + 1:]] or default
+    for N, K, M, name in [(int(a), int(b), int(c), d) for a, b, c, d in cases]:
+        args = cuda_args(name, torch.randn(N, K))
+        x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+        call(x, args, torch.empty(M, N, device=dev, dtype=torch.bfloat16))
+        torch.cuda.synchronize()
+        print("profiled", N, K, M, name)
+    sys.exit(0)
+
+
+def compare(shapes, ms, fmts, tag, main_fn, others, takes=None):
+    """One kernel against bf16 cuBLAS and other kernels (bench/gpu_rs.py, gpu_tc.py, gpu_sm.py), printed as a table.
+    shapes: (N, K, R) with R weight copies a CUDA graph cycles through (more bytes than L2 holds); per M and format:
+    main_fn(x, args, out) and each other, (label, pick) with pick(x, args) -> its fn(x, args, out) or None where it
+    does not apply (nan then), all as per-call graph us; main's speed-up over bf16; MISMATCH where main's output
+    differs from the first applicable other's by >= 2% of that output's max (a smoke check; the tests are the tests).
+    takes(x, args): asserted first, where main_fn would otherwise route to another kernel."""
+    print(torch.cuda.get_device_name())
+    rows = []
+    for N, K, R in shapes:
+        w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
+        ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
+        qargs = {name: cuda_args(name, w) for name in fmts}  # quantized once per shape (on the CPU)
+        for M in ms:
+            x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+            line = [f"{N}x{K}", M, graph_time([lambda wi=wi: x @ wi.T for wi in ws]) * 1e3]
+            for name in fmts:
+                args, copies = qargs[name], weight_copies(qargs[name], R)
+                assert takes is None or takes(x, args), (tag, name, M)
+                out, ref = (torch.empty(M, N, device=dev, dtype=torch.bfloat16) for _ in range(2))
+                times, rel = [graph_time([lambda a=a: main_fn(x, a, out) for a in copies]) * 1e3], None
+                main_fn(x, args, out)
+                for _, pick in others:
+                    fn = pick(x, args)
+                    times.append(float("nan") if fn is None else
+                                 graph_time([lambda a=a: fn(x, a, ref) for a in copies]) * 1e3)
+                    if fn is not None and rel is None:
+                        fn(x, args, ref)
+                        rel = (out.float() - ref.float()).abs().max().item() / \
+                            max(ref.float().abs().max().item(), 1e-30)
+                line.append((times, rel or 0.0))
+            rows.append(line)
+    cols = [tag] + [label for label, _ in others]
+    print(f"{'shape':>11} {'M':>5} {'bf16':>7}" +
+          "".join(f" {n + ' ' + cols[0]:>9}" + "".join(f" {c:>7}" for c in cols[1:]) + f" {'x bf16':>6}"
+                  for n in fmts))
+    for r in rows:
+        s = f"{r[0]:>11} {r[1]:>5} {r[2]:7.1f}"
+        for times, rel in r[3:]:
+            s += f" {times[0]:9.1f}" + "".join(f" {t:7.1f}" for t in times[1:]) + f" {r[2] / times[0]:6.2f}" + \
+                ("" if rel < 0.02 else f" MISMATCH {rel:.3g}")
+        print(s)
 
 
 def main():

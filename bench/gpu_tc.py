@@ -11,62 +11,24 @@ import torch
 
 from fourbit import kernels
 from fourbit.ops import _native_cuda as nc
-from gpu_quick import cuda_args, graph_time, weight_copies  # bench/ is on sys.path when this script runs
+from gpu_quick import cli_list, compare, profile_cases  # bench/ is on sys.path when this script runs
 
 torch.manual_seed(0)
-dev = "cuda"
-if "--profile" in sys.argv:
-    # Driver for ncu: one tc call per case, e.g. ncu --set full -k regex:gemm_tc python3 bench/gpu_tc.py --profile
-    # [N,K,M,format ...] (default: 8192,8192,64,int4 8192,8192,128,nvfp4)
-    cases = [a.split(",") for a in sys.argv[sys.argv.index("--profile") + 1:]] or \
-        [("8192", "8192", "64", "int4"), ("8192", "8192", "128", "nvfp4")]
-    for N, K, M, name in [(int(a), int(b), int(c), d) for a, b, c, d in cases]:
-        args = cuda_args(name, torch.randn(N, K))
-        x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-        nc.linear_out(x, *args, None, torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
-        torch.cuda.synchronize()
-        print("profiled", N, K, M, name)
-    sys.exit(0)
+
+
+def tc(x, a, out):  # the Hopper wgmma GEMM
+    nc.linear_out(x, *a, None, out, tc=True)
+
+
+# Driver for ncu: one tc call per case, e.g. ncu --set full -k regex:gemm_tc python3 bench/gpu_tc.py --profile
+# [N,K,M,format ...] (default: 8192,8192,64,int4 8192,8192,128,nvfp4)
+profile_cases([("8192", "8192", "64", "int4"), ("8192", "8192", "128", "nvfp4")], tc)
 quick = "--quick" in sys.argv
-print(torch.cuda.get_device_name())
-shapes = [(8192, 8192, 4), (4096, 4096, 12)] if quick else [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2),
-                                                             (4096, 14336, 4), (14336, 4096, 4)]
-Ms = (32, 64, 128, 256) if quick else (17, 32, 64, 128, 256)
-if "--ms" in sys.argv:  # e.g. --ms 128,256: only these M
-    Ms = tuple(int(m) for m in sys.argv[sys.argv.index("--ms") + 1].split(","))
-dq = "--dq" in sys.argv  # also time dequantize + cuBLAS (the M >= DEQUANT_MIN_M path) for the crossover with tc
-fmts = ("int4", "nf4", "nvfp4", "mxfp4")
-rows = []
-for N, K, R in shapes:
-    w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
-    ws = [torch.randn(N, K, device=dev, dtype=torch.bfloat16) for _ in range(R)]
-    qargs = {name: cuda_args(name, w) for name in fmts}  # quantized once per shape (CPU)
-    for M in Ms:
-        x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-        tb = graph_time([lambda wi=wi: x @ wi.T for wi in ws]) * 1e3
-        line = [f"{N}x{K}", M, tb]
-        for name in fmts:
-            args = qargs[name]
-            copies = weight_copies(args, R)
-            out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
-            out2 = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
-            nc.linear_out(x, *args, None, out, tc=True)
-            kernels.linear(x, *args, None, out=out2)
-            err = (out.float() - out2.float()).abs().max().item()
-            scale = out2.float().abs().max().item()
-            t_tc = graph_time([lambda a=a: nc.linear_out(x, *a, None, out, tc=True) for a in copies]) * 1e3
-            t_tr = graph_time([lambda a=a: kernels.linear(x, *a, None, out=out2) for a in copies]) * 1e3
-            t_dq = graph_time([lambda a=a: torch.mm(x, kernels.dequantize(*a[:6], x.dtype).t(), out=out2)
-                               for a in copies]) * 1e3 if dq else float("nan")
-            line += [t_tc, t_tr, err / max(scale, 1e-30), t_dq]
-        rows.append(line)
-hdr = f"{'shape':>11} {'M':>4} {'bf16':>7}" + "".join(f" {n + ' tc':>9} {'triton':>7} {'x bf16':>6}" +
-                                                   (f" {'dq+mm':>7}" if dq else "") for n in fmts)
-print(hdr)
-for r in rows:
-    s = f"{r[0]:>11} {r[1]:>4} {r[2]:7.1f}"
-    for i in range(len(fmts)):
-        tc, tr, rel, tdq = r[3 + 4 * i: 7 + 4 * i]
-        s += f" {tc:9.1f} {tr:7.1f} {r[2] / tc:6.2f}" + (f" {tdq:7.1f}" if dq else "") + \
-            ("" if rel < 0.02 else f" MISMATCH {rel:.3g}")
-    print(s)
+others = [("triton", lambda x, args: lambda x_, a, out: kernels.linear(x_, *a, None, out=out))]
+if "--dq" in sys.argv:  # also dequantize + cuBLAS (the M >= DEQUANT_MIN_M path), for the crossover with tc
+    others.append(("dq+mm", lambda x, args: lambda x_, a, out: torch.mm(x_, kernels.dequantize(*a[:6], x_.dtype).t(),
+                                                                         out=out)))
+compare([(8192, 8192, 4), (4096, 4096, 12)] if quick else [(4096, 4096, 12), (8192, 8192, 4), (28672, 8192, 2),
+                                                           (4096, 14336, 4), (14336, 4096, 4)],
+        cli_list("--ms", (32, 64, 128, 256) if quick else (17, 32, 64, 128, 256), int),
+        ("int4", "nf4", "nvfp4", "mxfp4"), "tc", tc, others)
