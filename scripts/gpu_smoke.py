@@ -15,9 +15,22 @@ import torch  # noqa: E402
 
 import fourbit  # noqa: E402
 from fourbit.formats import PRESETS  # noqa: E402
+from fourbit.ops import _native_cuda as nc  # noqa: E402
 
 dev = "cuda"
 PLANT = len(sys.argv) > 1 and sys.argv[1] == "plant"  # the control alone: the planted overrun, nothing else
+
+
+def native_cases(shapes, ms, **kernel):
+    """Every nib4 kind through one native kernel (kernel: tc=True, rs=True, or the default route of the native call)
+    for each weight shape (N, K) and M, with a bias."""
+    for name in ("int4", "nf4", "nvfp4", "mxfp4"):
+        for N, K in shapes:
+            args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
+            for M in ms:
+                x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+                nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
+                              torch.empty(M, N, device=dev, dtype=torch.bfloat16), **kernel)
 
 
 def workload():
@@ -55,43 +68,24 @@ def workload():
             x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
             for _ in range(2):
                 fourbit.linear(x, qw, act="fp8_e4m3")
-    # the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) for every nib4 kind on every M tile (32 / 64 / 128 / 256 x rows),
-    # split-K (N = 48, K = 4096) and not (K = 256), N not a multiple of the weight tile, with a bias; sm_90 only
-    from fourbit.ops import _native_cuda as nc
-    if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
-        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
-            for N, K in ((48, 4096), (200, 256)):
-                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
-                for M in (20, 64, 100, 129):
-                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
-                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16), tc=True)
-    # the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for every nib4 kind, its x tiles (64 / 128 / 256 rows) and
-    # several, partial x tiles, split-K (K = 4096: 8 splits reduced in a cluster) and not (K = 64: one chunk), N past
-    # the 128-row weight tile, with a bias
-    if nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0):
-        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
-            for N, K in ((200, 4096), (130, 64)):
-                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
-                for M in (17, 64, 100, 300):
-                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
-                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16), rs=True)
-    # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu) for every nib4 kind, its three x-block counts (M <= 16, 32, 64),
-    # split-K (K = 4096) and not (K = 256, a partial 256-row block), a partial 8-row x block, with a bias; M = 72:
-    # the native call's GEMV in 16-row slabs (its M16 kernel, which the op's routing no longer reaches)
+    hopper = nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0)
+    # the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) on every M tile (32 / 64 / 128 / 256 x rows), split-K (N = 48,
+    # K = 4096) and not (K = 256), N not a multiple of the weight tile; sm_90 only
+    if hopper:
+        native_cases(((48, 4096), (200, 256)), (20, 64, 100, 129), tc=True)
+    # the register-A wgmma GEMM (csrc/cuda/gemm_rs.cu): its x tiles (64 / 128 / 256 rows) and several, partial x
+    # tiles, split-K (K = 4096: 8 splits reduced in a cluster) and not (K = 64: one chunk), N past the 128-row weight
+    # tile; sm_90 only
+    if hopper:
+        native_cases(((200, 4096), (130, 64)), (17, 64, 100, 300), rs=True)
+    # the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu): its three x-block counts (M <= 16, 32, 64), split-K (K = 4096)
+    # and not (K = 256, a partial 256-row block), a partial 8-row x block; M = 72: the native call's GEMV in 16-row
+    # slabs (its M16 kernel, which the op's routing no longer reaches)
     if nc.has_cuda():
-        for name in ("int4", "nf4", "nvfp4", "mxfp4"):
-            for N, K in ((300, 4096), (200, 256)):
-                args = fourbit.quantize(torch.randn(N, K, device=dev), name).op_args()
-                for M in (12, 17, 40, 64, 72):
-                    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
-                    nc.linear_out(x, *args, torch.randn(N, device=dev, dtype=torch.bfloat16),
-                                  torch.empty(M, N, device=dev, dtype=torch.bfloat16))
+        native_cases(((300, 4096), (200, 256)), (12, 17, 40, 64, 72))
     # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
     from fourbit import kernels
     from fourbit.layout import to_blocked_scales
-    from fourbit.ops import _native_cuda
 
     for name in ("nvfp4", "mxfp4"):
         qw = fourbit.quantize(torch.randn(40, 256, device=dev), name)
@@ -99,8 +93,8 @@ def workload():
         x = torch.randn(17, 256, device=dev, dtype=torch.bfloat16)
         for act in ("bf16", "fp4"):
             kernels.linear_scaled(x, q, s, g, name, None, act=act)
-        if _native_cuda.has_cuda():
-            _native_cuda.w4a4_linear(x, name, q, to_blocked_scales(s), g if g.numel() else None)
+        if nc.has_cuda():
+            nc.w4a4_linear(x, name, q, to_blocked_scales(s), g if g.numel() else None)
 
 
 if not PLANT:
