@@ -71,8 +71,11 @@ constexpr int kRsThreads = kRsCons + 128;
 // Registers a thread after setmaxnreg: the launch gives each of the 384 threads 168 (65536 / 384, launch bounds);
 // the producer warpgroup hands 128 of them back, which lets ptxas compile the consumers' code for 232 (64 accumulator
 // registers at BN = 128 plus three fragment buffers, or 128 at BN = 256) without spills or serialized wgmmas.
+// setmaxnreg.inc waits until the CTA's own launch registers cover it: a larger sum hangs the CTA (an H100 call did
+// at two CTAs an SM, 2026-11-27). The launch gives (65536 / CTAs an SM / threads) rounded down to 8 a thread.
 constexpr int kRsProdRegs = 40, kRsConsRegs = 232;
-static_assert(kRsCons * kRsConsRegs + (kRsThreads - kRsCons) * kRsProdRegs <= 65536, "the register file");
+static_assert(kRsCons * kRsConsRegs + (kRsThreads - kRsCons) * kRsProdRegs <= kRsThreads * ((65536 / kRsThreads) & ~7),
+              "setmaxnreg's registers come from the CTA's own launch allocation");
 constexpr int kRsE = 64;           // byte-pair table entry stride in words (256 bytes: see the lookup)
 
 constexpr int kRsP = kRsRows + 4;  // float stride of a split's partial x row (+4: a warp's stores hit 32 banks)
