@@ -1,7 +1,8 @@
 """W4A8 on the GPU: median us of triton.testing.do_bench(fn, warmup=25, rep=100) (L2 flushed between runs) for
   bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) |
-  fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 and mxfp4 (folded scales and
-  one dot per 32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
+  fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM
+  (int4/cuda: csrc/cuda/gemm_w4a8.cu, which the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per
+  32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
 Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick]. Prints the fused kernel's config
 (kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups are against
 bf16 cuBLAS of the same run.
@@ -21,7 +22,7 @@ import triton
 
 import fourbit
 from fourbit.kernels import w4a8 as kw
-from fourbit.ops import w4a8
+from fourbit.ops import _native_cuda as nc, w4a8
 
 SHAPES = [(8192, 8192, 256), (8192, 8192, 1024), (8192, 8192, 4096), (4096, 4096, 1024)]
 
@@ -74,9 +75,19 @@ def main():
                 print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; "
                       f"rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[tag] = (tot, g)
+            if w4a8.native_gemm(qd, fmt, G):  # the CUDA FP8 GEMM (csrc/cuda/gemm_w4a8.cu), which the op takes
+                xp, sp = kw.quantize_act(x, perm=True)
+                zz = z if z.numel() else None
+                g = bench(lambda: nc.w4a8_linear_out(xp, sp, qd, sc, zz, G, None, y))
+                tot = bench(lambda: nc.w4a8_linear_out(*kw.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
+                rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
+                route = "cuda" if w4a8.native_gemm(qd, fmt, G, M) else "triton / cuBLAS"
+                print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us (the op takes {route}); "
+                      f"rel diff vs W4A16 {rel:.4f}", flush=True)
+                row[name + "/cuda"] = (tot, g)
         rows.append(row)
         print(row, flush=True)
-    tags = ["int4", "mxfp4/fold", "mxfp4/g32"]
+    tags = ["int4/cuda", "int4", "mxfp4/fold", "mxfp4/g32"]
     print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant | " +
           " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
     print("|---|---|---|---|" + "---|" * len(tags))

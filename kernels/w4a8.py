@@ -48,15 +48,38 @@ def _act_scale(amax, bad):  # s = amax / 448 (RNE division); 0 -> 1; NaN/Inf row
 
 
 @triton.jit
+def _x8_cols(c, PERM: tl.constexpr):  # where real column c of x8 is stored: x8_perm's order (PERM) or c itself
+    if PERM:
+        r = c & 127
+        return (c - r) + 32 * ((r >> 3) & 3) + 16 * (r & 1) + 4 * (r >> 5) + ((r >> 1) & 3)
+    return c
+
+
+def x8_perm(x8):
+    """x8 [M, K] (K % 128 == 0) in the K order of the CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu, "The K order"): inside
+    each 128-K chunk, real column r goes to 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3). The plain
+    PyTorch twin of quantize_act(perm=True)'s store order."""
+    K = x8.shape[-1]
+    r = torch.arange(K, device=x8.device)
+    c = r & 127
+    pos = (r - c) + 32 * ((c >> 3) & 3) + 16 * (c & 1) + 4 * (c >> 5) + ((c >> 1) & 3)
+    out = torch.empty_like(x8)
+    out[..., pos] = x8
+    return out
+
+
+@triton.jit
 def _act_encode(v, s, bad, q_ptrs, m):
     byte = cd.e4m3_encode(tl.div_rn(v, s[:, None] + tl.zeros(v.shape, tl.float32)))
     tl.store(q_ptrs, tl.where((bad > 0)[:, None], 0, byte).to(tl.uint8), mask=m)
 
 
 @triton.jit
-def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.constexpr, ONE_PASS: tl.constexpr):
-    """x_ptr [M, K] float32/bf16/fp16 -> q_ptr uint8 [M, K] (E4M3 bytes), s_ptr float32 [M].
-    ONE_PASS: BK >= K, the rows stay in registers between the max and the encode (else a second pass reads them)."""
+def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.constexpr, ONE_PASS: tl.constexpr,
+                      PERM: tl.constexpr):
+    """x_ptr [M, K] float32/bf16/fp16 -> q_ptr uint8 [M, K] (E4M3 bytes; PERM: in x8_perm's K order), s_ptr float32
+    [M]. ONE_PASS: BK >= K, the rows stay in registers between the max and the encode (else a second pass reads
+    them)."""
     rows = tl.program_id(0) * BR + tl.arange(0, BR)
     rmask = rows < M
     r64 = rows.to(tl.int64)
@@ -69,7 +92,7 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
         amax, bad = _act_stats(v, amax, bad)
         s = _act_scale(amax, bad)
         tl.store(s_ptr + rows, s, mask=rmask)
-        _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
+        _act_encode(v, s, bad, q_ptr + r64[:, None] * K + _x8_cols(cols, PERM)[None, :], m)
     else:
         for k0 in range(0, K, BK):
             cols = k0 + tl.arange(0, BK)
@@ -82,11 +105,12 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
             cols = k0 + tl.arange(0, BK)
             m = rmask[:, None] & (cols < K)[None, :]
             v = cd.to_f32(tl.load(x_ptr + r64[:, None] * K + cols[None, :], mask=m, other=0))
-            _act_encode(v, s, bad, q_ptr + r64[:, None] * K + cols[None, :], m)
+            _act_encode(v, s, bad, q_ptr + r64[:, None] * K + _x8_cols(cols, PERM)[None, :], m)
 
 
-def quantize_act(x, one_pass=None):
-    """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]).
+def quantize_act(x, one_pass=None, perm=False):
+    """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]); perm (K % 128 == 0): x8 in
+    x8_perm's K order, for the CUDA W4A8 GEMM.
     one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
     ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
     with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
@@ -97,11 +121,11 @@ def quantize_act(x, one_pass=None):
     one_pass = K <= 16384 if one_pass is None else one_pass
     if one_pass:
         BK = triton.next_power_of_2(K)
-        launch(_act_quant_kernel, (M,), x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True,
+        launch(_act_quant_kernel, (M,), x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True, PERM=perm,
                num_warps=max(1, min(8, BK // 1024)), enable_fp_fusion=False)
     else:
         launch(_act_quant_kernel, (triton.cdiv(M, ACT_BR),), x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
-               enable_fp_fusion=False)
+               PERM=perm, enable_fp_fusion=False)
     return q.view(torch.float8_e4m3fn), s
 
 

@@ -18,6 +18,7 @@ struct LinearArgs {
   void* out;                   // [M, N] of x's dtype, contiguous
   float* ws; int64_t ws_elems; // split-K workspace (floats)
   int codes = 0;               // linear_tc only: 0 any LUT, 1 lut[c] = c, 2 lut[c] = c - 8 (int4 tables)
+  const float* row_scale = nullptr;  // linear_w4a8 only: the activations' per-row scale s [M] (x: E4M3 bytes)
 };
 
 // float32 elements of split-K workspace linear() needs for these sizes (0: none).
@@ -46,6 +47,14 @@ void linear_tc(const LinearArgs& a, uintptr_t stream);
 bool linear_rs_takes(const LinearArgs& a);
 int64_t linear_rs_workspace(int64_t M, int64_t N, int64_t K);
 void linear_rs(const LinearArgs& a, uintptr_t stream);
+
+// W4A8 GEMM on FP8 tensor cores (csrc/cuda/gemm_w4a8.cu, Hopper): x = E4M3 bytes [M, K] in the K order of
+// kernels/w4a8.x8_perm, row_scale = s [M], int4 codes (zeros [N, K/G] or null for q - 8), float32 scales, xt the
+// output's (and bias's) dtype. Whether these arguments and the device take it (K and G multiples of 128, 16-byte
+// aligned x and codes, an sm_90 device); its float32 split-K workspace (0: none); the launch.
+bool linear_w4a8_takes(const LinearArgs& a);
+int64_t linear_w4a8_workspace(int64_t M, int64_t N, int64_t K);
+void linear_w4a8(const LinearArgs& a, uintptr_t stream);
 
 // Activation quantize (fmt 0 = nvfp4, 1 = mxfp4 floor, 2 = mxfp4 rceil): x [M, K] -> codes [M, K/2],
 // optional canonical scales [M, K/B], optional blocked scales (128x4 tiles, zero padded), nvfp4 global scale [1].

@@ -4,6 +4,9 @@
 //   wgmma_ss: A and B in shared memory (matrix descriptors; csrc/cuda/gemm_tc.cu);
 //   wgmma_rs: A in registers (a[4]: the m16n8k16 A fragment of the warp's 16 rows, as mma.sync's), B in shared
 //             memory (csrc/cuda/gemm_rs.cu).
+//   wgmma_rs_e4m3: m64nNk32, E4M3 x E4M3 (N = 64, 128; csrc/cuda/gemm_w4a8.cu): A in registers (a[4]: the m16n8k32
+//             8-bit A fragment, 4 bytes of K a register), B in shared memory; scale_d = 0 writes d = A B (the first
+//             step of a promotion window).
 // One macro writes each N's bf16 and f16 versions; the PTX register list has N / 2 entries, so it is spelled out
 // once per size below.
 #pragma once
@@ -15,6 +18,7 @@ namespace fourbit_cuda {
 
 template <int N, typename XT> __device__ __forceinline__ void wgmma_ss(float* d, uint64_t a, uint64_t b);
 template <int N, typename XT> __device__ __forceinline__ void wgmma_rs(float* d, const uint32_t* a, uint64_t b);
+template <int N> __device__ __forceinline__ void wgmma_rs_e4m3(float* d, const uint32_t* a, uint64_t b, int scale_d);
 
 // accumulator operands d[o .. o + 15]
 #define FOURBIT_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
@@ -64,6 +68,18 @@ FOURBIT_WGMMA_BOTH(256, FOURBIT_R32 FOURBIT_R64_HI FOURBIT_R128_HI, 128, 129, 13
                    FOURBIT_D16(0), FOURBIT_D16(16), FOURBIT_D16(32), FOURBIT_D16(48), FOURBIT_D16(64), FOURBIT_D16(80),
                    FOURBIT_D16(96), FOURBIT_D16(112))
 
+// The E4M3 register-A form: operands A0 .. A3, b, then scale-d's source (FP8 takes no transpose immediates).
+#define FOURBIT_WGMMA_RS_E4M3(N, REGS, A0, A1, A2, A3, B, P, ...)                                                   \
+  template <> __device__ __forceinline__ void wgmma_rs_e4m3<N>(float* d, const uint32_t* a, uint64_t b, int scale_d) { \
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %" #P ", 0;\n wgmma.mma_async.sync.aligned.m64n" #N              \
+                 "k32.f32.e4m3.e4m3 {" REGS "}, {%" #A0 ", %" #A1 ", %" #A2 ", %" #A3 "}, %" #B ", p, 1, 1;\n}\n"        \
+                 : __VA_ARGS__ : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d));                 \
+  }
+FOURBIT_WGMMA_RS_E4M3(64, FOURBIT_R32, 32, 33, 34, 35, 36, 37, FOURBIT_D16(0), FOURBIT_D16(16))
+FOURBIT_WGMMA_RS_E4M3(128, FOURBIT_R32 FOURBIT_R64_HI, 64, 65, 66, 67, 68, 69, FOURBIT_D16(0), FOURBIT_D16(16),
+                      FOURBIT_D16(32), FOURBIT_D16(48))
+
+#undef FOURBIT_WGMMA_RS_E4M3
 #undef FOURBIT_WGMMA_BOTH
 #undef FOURBIT_WGMMA_RS
 #undef FOURBIT_WGMMA_SS_BOTH

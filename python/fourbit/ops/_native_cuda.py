@@ -11,6 +11,8 @@ allocated through torch's caching allocator, which the graph's private pool serv
   (16 < M, nib4 weights, an sm_90 device, tc_supported) takes the warp-specialized wgmma GEMM of
   csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel); `rs=True` (an sm_90 device,
   rs_takes) the register-A wgmma GEMM of csrc/cuda/gemm_rs.cu (the GEMV's operand rounding).
+- `w4a8_takes` / `w4a8_linear_out`: the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) for int4 weights with
+  groups of 128 K or a multiple, on E4M3 activations in kernels/w4a8.x8_perm's K order.
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
 - `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
@@ -172,6 +174,28 @@ def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None) ->
     """y[M, N] = x[M, K] @ dequant(W).T (+ bias), fp32 accumulation, in x's dtype."""
     out = torch.empty(x.shape[0], qdata.shape[0], dtype=x.dtype, device=x.device)
     return linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
+
+
+def w4a8_takes(qdata, group_size) -> bool:
+    """Whether the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) takes int4 codes qdata [N, K/2] with this kernel
+    group size on the current device: K and the group multiples of 128, 16-byte aligned codes, an sm_90 device (its
+    x8 comes from kernels.w4a8.quantize_act, always aligned: 0 and 1 stand for "aligned" and "present" here)."""
+    return _lib().cuda_linear_w4a8_takes(0, 1, 1, qdata.data_ptr(), qdata.shape[0], qdata.shape[1] * 2,
+                                         int(group_size))
+
+
+def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out) -> torch.Tensor:
+    """out [M, N] (contiguous, the output dtype) = xs[m] * sum_g scale * sum_k x8 * (q - z) (+ bias): x8 float8_e4m3fn
+    [M, K] in x8_perm's K order, xs float32 [M], qdata uint8 [N, K/2], scales float32 [N, K/G], zeros uint8 [N, K/G]
+    or empty (q - 8), bias [N] of out's dtype or None; w4a8_takes must hold."""
+    M, K = x8.shape
+    N = qdata.shape[0]
+    lib = _lib()
+    nws = lib.cuda_linear_w4a8_workspace(M, N, K)
+    ws = torch.empty(nws, dtype=torch.float32, device=out.device) if nws else None
+    lib.cuda_linear_w4a8(x8.data_ptr(), xs.data_ptr(), M, qdata.data_ptr(), N, K, int(group_size), scales.data_ptr(),
+                         _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws, _stream(out.device))
+    return out
 
 
 def blocked_bytes(rows: int, cols: int) -> int:

@@ -21,6 +21,7 @@ Hamlet, CPU, 2026-11-26; W4A8_PPL): int4 g128 58.956 (W4A16) -> 59.596 (W4A8, +1
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -180,9 +181,33 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
     return y
 
 
+# Below this M the op takes the CUDA FP8 GEMM where it can. H100 80GB HBM3, 2026-11-27, 8192^2 int4 g128, us
+# (bench/gpu_w4a8.py; GEMM only, activation quantize ~10 / 24 us more): M = 256 51.5 (the Triton fused kernel 96.5,
+# bf16 cuBLAS 65.0), M = 1024 181.7 (Triton's block-scaled cuBLAS path 186.9 with its weight conversion, bf16 187.3).
+# From M = 1024 the block-scaled path keeps it: it is as fast there and gains with M (690 against ~750 us at 4096).
+NATIVE_MAX_M = 1023
+
+
+def native_gemm(qdata, fmt, group_size, M=1) -> bool:
+    """Whether the op's CUDA kernel runs the FP8 GEMM of csrc/cuda/gemm_w4a8.cu for M rows (int4, K and the group
+    multiples of 128, M <= NATIVE_MAX_M, an sm_90 device; FOURBIT_W4A8_CUDA=0 keeps the Triton kernels) rather than
+    kernels/w4a8.py's."""
+    if fmt != "int4" or M > NATIVE_MAX_M or os.environ.get("FOURBIT_W4A8_CUDA", "1") == "0":
+        return False
+    from . import _native_cuda as nc  # noqa: PLC0415
+    return nc.available() and nc.w4a8_takes(qdata, group_size)
+
+
 def linear_into(x2, qdata, scales, zeros, fmt, group_size, bias, y2) -> None:
     """The CUDA kernel's work on checked arguments: y2 [M, N] = W4A8 product of x2 [M, K] (both contiguous)."""
     from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
+    if native_gemm(qdata, fmt, group_size, x2.shape[0]):
+        from . import _native_cuda as nc  # noqa: PLC0415
+        from ..kernels._launch import host  # noqa: PLC0415
+        x8, s = kw.quantize_act(x2, perm=True)
+        z = zeros if zeros.numel() else None  # a replay maps only non-empty tensors (kernels._launch.Replay)
+        host(nc.w4a8_linear_out, x8, s, qdata, scales, z, group_size, bias, y2)  # replayable (fourbit.ops.eager)
+        return
     x8, s = kw.quantize_act(x2)
     fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
     kw.linear(x8, s, qdata, scales, zeros, fid, group_size, bias, y2)

@@ -1,0 +1,283 @@
+// W4A8 GEMM on Hopper FP8 tensor cores (sm_90a): y[M, N] = s[m] * sum_g scale[n, g] * sum_{k in g} x8[m, k] *
+// (q[n, k] - z[n, g]) (+ bias), the product of fourbit.ops.w4a8 for int4 weights with groups of 128 K or a multiple.
+// The structure is gemm_rs.cu's: the WEIGHTS are wgmma's A operand, built in registers, and x8 (E4M3 bytes) is B, a
+// TMA tile in shared memory. A CTA owns 128 weight rows and BN (64 / 128) x rows: two consumer warpgroups (64 weight
+// rows each) and a producer warpgroup whose one thread loads, per 128-K chunk, the x8 tile (BN rows x 128 bytes,
+// 128-byte swizzle) and the 128 rows x 64 bytes of codes into one of 8 stages.
+//   - The weight operand is EXACT in E4M3 with no conversion instruction: d = q - z is an integer in [-15, 15], and
+//     the E4M3 byte (sign << 7) | |d| is the subnormal / first-binade value |d| * 2^-9 (bytes 0x00-0x0F are m * 2^-9
+//     for m = 0..15). So four codes become four operand bytes with VABSDIFF4 (|q - z| per byte) and a sign from
+//     (z + 0x7f - q) per byte (the compiler's form of ~(q + 0x80 - z)): ~1.1 instructions a weight, against ~2 for
+//     gemm_rs.cu's bf16 table decode and ~4.5 for the Triton kernel's convert (kernels/w4a8.py). The promotion
+//     factor carries the 2^9 back (scale * 512 is exact), so the products, the tensor core's truncation grid and the
+//     float32 sums are those of the operand q - z times 2^-9: tests/test_w4a8.py's bound (BS = 128) holds unchanged.
+//   - The K order inside each 128-K chunk is permuted so that a code word needs no shuffle: thread q of a quad reads
+//     bytes [16 q, 16 q + 16) of its row (real K [32 q, 32 q + 32)); for k32 step s its word s holds real K
+//     32 q + 8 s + 0..7, whose low nibbles (K even) are its A register for MMA K 4 q .. 4 q + 3 and whose high
+//     nibbles (K odd) are the one for 16 + 4 q ... The activation quantizer writes x8 in that order (x8_perm in
+//     kernels/w4a8.py: real r -> 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3)); the dot product does
+//     not depend on the order, only both operands must share it.
+//   - Per chunk a warpgroup issues 4 wgmma m64nBNk32 into a temporary accumulator (the first with scale-d = 0),
+//     decodes chunk c + 1 while they run, waits, releases the stage and promotes: acc += (scale * 512) * tmp, one
+//     FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The other warpgroup's wgmmas fill the
+//     tensor pipe during one's promotion.
+//   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: partials
+//     times s[m] go to a float32 workspace, common.cuh's fixed-order reduce adds them and the bias.
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+
+#include "api.h"
+#include "common.cuh"
+#include "hopper.cuh"
+#include "wgmma.cuh"
+
+namespace fourbit_cuda {
+namespace {
+
+constexpr int kW8Rows = 128;  // weight rows a CTA (two consumer warpgroups of 64)
+constexpr int kW8K = 128;     // K a stage: one 128-byte swizzle row of x8
+constexpr int kW8Cons = 256;  // consumer threads; the warpgroup after them is the producer
+constexpr int kW8Threads = kW8Cons + 128;
+constexpr int kW8ProdRegs = 40, kW8ConsRegs = 232;  // setmaxnreg, as gemm_rs.cu (its comment has the rule)
+static_assert(kW8Cons * kW8ConsRegs + (kW8Threads - kW8Cons) * kW8ProdRegs <= kW8Threads * ((65536 / kW8Threads) & ~7),
+              "setmaxnreg's registers come from the CTA's own launch allocation");
+
+template <int BN> struct W8Smem {
+  static constexpr int X = BN * kW8K;           // x8 tile [BN rows][128 K], 128-byte swizzle
+  static constexpr int W = kW8Rows * kW8K / 2;  // codes [128 rows][64 bytes]
+  static constexpr int STAGE = X + W;
+  static constexpr int S = 8;                   // stages (a power of two: index and phase are a mask and a shift)
+  static constexpr int BAR = S * STAGE;         // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
+  static constexpr int BYTES = BAR + 16 * S + 1024;  // + the 1024-byte alignment of the swizzled tiles
+  static_assert(STAGE % 1024 == 0, "stages keep the 1024-byte alignment of the swizzle atom");
+  static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
+};
+
+struct W8Params {
+  const float* scales; const uint8_t* zeros; const float* xs;  // xs: the activations' row scales [M]
+  const void* bias; void* out; float* ws;
+  int M, N, K, G, per, mt;  // per: chunks a split; mt: M tiles (blockIdx.x % mt)
+  uint32_t gmul; int gshr;  // chunk / (G / 128) = umulhi(chunk, gmul) >> gshr (gmul 0: G = 128)
+};
+
+// A chunk's raw scales and zero points of the thread's two rows, loaded three chunks ahead: nothing consumes them
+// until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu, 2026-11-27).
+struct W8Group { float s[2]; uint32_t z[2]; };
+
+// Four codes (one a byte, 0..15) minus their zero bytes as E4M3 bytes (sign << 7) | |q - z|: (q - z) * 2^-9 exactly.
+__device__ __forceinline__ uint32_t w8_operand(uint32_t codes, uint32_t zb) {
+  const uint32_t neg = ~(codes + 0x80808080u - zb) & 0x80808080u;  // bit 7 of each byte: q < z (no carries: see top)
+  return __vabsdiffu4(codes, zb) | neg;
+}
+
+template <typename OT, bool HZ, int BN>
+__global__ void __launch_bounds__(kW8Threads, 1)
+gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = W8Smem<BN>;
+  constexpr int S = L::S;
+  extern __shared__ __align__(1024) uint8_t w8_dyn[];
+  uint8_t* base = w8_dyn + ((1024 - (smem_u32(w8_dyn) & 1023)) & 1023);
+  const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR;
+  const int tid = threadIdx.x;
+  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kW8Rows;
+  const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kW8K, c_lo + p.per) - c_lo;
+  if (tid == kW8Cons) {
+    for (int s = 0; s < S; ++s) {
+      mbar_init(bars + 8 * s, 1);                  // the producer's arrival (with the stage's TMA bytes)
+      mbar_init(bars + 8 * (S + s), kW8Cons / 32);  // one per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (tid >= kW8Cons) {  // ---- producer: one thread issues every load ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(kW8ProdRegs));
+    if (tid == kW8Cons) {
+      for (int c = 0; c < nch; ++c) {
+        const int s = c & (S - 1);
+        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
+        const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
+        mbar_expect_tx(full, L::STAGE);
+        tma_load_2d(st, &xmap, (c_lo + c) * kW8K, m0, full);
+        tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kW8K / 2), n0, full);
+      }
+    }
+    return;
+  }
+
+  // ---- consumers ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(kW8ConsRegs));
+  const int lane = tid & 31, q = lane & 3;
+  const int rl = (tid >> 7) * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);  // local row of a[0], a[2]; a[1], a[3]: + 8
+  const int N = p.N, ng = p.K / p.G;
+  const int64_t ja = int64_t(min(n0 + rl, N - 1)) * ng, jb = int64_t(min(n0 + rl + 8, N - 1)) * ng;
+
+  auto load_group = [&](W8Group& g, int c) {  // chunk c's scales and zero points
+    const int ck = c_lo + c;
+    const int grp = p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t j = (r ? jb : ja) + grp;
+      g.s[r] = __ldg(p.scales + j);
+      g.z[r] = HZ ? uint32_t(__ldg(p.zeros + j)) : 8u;
+    }
+  };
+  // chunk c's A fragments: a[s] for k32 step s = {row rl even K, row rl + 8 even, rl odd, rl + 8 odd} (see top)
+  auto decode = [&](uint32_t (&a)[4][4], int c, const W8Group& g) {
+    const uint32_t cw = sbase + (c & (S - 1)) * L::STAGE + L::X + rl * 64 + q * 16;
+    uint32_t w[2][4];  // [row rl, rl + 8][word s]
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(w[r][0]), "=r"(w[r][1]), "=r"(w[r][2]), "=r"(w[r][3]) : "r"(cw + r * 512) : "memory");
+    const uint32_t zb[2] = {g.z[0] * 0x01010101u, g.z[1] * 0x01010101u};  // z in every byte
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        a[s][r] = w8_operand(w[r][s] & 0x0f0f0f0fu, zb[r]);
+        a[s][2 + r] = w8_operand((w[r][s] >> 4) & 0x0f0f0f0fu, zb[r]);
+      }
+  };
+
+  float acc[BN / 2], tmp[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = tmp[i] = 0.f;
+  uint32_t a[2][4][4];
+  W8Group grp[4];  // chunk c's at c % 4, loaded three chunks ahead
+  const uint64_t xd0 = desc_sw128(sbase);
+  load_group(grp[0], 0);
+  if (nch > 1) load_group(grp[1], 1);
+  if (nch > 2) load_group(grp[2], 2);
+  mbar_wait(bars, 0);
+  decode(a[0], 0, grp[0]);
+  // Chunk c (u = c % 4): issue its 4 wgmmas into tmp, decode chunk c + 1 meanwhile, wait, release the stage, promote.
+  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], const W8Group& gc, const W8Group& gn,
+                  W8Group& g3) {
+    const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+      wgmma_rs_e4m3<BN>(tmp, ac[s], (xd0 & ~uint64_t(0xffffffffu)) | (xlo + 2 * s), s);  // scale-d 0 at s = 0
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    if (c + 1 < nch) {
+      mbar_wait(bars + 8 * ((c + 1) & (S - 1)), ((c + 1) / S) & 1);
+      decode(an, c + 1, gn);
+      if (c + 3 < nch) load_group(g3, c + 3);
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(tmp[i]) :: "memory");
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
+    const float f[2] = {gc.s[0] * 512.f, gc.s[1] * 512.f};  // exact: the operand's 2^-9 back
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[i] = fmaf(f[(i >> 1) & 1], tmp[i], acc[i]);  // i = 4 j + e: row e >> 1
+  };
+  for (int c = 0; c < nch; c += 4) {
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      if (c + u < nch) step(c + u, a[u & 1], a[(u + 1) & 1], grp[u], grp[(u + 1) & 3], grp[(u + 3) & 3]);
+  }
+
+  // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
+  const OT* bias = reinterpret_cast<const OT*>(p.bias);
+  OT* out = reinterpret_cast<OT*>(p.out);
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int m = m0 + 8 * j + 2 * q + (e & 1), n = n0 + rl + 8 * (e >> 1);
+      if (m < p.M && n < N)
+        store_result<OT>(acc[4 * j + e] * __ldg(p.xs + m), m, n, p.M, N, p.ws, nullptr, 1.f, bias, out);
+    }
+  }
+#else
+  __trap();  // sm_90a only: the host never launches it elsewhere (tc_device_ok checks the device)
+#endif
+}
+
+struct W8Plan { int bn, mt; int64_t tiles; int S, per; };
+
+// x tiles of 64 rows up to M = 64, else 128; the split count S, a power of two, keeps the CTAs within one wave (one
+// CTA an SM) with at least 8 chunks (1024 K) a split.
+W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
+  const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
+  W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0};
+  const int64_t nch = K / kW8K;
+  int64_t S = 1;
+  while (r.tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
+  r.per = int((nch + S - 1) / S);
+  r.S = int((nch + r.per - 1) / r.per);
+  return r;
+}
+
+template <typename OT, bool HZ, int BN>
+void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
+  using L = W8Smem<BN>;
+  const auto fn = gemm_w4a8_kernel<OT, HZ, BN>;
+  static const bool attr = [&] {
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
+    return true;
+  }();
+  (void)attr;
+  const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN,
+                                      CU_TENSOR_MAP_SWIZZLE_128B, "linear_w4a8");
+  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2, kW8Rows,
+                                      CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
+  fn<<<dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st>>>(p, xmap, qmap);
+  check_launch("fourbit gemm_w4a8");
+}
+
+template <typename OT, bool HZ>
+void launch_w8_bn(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
+  if (r.bn == 64) launch_w8<OT, HZ, 64>(a, p, r, st);
+  else launch_w8<OT, HZ, 128>(a, p, r, st);
+}
+
+template <typename OT>
+void launch_w8_t(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
+  if (a.zeros) launch_w8_bn<OT, true>(a, p, r, st);
+  else launch_w8_bn<OT, false>(a, p, r, st);
+}
+
+}  // namespace
+
+bool linear_w4a8_takes(const LinearArgs& a) {
+  if (a.qk != QK_NIB4 || a.sk != SK_F32 || a.row_scale == nullptr || a.M <= 0 || a.M > (int64_t(1) << 24)) return false;
+  if (a.N <= 0 || a.N > (int64_t(1) << 30) || a.K <= 0 || a.K % kW8K || a.K > (int64_t(1) << 30)) return false;
+  if (a.G <= 0 || a.G % kW8K || a.K % a.G || a.M * a.N > (int64_t(1) << 40)) return false;
+  const auto al = [](const void* v) { return (reinterpret_cast<uintptr_t>(v) & 15u) == 0; };
+  return al(a.x) && al(a.q) && tc_device_ok();
+}
+
+int64_t linear_w4a8_workspace(int64_t M, int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0 || K < kW8K) return 0;
+  const W8Plan r = w8_plan(M, N, K);
+  return r.S > 1 ? int64_t(r.S) * M * N : 0;
+}
+
+void linear_w4a8(const LinearArgs& a, uintptr_t stream) {
+  if (!linear_w4a8_takes(a)) throw std::invalid_argument("linear_w4a8: unsupported shape, format, alignment or device");
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  const W8Plan r = w8_plan(a.M, a.N, a.K);
+  require_splitk_ws(a, r.S, "linear_w4a8");
+  W8Params p{};
+  p.scales = reinterpret_cast<const float*>(a.scales); p.zeros = a.zeros; p.xs = a.row_scale;
+  p.bias = a.bias; p.out = a.out; p.ws = a.ws;
+  p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per; p.mt = r.mt;
+  if (a.G > kW8K) tc_divider(int(a.G / kW8K), &p.gmul, &p.gshr);
+  else { p.gmul = 0; p.gshr = 0; }
+  if (a.xt == XT_BF16) launch_w8_t<__nv_bfloat16>(a, p, r, st);
+  else if (a.xt == XT_F16) launch_w8_t<__half>(a, p, r, st);
+  else launch_w8_t<float>(a, p, r, st);
+  if (r.S > 1) {  // the partials already carry s[m]: the reduce adds them in split order and the bias
+    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
+    else if (a.xt == XT_F16) launch_splitk_reduce<__half>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
+    else launch_splitk_reduce<float>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
+  }
+}
+
+}  // namespace fourbit_cuda
