@@ -7,8 +7,9 @@ x8, s = quantize_act_ref(x) (per-row E4M3, rules below); w8 = q - z (int4 asym),
 the E2M1 value (mxfp4, scales float8_e8m0fnu, group 32). The CPU kernel is this formula in float64 (the reference
 math: every weight value and product is exact there), so it is slow but it is the oracle of the GPU kernel.
 
-The op has no autograd formula (an inference path; W4A16's fourbit::linear is the differentiable one). Speed on an
-H100 and why it stays below bf16 cuBLAS: README.md, section W4A8.
+On CUDA, int4 with K and the group multiples of 128 runs csrc/cuda/gemm_w4a8.cu below NATIVE_MAX_M on Hopper
+(native_gemm); everything else runs kernels/w4a8.py (the fused Triton kernel, or the block-scaled cuBLAS path from
+M = 512). Speed on an H100 and what bounds it: README.md, section W4A8.
 
 Why only int4 and mxfp4: their weight values are exact in E4M3 (at most 4 significant bits, |v| <= 15 or 6). nvfp4's
 code x E4M3 block scale needs up to 6 significant bits at a 16-element group; nf4 / bnb_fp4 codebooks are not E4M3
