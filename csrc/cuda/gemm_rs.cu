@@ -159,19 +159,10 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kRsK, c_lo + p.per) - c_lo;
   // The producer thread initializes the barriers and starts the first S chunks' loads before the table is built, so
   // their DRAM latency overlaps the build (the empty barriers' first waits pass at once).
-  if (tid == kRsCons) {
-    for (int s = 0; s < S; ++s) {
-      mbar_init(bars + 8 * s, 1);                      // the producer's arrival (with the stage's TMA bytes)
-      mbar_init(bars + 8 * (S + s), kRsCons / 32);  // one per consumer warp
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == kRsCons) ring_init(bars, S, kRsCons / 32);
   // Chunk c's loads into stage c % S, once the consumers released chunk c - S: by the producer's one thread.
   auto produce = [&](int c) {
-    const int s = c & (S - 1);
-    mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
-    const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
-    mbar_expect_tx(full, L::STAGE);
+    const uint32_t full = ring_acquire(bars, S, c, L::STAGE), st = sbase + (c & (S - 1)) * L::STAGE;
     tma_load_2d(st, &xmap, (c_lo + c) * kRsK, m0, full);
     tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kRsK / 2), n0, full);
   };

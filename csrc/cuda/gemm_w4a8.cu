@@ -83,23 +83,14 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   const int tid = threadIdx.x;
   const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kW8Rows;
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kW8K, c_lo + p.per) - c_lo;
-  if (tid == kW8Cons) {
-    for (int s = 0; s < S; ++s) {
-      mbar_init(bars + 8 * s, 1);                  // the producer's arrival (with the stage's TMA bytes)
-      mbar_init(bars + 8 * (S + s), kW8Cons / 32);  // one per consumer warp
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == kW8Cons) ring_init(bars, S, kW8Cons / 32);
   __syncthreads();
 
   if (tid >= kW8Cons) {  // ---- producer: one thread issues every load ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(kW8ProdRegs));
     if (tid == kW8Cons) {
       for (int c = 0; c < nch; ++c) {
-        const int s = c & (S - 1);
-        mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
-        const uint32_t full = bars + 8 * s, st = sbase + s * L::STAGE;
-        mbar_expect_tx(full, L::STAGE);
+        const uint32_t full = ring_acquire(bars, S, c, L::STAGE), st = sbase + (c & (S - 1)) * L::STAGE;
         tma_load_2d(st, &xmap, (c_lo + c) * kW8K, m0, full);
         tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kW8K / 2), n0, full);
       }

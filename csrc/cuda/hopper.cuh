@@ -33,6 +33,24 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
 }
+// The S-stage TMA ring of the register-A GEMMs (gemm_rs.cu, gemm_w4a8.cu): full[s] at bars + 8 s completes on the
+// producer's arrival plus the stage's TMA bytes, empty[s] at bars + 8 (S + s) on one arrival per consumer warp.
+// ring_init: by one thread, before the CTA's first barrier.
+__device__ __forceinline__ void ring_init(uint32_t bars, int S, int consumer_warps) {
+  for (int s = 0; s < S; ++s) {
+    mbar_init(bars + 8 * s, 1);
+    mbar_init(bars + 8 * (S + s), uint32_t(consumer_warps));
+  }
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// The producer's step before loading chunk c into stage c % S (S a power of two): waits until the consumers released
+// chunk c - S, arms full[s] for `bytes`, and returns full[s].
+__device__ __forceinline__ uint32_t ring_acquire(uint32_t bars, int S, int c, uint32_t bytes) {
+  const int s = c & (S - 1);
+  mbar_wait(bars + 8 * (S + s), ((c / S) & 1) ^ 1);
+  mbar_expect_tx(bars + 8 * s, bytes);
+  return bars + 8 * s;
+}
 // TMA: the box of `map` at coordinates (c0 innermost, c1) into shared memory at dst, completing bytes on bar.
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
