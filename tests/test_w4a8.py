@@ -426,6 +426,46 @@ def test_quant_linear_forward_matches_reference():
     assert y.shape == (2, 3, 40) and y.dtype == torch.bfloat16
 
 
+def test_native_route_glue(monkeypatch):
+    """The op's route into the CUDA GEMM (ops.w4a8.linear_into), run here with a stand-in for the native call that
+    undoes x8_perm and computes the reference math: x8 is quantized in the GEMM's K order, the row scales, codes,
+    scales, zeros (None for symmetric int4), group and bias reach it, and the route stops at NATIVE_MAX_M, for mxfp4
+    and with FOURBIT_W4A8_CUDA=0."""
+    from fourbit.ops import _native_cuda as nc
+    calls = []
+
+    def fake(x8, xs, qdata, scales, zeros, G, bias, out):
+        K = x8.shape[1]
+        inv = kw.x8_perm(torch.arange(K)[None, :])[0]  # inv[pos] = real column at pos
+        x8r = torch.empty_like(x8.view(torch.uint8))
+        x8r[:, inv] = x8.view(torch.uint8)
+        z = torch.empty(0, dtype=torch.uint8) if zeros is None else zeros
+        W = w4a8.weight_values(qdata, scales, z, "int4", G)
+        y = (x8r.view(torch.float8_e4m3fn).double() @ W.T) * xs.double()[:, None]
+        out.copy_((y + bias.double() if bias is not None else y).to(out.dtype))
+        calls.append(zeros is None)
+    monkeypatch.setattr(nc, "available", lambda: True)
+    monkeypatch.setattr(nc, "w4a8_takes", lambda qdata, G: qdata.shape[1] * 2 % 128 == 0 and G % 128 == 0)
+    monkeypatch.setattr(nc, "w4a8_linear_out", fake)
+    gen = torch.Generator().manual_seed(3)
+    for sym in (False, True):
+        qdata, scales, zeros, fmt, G = w4a8.w4a8_args(
+            fourbit.quantize(torch.randn(40, 256, generator=gen), Int4(group_size=128, symmetric=sym)))
+        x = torch.randn(5, 256, generator=gen).bfloat16()
+        bias = torch.randn(40, generator=gen).bfloat16()
+        y = torch.empty(5, 40, dtype=torch.bfloat16)
+        w4a8.linear_into(x, qdata, scales, zeros, fmt, G, bias, y)
+        assert calls[-1] == sym, "symmetric int4 passes zeros=None, asymmetric its zero points"
+        torch.testing.assert_close(y, w4a8.linear_ref(x, qdata, scales, zeros, fmt, G, bias), rtol=0, atol=0)
+    n = len(calls)
+    assert w4a8.native_gemm(qdata, "int4", G, w4a8.NATIVE_MAX_M)
+    assert not w4a8.native_gemm(qdata, "int4", G, w4a8.NATIVE_MAX_M + 1)
+    assert not w4a8.native_gemm(qdata, "mxfp4", G, 5)
+    monkeypatch.setenv("FOURBIT_W4A8_CUDA", "0")
+    assert not w4a8.native_gemm(qdata, "int4", G, 5)
+    assert len(calls) == n
+
+
 def test_report_names():
     from fourbit.report import split_act
     assert split_act("int4+fp8") == ("int4", "fp8_e4m3") and split_act("mxfp4") == ("mxfp4", "bf16")
