@@ -3,7 +3,7 @@
   fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM
   (int4/cuda: csrc/cuda/gemm_w4a8.cu, which the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per
   32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
-Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick]. Prints the fused kernel's config
+Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused kernel's config
 (kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups are against
 bf16 cuBLAS of the same run.
 
@@ -105,5 +105,20 @@ def main():
     print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM)")
 
 
+def profile(case):
+    """One CUDA W4A8 GEMM call (int4 g128) of N,K,M after a warm-up, for ncu (scripts/gpu_check.sh w4a8)."""
+    N, K, M = (int(v) for v in case.split(","))
+    qw = fourbit.quantize(torch.randn(N, K, device="cuda") * 0.02, "int4")
+    qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
+    xp, sp = kw.quantize_act(torch.randn(M, K, device="cuda").bfloat16(), perm=True)
+    y = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+    for _ in range(2):
+        nc.w4a8_linear_out(xp, sp, qd, sc, z if z.numel() else None, G, None, y)
+    torch.cuda.synchronize()
+
+
 if __name__ == "__main__":
-    main()
+    if "--profile" in sys.argv:
+        profile(sys.argv[sys.argv.index("--profile") + 1])
+    else:
+        main()

@@ -4,7 +4,8 @@
 # roofline PNG and BENCHMARKS.md in $OUT). Usage: scripts/gpu_check.sh [STEPS], STEPS a comma list of tests,
 # sanitize, bench (default all three), or tc: the Hopper wgmma GEMM's tests, its timing against the Triton kernel
 # and bf16 cuBLAS (bench/gpu_tc.py --quick) and an ncu stall summary of it (bench/ncu_stalls.py; ~3 minutes), or rs:
-# the same for the register-A GEMM (bench/gpu_rs.py; its ncu lines include the tensor pipe's active cycles). One
+# the same for the register-A GEMM (bench/gpu_rs.py; its ncu lines include the tensor pipe's active cycles), or w4a8:
+# the same for the CUDA W4A8 GEMM (tests/test_w4a8.py's GPU tests, bench/gpu_w4a8.py --quick and --profile). One
 # device call is limited to 10 minutes: run `tests`, `sanitize` and `bench` as three calls there.
 # Peers travel as shared/ANCHORS.md says: wheels in .whl/, gemlite's source in .whl/pysrc (both git-ignored).
 # The build compiles sm_90a only (the GPU is a Hopper; CI compiles and SASS-checks every architecture).
@@ -86,6 +87,12 @@ if want rs; then  # the register-A GEMM at M = 64 and 256 (8192^2 int4): is the 
   timeout 120 python3 "$R/bench/gpu_rs.py" --quick --ms 1,16,64,256 --fmts int4,nvfp4 2>&1 | tail -10 || status=1
   ncu_step rs gemm_rs 2 USETMAXREG "$R/bench/gpu_rs.py" --profile 8192,8192,64,int4 8192,8192,256,int4
   nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/wgmma_rate "$R/bench/probes/wgmma_rate.cu" && /tmp/wgmma_rate  # the floor
+fi
+if want w4a8; then  # the CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu): GPU tests, timing against the Triton paths, ncu
+  step "w4a8: tests, timing, ncu"
+  timeout 200 python3 -m pytest -q -p no:cacheprovider -m gpu "$R/tests/test_w4a8.py" 2>&1 | tail -3 || status=1
+  timeout 200 python3 "$R/bench/gpu_w4a8.py" --quick 2>&1 | tail -6 || status=1
+  ncu_step w4a8 gemm_w4a8 1 USETMAXREG "$R/bench/gpu_w4a8.py" --profile 8192,8192,256
 fi
 if want bench; then
   step "benchmark: fourbit vs peers"
