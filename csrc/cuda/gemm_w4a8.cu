@@ -9,8 +9,10 @@
 //     for m = 0..15). So four codes become four operand bytes with VABSDIFF4 (|q - z| per byte) and a sign from
 //     (z + 0x7f - q) per byte (the compiler's form of ~(q + 0x80 - z)): ~1.1 instructions a weight, against ~2 for
 //     gemm_rs.cu's bf16 table decode and ~4.5 for the Triton kernel's convert (kernels/w4a8.py). The promotion
-//     factor carries the 2^9 back (scale * 512 is exact), so the products, the tensor core's truncation grid and the
-//     float32 sums are those of the operand q - z times 2^-9: tests/test_w4a8.py's bound (BS = 128) holds unchanged.
+//     factor carries the 2^9 back (scale * 512 is exact), so the products and float32 sums are those of the operand
+//     q - z times 2^-9. The tensor core keeps fewer bits of them, though: a subnormal byte's exponent field
+//     overstates it by up to 3 bits, so tests/test_w4a8.py bounds this kernel with 9 kept fraction bits in its
+//     accumulation model (F_BITS_NATIVE; the Triton kernels' integer-valued operands keep 12).
 //   - The K order inside each 128-K chunk is permuted so that a code word needs no shuffle: thread q of a quad reads
 //     bytes [16 q, 16 q + 16) of its row (real K [32 q, 32 q + 32)); for k32 step s its word s holds real K
 //     32 q + 8 s + 0..7, whose low nibbles (K even) are its A register for MMA K 4 q .. 4 q + 3 and whose high
@@ -23,6 +25,9 @@
 //     tensor pipe during one's promotion.
 //   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: partials
 //     times s[m] go to a float32 workspace, common.cuh's fixed-order reduce adds them and the bias.
+// Measured (H100 80GB HBM3, 2026-11-27, bench/gpu_w4a8.py, 8192^2 int4 g128, GEMM only): M = 256 51.5 us (bf16
+// cuBLAS 65.0, the Triton fused kernel 96.5), M = 1024 181.7 (bf16 187.3). What bounds it and what was tried:
+// README.md, section W4A8.
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
@@ -66,8 +71,10 @@ struct W8Params {
 struct W8Group { float s[2]; uint32_t z[2]; };
 
 // Four codes (one a byte, 0..15) minus their zero bytes as E4M3 bytes (sign << 7) | |q - z|: (q - z) * 2^-9 exactly.
+// Each byte of codes + 0x80808080 - zb is 0x80 + q - z in [0x71, 0x8f]: no carry or borrow crosses a byte, and its
+// bit 7 is clear exactly when q < z.
 __device__ __forceinline__ uint32_t w8_operand(uint32_t codes, uint32_t zb) {
-  const uint32_t neg = ~(codes + 0x80808080u - zb) & 0x80808080u;  // bit 7 of each byte: q < z (no carries: see top)
+  const uint32_t neg = ~(codes + 0x80808080u - zb) & 0x80808080u;  // bit 7 of each byte: q < z
   return __vabsdiffu4(codes, zb) | neg;
 }
 
