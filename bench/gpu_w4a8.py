@@ -1,11 +1,11 @@
 """W4A8 on the GPU: median us of triton.testing.do_bench(fn, warmup=25, rep=100) (L2 flushed between runs) for
-  bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) |
-  fourbit W4A8 total (activation quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM
-  (int4/cuda: csrc/cuda/gemm_w4a8.cu, which the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per
-  32-K group), at 8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
-Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused kernel's config
-(kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups are against
-bf16 cuBLAS of the same run.
+  bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) | fourbit W4A8 total (activation
+  quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM (int4/cuda: csrc/cuda/gemm_w4a8.cu, which
+  the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per 32-K group), at
+  8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
+Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused
+kernel's config (kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups
+are against bf16 cuBLAS of the same run.
 
 Result (H100 80GB HBM3, torch 2.11.0+cu130, Triton 3.6.0, 2026-11-26; README.md "W4A8" discusses it):
 | N x K, M | cuBLAS bf16 | `_scaled_mm` FP8 row-wise | act quantize | W4A8 int4 g128: total (GEMM) | W4A8 mxfp4 folded | W4A8 mxfp4 per-32 group |
@@ -14,6 +14,7 @@ Result (H100 80GB HBM3, torch 2.11.0+cu130, Triton 3.6.0, 2026-11-26; README.md 
 | 8192^2, 1024 | 192.1 | 117.0 (1.64x) | 24.2 | 347.9 (321.4) = 0.55x (0.60x) | 359.3 (335.0) = 0.53x (0.57x) | 477.3 (457.6) = 0.40x |
 | 8192^2, 4096 | 785.5 | 451.3 (1.74x) | 76.5 | 1303.6 (1255.0) = 0.60x (0.63x) | 1401.2 (1320.2) = 0.56x (0.59x) | 1802.2 (1754.7) = 0.44x |
 | 4096^2, 1024 | 48.3 | 32.5 (1.48x) | 14.9 | 103.0 (87.5) = 0.47x (0.55x) | 107.4 (94.3) = 0.45x (0.51x) | 154.4 (138.8) = 0.31x |
+The 2026-11-27 run with the int4/cuda column (same card): README.md, section W4A8.
 """
 import sys
 
