@@ -90,7 +90,8 @@ def tc_bound(x, qdata, scales, zeros, fmt, G, bias, out_dtype, BS, F=None):
     A = ((P.abs() + E) * fac.abs()).sum(-1)
     acc_err = (E * fac.abs()).sum(-1) + (1.01 * (K // BS) + 1) * U32 * A
     u_out = testing.UNIT_ROUNDOFF[out_dtype]
-    b = s.abs()[:, None] * acc_err * (1 + u_out) + U32 * y0.abs() + (U32 + u_out) * y.abs() + testing.TINY[out_dtype] + 2.0**-149
+    b = (s.abs()[:, None] * acc_err * (1 + u_out) + U32 * y0.abs() + (U32 + u_out) * y.abs() + testing.TINY[out_dtype]
+         + 2.0**-149)
     return y, torch.where(torch.isnan(b), math.inf, b)
 
 
