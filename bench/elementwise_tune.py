@@ -1,8 +1,8 @@
-"""Sweep the elementwise Triton kernels' launch parameters on the GPU (pack, unpack, quantize, dequantize), each
-variant checked bit-exact against the shipped default, on 8192x8192. Prints GB/s (bytes read + written) and the
-percentage of the device-to-device copy per variant, best first per kernel. Run: python3 bench/elementwise_tune.py
-[--only WORD,...] [--default]: --only keeps the kernels whose name holds one of the words (e.g. nvfp4,pack);
---default times only the shipped launch parameters (an A/B of two trees: scripts/gpu_ab.sh).
+"""Sweep the elementwise Triton kernels' launch parameters on the GPU (pack, unpack, quantize, dequantize, W4A8's
+activation quantizer), each variant checked bit-exact against the shipped default, on 8192x8192. Prints GB/s (bytes
+read + written) and the percentage of the device-to-device copy per variant, best first per kernel. Run: python3
+bench/elementwise_tune.py [--only WORD,...] [--default]: --only keeps the kernels whose name holds one of the words
+(e.g. nvfp4,pack); --default times only the shipped launch parameters (an A/B of two trees: scripts/gpu_ab.sh).
 """
 import itertools
 import sys
@@ -77,6 +77,12 @@ def main():
                if lm == 0 or f == "nf4"]
         sweep(f"dequantize {f}", N * Kd * 2 + qw.nbytes,
               lambda **v: (lambda: dq.dequantize(*args, torch.bfloat16, **v)), dqs, copy)
+    from fourbit.kernels import w4a8 as kw  # W4A8's activation quantizer, in the CUDA GEMM's K order
+    for M in (256, 1024):
+        x = torch.randn(M, Kd, device=dev, dtype=torch.bfloat16)
+        acts = [dict(rows=r, num_warps=nw) for r, nw in itertools.product((1, 2, 4), (4, 8, 16))]
+        sweep(f"act fp8 M={M}", M * Kd * 3 + M * 4,
+              lambda **v: (lambda: kw.quantize_act(x, perm=True, **v)), acts, copy)
     print(f"copy {copy:.2f} TB/s, {torch.cuda.get_device_name()}, triton {triton.__version__}")
 
 

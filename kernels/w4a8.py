@@ -108,9 +108,10 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
             _act_encode(v, s, bad, q_ptr + r64[:, None] * K + _x8_cols(cols, PERM)[None, :], m)
 
 
-def quantize_act(x, one_pass=None, perm=False):
+def quantize_act(x, one_pass=None, perm=False, rows=1, num_warps=None):
     """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]); perm (K % 128 == 0): x8 in
-    x8_perm's K order, for the CUDA W4A8 GEMM.
+    x8_perm's K order, for the CUDA W4A8 GEMM. rows / num_warps: the one-pass launch (rows a program; default warps
+    BK / 1024, 1..8), for bench/elementwise_tune.py's sweep; every choice gives the same bytes.
     one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
     ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
     with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
@@ -119,10 +120,12 @@ def quantize_act(x, one_pass=None, perm=False):
     q = scratch((M, K), torch.uint8, x.device)
     s = scratch((M,), torch.float32, x.device)
     one_pass = K <= 16384 if one_pass is None else one_pass
+    if rows < 1 or rows & (rows - 1):
+        raise ValueError(f"rows must be a power of two (rows a program), got {rows}")
     if one_pass:
         BK = triton.next_power_of_2(K)
-        launch(_act_quant_kernel, (M,), x, q, s, M, K, BR=1, BK=BK, ONE_PASS=True, PERM=perm,
-               num_warps=max(1, min(8, BK // 1024)), enable_fp_fusion=False)
+        launch(_act_quant_kernel, (triton.cdiv(M, rows),), x, q, s, M, K, BR=rows, BK=BK, ONE_PASS=True, PERM=perm,
+               num_warps=num_warps or max(1, min(8, BK // 1024)), enable_fp_fusion=False)
     else:
         launch(_act_quant_kernel, (triton.cdiv(M, ACT_BR),), x, q, s, M, K, BR=ACT_BR, BK=ACT_BK, ONE_PASS=False,
                PERM=perm, enable_fp_fusion=False)

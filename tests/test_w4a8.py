@@ -152,12 +152,15 @@ def check_act(x):
     """Both kernel variants (one pass per row, two passes over 4-row blocks) bit-exact with the reference; where
     K % 128 == 0 also the CUDA GEMM's K order (perm=True) against x8_perm of the reference."""
     qr, sr = w4a8.quantize_act_ref(x)
-    for one_pass, perm in ((True, False), (False, False)) + (((True, True), (False, True)) if x.shape[1] % 128 == 0
-                                                            else ()):
-        q, s = kw.quantize_act(x.to(DEV).contiguous(), one_pass=one_pass, perm=perm)
+    cases = [(True, False, 1), (False, False, 1), (True, False, 2)]  # 2: several rows a one-pass program
+    if x.shape[1] % 128 == 0:
+        cases += [(True, True, 1), (False, True, 1)]
+    for one_pass, perm, rows in cases:
+        q, s = kw.quantize_act(x.to(DEV).contiguous(), one_pass=one_pass, perm=perm, rows=rows)
         want = kw.x8_perm(qr.view(torch.uint8)) if perm else qr.view(torch.uint8)
-        testing.assert_bit_exact(s.cpu(), sr, f"s one_pass={one_pass} perm={perm}")
-        testing.assert_bit_exact(q.cpu().view(torch.uint8), want, f"x8 bytes one_pass={one_pass} perm={perm}")
+        what = f"one_pass={one_pass} perm={perm} rows={rows}"
+        testing.assert_bit_exact(s.cpu(), sr, f"s {what}")
+        testing.assert_bit_exact(q.cpu().view(torch.uint8), want, f"x8 bytes {what}")
 
 
 def test_x8_perm_is_the_gemm_k_order():
