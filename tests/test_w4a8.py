@@ -566,11 +566,11 @@ def check_native(x, qw, bias=None, name=""):
 @pytest.mark.gpu
 @pytest.mark.parametrize("M", [1, 7, 64, 65, 130, 256])
 def test_gpu_native_within_bound(M):
-    """Every x-tile size (64 / 128 rows), partial tiles in M and N, one and several groups a chunk, asymmetric and
-    symmetric int4, split-K (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
+    """Every x-tile size (64 / 128 rows), partial tiles in M and N, one and several groups a chunk, a single chunk,
+    asymmetric and symmetric int4, split-K (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
     gen = torch.Generator().manual_seed(M)
     for N, K, G, sym in ((200, 512, 128, False), (128, 1024, 256, True), (256, 4096, 128, False),
-                         (136, 384, 128, True)):
+                         (136, 384, 128, True), (72, 128, 128, False)):  # last: one chunk, one partial weight tile
         qw = fourbit.quantize(torch.randn(N, K, generator=gen) * 0.05, Int4(group_size=G, symmetric=sym))
         for dtype in (torch.bfloat16, torch.float16, torch.float32):
             x = torch.randn(M, K, generator=gen).to(dtype)
