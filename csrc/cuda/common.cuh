@@ -157,6 +157,17 @@ inline int sm_count() {
   return n;
 }
 
+// Split-K over nch K chunks for a grid of `tiles` CTAs (the wgmma GEMMs' planners): S, the largest power of two that
+// keeps tiles * S within one wave (one CTA an SM) with at least min_chunks chunks a split; per = ceil(nch / S) chunks
+// a split, and S recomputed from per, so no split is empty.
+inline void splitk_plan(int64_t tiles, int64_t nch, int64_t min_chunks, int* S_out, int* per_out) {
+  int64_t S = 1;
+  while (tiles * S * 2 <= sm_count() && nch / (S * 2) >= min_chunks) S *= 2;
+  const int64_t per = (nch + S - 1) / S;
+  *S_out = int((nch + per - 1) / per);
+  *per_out = int(per);
+}
+
 // One fp32 result y[m, n] of a GEMV / GEMM kernel: into split-K partial blockIdx.y of ws [S, M, N] when the grid
 // splits K (the reduce adds the global scale and bias), else times the global scale gs (if gscale), plus bias[n], as
 // XT into out [M, N].

@@ -360,12 +360,7 @@ struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster; };  // mt: 
 RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
   const int mt = int((M + bn - 1) / bn);
   RsPlan r{bn, mt, ((N + kRsRows - 1) / kRsRows) * mt, 1, 0, false};
-  const int64_t nch = K / kRsK;
-  int64_t S = 1;
-  while (r.tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
-  const int64_t per = (nch + S - 1) / S;
-  r.S = int((nch + per - 1) / per);  // S again: a power of two with >= 8 chunks a split
-  r.per = int(per);
+  splitk_plan(r.tiles, K / kRsK, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
     static int fits[16][3][4] = {};  // [device][BN 64 / 128 / 256][log2 S]: resident clusters + 1 (0: not asked)
     int dev = 0;

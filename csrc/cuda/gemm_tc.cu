@@ -405,13 +405,8 @@ int64_t tc_tk(int bmm) {  // K per stage (a chunk of the split-K plan)
 void tc_plan(int64_t M, int64_t N, int64_t K, int* S_out, int* per_out) {
   const int bmm = tc_bmm(M);
   const int64_t rows = tc_rows(bmm), tiles = ((N + rows - 1) / rows) * ((M + bmm - 1) / bmm);
-  const int64_t slots = int64_t(sm_count());
-  const int64_t tk = tc_tk(bmm), nchunks = K / tk;
-  int64_t S = 1;
-  while (tiles * S * 2 <= slots && nchunks * tk / (S * 2) >= 512) S *= 2;
-  const int64_t per = (nchunks + S - 1) / S;
-  *S_out = int((nchunks + per - 1) / per);
-  *per_out = int(per);
+  const int64_t tk = tc_tk(bmm);  // 64 or 128: divides 512
+  splitk_plan(tiles, K / tk, 512 / tk, S_out, per_out);
 }
 
 // The x operand [M, K] (row-major, 16-byte aligned, K % 128 == 0) as a TMA map: boxes of 64 K x BMM rows in the

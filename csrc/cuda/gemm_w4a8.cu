@@ -204,11 +204,7 @@ struct W8Plan { int bn, mt; int64_t tiles; int S, per; };
 W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
   W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0};
-  const int64_t nch = K / kW8K;
-  int64_t S = 1;
-  while (r.tiles * S * 2 <= sm_count() && nch / (S * 2) >= 8) S *= 2;
-  r.per = int((nch + S - 1) / S);
-  r.S = int((nch + r.per - 1) / r.per);
+  splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
   return r;
 }
 
