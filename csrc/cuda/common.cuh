@@ -230,7 +230,8 @@ template <class Plan> int64_t planned_workspace(int64_t M, int64_t N, int64_t K,
 inline void reduce_splits(const LinearArgs& a, int S, cudaStream_t st) {
   if (S <= 1) return;
   if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
-  else launch_splitk_reduce<__half>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
+  else if (a.xt == XT_F16) launch_splitk_reduce<__half>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
+  else launch_splitk_reduce<float>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);  // W4A8's fp32 out
 }
 
 }  // namespace fourbit_cuda

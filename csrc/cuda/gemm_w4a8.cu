@@ -267,11 +267,7 @@ void linear_w4a8(const LinearArgs& a, uintptr_t stream) {
   if (a.xt == XT_BF16) launch_w8_t<__nv_bfloat16>(a, p, r, st);
   else if (a.xt == XT_F16) launch_w8_t<__half>(a, p, r, st);
   else launch_w8_t<float>(a, p, r, st);
-  if (r.S > 1) {  // the partials already carry s[m]: the reduce adds them in split order and the bias
-    if (a.xt == XT_BF16) launch_splitk_reduce<__nv_bfloat16>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
-    else if (a.xt == XT_F16) launch_splitk_reduce<__half>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
-    else launch_splitk_reduce<float>(a.ws, r.S, p.M, p.N, nullptr, a.bias, a.out, st);
-  }
+  reduce_splits(a, r.S, st);  // the partials already carry s[m]; a.gscale is null: split order sum, plus the bias
 }
 
 }  // namespace fourbit_cuda
