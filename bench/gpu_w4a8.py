@@ -2,7 +2,7 @@
   bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) | fourbit W4A8 total (activation
   quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM (int4/cuda: csrc/cuda/gemm_w4a8.cu, which
   the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per 32-K group), at
-  8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 1024.
+  8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 256 and 1024 (--quick: the two M = 256 cases).
 Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused
 kernel's config (kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups
 are against bf16 cuBLAS of the same run.
@@ -25,7 +25,7 @@ import fourbit
 from fourbit.kernels import w4a8 as kw
 from fourbit.ops import _native_cuda as nc, w4a8
 
-SHAPES = [(8192, 8192, 256), (8192, 8192, 1024), (8192, 8192, 4096), (4096, 4096, 1024)]
+SHAPES = [(8192, 8192, 256), (4096, 4096, 256), (8192, 8192, 1024), (8192, 8192, 4096), (4096, 4096, 1024)]
 
 
 def bench(fn):
@@ -55,7 +55,8 @@ def main():
         t_scaled = bench(lambda: torch._scaled_mm(x8, w8.T, scale_a=xs, scale_b=ws.T, out_dtype=torch.bfloat16))
         row = {"shape": f"{N}x{K} M={M}", "cublas": t_cublas, "scaled_mm": t_scaled}
         xq, sq = kw.quantize_act(x)
-        row["actq"] = bench(lambda: kw.quantize_act(x))
+        row["actq"] = bench(lambda: kw.quantize_act(x))  # the Triton quantizer
+        row["actq_cuda"] = bench(lambda: w4a8.quantize_act(x, perm=True)) if w4a8.act_cuda(x) else float("nan")
         for name in ("int4", "mxfp4"):
             qw = fourbit.quantize(w, name)
             qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
@@ -80,18 +81,21 @@ def main():
                 xp, sp = kw.quantize_act(x, perm=True)
                 zz = z if z.numel() else None
                 g = bench(lambda: nc.w4a8_linear_out(xp, sp, qd, sc, zz, G, None, y))
-                tot = bench(lambda: nc.w4a8_linear_out(*kw.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
+                tot = bench(lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
+                op = bench(lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None))  # eager, as users call it
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
                 route = "cuda" if w4a8.native_gemm(qd, fmt, G, M) else "triton / cuBLAS"
-                print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us (the op takes {route}); "
+                print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us, op {op:.1f} us (the op takes "
+                      f"{route}); "
                       f"rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[name + "/cuda"] = (tot, g)
+                row["op"] = op
         rows.append(row)
         print(row, flush=True)
     tags = ["int4/cuda", "int4", "mxfp4/fold", "mxfp4/g32"]
-    print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant | " +
+    print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant Triton / CUDA | op int4 (eager) | " +
           " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
-    print("|---|---|---|---|" + "---|" * len(tags))
+    print("|---|---|---|---|---|" + "---|" * len(tags))
     for r in rows:
         c = r["cublas"]
         cells = []
@@ -101,9 +105,13 @@ def main():
                 cells.append(f"{tot:.1f} ({g:.1f}) = {c / tot:.2f}x ({c / g:.2f}x)")
             else:
                 cells.append("-")
-        print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} | "
+        op = f"{r['op']:.1f} = {c / r['op']:.2f}x" if "op" in r else "-"
+        print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} / "
+              f"{r['actq_cuda']:.1f} | {op} | "
               + " | ".join(cells) + " |")
-    print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM)")
+    print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM; int4/cuda's total "
+          "uses the quantizer the op takes (w4a8.act_cuda), the Triton columns the Triton one; op = the whole "
+          "torch.ops.fourbit.w4a8_linear call)")
 
 
 def profile(case):

@@ -5,8 +5,8 @@
 # sanitize, bench (default all three), or tc: the Hopper wgmma GEMM's tests, its timing against the Triton kernel
 # and bf16 cuBLAS (bench/gpu_tc.py --quick) and an ncu stall summary of it (bench/ncu_stalls.py; ~3 minutes), or rs:
 # the same for the register-A GEMM (bench/gpu_rs.py; its ncu lines include the tensor pipe's active cycles), or w4a8:
-# the same for the CUDA W4A8 GEMM (tests/test_w4a8.py's GPU tests, bench/gpu_w4a8.py --quick and --profile, and
-# the activation quantizer's launch sweep). One
+# the same for the CUDA W4A8 GEMM (tests/test_w4a8.py's GPU tests, bench/gpu_w4a8.py --quick and, unless NCU=0, its
+# --profile under ncu). One
 # device call is limited to 10 minutes: run `tests`, `sanitize` and `bench` as three calls there.
 # Peers travel as shared/ANCHORS.md says: wheels in .whl/, gemlite's source in .whl/pysrc (both git-ignored).
 # The build compiles sm_90a only (the GPU is a Hopper; CI compiles and SASS-checks every architecture).
@@ -93,8 +93,7 @@ if want w4a8; then  # the CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu): GPU tests, ti
   step "w4a8: tests, timing, ncu"
   timeout 200 python3 -m pytest -q -p no:cacheprovider -m gpu "$R/tests/test_w4a8.py" 2>&1 | tail -3 || status=1
   timeout 200 python3 "$R/bench/gpu_w4a8.py" --quick 2>&1 | tail -6 || status=1
-  timeout 150 python3 "$R/bench/elementwise_tune.py" --only act 2>&1 | tail -9 || status=1  # its quantizer's launch
-  ncu_step w4a8 gemm_w4a8 1 USETMAXREG "$R/bench/gpu_w4a8.py" --profile 8192,8192,256
+  [ "${NCU:-1}" = 0 ] || ncu_step w4a8 gemm_w4a8 1 USETMAXREG "$R/bench/gpu_w4a8.py" --profile 8192,8192,256
 fi
 if want bench; then
   step "benchmark: fourbit vs peers"

@@ -1,6 +1,6 @@
 """W4A8 (fourbit/ops/w4a8.py, kernels/w4a8.py): FP8 E4M3 activations x int4 / mxfp4 weights.
 
-Activation quantization: the Triton kernel is bit-exact with quantize_act_ref (every bf16 and fp16 bit pattern,
+Activation quantization: the Triton kernel (and on a GPU the CUDA one) is bit-exact with quantize_act_ref (every bf16 and fp16 bit pattern,
 E4M3 rounding ties, values at 448, E4M3 subnormals, zero / NaN / Inf rows, hypothesis rows). The GEMM is checked
 against the float64 oracle (reference-quantized x8 times the exact weight values) within tc_bound, derived below.
 Without a GPU the kernels run under the Triton interpreter (tests/conftest.py sets TRITON_INTERPRET=1), whose fp8
@@ -161,6 +161,28 @@ def check_act(x):
         what = f"one_pass={one_pass} perm={perm} rows={rows}"
         testing.assert_bit_exact(s.cpu(), sr, f"s {what}")
         testing.assert_bit_exact(q.cpu().view(torch.uint8), want, f"x8 bytes {what}")
+    if ON_GPU:
+        check_act_cuda(x)
+
+
+def check_act_cuda(x):
+    """The CUDA quantizer (csrc/cuda/act_e4m3.cu) bit-exact with the reference, in both K orders. Its 16-byte loads
+    need K % 8 == 0: other rows are padded with zero columns to a multiple of 128 (a zero changes neither amax nor
+    any other byte; the reference runs on the padded rows too)."""
+    from fourbit.ops import _native_cuda as nc
+    K = x.shape[1]
+    if K % 8:
+        x = torch.cat([x, x.new_zeros(x.shape[0], -K % 128)], 1)
+    qr, sr = w4a8.quantize_act_ref(x)
+    xd = x.to(DEV).contiguous()
+    assert nc.w4a8_act_takes(xd)
+    for perm in (False, True) if x.shape[1] % 128 == 0 else (False,):
+        q = torch.empty(x.shape, dtype=torch.uint8, device=DEV)
+        s = torch.empty(x.shape[0], dtype=torch.float32, device=DEV)
+        nc.act_quantize_e4m3(xd, q, s, perm)
+        want = kw.x8_perm(qr.view(torch.uint8)) if perm else qr.view(torch.uint8)
+        testing.assert_bit_exact(s.cpu(), sr, f"cuda s perm={perm} {x.dtype}")
+        testing.assert_bit_exact(q.cpu(), want, f"cuda x8 bytes perm={perm} {x.dtype}")
 
 
 def test_x8_perm_is_the_gemm_k_order():
@@ -196,6 +218,22 @@ def test_act_quant_every_16bit_pattern(dtype):
 def test_act_quant_property(x):
     """Rows with zero groups, outliers, ties, constants, tiny values, in all three dtypes (tests/strategies.py)."""
     check_act(x)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_gpu_act_cuda_long_rows(dtype):
+    """Rows longer than the CUDA quantizer keeps in registers (K = 20480 > 16384: the tail is read twice), with a
+    NaN / Inf / zero row and an outlier in the re-read tail, bit-exact in both K orders; K = 8 (one piece) too."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 20480, generator=gen)
+    x[1, 20000] = math.nan
+    x[2, 5] = -math.inf
+    x[3] = 0.0
+    x[4, 19999] = 3.0e4  # the row maximum lies in the re-read part
+    check_act_cuda(x.to(dtype))
+    check_act_cuda(torch.randn(3, 8, generator=gen).to(dtype))
 
 
 def test_act_quant_reference_policy():

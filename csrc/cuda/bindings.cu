@@ -139,6 +139,13 @@ void register_cuda(py::module_& m) {
      py::arg("ws_elems"), py::arg("stream"));
   m.def("cuda_linear_w4a8_workspace", fourbit_cuda::linear_w4a8_workspace, py::arg("M"), py::arg("N"), py::arg("K"),
         "float32 elements of split-K workspace cuda_linear_w4a8 needs (0: none)");
+  m.def("cuda_act_quantize_e4m3", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, bool perm,
+                                     uintptr_t x8, uintptr_t s, uintptr_t stream) {
+    const int xt = xtype(dtype);
+    py::gil_scoped_release r;
+    fourbit_cuda::act_quantize_e4m3(P<const void>(x), xt, M, K, perm, P<uint8_t>(x8), P<float>(s), stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("K"), py::arg("perm"), py::arg("x8"), py::arg("s"),
+     py::arg("stream"), "W4A8's per-row E4M3 activation quantizer (csrc/cuda/act_e4m3.cu)");
   m.def("cuda_act_quantize", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, const std::string& fmt,
                                 const std::string& variant, uintptr_t q, uintptr_t scales, uintptr_t blocked,
                                 int64_t blocked_bytes, uintptr_t gscale, uintptr_t amax_ws, uintptr_t stream) {

@@ -13,6 +13,7 @@ allocated through torch's caching allocator, which the graph's private pool serv
   rs_takes) the register-A wgmma GEMM of csrc/cuda/gemm_rs.cu (the GEMV's operand rounding).
 - `w4a8_takes` / `w4a8_linear_out`: the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) for int4 weights with
   groups of 128 K or a multiple, on E4M3 activations in kernels/w4a8.x8_perm's K order.
+- `w4a8_act_takes` / `act_quantize_e4m3`: W4A8's per-row E4M3 activation quantizer (csrc/cuda/act_e4m3.cu).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
 - `w4a4_linear`: both operands nvfp4 or mxfp4 (activations quantized on the fly), block-scaled MMA on sm_120a/121a,
@@ -196,6 +197,22 @@ def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out) -> torc
     lib.cuda_linear_w4a8(x8.data_ptr(), xs.data_ptr(), M, qdata.data_ptr(), N, K, int(group_size), scales.data_ptr(),
                          _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws, _stream(out.device))
     return out
+
+
+def w4a8_act_takes(x) -> bool:
+    """Whether act_quantize_e4m3 takes x [M, K]: CUDA kernels present, a CUDA tensor of f32 / bf16 / f16, contiguous,
+    16-byte aligned, K % 8 == 0 (the kernel's 16-byte loads)."""
+    return (x.is_cuda and x.dtype in _DT and x.dim() == 2 and x.is_contiguous() and x.shape[1] % 8 == 0
+            and x.data_ptr() % 16 == 0 and has_cuda())
+
+
+def act_quantize_e4m3(x, x8, s, perm: bool = False) -> None:
+    """W4A8's per-row E4M3 quantizer (csrc/cuda/act_e4m3.cu), bit-exact with fourbit.ops.w4a8.quantize_act_ref:
+    x [M, K] (w4a8_act_takes) -> x8 uint8 [M, K] (E4M3 bytes; perm, K % 128 == 0: in kernels.w4a8.x8_perm's K order,
+    the CUDA W4A8 GEMM's operand) and s float32 [M], both contiguous on x's device."""
+    M, K = x.shape
+    _lib().cuda_act_quantize_e4m3(x.data_ptr(), _DT[x.dtype], M, K, bool(perm), x8.data_ptr(), s.data_ptr(),
+                                  _stream(x.device))
 
 
 def blocked_bytes(rows: int, cols: int) -> int:

@@ -199,17 +199,40 @@ def native_gemm(qdata, fmt, group_size, M=1) -> bool:
     return nc.available() and nc.w4a8_takes(qdata, group_size)
 
 
+def act_cuda(x2) -> bool:
+    """Whether the op quantizes x2 [M, K] with the CUDA kernel (csrc/cuda/act_e4m3.cu) rather than the Triton one
+    (kernels/w4a8.quantize_act); both are bit-exact with quantize_act_ref. FOURBIT_W4A8_ACT_CUDA=0 keeps Triton."""
+    if os.environ.get("FOURBIT_W4A8_ACT_CUDA", "1") == "0":
+        return False
+    from . import _native_cuda as nc  # noqa: PLC0415
+    return nc.w4a8_act_takes(x2)
+
+
+def quantize_act(x2, perm=False):
+    """(x8 float8_e4m3fn [M, K], s float32 [M]) of x2 [M, K] on its GPU, as the op makes them (act_cuda picks the
+    kernel); perm: x8 in kernels.w4a8.x8_perm's K order."""
+    from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
+    if not act_cuda(x2):
+        return kw.quantize_act(x2, perm=perm)
+    from . import _native_cuda as nc  # noqa: PLC0415
+    from ..kernels._launch import host, scratch  # noqa: PLC0415
+    M, K = x2.shape
+    x8, s = scratch((M, K), torch.uint8, x2.device), scratch((M,), torch.float32, x2.device)
+    host(nc.act_quantize_e4m3, x2, x8, s, perm)  # replayable (fourbit.ops.eager)
+    return x8.view(torch.float8_e4m3fn), s
+
+
 def linear_into(x2, qdata, scales, zeros, fmt, group_size, bias, y2) -> None:
     """The CUDA kernel's work on checked arguments: y2 [M, N] = W4A8 product of x2 [M, K] (both contiguous)."""
     from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
     if native_gemm(qdata, fmt, group_size, x2.shape[0]):
         from . import _native_cuda as nc  # noqa: PLC0415
         from ..kernels._launch import host  # noqa: PLC0415
-        x8, s = kw.quantize_act(x2, perm=True)
+        x8, s = quantize_act(x2, perm=True)
         z = zeros if zeros.numel() else None  # a replay maps only non-empty tensors (kernels._launch.Replay)
         host(nc.w4a8_linear_out, x8, s, qdata, scales, z, group_size, bias, y2)  # replayable (fourbit.ops.eager)
         return
-    x8, s = kw.quantize_act(x2)
+    x8, s = quantize_act(x2)
     fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
     kw.linear(x8, s, qdata, scales, zeros, fid, group_size, bias, y2)
 
