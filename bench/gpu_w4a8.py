@@ -25,6 +25,8 @@ import fourbit
 from fourbit.kernels import w4a8 as kw
 from fourbit.ops import _native_cuda as nc, w4a8
 
+from gpu_quick import graph_time  # noqa: E402 (bench/ is the script's folder)
+
 SHAPES = [(8192, 8192, 256), (4096, 4096, 256), (8192, 8192, 1024), (8192, 8192, 4096), (4096, 4096, 1024)]
 
 
@@ -57,6 +59,9 @@ def main():
         xq, sq = kw.quantize_act(x)
         row["actq"] = bench(lambda: kw.quantize_act(x))  # the Triton quantizer
         row["actq_cuda"] = bench(lambda: w4a8.quantize_act(x, perm=True)) if w4a8.act_cuda(x) else float("nan")
+        # the same calls as one-call CUDA graphs: GPU time without this host's per-call Python cost
+        row["actq_g"] = graph_time([lambda: kw.quantize_act(x)])
+        row["actq_cuda_g"] = graph_time([lambda: w4a8.quantize_act(x, perm=True)])
         for name in ("int4", "mxfp4"):
             qw = fourbit.quantize(w, name)
             qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
@@ -83,6 +88,7 @@ def main():
                 g = bench(lambda: nc.w4a8_linear_out(xp, sp, qd, sc, zz, G, None, y))
                 tot = bench(lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
                 op = bench(lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None))  # eager, as users call it
+                row["op_g"] = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)])
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
                 route = "cuda" if w4a8.native_gemm(qd, fmt, G, M) else "triton / cuBLAS"
                 print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us, op {op:.1f} us (the op takes "
@@ -93,7 +99,8 @@ def main():
         rows.append(row)
         print(row, flush=True)
     tags = ["int4/cuda", "int4", "mxfp4/fold", "mxfp4/g32"]
-    print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant Triton / CUDA | op int4 (eager) | " +
+    print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant Triton / CUDA (graph: Triton / CUDA) | op int4 eager / "
+          "graph | " +
           " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
     print("|---|---|---|---|---|" + "---|" * len(tags))
     for r in rows:
@@ -105,9 +112,9 @@ def main():
                 cells.append(f"{tot:.1f} ({g:.1f}) = {c / tot:.2f}x ({c / g:.2f}x)")
             else:
                 cells.append("-")
-        op = f"{r['op']:.1f} = {c / r['op']:.2f}x" if "op" in r else "-"
+        op = f"{r['op']:.1f} / {r['op_g']:.1f} = {c / r['op']:.2f}x / {c / r['op_g']:.2f}x" if "op" in r else "-"
         print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} / "
-              f"{r['actq_cuda']:.1f} | {op} | "
+              f"{r['actq_cuda']:.1f} ({r['actq_g']:.1f} / {r['actq_cuda_g']:.1f}) | {op} | "
               + " | ".join(cells) + " |")
     print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM; int4/cuda's total "
           "uses the quantizer the op takes (w4a8.act_cuda), the Triton columns the Triton one; op = the whole "
