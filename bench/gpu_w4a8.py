@@ -60,8 +60,8 @@ def main():
         row["actq"] = bench(lambda: kw.quantize_act(x))  # the Triton quantizer
         row["actq_cuda"] = bench(lambda: w4a8.quantize_act(x, perm=True)) if w4a8.act_cuda(x) else float("nan")
         # the same calls as one-call CUDA graphs: GPU time without this host's per-call Python cost
-        row["actq_g"] = graph_time([lambda: kw.quantize_act(x)])
-        row["actq_cuda_g"] = graph_time([lambda: w4a8.quantize_act(x, perm=True)])
+        row["actq_g"] = graph_time([lambda: kw.quantize_act(x)], bench)
+        row["actq_cuda_g"] = graph_time([lambda: w4a8.quantize_act(x, perm=True)], bench)
         for name in ("int4", "mxfp4"):
             qw = fourbit.quantize(w, name)
             qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
@@ -88,7 +88,7 @@ def main():
                 g = bench(lambda: nc.w4a8_linear_out(xp, sp, qd, sc, zz, G, None, y))
                 tot = bench(lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
                 op = bench(lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None))  # eager, as users call it
-                row["op_g"] = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)])
+                row["op_g"] = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)], bench)
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
                 route = "cuda" if w4a8.native_gemm(qd, fmt, G, M) else "triton / cuBLAS"
                 print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us, op {op:.1f} us (the op takes "

@@ -23,7 +23,7 @@ namespace fourbit_cuda {
 namespace {
 
 constexpr int kActThreads = 256;
-constexpr int kVecs = 8;  // 16-byte loads a thread kept in registers
+constexpr int kVecs = 4;  // pieces a thread keeps in registers (K <= 8192; longer rows read the rest twice)
 
 template <typename XT> struct Piece {  // 8 consecutive elements of a row: one 16-byte load (two for f32)
   static constexpr int U = sizeof(XT) / 2;
@@ -84,7 +84,7 @@ __device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_
 }
 
 template <typename XT>
-__global__ void __launch_bounds__(kActThreads) act_e4m3_kernel(const XT* __restrict__ x, int64_t K,
+__global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4) act_e4m3_kernel(const XT* __restrict__ x, int64_t K,
                                                                uint8_t* __restrict__ x8, float* __restrict__ s_out,
                                                                bool perm) {
   const int64_t m = blockIdx.x;
