@@ -76,7 +76,7 @@ def main():
                 kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold)
                 cfg = picked(M)
                 g = bench(lambda: kw.linear(xq, sq, qd, sc, z, fid, G, None, y, fold=fold))
-                tot = bench(lambda: kw.linear(*kw.quantize_act(x), qd, sc, z, fid, G, None, y, fold=fold))
+                tot = bench(lambda: kw.linear(*w4a8.quantize_act(x), qd, sc, z, fid, G, None, y, fold=fold))
                 ref = x @ qw.dequantize(torch.bfloat16).T  # W4A16 math (cuBLAS), a sanity check of the result
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
                 print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; "
@@ -95,6 +95,8 @@ def main():
                       f"{route}); "
                       f"rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[name + "/cuda"] = (tot, g)
+                row["cuda_g"] = graph_time([lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G,
+                                                                       None, y)], bench)
                 row["op"] = op
         rows.append(row)
         print(row, flush=True)
@@ -113,11 +115,12 @@ def main():
             else:
                 cells.append("-")
         op = f"{r['op']:.1f} / {r['op_g']:.1f} = {c / r['op']:.2f}x / {c / r['op_g']:.2f}x" if "op" in r else "-"
+        op += f" (CUDA GEMM route from a graph: {r['cuda_g']:.1f})" if "cuda_g" in r else ""
         print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} / "
               f"{r['actq_cuda']:.1f} ({r['actq_g']:.1f} / {r['actq_cuda_g']:.1f}) | {op} | "
               + " | ".join(cells) + " |")
     print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM; int4/cuda's total "
-          "uses the quantizer the op takes (w4a8.act_cuda), the Triton columns the Triton one; op = the whole "
+          "and the other totals use the quantizer the op takes (w4a8.act_cuda); op = the whole "
           "torch.ops.fourbit.w4a8_linear call)")
 
 
