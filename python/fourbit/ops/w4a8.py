@@ -9,7 +9,9 @@ math: every weight value and product is exact there), so it is slow but it is th
 
 On CUDA, int4 with K and the group multiples of 128 runs csrc/cuda/gemm_w4a8.cu below NATIVE_MAX_M on Hopper
 (native_gemm); everything else runs kernels/w4a8.py (the fused Triton kernel, or the block-scaled cuBLAS path from
-M = 512). Speed on an H100 and what bounds it: README.md, section W4A8.
+M = 512). The activations are quantized by csrc/cuda/act_e4m3.cu where the CUDA kernels are built (act_cuda), else
+by kernels/w4a8.quantize_act; both are bit-exact with quantize_act_ref. Speed on an H100 and what bounds it:
+README.md, section W4A8.
 
 Why only int4 and mxfp4: their weight values are exact in E4M3 (at most 4 significant bits, |v| <= 15 or 6). nvfp4's
 code x E4M3 block scale needs up to 6 significant bits at a 16-element group; nf4 / bnb_fp4 codebooks are not E4M3
