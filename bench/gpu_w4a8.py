@@ -1,7 +1,8 @@
 """W4A8 on the GPU: median us of triton.testing.do_bench(fn, warmup=25, rep=100) (L2 flushed between runs) for
   bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) | fourbit W4A8 total (activation
-  quantize kernel + GEMM) and GEMM only, int4 g128 through the CUDA FP8 GEMM (int4/cuda: csrc/cuda/gemm_w4a8.cu, which
-  the op takes below NATIVE_MAX_M) and the Triton kernels, mxfp4 (folded scales and one dot per 32-K group), at
+  quantize kernel + GEMM) and GEMM only, int4 g128 and mxfp4 through the CUDA FP8 GEMM (int4/cuda, mxfp4/cuda:
+  csrc/cuda/gemm_w4a8.cu, which the op takes below NATIVE_MAX_M) and the Triton kernels (mxfp4: folded scales and one
+  dot per 32-K group), at
   8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 256 and 1024 (--quick: the two M = 256 cases).
 Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused
 kernel's config (kw.pick) per case (M >= 512 runs the block-scaled cuBLAS path instead) and a table last; the speedups
@@ -82,29 +83,28 @@ def main():
                 print(f"{row['shape']} {tag}: gemm {g:.1f} us, total {tot:.1f} us, pick {cfg}; "
                       f"rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[tag] = (tot, g)
-            if w4a8.native_gemm(qd, fmt, G):  # the CUDA FP8 GEMM (csrc/cuda/gemm_w4a8.cu), which the op takes
-                xp, sp = kw.quantize_act(x, perm=True)
+            if w4a8.native_gemm(qd, sc, fmt, G):  # the CUDA FP8 GEMM (csrc/cuda/gemm_w4a8.cu), which the op takes
+                perm = kw.PERM_MXFP4 if fmt == "mxfp4" else kw.PERM_INT4
+                xp, sp = w4a8.quantize_act(x, perm=perm)
                 zz = z if z.numel() else None
                 g = bench(lambda: nc.w4a8_linear_out(xp, sp, qd, sc, zz, G, None, y))
-                tot = bench(lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G, None, y))
+                tot = bench(lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=perm), qd, sc, zz, G, None, y))
                 op = bench(lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None))  # eager, as users call it
-                row["op_g"] = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)], bench)
+                row[name + "/op"] = (op, graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)],
+                                                    bench))
                 rel = ((y.float() - ref.float()).norm() / ref.float().norm()).item()
-                route = "cuda" if w4a8.native_gemm(qd, fmt, G, M) else "triton / cuBLAS"
+                route = "cuda" if w4a8.native_gemm(qd, sc, fmt, G, M) else "triton / cuBLAS"
                 print(f"{row['shape']} {name}/cuda: gemm {g:.1f} us, total {tot:.1f} us, op {op:.1f} us (the op takes "
-                      f"{route}); "
-                      f"rel diff vs W4A16 {rel:.4f}", flush=True)
+                      f"{route}); rel diff vs W4A16 {rel:.4f}", flush=True)
                 row[name + "/cuda"] = (tot, g)
-                row["cuda_g"] = graph_time([lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=True), qd, sc, zz, G,
-                                                                       None, y)], bench)
-                row["op"] = op
+                row[name + "/cuda_g"] = graph_time([lambda: nc.w4a8_linear_out(*w4a8.quantize_act(x, perm=perm), qd, sc,
+                                                                               zz, G, None, y)], bench)
         rows.append(row)
         print(row, flush=True)
-    tags = ["int4/cuda", "int4", "mxfp4/fold", "mxfp4/g32"]
+    tags = ["int4/cuda", "int4", "mxfp4/cuda", "mxfp4/fold", "mxfp4/g32"]
     print("\n| shape | cuBLAS bf16 | _scaled_mm fp8 | act-quant Triton / CUDA (graph: Triton / CUDA) | op int4 eager / "
-          "graph | " +
-          " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(tags))
+          "graph | op mxfp4 eager / graph | " + " | ".join(f"W4A8 {t} total (GEMM only)" for t in tags) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(tags))
     for r in rows:
         c = r["cublas"]
         cells = []
@@ -114,14 +114,19 @@ def main():
                 cells.append(f"{tot:.1f} ({g:.1f}) = {c / tot:.2f}x ({c / g:.2f}x)")
             else:
                 cells.append("-")
-        op = f"{r['op']:.1f} / {r['op_g']:.1f} = {c / r['op']:.2f}x / {c / r['op_g']:.2f}x" if "op" in r else "-"
-        op += f" (CUDA GEMM route from a graph: {r['cuda_g']:.1f})" if "cuda_g" in r else ""
+        ops = []
+        for name in ("int4", "mxfp4"):
+            if name + "/op" in r:
+                e, gr = r[name + "/op"]
+                ops.append(f"{e:.1f} / {gr:.1f} = {c / e:.2f}x / {c / gr:.2f}x (CUDA GEMM route from a graph: "
+                           f"{r[name + '/cuda_g']:.1f})")
+            else:
+                ops.append("-")
         print(f"| {r['shape']} | {c:.1f} | {r['scaled_mm']:.1f} = {c / r['scaled_mm']:.2f}x | {r['actq']:.1f} / "
-              f"{r['actq_cuda']:.1f} ({r['actq_g']:.1f} / {r['actq_cuda_g']:.1f}) | {op} | "
-              + " | ".join(cells) + " |")
-    print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM; int4/cuda's total "
-          "and the other totals use the quantizer the op takes (w4a8.act_cuda); op = the whole "
-          "torch.ops.fourbit.w4a8_linear call)")
+              f"{r['actq_cuda']:.1f} ({r['actq_g']:.1f} / {r['actq_cuda_g']:.1f}) | " + " | ".join(ops + cells) + " |")
+    print("(us, median of do_bench; Nx = speedup vs bf16 cuBLAS; total = activation quantize + GEMM, with the quantizer "
+          "the op takes (w4a8.act_cuda); op = the whole torch.ops.fourbit.w4a8_linear call; /cuda: the CUDA FP8 GEMM, "
+          "called directly)")
 
 
 def profile(case):
@@ -129,7 +134,7 @@ def profile(case):
     N, K, M = (int(v) for v in case.split(","))
     qw = fourbit.quantize(torch.randn(N, K, device="cuda") * 0.02, "int4")
     qd, sc, z, fmt, G = w4a8.w4a8_args(qw)
-    xp, sp = kw.quantize_act(torch.randn(M, K, device="cuda").bfloat16(), perm=True)
+    xp, sp = w4a8.quantize_act(torch.randn(M, K, device="cuda").bfloat16(), perm=kw.PERM_INT4)
     y = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
     for _ in range(2):
         nc.w4a8_linear_out(xp, sp, qd, sc, z if z.numel() else None, G, None, y)

@@ -47,22 +47,30 @@ def _act_scale(amax, bad):  # s = amax / 448 (RNE division); 0 -> 1; NaN/Inf row
     return tl.where(bad > 0, float("nan"), s)
 
 
+PERM_INT4, PERM_MXFP4 = 1, 2  # quantize_act's perm: the CUDA W4A8 GEMM's K order for int4 / mxfp4 weights
+
+
 @triton.jit
-def _x8_cols(c, PERM: tl.constexpr):  # where real column c of x8 is stored: x8_perm's order (PERM) or c itself
-    if PERM:
+def _x8_cols(c, PERM: tl.constexpr):  # where real column c of x8 is stored: x8_perm's order (PERM 1 / 2) or c itself
+    if PERM == 1:
         r = c & 127
         return (c - r) + 32 * ((r >> 3) & 3) + 16 * (r & 1) + 4 * (r >> 5) + ((r >> 1) & 3)
+    if PERM == 2:
+        r = c & 127
+        return (c - r) + 32 * ((r >> 3) & 3) + 16 * ((r >> 2) & 1) + 4 * (r >> 5) + (r & 3)
     return c
 
 
-def x8_perm(x8):
-    """x8 [M, K] (K % 128 == 0) in the K order of the CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu, "The K order"): inside
-    each 128-K chunk, real column r goes to 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3). The plain
-    PyTorch twin of quantize_act(perm=True)'s store order."""
+def x8_perm(x8, perm=PERM_INT4):
+    """x8 [M, K] (K % 128 == 0) in a K order of the CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu, "The K order"): inside
+    each 128-K chunk, real column r goes to 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3) (PERM_INT4:
+    a code word's even and odd K in two registers) or 32 ((r >> 3) & 3) + 16 ((r >> 2) & 1) + 4 (r >> 5) + (r & 3)
+    (PERM_MXFP4: four consecutive K a register). The plain PyTorch twin of quantize_act(perm=...)'s store order."""
     K = x8.shape[-1]
     r = torch.arange(K, device=x8.device)
     c = r & 127
-    pos = (r - c) + 32 * ((c >> 3) & 3) + 16 * (c & 1) + 4 * (c >> 5) + ((c >> 1) & 3)
+    inner = 16 * (c & 1) + ((c >> 1) & 3) if perm == PERM_INT4 else 16 * ((c >> 2) & 1) + (c & 3)
+    pos = (r - c) + 32 * ((c >> 3) & 3) + 4 * (c >> 5) + inner
     out = torch.empty_like(x8)
     out[..., pos] = x8
     return out
@@ -110,14 +118,15 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
 
 def quantize_act(x, one_pass=None, perm=False, rows=1, num_warps=None):
     """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]) (the op uses its CUDA twin,
-    csrc/cuda/act_e4m3.cu, where that is built: 2.2x faster at 256 x 8192); perm (K % 128 == 0): x8 in
-    x8_perm's K order, for the CUDA W4A8 GEMM. rows / num_warps: the one-pass launch (rows a program; default warps
+    csrc/cuda/act_e4m3.cu, where that is built: 2.2x faster at 256 x 8192); perm (K % 128 == 0; PERM_INT4 or True,
+    PERM_MXFP4): x8 in x8_perm's K order, for the CUDA W4A8 GEMM. rows / num_warps: the one-pass launch (rows a program; default warps
     BK / 1024, 1..8), for bench/elementwise_tune.py's sweep; every choice gives the same bytes.
     one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
     ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
     with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5
     (1.3 TB/s of x read + x8 written)."""
     M, K = x.shape
+    perm = int(perm)  # False / True: none / PERM_INT4
     q = scratch((M, K), torch.uint8, x.device)
     s = scratch((M,), torch.float32, x.device)
     one_pass = K <= 16384 if one_pass is None else one_pass
@@ -333,17 +342,19 @@ def pick(M):
     return candidates(M)[0]
 
 
-_fold_cache = {}  # id(scales' base tensor) -> (weakref to it, version, qdata's base id and version, ok)
+_fold_cache = {}  # (id(scales' base tensor), window, span) -> (weakref to it, version, qdata's base id, version, ok)
 
 
-def fold_ok(qdata, scales, window=128):
+def fold_ok(qdata, scales, window=128, span=8):
     """True when folding mxfp4's E8M0 scales into the FP8 operand is exact for every window of `window` K of every
-    row: no NaN scale (0xFF), and (window max exponent) - (exponent of any group with a nonzero code) <= 8. Computed once
-    per (scales, qdata) version on the device (one host sync), cached by their base tensors (a module hands the
-    kernel a fresh reshape view of its buffers on every call); False during CUDA-graph capture."""
+    row: no NaN scale (0xFF), and (window max exponent) - (exponent of any group with a nonzero code) <= span (8 for
+    this file's kernels, whose operand is the E2M1 value; 5 for the CUDA GEMM's normal-only byte tables,
+    ops.w4a8.MX_NATIVE_SPAN). Computed once per (scales, qdata) version and span on the device (one host sync), cached
+    by their base tensors (a module hands the kernel a fresh reshape view of its buffers on every call); False during
+    CUDA-graph capture."""
     sb = scales if scales._base is None else scales._base
     qb = qdata if qdata._base is None else qdata._base
-    key = id(sb)
+    key = (id(sb), window, span)
     hit = _fold_cache.get(key)
     if hit is not None and hit[0]() is sb and hit[1:4] == (scales._version, id(qb), qdata._version):
         return hit[4]
@@ -358,7 +369,7 @@ def fold_ok(qdata, scales, window=128):
     nzw = nz.view(N, -1, window // 32)
     hi = ew.amax(-1)  # the kernel's E_w counts every group; zero-code groups need no exactness
     lo = torch.where(nzw, ew, 1000).amin(-1)
-    ok = bool(((e != 255).all() & ((hi - lo <= 8) | ~nzw.any(-1)).all()).item())
+    ok = bool(((e != 255).all() & ((hi - lo <= span) | ~nzw.any(-1)).all()).item())
     _fold_cache[key] = (weakref.ref(sb, lambda _r, k=key: _fold_cache.pop(k, None)), scales._version, id(qb),
                         qdata._version, ok)
     return ok

@@ -152,12 +152,12 @@ def check_act(x):
     """Both kernel variants (one pass per row, two passes over 4-row blocks) bit-exact with the reference; where
     K % 128 == 0 also the CUDA GEMM's K order (perm=True) against x8_perm of the reference."""
     qr, sr = w4a8.quantize_act_ref(x)
-    cases = [(True, False, 1), (False, False, 1), (True, False, 2)]  # 2: several rows a one-pass program
+    cases = [(True, 0, 1), (False, 0, 1), (True, 0, 2)]  # 2: several rows a one-pass program
     if x.shape[1] % 128 == 0:
-        cases += [(True, True, 1), (False, True, 1)]
+        cases += [(True, kw.PERM_INT4, 1), (False, kw.PERM_INT4, 1), (True, kw.PERM_MXFP4, 1)]
     for one_pass, perm, rows in cases:
         q, s = kw.quantize_act(x.to(DEV).contiguous(), one_pass=one_pass, perm=perm, rows=rows)
-        want = kw.x8_perm(qr.view(torch.uint8)) if perm else qr.view(torch.uint8)
+        want = kw.x8_perm(qr.view(torch.uint8), perm) if perm else qr.view(torch.uint8)
         what = f"one_pass={one_pass} perm={perm} rows={rows}"
         testing.assert_bit_exact(s.cpu(), sr, f"s {what}")
         testing.assert_bit_exact(q.cpu().view(torch.uint8), want, f"x8 bytes {what}")
@@ -176,11 +176,11 @@ def check_act_cuda(x):
     qr, sr = w4a8.quantize_act_ref(x)
     xd = x.to(DEV).contiguous()
     assert nc.w4a8_act_takes(xd)
-    for perm in (False, True) if x.shape[1] % 128 == 0 else (False,):
+    for perm in (0, kw.PERM_INT4, kw.PERM_MXFP4) if x.shape[1] % 128 == 0 else (0,):
         q = torch.empty(x.shape, dtype=torch.uint8, device=DEV)
         s = torch.empty(x.shape[0], dtype=torch.float32, device=DEV)
         nc.act_quantize_e4m3(xd, q, s, perm)
-        want = kw.x8_perm(qr.view(torch.uint8)) if perm else qr.view(torch.uint8)
+        want = kw.x8_perm(qr.view(torch.uint8), perm) if perm else qr.view(torch.uint8)
         testing.assert_bit_exact(s.cpu(), sr, f"cuda s perm={perm} {x.dtype}")
         testing.assert_bit_exact(q.cpu(), want, f"cuda x8 bytes perm={perm} {x.dtype}")
 
@@ -197,6 +197,14 @@ def test_x8_perm_is_the_gemm_k_order():
         c, base = pos % 128, pos - pos % 128
         s, odd, q, i = c // 32, (c // 16) % 2, (c % 16) // 4, c % 4
         assert p[pos] == base + 32 * q + 8 * s + 2 * i + odd, pos
+    # mxfp4 (PERM_MXFP4): word s of thread q holds real K 32 q + 8 s + j; its low half (j < 4) is the MMA register at
+    # position 32 s + 4 q + j, its high half the one 16 after
+    p = kw.x8_perm(r[None, :], kw.PERM_MXFP4)[0]
+    assert sorted(p.tolist()) == list(range(K)) and ((p // 128) == (r // 128)).all()
+    for pos in range(K):
+        c, base = pos % 128, pos - pos % 128
+        s, hi, q, i = c // 32, (c // 16) % 2, (c % 16) // 4, c % 4
+        assert p[pos] == base + 32 * q + 8 * s + 4 * hi + i, pos
 
 
 def test_act_quant_tricky_values():
@@ -478,34 +486,40 @@ def test_native_route_glue(monkeypatch):
 
     def fake(x8, xs, qdata, scales, zeros, G, bias, out):
         K = x8.shape[1]
-        inv = kw.x8_perm(torch.arange(K)[None, :])[0]  # inv[pos] = real column at pos
+        mx = scales.dtype == torch.float8_e8m0fnu
+        inv = kw.x8_perm(torch.arange(K)[None, :], kw.PERM_MXFP4 if mx else kw.PERM_INT4)[0]  # real column at pos
         x8r = torch.empty_like(x8.view(torch.uint8))
         x8r[:, inv] = x8.view(torch.uint8)
         z = torch.empty(0, dtype=torch.uint8) if zeros is None else zeros
-        W = w4a8.weight_values(qdata, scales, z, "int4", G)
+        W = w4a8.weight_values(qdata, scales, z, "mxfp4" if mx else "int4", G)
         y = (x8r.view(torch.float8_e4m3fn).double() @ W.T) * xs.double()[:, None]
         out.copy_((y + bias.double() if bias is not None else y).to(out.dtype))
         calls.append(zeros is None)
     monkeypatch.setattr(nc, "available", lambda: True)
-    monkeypatch.setattr(nc, "w4a8_takes", lambda qdata, G: qdata.shape[1] * 2 % 128 == 0 and G % 128 == 0)
+    monkeypatch.setattr(nc, "w4a8_takes", lambda qdata, scales, G: qdata.shape[1] * 2 % 128 == 0 and (
+        G % 128 == 0 if scales.dtype == torch.float32 else G == 32))
     monkeypatch.setattr(nc, "w4a8_linear_out", fake)
     gen = torch.Generator().manual_seed(3)
-    for sym in (False, True):
-        qdata, scales, zeros, fmt, G = w4a8.w4a8_args(
-            fourbit.quantize(torch.randn(40, 256, generator=gen), Int4(group_size=128, symmetric=sym)))
+    for fmt_ in (Int4(group_size=128), Int4(group_size=128, symmetric=True), MXFP4()):
+        qdata, scales, zeros, fmt, G = w4a8.w4a8_args(fourbit.quantize(torch.randn(40, 256, generator=gen), fmt_))
         x = torch.randn(5, 256, generator=gen).bfloat16()
         bias = torch.randn(40, generator=gen).bfloat16()
         y = torch.empty(5, 40, dtype=torch.bfloat16)
         w4a8.linear_into(x, qdata, scales, zeros, fmt, G, bias, y)
-        assert calls[-1] == sym, "symmetric int4 passes zeros=None, asymmetric its zero points"
+        assert calls[-1] == (not zeros.numel()), "symmetric int4 and mxfp4 pass zeros=None, asymmetric its zeros"
         torch.testing.assert_close(y, w4a8.linear_ref(x, qdata, scales, zeros, fmt, G, bias), rtol=0, atol=0)
-    n = len(calls)
-    assert w4a8.native_gemm(qdata, "int4", G, w4a8.NATIVE_MAX_M)
-    assert not w4a8.native_gemm(qdata, "int4", G, w4a8.NATIVE_MAX_M + 1)
-    assert not w4a8.native_gemm(qdata, "mxfp4", G, 5)
+    assert len(calls) == 3
+    assert w4a8.native_gemm(qdata, scales, "mxfp4", G, w4a8.NATIVE_MAX_M)
+    far = scales.view(torch.uint8).clone()
+    far[7, 1] = far[7, 0] + w4a8.MX_NATIVE_SPAN + 1  # a group 2^6 above another of its window: not exact in the tables
+    assert kw.fold_ok(qdata, far.view(torch.float8_e8m0fnu)) and \
+        not w4a8.native_gemm(qdata, far.view(torch.float8_e8m0fnu), "mxfp4", G, 5)
+    qdata, scales, zeros, fmt, G = w4a8.w4a8_args(fourbit.quantize(torch.randn(40, 256, generator=gen), "int4"))
+    assert w4a8.native_gemm(qdata, scales, "int4", G, w4a8.NATIVE_MAX_M)
+    assert not w4a8.native_gemm(qdata, scales, "int4", G, w4a8.NATIVE_MAX_M + 1)
     monkeypatch.setenv("FOURBIT_W4A8_CUDA", "0")
-    assert not w4a8.native_gemm(qdata, "int4", G, 5)
-    assert len(calls) == n
+    assert not w4a8.native_gemm(qdata, scales, "int4", G, 5)
+    assert len(calls) == 3
 
 
 def test_report_names():
@@ -594,7 +608,7 @@ def check_native(x, qw, bias=None, name=""):
     at F_BITS_NATIVE (see there)."""
     qdata, scales, zeros, fmt, G = w4a8.w4a8_args(qw)
     d = [t.cuda() for t in (qdata, scales, zeros)]
-    assert w4a8.native_gemm(d[0], fmt, G, x.shape[0]), f"{name}: the CUDA W4A8 GEMM does not take it"
+    assert w4a8.native_gemm(d[0], d[1], fmt, G, x.shape[0]), f"{name}: the CUDA W4A8 GEMM does not take it"
     y = OPS.w4a8_linear(x.cuda(), *d[:3], fmt, G, None if bias is None else bias.cuda()).cpu()
     ref, bound = tc_bound(x, qdata, scales, zeros, fmt, G, bias, x.dtype, 128, F_BITS_NATIVE)
     testing.assert_within_bound(y, ref, bound, f"native w4a8 {name}")
@@ -605,16 +619,23 @@ def check_native(x, qw, bias=None, name=""):
 @pytest.mark.parametrize("M", [1, 7, 64, 65, 130, 256])
 def test_gpu_native_within_bound(M):
     """Every x-tile size (64 / 128 rows), partial tiles in M and N, one and several groups a chunk, a single chunk,
-    asymmetric and symmetric int4, split-K (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
+    asymmetric and symmetric int4 and mxfp4 (with windows whose groups span the whole exact range, 2^5), split-K
+    (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
     gen = torch.Generator().manual_seed(M)
-    for N, K, G, sym in ((200, 512, 128, False), (128, 1024, 256, True), (256, 4096, 128, False),
-                         (136, 384, 128, True), (72, 128, 128, False)):  # last: one chunk, one partial weight tile
-        qw = fourbit.quantize(torch.randn(N, K, generator=gen) * 0.05, Int4(group_size=G, symmetric=sym))
+    for N, K, fmt in ((200, 512, Int4(group_size=128)), (128, 1024, Int4(group_size=256, symmetric=True)),
+                      (256, 4096, Int4(group_size=128)), (136, 384, Int4(group_size=128, symmetric=True)),
+                      (72, 128, Int4(group_size=128)),  # one chunk, one partial weight tile
+                      (200, 512, MXFP4()), (256, 4096, MXFP4()), (72, 128, MXFP4())):
+        w = torch.randn(N, K, generator=gen) * 0.05
+        if isinstance(fmt, MXFP4):
+            w[3, 32:64] *= 2.0**-4  # its exponent 3-5 below the window's largest: table bytes down to 0.5 * 2^-5
+            w[4, 64:96] = 0.0  # exponent 0 (d = -122), all codes zero: only the table's byte 0 (0) is read
+        qw = fourbit.quantize(w, fmt)
         for dtype in (torch.bfloat16, torch.float16, torch.float32):
             x = torch.randn(M, K, generator=gen).to(dtype)
             x[0, 5] = 30.0
             bias = torch.randn(N, generator=gen).to(dtype)
-            check_native(x, qw, bias if dtype != torch.float16 else None, f"N={N} K={K} G={G} sym={sym} {dtype}")
+            check_native(x, qw, bias if dtype != torch.float16 else None, f"N={N} K={K} {fmt} {dtype}")
 
 
 @pytest.mark.gpu
@@ -636,6 +657,29 @@ def test_gpu_native_structured_exact(M):
         y = OPS.w4a8_linear(x.cuda(), qd.cuda(), sc.cuda(), zeros.cuda(), fmt, G, None).cpu()
         with pytest.raises(AssertionError, match="exceed the bound"):
             testing.assert_within_bound(y, ref, bound, f"mutated {what}")
+
+
+@pytest.mark.gpu
+def test_gpu_native_mxfp4_mutations():
+    """mxfp4 through the CUDA GEMM: one E8M0 scale one step up, or the sign of one large code flipped, fails the bound
+    the true weights meet (the table bytes, their signs and the promotion factor all reach the result)."""
+    gen = torch.Generator().manual_seed(11)
+    qw = fourbit.quantize(torch.randn(136, 512, generator=gen) * 0.05, MXFP4())
+    x = torch.randn(64, 512, generator=gen).bfloat16()
+    _, ref, bound = check_native(x, qw, name="mxfp4")
+    qdata, scales, zeros, fmt, G = w4a8.w4a8_args(qw)
+    big = int((qdata[9] & 7).argmax())  # a byte of row 9 whose low code has the largest magnitude
+    for what in ("scale", "sign"):
+        qd, sc = qdata.clone(), scales.view(torch.uint8).clone()
+        if what == "scale":
+            sc[5, 3] += 1
+        else:
+            qd[9, big] ^= 0x08
+        d = [t.cuda() for t in (qd, sc.view(torch.float8_e8m0fnu), zeros)]
+        assert w4a8.native_gemm(d[0], d[1], fmt, G, x.shape[0])
+        y = OPS.w4a8_linear(x.cuda(), *d, fmt, G, None).cpu()
+        with pytest.raises(AssertionError, match="exceed the bound"):
+            testing.assert_within_bound(y, ref, bound, f"mutated mxfp4 {what}")
 
 
 @pytest.mark.gpu

@@ -4,10 +4,11 @@
 //   s_m = NaN and x8 = 0. x8 = E4M3(RNE(x / s_m)) by a float32 division (__fdiv_rn: no fast-math reciprocal), then
 //   cvt.rn.satfinite (the reference clamps to +-448 before its RNE cast: the same byte, since RNE never rounds a
 //   value <= 448 above it and satfinite maps anything above to 448).
-// perm: x8 in the CUDA W4A8 GEMM's K order (kernels/w4a8.x8_perm): inside each 128-K chunk real r goes to
-// 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3). A thread's 8 consecutive columns r0 .. r0 + 7 (r0 % 8
-// == 0) then land in two 4-byte words: the even columns at 32 ((r0 >> 3) & 3) + 4 (r0 >> 5) and the odd ones 16
-// bytes after, each word in column order (byte c = column r0 + 2 c (+ 1)).
+// perm: x8 in a K order of the CUDA W4A8 GEMM (kernels/w4a8.x8_perm): inside each 128-K chunk real r goes to
+//   1 (int4): 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3),
+//   2 (mxfp4): 32 ((r >> 3) & 3) + 16 ((r >> 2) & 1) + 4 (r >> 5) + (r & 3).
+// A thread's 8 consecutive columns r0 .. r0 + 7 (r0 % 8 == 0) then land in two 4-byte words at 32 ((r0 >> 3) & 3) +
+// 4 (r0 >> 5) and 16 bytes after: the even and the odd columns (1), or columns r0 .. r0 + 3 and r0 + 4 .. r0 + 7 (2).
 // Why a CUDA kernel: the Triton one (one program a row, software E4M3 encode, byte-scattered permuted stores) took
 // ~10 us at 256 x 8192 bf16 on an H100, ~16% of the W4A8 call at 8192^2 M = 256 (README, W4A8).
 // One CTA a row, 256 threads, 16-byte loads; a thread's first kVecs pieces (8 columns each) stay in registers between
@@ -63,10 +64,10 @@ __device__ __forceinline__ uint32_t e4m3x4(const float* f, float s) {
 }
 
 // Encodes the 8 columns c0 .. c0 + 7 (c0 % 8 == 0) of a row held in f and stores them at row (plain or permuted order)
-__device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_t* row, int64_t c0, bool perm) {
+__device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_t* row, int64_t c0, int perm) {
   uint32_t w0 = 0, w1 = 0;
   if (!bad) {
-    if (perm) {
+    if (perm == 1) {
       const float ev[4] = {f[0], f[2], f[4], f[6]}, od[4] = {f[1], f[3], f[5], f[7]};
       w0 = e4m3x4(ev, s); w1 = e4m3x4(od, s);
     } else {
@@ -86,7 +87,7 @@ __device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_
 template <typename XT>
 __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4) act_e4m3_kernel(const XT* __restrict__ x, int64_t K,
                                                                uint8_t* __restrict__ x8, float* __restrict__ s_out,
-                                                               bool perm) {
+                                                               int perm) {
   const int64_t m = blockIdx.x;
   const XT* src = x + m * K;
   const int np = int(K / 8);  // pieces of the row; thread t takes pieces t, t + 256, ...
@@ -143,15 +144,16 @@ __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4) act_e4m3
 }
 
 template <typename XT>
-void launch_act(const void* x, int64_t M, int64_t K, uint8_t* x8, float* s, bool perm, cudaStream_t st) {
+void launch_act(const void* x, int64_t M, int64_t K, uint8_t* x8, float* s, int perm, cudaStream_t st) {
   act_e4m3_kernel<XT><<<unsigned(M), kActThreads, 0, st>>>(static_cast<const XT*>(x), K, x8, s, perm);
   check_launch("fourbit act_e4m3");
 }
 
 }  // namespace
 
-void act_quantize_e4m3(const void* x, int xt, int64_t M, int64_t K, bool perm, uint8_t* x8, float* s,
+void act_quantize_e4m3(const void* x, int xt, int64_t M, int64_t K, int perm, uint8_t* x8, float* s,
                        uintptr_t stream) {
+  if (perm < 0 || perm > 2) throw std::invalid_argument("act_quantize_e4m3: perm must be 0 (none), 1 (int4) or 2 (mxfp4)");
   if (M < 0 || M > 0x7fffffff) throw std::invalid_argument("act_quantize_e4m3: M must be in [0, 2^31)");
   if (K <= 0 || K % 8 || K > (int64_t(1) << 30)) throw std::invalid_argument("act_quantize_e4m3: K must be a positive multiple of 8 (16-byte loads)");
   if (perm && K % 128) throw std::invalid_argument("act_quantize_e4m3: perm needs K % 128 == 0 (the GEMM's 128-K chunks)");

@@ -56,10 +56,10 @@ bool linear_w4a8_takes(const LinearArgs& a);
 int64_t linear_w4a8_workspace(int64_t M, int64_t N, int64_t K);
 void linear_w4a8(const LinearArgs& a, uintptr_t stream);
 
-// W4A8's per-row activation quantizer (csrc/cuda/act_e4m3.cu): x [M, K] (xt) -> x8 E4M3 bytes [M, K] (perm: in the
-// W4A8 GEMM's K order, K % 128 == 0), s float32 [M]; bit-exact with fourbit.ops.w4a8.quantize_act_ref. K % 8 == 0,
-// x 16-byte, x8 8-byte aligned.
-void act_quantize_e4m3(const void* x, int xt, int64_t M, int64_t K, bool perm, uint8_t* x8, float* s,
+// W4A8's per-row activation quantizer (csrc/cuda/act_e4m3.cu): x [M, K] (xt) -> x8 E4M3 bytes [M, K] (perm 1 / 2: in
+// the W4A8 GEMM's int4 / mxfp4 K order, K % 128 == 0; 0: as x), s float32 [M]; bit-exact with
+// fourbit.ops.w4a8.quantize_act_ref. K % 8 == 0, x 16-byte, x8 8-byte aligned.
+void act_quantize_e4m3(const void* x, int xt, int64_t M, int64_t K, int perm, uint8_t* x8, float* s,
                        uintptr_t stream);
 
 // Activation quantize (fmt 0 = nvfp4, 1 = mxfp4 floor, 2 = mxfp4 rceil): x [M, K] -> codes [M, K/2],

@@ -60,7 +60,7 @@ template <int BN> struct W8Smem {
 };
 
 struct W8Params {
-  const float* scales; const uint8_t* zeros; const float* xs;  // xs: the activations' row scales [M]
+  const void* scales; const uint8_t* zeros; const float* xs;  // scales: float32 (int4) or E8M0 bytes (mxfp4); xs [M]
   const void* bias; void* out; float* ws;
   int M, N, K, G, per, mt;  // per: chunks a split; mt: M tiles (blockIdx.x % mt)
   uint32_t gmul; int gshr;  // chunk / (G / 128) = umulhi(chunk, gmul) >> gshr (gmul 0: G = 128)
@@ -68,6 +68,7 @@ struct W8Params {
 
 // A chunk's raw scales and zero points of the thread's two rows, loaded three chunks ahead: nothing consumes them
 // until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu, 2026-11-27).
+// mxfp4: z[r] holds the chunk's four E8M0 exponent bytes of row r (groups of 32 K, byte i = group i); s is unused.
 struct W8Group { float s[2]; uint32_t z[2]; };
 
 // Four codes (one a byte, 0..15) minus their zero bytes as E4M3 bytes (sign << 7) | |q - z|: (q - z) * 2^-9 exactly.
@@ -78,7 +79,30 @@ __device__ __forceinline__ uint32_t w8_operand(uint32_t codes, uint32_t zb) {
   return __vabsdiffu4(codes, zb) | neg;
 }
 
-template <typename OT, bool HZ, int BN>
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {  // PTX prmt, generic mode
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// mxfp4: the magnitude table of one (row, 32-K group): bytes m = 0..7 of (t0, t1) are E4M3(v_m * 2^d), v_m the E2M1
+// magnitudes (0, .5, 1, 1.5, 2, 3, 4, 6) and d = e_group - e_max (<= 0) its exponent below the 128-K window's
+// largest. E4M3(v_m) for m >= 1 is 0x2c + 4 m (0.5 = 0x30 ... 6 = 0x4c), and 2^d subtracts 8 |d| from each byte:
+// exact while every byte stays a normal (d >= -5; the host's fold check guarantees it for groups with a nonzero
+// code, and an all-zero group only reads byte 0, which is 0 for any d).
+__device__ __forceinline__ void mx_table(int d, uint32_t& t0, uint32_t& t1) {
+  t0 = 0x3c383000u + uint32_t(8 * d) * 0x01010100u;
+  t1 = 0x4c484440u + uint32_t(8 * d) * 0x01010101u;
+}
+// Four E2M1 codes (nibbles 0-3 of w: the selectors w & 0x7777 pick their magnitudes) -> E4M3 bytes: the table
+// lookup, then bit 7 set where the code's sign is: PRMT in sign-replicate mode over (w << 4, w) with sel_sign (0xd9c8
+// for the codes in w's bytes 0-1, 0xfbea for bytes 2-3) gives 0xff in exactly those bytes.
+__device__ __forceinline__ uint32_t mx_operand(uint32_t t0, uint32_t t1, uint32_t mag_sel, uint32_t w4, uint32_t w,
+                                               uint32_t sel_sign) {
+  return prmt(t0, t1, mag_sel & 0x7777u) | (prmt(w4, w, sel_sign) & 0x80808080u);
+}
+
+template <typename OT, bool HZ, int BN, bool MX>
 __global__ void __launch_bounds__(kW8Threads, 1)
 gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -114,13 +138,21 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
 
   auto load_group = [&](W8Group& g, int c) {  // chunk c's scales and zero points
     const int ck = c_lo + c;
-    const int grp = p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
+    const int grp = MX ? 4 * ck : p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int64_t j = (r ? jb : ja) + grp;
-      g.s[r] = __ldg(p.scales + j);
-      g.z[r] = HZ ? uint32_t(__ldg(p.zeros + j)) : 8u;
+      if (MX) {  // the chunk's 4 exponent bytes (K / 32 % 4 == 0 and a 4-byte aligned base: an aligned word)
+        g.z[r] = __ldg(reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(p.scales) + j));
+        g.s[r] = 0.f;
+      } else {
+        g.s[r] = __ldg(static_cast<const float*>(p.scales) + j);
+        g.z[r] = HZ ? uint32_t(__ldg(p.zeros + j)) : 8u;
+      }
     }
+  };
+  auto emax = [](uint32_t e4) {  // the largest of four exponent bytes
+    return max(max(e4 & 0xffu, (e4 >> 8) & 0xffu), max((e4 >> 16) & 0xffu, e4 >> 24));
   };
   // chunk c's A fragments: a[s] for k32 step s = {row rl even K, row rl + 8 even, rl odd, rl + 8 odd} (see top)
   auto decode = [&](uint32_t (&a)[4][4], int c, const W8Group& g) {
@@ -130,6 +162,20 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
     for (int r = 0; r < 2; ++r)
       asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(w[r][0]), "=r"(w[r][1]), "=r"(w[r][2]), "=r"(w[r][3]) : "r"(cw + r * 512) : "memory");
+    if (MX) {  // K 32 q .. 32 q + 31 of a row are its group q: one table a row
+      uint32_t t0[2], t1[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) mx_table(int((g.z[r] >> (8 * q)) & 0xffu) - int(emax(g.z[r])), t0[r], t1[r]);
+#pragma unroll
+      for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {  // a[s][r]: K 8 s .. 8 s + 3 of the word; a[s][2 + r]: 8 s + 4 .. 8 s + 7
+          const uint32_t v = w[r][s], v4 = v << 4;
+          a[s][r] = mx_operand(t0[r], t1[r], v, v4, v, 0xd9c8u);
+          a[s][2 + r] = mx_operand(t0[r], t1[r], v >> 16, v4, v, 0xfbeau);
+        }
+      return;
+    }
     const uint32_t zb[2] = {g.z[0] * 0x01010101u, g.z[1] * 0x01010101u};  // z in every byte
 #pragma unroll
     for (int s = 0; s < 4; ++s)
@@ -170,7 +216,10 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
     for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(tmp[i]) :: "memory");
     __syncwarp();
     if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
-    const float f[2] = {gc.s[0] * 512.f, gc.s[1] * 512.f};  // exact: the operand's 2^-9 back
+    // int4: scale * 512 (exact: the operand's 2^-9 back); mxfp4: 2^(e_max - 127), the window's largest E8M0 scale
+    // (e_max = 0: 2^-127, a float32 subnormal)
+    const auto e2f = [](uint32_t e) { return __uint_as_float(e ? e << 23 : 0x00400000u); };
+    const float f[2] = {MX ? e2f(emax(gc.z[0])) : gc.s[0] * 512.f, MX ? e2f(emax(gc.z[1])) : gc.s[1] * 512.f};
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) acc[i] = fmaf(f[(i >> 1) & 1], tmp[i], acc[i]);  // i = 4 j + e: row e >> 1
   };
@@ -208,10 +257,10 @@ W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   return r;
 }
 
-template <typename OT, bool HZ, int BN>
+template <typename OT, bool HZ, int BN, bool MX>
 void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   using L = W8Smem<BN>;
-  const auto fn = gemm_w4a8_kernel<OT, HZ, BN>;
+  const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
@@ -225,26 +274,30 @@ void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStre
   check_launch("fourbit gemm_w4a8");
 }
 
-template <typename OT, bool HZ>
+template <typename OT, bool HZ, bool MX>
 void launch_w8_bn(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
-  if (r.bn == 64) launch_w8<OT, HZ, 64>(a, p, r, st);
-  else launch_w8<OT, HZ, 128>(a, p, r, st);
+  if (r.bn == 64) launch_w8<OT, HZ, 64, MX>(a, p, r, st);
+  else launch_w8<OT, HZ, 128, MX>(a, p, r, st);
 }
 
 template <typename OT>
 void launch_w8_t(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
-  if (a.zeros) launch_w8_bn<OT, true>(a, p, r, st);
-  else launch_w8_bn<OT, false>(a, p, r, st);
+  if (a.sk == SK_E8M0) launch_w8_bn<OT, false, true>(a, p, r, st);
+  else if (a.zeros) launch_w8_bn<OT, true, false>(a, p, r, st);
+  else launch_w8_bn<OT, false, false>(a, p, r, st);
 }
 
 }  // namespace
 
 bool linear_w4a8_takes(const LinearArgs& a) {
-  if (a.qk != QK_NIB4 || a.sk != SK_F32 || a.row_scale == nullptr || a.M <= 0 || a.M > (int64_t(1) << 24)) return false;
+  const bool mx = a.sk == SK_E8M0;  // mxfp4: E8M0 scales a 32-K group, no zero points (int4: float32 scales)
+  if (a.qk != QK_NIB4 || (a.sk != SK_F32 && !mx) || a.row_scale == nullptr || a.M <= 0 || a.M > (int64_t(1) << 24))
+    return false;
   if (a.N <= 0 || a.N > (int64_t(1) << 30) || a.K <= 0 || a.K % kW8K || a.K > (int64_t(1) << 30)) return false;
-  if (a.G <= 0 || a.G % kW8K || a.K % a.G || a.M * a.N > (int64_t(1) << 40)) return false;
-  const auto al = [](const void* v) { return (reinterpret_cast<uintptr_t>(v) & 15u) == 0; };
-  return al(a.x) && al(a.q) && tc_device_ok();
+  if (mx ? a.G != 32 || a.zeros : a.G <= 0 || a.G % kW8K || a.K % a.G) return false;
+  if (a.M * a.N > (int64_t(1) << 40)) return false;
+  const auto al = [](const void* v, unsigned b) { return (reinterpret_cast<uintptr_t>(v) & (b - 1)) == 0; };
+  return al(a.x, 16) && al(a.q, 16) && (!mx || al(a.scales, 4)) && tc_device_ok();
 }
 
 int64_t linear_w4a8_workspace(int64_t M, int64_t N, int64_t K) {
@@ -259,10 +312,10 @@ void linear_w4a8(const LinearArgs& a, uintptr_t stream) {
   const W8Plan r = w8_plan(a.M, a.N, a.K);
   require_splitk_ws(a, r.S, "linear_w4a8");
   W8Params p{};
-  p.scales = reinterpret_cast<const float*>(a.scales); p.zeros = a.zeros; p.xs = a.row_scale;
+  p.scales = a.scales; p.zeros = a.zeros; p.xs = a.row_scale;
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per; p.mt = r.mt;
-  if (a.G > kW8K) tc_divider(int(a.G / kW8K), &p.gmul, &p.gshr);
+  if (a.sk == SK_F32 && a.G > kW8K) tc_divider(int(a.G / kW8K), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_w8_t<__nv_bfloat16>(a, p, r, st);
   else if (a.xt == XT_F16) launch_w8_t<__half>(a, p, r, st);

@@ -12,7 +12,7 @@ allocated through torch's caching allocator, which the graph's private pool serv
   csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel); `rs=True` (an sm_90 device,
   rs_takes) the register-A wgmma GEMM of csrc/cuda/gemm_rs.cu (the GEMV's operand rounding).
 - `w4a8_takes` / `w4a8_linear_out`: the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) for int4 weights with
-  groups of 128 K or a multiple, on E4M3 activations in kernels/w4a8.x8_perm's K order.
+  groups of 128 K or a multiple and mxfp4 weights, on E4M3 activations in kernels/w4a8.x8_perm's K order.
 - `w4a8_act_takes` / `act_quantize_e4m3`: W4A8's per-row E4M3 activation quantizer (csrc/cuda/act_e4m3.cu).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
@@ -177,25 +177,29 @@ def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None) ->
     return linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
 
 
-def w4a8_takes(qdata, group_size) -> bool:
-    """Whether the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) takes int4 codes qdata [N, K/2] with this kernel
-    group size on the current device: K and the group multiples of 128, 16-byte aligned codes, an sm_90 device (its
-    x8 comes from kernels.w4a8.quantize_act, always aligned: 0 and 1 stand for "aligned" and "present" here)."""
+def w4a8_takes(qdata, scales, group_size) -> bool:
+    """Whether the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) takes codes qdata [N, K/2] with these scales and
+    kernel group size on the current device: int4 (float32 scales, K and the group multiples of 128) or mxfp4 (E8M0
+    scales, groups of 32, K % 128 == 0, a 4-byte aligned scale matrix), 16-byte aligned codes, an sm_90 device (its
+    x8 comes from the op's quantizer, always aligned: 0 and 1 stand for "aligned" and "present" here). For mxfp4 the
+    op also needs kernels.w4a8.fold_ok(..., span=MX_NATIVE_SPAN) (ops.w4a8.native_gemm)."""
     return _lib().cuda_linear_w4a8_takes(0, 1, 1, qdata.data_ptr(), qdata.shape[0], qdata.shape[1] * 2,
-                                         int(group_size))
+                                         int(group_size), scales.data_ptr(), _SD[scales.dtype])
 
 
 def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out) -> torch.Tensor:
-    """out [M, N] (contiguous, the output dtype) = xs[m] * sum_g scale * sum_k x8 * (q - z) (+ bias): x8 float8_e4m3fn
-    [M, K] in x8_perm's K order, xs float32 [M], qdata uint8 [N, K/2], scales float32 [N, K/G], zeros uint8 [N, K/G]
-    or empty (q - 8), bias [N] of out's dtype or None; w4a8_takes must hold."""
+    """out [M, N] (contiguous, the output dtype) = xs[m] * sum_g scale * sum_k x8 * w (+ bias): x8 float8_e4m3fn
+    [M, K] in x8_perm's K order (kernels.w4a8.PERM_INT4 for int4, PERM_MXFP4 for mxfp4), xs float32 [M], qdata uint8
+    [N, K/2], scales float32 [N, K/G] (int4: w = q - z, zeros uint8 [N, K/G], or None for q - 8) or float8_e8m0fnu
+    [N, K/32] (mxfp4: w = the E2M1 value, zeros None), bias [N] of out's dtype or None; w4a8_takes must hold."""
     M, K = x8.shape
     N = qdata.shape[0]
     lib = _lib()
     nws = lib.cuda_linear_w4a8_workspace(M, N, K)
     ws = torch.empty(nws, dtype=torch.float32, device=out.device) if nws else None
     lib.cuda_linear_w4a8(x8.data_ptr(), xs.data_ptr(), M, qdata.data_ptr(), N, K, int(group_size), scales.data_ptr(),
-                         _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws, _stream(out.device))
+                         _SD[scales.dtype], _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws,
+                         _stream(out.device))
     return out
 
 
@@ -206,12 +210,13 @@ def w4a8_act_takes(x) -> bool:
             and x.data_ptr() % 16 == 0 and has_cuda())
 
 
-def act_quantize_e4m3(x, x8, s, perm: bool = False) -> None:
+def act_quantize_e4m3(x, x8, s, perm: int = 0) -> None:
     """W4A8's per-row E4M3 quantizer (csrc/cuda/act_e4m3.cu), bit-exact with fourbit.ops.w4a8.quantize_act_ref:
-    x [M, K] (w4a8_act_takes) -> x8 uint8 [M, K] (E4M3 bytes; perm, K % 128 == 0: in kernels.w4a8.x8_perm's K order,
-    the CUDA W4A8 GEMM's operand) and s float32 [M], both contiguous on x's device."""
+    x [M, K] (w4a8_act_takes) -> x8 uint8 [M, K] (E4M3 bytes; perm 1 / 2 (kernels.w4a8.PERM_INT4 / PERM_MXFP4),
+    K % 128 == 0: in kernels.w4a8.x8_perm's K order, the CUDA W4A8 GEMM's operand) and s float32 [M], both
+    contiguous on x's device."""
     M, K = x.shape
-    _lib().cuda_act_quantize_e4m3(x.data_ptr(), _DT[x.dtype], M, K, bool(perm), x8.data_ptr(), s.data_ptr(),
+    _lib().cuda_act_quantize_e4m3(x.data_ptr(), _DT[x.dtype], M, K, int(perm), x8.data_ptr(), s.data_ptr(),
                                   _stream(x.device))
 
 

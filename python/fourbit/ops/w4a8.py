@@ -7,11 +7,11 @@ x8, s = quantize_act_ref(x) (per-row E4M3, rules below); w8 = q - z (int4 asym),
 the E2M1 value (mxfp4, scales float8_e8m0fnu, group 32). The CPU kernel is this formula in float64 (the reference
 math: every weight value and product is exact there), so it is slow but it is the oracle of the GPU kernel.
 
-On CUDA, int4 with K and the group multiples of 128 runs csrc/cuda/gemm_w4a8.cu below NATIVE_MAX_M on Hopper
-(native_gemm); everything else runs kernels/w4a8.py (the fused Triton kernel, or the block-scaled cuBLAS path from
-M = 512). The activations are quantized by csrc/cuda/act_e4m3.cu where the CUDA kernels are built (act_cuda), else
-by kernels/w4a8.quantize_act; both are bit-exact with quantize_act_ref. Speed on an H100 and what bounds it:
-README.md, section W4A8.
+On CUDA, int4 with K and the group multiples of 128, and mxfp4 with K % 128 == 0 whose scales fold exactly
+(MX_NATIVE_SPAN), run csrc/cuda/gemm_w4a8.cu below NATIVE_MAX_M on Hopper (native_gemm); everything else runs
+kernels/w4a8.py (the fused Triton kernel, or the block-scaled cuBLAS path from M = 512). The activations are
+quantized by csrc/cuda/act_e4m3.cu where the CUDA kernels are built (act_cuda), else by kernels/w4a8.quantize_act;
+both are bit-exact with quantize_act_ref. Speed on an H100 and what bounds it: README.md, section W4A8.
 
 Why only int4 and mxfp4: their weight values are exact in E4M3 (at most 4 significant bits, |v| <= 15 or 6). nvfp4's
 code x E4M3 block scale needs up to 6 significant bits at a 16-element group; nf4 / bnb_fp4 codebooks are not E4M3
@@ -191,14 +191,24 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
 NATIVE_MAX_M = 1023
 
 
-def native_gemm(qdata, fmt, group_size, M=1) -> bool:
-    """Whether the op's CUDA kernel runs the FP8 GEMM of csrc/cuda/gemm_w4a8.cu for M rows (int4, K and the group
-    multiples of 128, M <= NATIVE_MAX_M, an sm_90 device; FOURBIT_W4A8_CUDA=0 keeps the Triton kernels) rather than
-    kernels/w4a8.py's."""
-    if fmt != "int4" or M > NATIVE_MAX_M or os.environ.get("FOURBIT_W4A8_CUDA", "1") == "0":
+# mxfp4 through the CUDA GEMM: its operand bytes are E4M3(v * 2^d) from a per-group table, exact while they are E4M3
+# normals, i.e. d >= -5 for the 0.5 code (csrc/cuda/gemm_w4a8.cu, mx_table): kernels.w4a8.fold_ok's span.
+MX_NATIVE_SPAN = 5
+
+
+def native_gemm(qdata, scales, fmt, group_size, M=1) -> bool:
+    """Whether the op's CUDA kernel runs the FP8 GEMM of csrc/cuda/gemm_w4a8.cu for M rows (int4 with K and the
+    group multiples of 128, or mxfp4 with K % 128 == 0 whose scales fold exactly into its operand tables, M <=
+    NATIVE_MAX_M, an sm_90 device; FOURBIT_W4A8_CUDA=0 keeps the Triton kernels) rather than kernels/w4a8.py's."""
+    if fmt not in FORMATS or M > NATIVE_MAX_M or os.environ.get("FOURBIT_W4A8_CUDA", "1") == "0":
         return False
     from . import _native_cuda as nc  # noqa: PLC0415
-    return nc.available() and nc.w4a8_takes(qdata, group_size)
+    if not (nc.available() and nc.w4a8_takes(qdata, scales, group_size)):
+        return False
+    if fmt == "mxfp4":
+        from ..kernels import w4a8 as kw  # noqa: PLC0415
+        return kw.fold_ok(qdata, scales, span=MX_NATIVE_SPAN)
+    return True
 
 
 def act_cuda(x2) -> bool:
@@ -227,10 +237,10 @@ def quantize_act(x2, perm=False):
 def linear_into(x2, qdata, scales, zeros, fmt, group_size, bias, y2) -> None:
     """The CUDA kernel's work on checked arguments: y2 [M, N] = W4A8 product of x2 [M, K] (both contiguous)."""
     from ..kernels import w4a8 as kw  # noqa: PLC0415 (Triton, imported on first use)
-    if native_gemm(qdata, fmt, group_size, x2.shape[0]):
+    if native_gemm(qdata, scales, fmt, group_size, x2.shape[0]):
         from . import _native_cuda as nc  # noqa: PLC0415
         from ..kernels._launch import host  # noqa: PLC0415
-        x8, s = quantize_act(x2, perm=True)
+        x8, s = quantize_act(x2, perm=kw.PERM_MXFP4 if fmt == "mxfp4" else kw.PERM_INT4)
         z = zeros if zeros.numel() else None  # a replay maps only non-empty tensors (kernels._launch.Replay)
         host(nc.w4a8_linear_out, x8, s, qdata, scales, z, group_size, bias, y2)  # replayable (fourbit.ops.eager)
         return
