@@ -68,7 +68,8 @@ struct W8Params {
 
 // A chunk's raw scales and zero points of the thread's two rows, loaded three chunks ahead: nothing consumes them
 // until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu, 2026-11-27).
-// mxfp4: z[r] holds the chunk's four E8M0 exponent bytes of row r (groups of 32 K, byte i = group i); s is unused.
+// mxfp4: z[r] holds the chunk's four E8M0 exponent bytes of row r (groups of 32 K, byte i = group i); the decode
+// sets s[r] to the promotion factor 2^(e_max - 127) (e_max: their largest), one chunk before the promotion uses it.
 struct W8Group { float s[2]; uint32_t z[2]; };
 
 // Four codes (one a byte, 0..15) minus their zero bytes as E4M3 bytes (sign << 7) | |q - z|: (q - z) * 2^-9 exactly.
@@ -155,7 +156,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
     return max(max(e4 & 0xffu, (e4 >> 8) & 0xffu), max((e4 >> 16) & 0xffu, e4 >> 24));
   };
   // chunk c's A fragments: a[s] for k32 step s = {row rl even K, row rl + 8 even, rl odd, rl + 8 odd} (see top)
-  auto decode = [&](uint32_t (&a)[4][4], int c, const W8Group& g) {
+  auto decode = [&](uint32_t (&a)[4][4], int c, W8Group& g) {
     const uint32_t cw = sbase + (c & (S - 1)) * L::STAGE + L::X + rl * 64 + q * 16;
     uint32_t w[2][4];  // [row rl, rl + 8][word s]
 #pragma unroll
@@ -165,7 +166,11 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
     if (MX) {  // K 32 q .. 32 q + 31 of a row are its group q: one table a row
       uint32_t t0[2], t1[2];
 #pragma unroll
-      for (int r = 0; r < 2; ++r) mx_table(int((g.z[r] >> (8 * q)) & 0xffu) - int(emax(g.z[r])), t0[r], t1[r]);
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t em = emax(g.z[r]);
+        mx_table(int((g.z[r] >> (8 * q)) & 0xffu) - int(em), t0[r], t1[r]);
+        g.s[r] = __uint_as_float(em ? em << 23 : 0x00400000u);  // 2^(em - 127) (em = 0: 2^-127, a subnormal)
+      }
 #pragma unroll
       for (int s = 0; s < 4; ++s)
 #pragma unroll
@@ -198,7 +203,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   mbar_wait(bars, 0);
   decode(a[0], 0, grp[0]);
   // Chunk c (u = c % 4): issue its 4 wgmmas into tmp, decode chunk c + 1 meanwhile, wait, release the stage, promote.
-  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], const W8Group& gc, const W8Group& gn,
+  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], const W8Group& gc, W8Group& gn,
                   W8Group& g3) {
     const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -216,10 +221,8 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
     for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(tmp[i]) :: "memory");
     __syncwarp();
     if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
-    // int4: scale * 512 (exact: the operand's 2^-9 back); mxfp4: 2^(e_max - 127), the window's largest E8M0 scale
-    // (e_max = 0: 2^-127, a float32 subnormal)
-    const auto e2f = [](uint32_t e) { return __uint_as_float(e ? e << 23 : 0x00400000u); };
-    const float f[2] = {MX ? e2f(emax(gc.z[0])) : gc.s[0] * 512.f, MX ? e2f(emax(gc.z[1])) : gc.s[1] * 512.f};
+    // int4: scale * 512 (exact: the operand's 2^-9 back); mxfp4: the window's largest E8M0 scale (set by decode)
+    const float f[2] = {MX ? gc.s[0] : gc.s[0] * 512.f, MX ? gc.s[1] : gc.s[1] * 512.f};
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) acc[i] = fmaf(f[(i >> 1) & 1], tmp[i], acc[i]);  // i = 4 j + e: row e >> 1
   };
