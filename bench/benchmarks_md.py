@@ -54,7 +54,8 @@ def main(path, png="roofline.png", notes=None):
             cells.append(f"{best / kt(v):.2f} / {best / kt(v, True):.2f}" if best else "n/a")
         out.append("| " + " | ".join(cells) + " |")
     out += ["\n## Targets of the performance issue, checked on this run\n",
-            "\"met\" is yes when the better of the two timings (eager do_bench / CUDA graph) reaches the target.\n",
+            "\"met\" is yes when the better of the two timings (eager do_bench / CUDA graph) reaches the target; for "
+            "M=16 against M=1, the better M=16 time against the better M=1 time.\n",
             "| target | shape | M | format | measured (eager / graph) | met |", "|---|---|---|---|---|---|"]
     byk = {(r["shape"], r["M"]): r["kernels"] for r in rows}
     copy = meta["copy_tbs"]
@@ -73,8 +74,10 @@ def main(path, png="roofline.png", notes=None):
             if M == 16 and (shape, 1) in byk:
                 v1 = byk[(shape, 1)]["fourbit " + f]
                 re_, rg = e / kt(v1), g / kt(v1, True)
-                out.append(f"| M=16 <= 1.3x its M=1 | {shape} | 16 | {f} | {re_:.2f}x / {rg:.2f}x | "
-                           f"{'yes' if min(re_, rg) <= 1.3 else 'no'} |")
+                # the better M = 16 time against the better M = 1 time: a host-slowed eager M = 1 call must not pass it
+                best = min(e, g) / min(kt(v1), kt(v1, True))
+                out.append(f"| M=16 <= 1.3x its M=1 | {shape} | 16 | {f} | {re_:.2f}x / {rg:.2f}x (best {best:.2f}x) | "
+                           f"{'yes' if best <= 1.3 else 'no'} |")
             goal = 1.5 if 16 < M <= 128 else 1.0 if M == 256 else 0.9 if M >= 1024 else None
             if goal:
                 out.append(f"| >= {goal}x bf16 | {shape} | {M} | {f} | {bf / e:.2f}x / {bf / g:.2f}x | "
