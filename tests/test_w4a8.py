@@ -660,6 +660,24 @@ def test_gpu_native_structured_exact(M):
 
 
 @pytest.mark.gpu
+def test_gpu_native_split_k_paths():
+    """Split-K partials reduce inside the tile's thread-block cluster (no workspace) where S <= 8 and every cluster is
+    resident at once, else through the float32 workspace and the reduce kernel (S = 16 below; 132 SMs): both paths
+    within the bound, int4 and mxfp4, with a bias."""
+    from fourbit.ops import _native_cuda as nc
+    lib = nc._lib()
+    assert lib.cuda_linear_w4a8_workspace(64, 256, 4096) == 0  # 2 tiles x 4 splits: clusters
+    assert lib.cuda_linear_w4a8_workspace(300, 1024, 2048) == 0  # 24 tiles x 2 splits: clusters
+    assert lib.cuda_linear_w4a8_workspace(7, 128, 16384) == 16 * 7 * 128  # 1 tile x 16 splits: the workspace
+    gen = torch.Generator().manual_seed(16)
+    for fmt in (Int4(group_size=128), MXFP4()):
+        for M, N, K in ((7, 128, 16384), (300, 1024, 2048)):
+            qw = fourbit.quantize(torch.randn(N, K, generator=gen) * 0.05, fmt)
+            x = torch.randn(M, K, generator=gen).bfloat16()
+            check_native(x, qw, torch.randn(N, generator=gen).bfloat16(), f"{fmt} M={M} N={N} K={K}")
+
+
+@pytest.mark.gpu
 def test_gpu_native_mxfp4_mutations():
     """mxfp4 through the CUDA GEMM: one E8M0 scale one step up, or the sign of one large code flipped, fails the bound
     the true weights meet (the table bytes, their signs and the promotion factor all reach the result)."""

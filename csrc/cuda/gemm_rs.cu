@@ -15,10 +15,10 @@
 //     consumer waits for group c - 2 (c - 1; releasing its stage) and decodes chunk c + 1 while the tensor core runs
 //     groups c - 1 and c. The producer starts the first S chunks' loads before the table is built.
 //   - Split-K over blockIdx.y when the tiles would not fill the GPU. A tile's S <= 8 splits form one thread-block
-//     cluster and sum their partials in split order through distributed shared memory (rs_cluster_reduce) where all
-//     those clusters are resident at once; otherwise they go through a float32 workspace and common.cuh's
-//     fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the CTAs that share a weight tile
-//     run together and read it from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped)
+//     cluster and sum their partials in split order through distributed shared memory (hopper.cuh's
+//     cluster_reduce_tile) where all those clusters are resident at once; otherwise they go through a float32
+//     workspace and common.cuh's fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the
+//     CTAs that share a weight tile run together and read it from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped)
 //     and are never stored; x rows past M arrive as zeros.
 // Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
 // bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is 3-4 instructions a code pair in the
@@ -78,7 +78,7 @@ static_assert(kRsCons * kRsConsRegs + (kRsThreads - kRsCons) * kRsProdRegs <= kR
               "setmaxnreg's registers come from the CTA's own launch allocation");
 constexpr int kRsE = 64;           // byte-pair table entry stride in words (256 bytes: see the lookup)
 
-constexpr int kRsP = kRsRows + 4;  // float stride of a split's partial x row (+4: a warp's stores hit 32 banks)
+constexpr int kRsP = kRsRows + 4;  // float stride of a split's partial x row (hopper.cuh cluster_reduce_tile's)
 
 template <int BN> struct RsSmem {
   static constexpr int X = BN * kRsK * 2;       // x tile [BN rows][64 K], 128-byte swizzle
@@ -102,48 +102,6 @@ struct RsParams {
 
 // One chunk's raw scales (and zero bytes) of the thread's two rows: GS groups a chunk (G = 16: 4, G = 32: 2, else 1).
 template <int GS, bool HZ> struct RsRaw { uint32_t s[2][GS], z[2][HZ ? GS : 1]; };
-
-// Split-K epilogue inside the cluster of the SP CTAs of one output tile (split = cluster rank = blockIdx.y): each
-// CTA's consumers have stored their partial [BN][kRsP] float at `part`; CTA r then sums rows [r, r + 1) * 128 / SP
-// of all SP partials in split order 0, 1, ... (distributed shared memory; deterministic), applies the global scale
-// and bias, and stores x's dtype. Why: the [S, M, N] float32 round trip through a workspace plus a reduce kernel
-// took 2.0 us of a 14.6 us call at 4096^2 M = 64 and 4.8 of 27.3 at M = 256 (H200, 2026-11-27, torch.profiler).
-template <typename XT, int BN, int SP>
-__device__ __forceinline__ void rs_cluster_reduce(const RsParams& p, uint32_t part, int m0, int n0, int tid) {
-  constexpr int NQ = kRsRows / SP / 4, IT = BN * NQ / kRsCons;  // 4-row quads a CTA's slice; items a thread
-  static_assert(IT * kRsCons == BN * NQ, "the slice splits evenly over the consumers");
-  cluster_sync();  // every partial is written
-  const int lo = int(blockIdx.y) * (kRsRows / SP);
-  float4 v[IT][SP];
-#pragma unroll
-  for (int i = 0; i < IT; ++i) {  // all loads first: IT * SP in flight
-    const int it = tid + i * kRsCons;
-    const uint32_t a = part + uint32_t((it / NQ) * kRsP + lo + 4 * (it % NQ)) * 4;
-#pragma unroll
-    for (int sp = 0; sp < SP; ++sp) v[i][sp] = cluster_ld4(a, sp);
-  }
-  const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
-  const XT* bias = reinterpret_cast<const XT*>(p.bias);
-  XT* out = reinterpret_cast<XT*>(p.out);
-#pragma unroll
-  for (int i = 0; i < IT; ++i) {
-    const int it = tid + i * kRsCons, m = m0 + it / NQ, n = n0 + lo + 4 * (it % NQ);
-    float4 t = v[i][0];
-#pragma unroll
-    for (int sp = 1; sp < SP; ++sp)
-      t = make_float4(t.x + v[i][sp].x, t.y + v[i][sp].y, t.z + v[i][sp].z, t.w + v[i][sp].w);
-    const float f[4] = {t.x, t.y, t.z, t.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (m >= p.M || n + e >= p.N) continue;
-      float y = f[e];
-      if (p.gscale) y = y * gs;
-      if (bias) y = y + to_f32(bias[n + e]);
-      out[int64_t(m) * p.N + n + e] = from_f32<XT>(y);
-    }
-  }
-  cluster_sync();  // no CTA leaves while another still reads its partial
-}
 
 template <typename XT, int SK, int GS, bool HZ, int BN>
 __global__ void __launch_bounds__(kRsThreads, 1)
@@ -292,9 +250,13 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
     for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) part[(8 * j + 2 * q + (e & 1)) * kRsP + rl + 8 * (e >> 1)] = acc[4 * j + e];
-    if (gridDim.y == 2) rs_cluster_reduce<XT, BN, 2>(p, sbase, m0, n0, tid);
-    else if (gridDim.y == 4) rs_cluster_reduce<XT, BN, 4>(p, sbase, m0, n0, tid);
-    else rs_cluster_reduce<XT, BN, 8>(p, sbase, m0, n0, tid);
+    const auto reduce = [&](auto sp) {
+      cluster_reduce_tile<XT, BN, decltype(sp)::value, kRsRows, kRsCons>(sbase, m0, n0, tid, p.M, N, p.gscale, p.bias,
+                                                                         p.out);
+    };
+    if (gridDim.y == 2) reduce(std::integral_constant<int, 2>());
+    else if (gridDim.y == 4) reduce(std::integral_constant<int, 4>());
+    else reduce(std::integral_constant<int, 8>());
     return;
   }
   const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
@@ -318,42 +280,17 @@ int rs_env_bn() {  // FOURBIT_RS_BN (64 / 128 / 256) fixes the x tile, for exper
   return env == 64 || env == 128 || env == 256 ? env : 0;
 }
 
-// The launch configuration of a grid of 384-thread CTAs with smem bytes each; cluster_y > 0: clusters of 1 x
-// cluster_y CTAs (attribute *at).
-cudaLaunchConfig_t rs_config(dim3 grid, int smem, cudaStream_t st, int cluster_y, cudaLaunchAttribute* at) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(kRsThreads);
-  cfg.dynamicSmemBytes = size_t(smem);
-  cfg.stream = st;
-  *at = {};
-  at->id = cudaLaunchAttributeClusterDimension;
-  at->val.clusterDim.x = 1; at->val.clusterDim.y = unsigned(cluster_y); at->val.clusterDim.z = 1;
-  cfg.attrs = at;
-  cfg.numAttrs = cluster_y > 0 ? 1 : 0;
-  return cfg;
-}
-
 // S-CTA clusters of BN's kernels the current device holds at once (all have its threads and shared memory; the
 // registers do not bind); 0 where it cannot launch them.
 template <int BN> int rs_resident(int S) {
-  const auto fn = gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN>;
-  cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, RsSmem<BN>::BYTES);
-  cudaLaunchAttribute at;
-  const cudaLaunchConfig_t cfg = rs_config(dim3(1, unsigned(S)), RsSmem<BN>::BYTES, nullptr, S, &at);
-  int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, reinterpret_cast<const void*>(fn), &cfg) != cudaSuccess) {
-    cudaGetLastError();
-    n = 0;
-  }
-  return n;
+  return resident_clusters(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN>, kRsThreads, RsSmem<BN>::BYTES, S);
 }
 
 struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster; };  // mt: M tiles of bn x rows
 
 // With x tiles of bn rows: the split count S and 64-K chunks per split, the largest power of two that keeps the CTAs
 // within one wave (one CTA an SM) with at least 8 chunks (512 K) a split. The S splits of a tile reduce inside one
-// thread-block cluster (rs_cluster_reduce) where S <= 8 and every tile's cluster is resident at once, else through
+// thread-block cluster (cluster_reduce_tile) where S <= 8 and every tile's cluster is resident at once, else through
 // the float32 workspace and the reduce kernel. Why both (H200, 2026-11-27, CUDA graphs, int4): the cluster saves the
 // round trip (4096^2 M = 256, S = 2: 27.6 -> 24.0 us; 8192^2 M = 64: 36.6 -> 33.8), but 32 clusters of 4 do not fit
 // at once, and 4096^2 M = 64 took 18.8 us as 2-CTA clusters against 14.5 with 4 splits through the workspace.
@@ -401,9 +338,9 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
                                       CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
-  cudaLaunchAttribute at;  // a tile's splits: one cluster (rs_cluster_reduce)
+  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile)
   const cudaLaunchConfig_t cfg =
-      rs_config(dim3(unsigned(r.tiles), unsigned(r.S)), L::BYTES, st, r.cluster ? r.S : 0, &at);
+      cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kRsThreads, L::BYTES, st, r.cluster ? r.S : 0, &at);
   cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_rs");
 }

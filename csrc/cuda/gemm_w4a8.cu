@@ -23,8 +23,10 @@
 //     decodes chunk c + 1 while they run, waits, releases the stage and promotes: acc += (scale * 512) * tmp, one
 //     FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The other warpgroup's wgmmas fill the
 //     tensor pipe during one's promotion.
-//   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: partials
-//     times s[m] go to a float32 workspace, common.cuh's fixed-order reduce adds them and the bias.
+//   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: the
+//     partials times s[m] are summed in split order inside the tile's thread-block cluster (distributed shared
+//     memory, hopper.cuh cluster_reduce_tile) where those clusters are resident at once, else through a float32
+//     workspace and common.cuh's fixed-order reduce kernel.
 // Measured (H100 80GB HBM3, 2026-11-27, bench/gpu_w4a8.py, 8192^2 int4 g128, GEMM only): M = 256 51.5 us (bf16
 // cuBLAS 65.0, the Triton fused kernel 96.5), M = 1024 181.7 (bf16 187.3). What bounds it and what was tried:
 // README.md, section W4A8.
@@ -55,6 +57,7 @@ template <int BN> struct W8Smem {
   static constexpr int S = 8;                   // stages (a power of two: index and phase are a mask and a shift)
   static constexpr int BAR = S * STAGE;         // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024;  // + the 1024-byte alignment of the swizzled tiles
+  static_assert(BN * (kW8Rows + 4) * 4 <= BAR, "a split's partial [BN][128 + 4] float fits over the stages");
   static_assert(STAGE % 1024 == 0, "stages keep the 1024-byte alignment of the swizzle atom");
   static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
 };
@@ -233,6 +236,26 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   }
 
   // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
+  if (gridDim.y > 1 && p.ws == nullptr) {  // split-K in a cluster (hopper.cuh cluster_reduce_tile): the partial, times
+                                           // s[m], goes over the stages once both warpgroups' wgmmas are done
+    asm volatile("bar.sync 1, %0;\n" :: "n"(kW8Cons) : "memory");
+    float* part = reinterpret_cast<float*>(base);
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int mr = 8 * j + 2 * q + (e & 1);
+        part[mr * (kW8Rows + 4) + rl + 8 * (e >> 1)] = m0 + mr < p.M ? acc[4 * j + e] * __ldg(p.xs + m0 + mr) : 0.f;
+      }
+    const auto reduce = [&](auto sp) {
+      cluster_reduce_tile<OT, BN, decltype(sp)::value, kW8Rows, kW8Cons>(sbase, m0, n0, tid, p.M, N, nullptr, p.bias,
+                                                                         p.out);
+    };
+    if (gridDim.y == 2) reduce(std::integral_constant<int, 2>());
+    else if (gridDim.y == 4) reduce(std::integral_constant<int, 4>());
+    else reduce(std::integral_constant<int, 8>());
+    return;
+  }
   const OT* bias = reinterpret_cast<const OT*>(p.bias);
   OT* out = reinterpret_cast<OT*>(p.out);
 #pragma unroll
@@ -249,14 +272,28 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
 #endif
 }
 
-struct W8Plan { int bn, mt; int64_t tiles; int S, per; };
+struct W8Plan { int bn, mt; int64_t tiles; int S, per; bool cluster; };
+
+// S-CTA clusters of BN's kernels the current device holds at once (the registers do not bind).
+template <int BN> int w8_resident(int S) {
+  return resident_clusters(gemm_w4a8_kernel<__nv_bfloat16, false, BN, false>, kW8Threads, W8Smem<BN>::BYTES, S);
+}
 
 // x tiles of 64 rows up to M = 64, else 128; the split count S, a power of two, keeps the CTAs within one wave (one
-// CTA an SM) with at least 8 chunks (1024 K) a split.
+// CTA an SM) with at least 8 chunks (1024 K) a split. A tile's S <= 8 splits reduce inside their cluster when every
+// tile's cluster is resident at once (as gemm_rs.cu's rs_plan), else through the workspace and the reduce kernel.
 W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
-  W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0};
+  W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
+  if (r.S > 1 && r.S <= 8) {
+    static int fits[16][2][4] = {};  // [device][BN 64 / 128][log2 S]: resident clusters + 1 (0: not asked)
+    int dev = 0;
+    cudaGetDevice(&dev);
+    int& f = fits[dev & 15][bn == 64 ? 0 : 1][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
+    if (f == 0) f = (bn == 64 ? w8_resident<64>(r.S) : w8_resident<128>(r.S)) + 1;
+    r.cluster = f - 1 >= r.tiles;
+  }
   return r;
 }
 
@@ -273,7 +310,10 @@ void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStre
                                       CU_TENSOR_MAP_SWIZZLE_128B, "linear_w4a8");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2, kW8Rows,
                                       CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
-  fn<<<dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st>>>(p, xmap, qmap);
+  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile)
+  const cudaLaunchConfig_t cfg =
+      cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st, r.cluster ? r.S : 0, &at);
+  cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_w4a8");
 }
 
@@ -306,24 +346,24 @@ bool linear_w4a8_takes(const LinearArgs& a) {
 int64_t linear_w4a8_workspace(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K < kW8K) return 0;
   const W8Plan r = w8_plan(M, N, K);
-  return r.S > 1 ? int64_t(r.S) * M * N : 0;
+  return r.S > 1 && !r.cluster ? int64_t(r.S) * M * N : 0;
 }
 
 void linear_w4a8(const LinearArgs& a, uintptr_t stream) {
   if (!linear_w4a8_takes(a)) throw std::invalid_argument("linear_w4a8: unsupported shape, format, alignment or device");
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   const W8Plan r = w8_plan(a.M, a.N, a.K);
-  require_splitk_ws(a, r.S, "linear_w4a8");
+  if (!r.cluster) require_splitk_ws(a, r.S, "linear_w4a8");
   W8Params p{};
   p.scales = a.scales; p.zeros = a.zeros; p.xs = a.row_scale;
-  p.bias = a.bias; p.out = a.out; p.ws = a.ws;
+  p.bias = a.bias; p.out = a.out; p.ws = r.cluster ? nullptr : a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per; p.mt = r.mt;
   if (a.sk == SK_F32 && a.G > kW8K) tc_divider(int(a.G / kW8K), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_w8_t<__nv_bfloat16>(a, p, r, st);
   else if (a.xt == XT_F16) launch_w8_t<__half>(a, p, r, st);
   else launch_w8_t<float>(a, p, r, st);
-  reduce_splits(a, r.S, st);  // the partials already carry s[m]; a.gscale is null: split order sum, plus the bias
+  if (!r.cluster) reduce_splits(a, r.S, st);  // the partials carry s[m]; a.gscale is null: split order sum, + bias
 }
 
 }  // namespace fourbit_cuda

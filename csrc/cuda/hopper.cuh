@@ -1,6 +1,7 @@
-// Hopper (sm_90a) pieces shared by the two wgmma GEMMs (csrc/cuda/gemm_tc.cu and gemm_rs.cu): mbarriers, TMA tile
-// loads and their tensor maps, the 128-byte-swizzle wgmma descriptor, the device check, and a division by a runtime
-// constant. The device functions are plain PTX; the wgmma kernels themselves compile only for sm_90a.
+// Hopper (sm_90a) pieces shared by the wgmma GEMMs (csrc/cuda/gemm_tc.cu, gemm_rs.cu, gemm_w4a8.cu): mbarriers, TMA
+// tile loads and their tensor maps, the 128-byte-swizzle wgmma descriptor, the device check, a division by a runtime
+// constant, and the split-K reduce inside a thread-block cluster. The device functions are plain PTX; the wgmma
+// kernels themselves compile only for sm_90a.
 #pragma once
 #include <stdint.h>
 
@@ -10,6 +11,8 @@
 #include <cuda.h>          // CUtensorMap and its enums (types only: the driver call goes through cudart)
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 #include <cuda_runtime.h>
+
+#include "common.cuh"
 
 namespace fourbit_cuda {
 
@@ -131,6 +134,82 @@ inline CUtensorMap tma_map_2d(const void* base, CUtensorMapDataType dt, int64_t 
   if (r != CUDA_SUCCESS)
     throw std::runtime_error(std::string(what) + ": cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
   return m;
+}
+
+// Split-K epilogue of the register-A GEMMs (gemm_rs.cu, gemm_w4a8.cu) inside the cluster of the SP CTAs of one output
+// tile (split = cluster rank = blockIdx.y): each CTA's CONS consumer threads have stored their partial [BN x rows]
+// [ROWS + 4 weight rows] float at shared address `part` (the +4 makes a warp's stores hit 32 banks); CTA r then sums
+// weight rows [r, r + 1) * ROWS / SP of all SP partials in split order 0, 1, ... (distributed shared memory;
+// deterministic), times *gscale (if given), plus bias[n] (OT, if given), and stores OT into out [M, N]. Why: the
+// [S, M, N] float32 round trip through a workspace plus a reduce kernel took 2.0 us of a 14.6 us call at 4096^2
+// M = 64 and 4.8 of 27.3 at M = 256 (gemm_rs, H200, 2026-11-27, torch.profiler).
+template <typename OT, int BN, int SP, int ROWS, int CONS>
+__device__ __forceinline__ void cluster_reduce_tile(uint32_t part, int m0, int n0, int tid, int M, int N,
+                                                    const float* gscale, const void* bias_, void* out_) {
+  constexpr int P = ROWS + 4, NQ = ROWS / SP / 4, IT = BN * NQ / CONS;  // 4-row quads a CTA's slice; items a thread
+  static_assert(IT * CONS == BN * NQ, "the slice splits evenly over the consumers");
+  cluster_sync();  // every partial is written
+  const int lo = int(blockIdx.y) * (ROWS / SP);
+  float4 v[IT][SP];
+#pragma unroll
+  for (int i = 0; i < IT; ++i) {  // all loads first: IT * SP in flight
+    const int it = tid + i * CONS;
+    const uint32_t a = part + uint32_t((it / NQ) * P + lo + 4 * (it % NQ)) * 4;
+#pragma unroll
+    for (int sp = 0; sp < SP; ++sp) v[i][sp] = cluster_ld4(a, sp);
+  }
+  const float gs = gscale ? __ldg(gscale) : 1.f;
+  const OT* bias = reinterpret_cast<const OT*>(bias_);
+  OT* out = reinterpret_cast<OT*>(out_);
+#pragma unroll
+  for (int i = 0; i < IT; ++i) {
+    const int it = tid + i * CONS, m = m0 + it / NQ, n = n0 + lo + 4 * (it % NQ);
+    float4 t = v[i][0];
+#pragma unroll
+    for (int sp = 1; sp < SP; ++sp)
+      t = make_float4(t.x + v[i][sp].x, t.y + v[i][sp].y, t.z + v[i][sp].z, t.w + v[i][sp].w);
+    const float f[4] = {t.x, t.y, t.z, t.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      if (m >= M || n + e >= N) continue;
+      float y = f[e];
+      if (gscale) y = y * gs;
+      if (bias) y = y + to_f32(bias[n + e]);
+      out[int64_t(m) * N + n + e] = from_f32<OT>(y);
+    }
+  }
+  cluster_sync();  // no CTA leaves while another still reads its partial
+}
+
+// The launch configuration of a grid of `threads`-thread CTAs with smem bytes each; cluster_y > 0: clusters of 1 x
+// cluster_y CTAs (attribute *at, which must outlive the launch).
+inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, int smem, cudaStream_t st, int cluster_y,
+                                         cudaLaunchAttribute* at) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(unsigned(threads));
+  cfg.dynamicSmemBytes = size_t(smem);
+  cfg.stream = st;
+  *at = {};
+  at->id = cudaLaunchAttributeClusterDimension;
+  at->val.clusterDim.x = 1; at->val.clusterDim.y = unsigned(cluster_y); at->val.clusterDim.z = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = cluster_y > 0 ? 1 : 0;
+  return cfg;
+}
+
+// How many S-CTA clusters of kernel fn (`threads` threads, smem bytes each) the current device holds at once; 0 where
+// it cannot launch them. Sets fn's dynamic shared memory limit.
+template <class Kernel> int resident_clusters(Kernel fn, int threads, int smem, int S) {
+  cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaLaunchAttribute at;
+  const cudaLaunchConfig_t cfg = cluster_config(dim3(1, unsigned(S)), threads, smem, nullptr, S, &at);
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, reinterpret_cast<const void*>(fn), &cfg) != cudaSuccess) {
+    cudaGetLastError();
+    n = 0;
+  }
+  return n;
 }
 
 }  // namespace fourbit_cuda
