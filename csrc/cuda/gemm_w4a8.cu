@@ -1,5 +1,6 @@
 // W4A8 GEMM on Hopper FP8 tensor cores (sm_90a): y[M, N] = s[m] * sum_g scale[n, g] * sum_{k in g} x8[m, k] *
-// (q[n, k] - z[n, g]) (+ bias), the product of fourbit.ops.w4a8 for int4 weights with groups of 128 K or a multiple.
+// (q[n, k] - z[n, g]) (+ bias), the product of fourbit.ops.w4a8 for int4 weights with groups of 128 K or a multiple,
+// and for mxfp4 weights (the E2M1 value, E8M0 scales a 32-K group) whose scales fold exactly (mx_table below).
 // The structure is gemm_rs.cu's: the WEIGHTS are wgmma's A operand, built in registers, and x8 (E4M3 bytes) is B, a
 // TMA tile in shared memory. A CTA owns 128 weight rows and BN (64 / 128) x rows: two consumer warpgroups (64 weight
 // rows each) and a producer warpgroup whose one thread loads, per 128-K chunk, the x8 tile (BN rows x 128 bytes,
@@ -18,7 +19,9 @@
 //     32 q + 8 s + 0..7, whose low nibbles (K even) are its A register for MMA K 4 q .. 4 q + 3 and whose high
 //     nibbles (K odd) are the one for 16 + 4 q ... The activation quantizer writes x8 in that order (x8_perm in
 //     kernels/w4a8.py: real r -> 32 ((r >> 3) & 3) + 16 (r & 1) + 4 (r >> 5) + ((r >> 1) & 3)); the dot product does
-//     not depend on the order, only both operands must share it.
+//     not depend on the order, only both operands must share it. mxfp4 puts K 8 s + 0..3 of the word in the first
+//     register and 8 s + 4..7 in the second (PERM_MXFP4: r -> 32 ((r >> 3) & 3) + 16 ((r >> 2) & 1) + 4 (r >> 5) +
+//     (r & 3)), so one PRMT looks up four consecutive codes.
 //   - Per chunk a warpgroup issues 4 wgmma m64nBNk32 into a temporary accumulator (the first with scale-d = 0),
 //     decodes chunk c + 1 while they run, waits, releases the stage and promotes: acc += (scale * 512) * tmp, one
 //     FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The other warpgroup's wgmmas fill the
