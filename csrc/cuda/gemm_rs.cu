@@ -299,12 +299,10 @@ RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
   RsPlan r{bn, mt, ((N + kRsRows - 1) / kRsRows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kRsK, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[16][3][4] = {};  // [device][BN 64 / 128 / 256][log2 S]: resident clusters + 1 (0: not asked)
-    int dev = 0;
-    cudaGetDevice(&dev);
-    int& f = fits[dev & 15][bn == 64 ? 0 : bn == 128 ? 1 : 2][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
-    if (f == 0) f = (bn == 64 ? rs_resident<64>(r.S) : bn == 128 ? rs_resident<128>(r.S) : rs_resident<256>(r.S)) + 1;
-    r.cluster = f - 1 >= r.tiles;
+    static int fits[3][16][4] = {};  // [BN 64 / 128 / 256]: clusters_fit's cache
+    r.cluster = clusters_fit(fits[bn == 64 ? 0 : bn == 128 ? 1 : 2], r.S, r.tiles, [bn](int s) {
+      return bn == 64 ? rs_resident<64>(s) : bn == 128 ? rs_resident<128>(s) : rs_resident<256>(s);
+    });
   }
   return r;
 }

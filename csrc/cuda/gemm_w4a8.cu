@@ -290,12 +290,9 @@ W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[16][2][4] = {};  // [device][BN 64 / 128][log2 S]: resident clusters + 1 (0: not asked)
-    int dev = 0;
-    cudaGetDevice(&dev);
-    int& f = fits[dev & 15][bn == 64 ? 0 : 1][r.S == 2 ? 1 : r.S == 4 ? 2 : 3];
-    if (f == 0) f = (bn == 64 ? w8_resident<64>(r.S) : w8_resident<128>(r.S)) + 1;
-    r.cluster = f - 1 >= r.tiles;
+    static int fits[2][16][4] = {};  // [BN 64 / 128]: clusters_fit's cache
+    r.cluster = clusters_fit(fits[bn == 64 ? 0 : 1], r.S, r.tiles,
+                             [bn](int s) { return bn == 64 ? w8_resident<64>(s) : w8_resident<128>(s); });
   }
   return r;
 }

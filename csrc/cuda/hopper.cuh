@@ -212,4 +212,15 @@ template <class Kernel> int resident_clusters(Kernel fn, int threads, int smem, 
   return n;
 }
 
+// Whether `tiles` clusters of S CTAs (S = 2, 4 or 8) are resident at once on the current device: resident(S), the
+// device's count of such clusters (resident_clusters), is asked once per device and S, cached in the caller's row
+// cache[device][log2 S] (+ 1; 0: not asked). The split-K planners of gemm_rs.cu and gemm_w4a8.cu use it.
+template <class F> bool clusters_fit(int (&cache)[16][4], int S, int64_t tiles, F resident) {
+  int dev = 0;
+  cudaGetDevice(&dev);
+  int& f = cache[dev & 15][S == 2 ? 1 : S == 4 ? 2 : 3];
+  if (f == 0) f = resident(S) + 1;
+  return f - 1 >= tiles;
+}
+
 }  // namespace fourbit_cuda
