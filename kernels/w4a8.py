@@ -119,8 +119,8 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, M, K, BR: tl.constexpr, BK: tl.conste
 def quantize_act(x, one_pass=None, perm=False, rows=1, num_warps=None):
     """x [M, K] contiguous float32/bf16/fp16 -> (x8 float8_e4m3fn [M, K], s float32 [M]) (the op uses its CUDA twin,
     csrc/cuda/act_e4m3.cu, where that is built: 2.2x faster at 256 x 8192); perm (K % 128 == 0; PERM_INT4 or True,
-    PERM_MXFP4): x8 in x8_perm's K order, for the CUDA W4A8 GEMM. rows / num_warps: the one-pass launch (rows a program; default warps
-    BK / 1024, 1..8), for bench/elementwise_tune.py's sweep; every choice gives the same bytes.
+    PERM_MXFP4): x8 in x8_perm's K order, for the CUDA W4A8 GEMM. rows / num_warps: the one-pass launch (rows a
+    program; default warps BK / 1024, 1..8), for bench/elementwise_tune.py's sweep; every choice gives the same bytes.
     one_pass (default: K <= 16384): one program per row holding the whole row (BK = next power of two of K); else
     ACT_BR rows per program in two passes of ACT_BK. Measured on an H100 (bf16 x, K = 8192): M = 256 37.7 us two-pass
     with 4-row programs (latency-bound: 64 programs) -> 10.8 us one-pass; M = 1024 42.1 -> 24.2; M = 4096 100 -> 76.5

@@ -1,7 +1,7 @@
 """W4A8 (fourbit/ops/w4a8.py, kernels/w4a8.py): FP8 E4M3 activations x int4 / mxfp4 weights.
 
-Activation quantization: the Triton kernel (and on a GPU the CUDA one) is bit-exact with quantize_act_ref (every bf16 and fp16 bit pattern,
-E4M3 rounding ties, values at 448, E4M3 subnormals, zero / NaN / Inf rows, hypothesis rows). The GEMM is checked
+Activation quantization: the Triton kernel (and on a GPU the CUDA one) is bit-exact with quantize_act_ref (every
+bf16 and fp16 bit pattern, E4M3 rounding ties, values at 448, E4M3 subnormals, zero / NaN / Inf rows, hypothesis rows). The GEMM is checked
 against the float64 oracle (reference-quantized x8 times the exact weight values) within tc_bound, derived below.
 Without a GPU the kernels run under the Triton interpreter (tests/conftest.py sets TRITON_INTERPRET=1), whose fp8
 tl.dot multiplies in float32 numpy; the gpu-marked tests run the real FP8 wgmma path.

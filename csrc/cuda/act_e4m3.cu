@@ -16,6 +16,7 @@
 #include <cuda_fp8.h>
 
 #include <stdexcept>
+#include <string>
 
 #include "api.h"
 #include "common.cuh"
@@ -84,10 +85,10 @@ __device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_
   }
 }
 
-template <typename XT>
-__global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4) act_e4m3_kernel(const XT* __restrict__ x, int64_t K,
-                                                               uint8_t* __restrict__ x8, float* __restrict__ s_out,
-                                                               int perm) {
+template <typename XT>  // 4 CTAs an SM at <= 64 registers (f32, two loads a piece: 3 at 79)
+__global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
+    act_e4m3_kernel(const XT* __restrict__ x, int64_t K, uint8_t* __restrict__ x8, float* __restrict__ s_out,
+                    int perm) {
   const int64_t m = blockIdx.x;
   const XT* src = x + m * K;
   const int np = int(K / 8);  // pieces of the row; thread t takes pieces t, t + 256, ...
@@ -153,10 +154,11 @@ void launch_act(const void* x, int64_t M, int64_t K, uint8_t* x8, float* s, int 
 
 void act_quantize_e4m3(const void* x, int xt, int64_t M, int64_t K, int perm, uint8_t* x8, float* s,
                        uintptr_t stream) {
-  if (perm < 0 || perm > 2) throw std::invalid_argument("act_quantize_e4m3: perm must be 0 (none), 1 (int4) or 2 (mxfp4)");
-  if (M < 0 || M > 0x7fffffff) throw std::invalid_argument("act_quantize_e4m3: M must be in [0, 2^31)");
-  if (K <= 0 || K % 8 || K > (int64_t(1) << 30)) throw std::invalid_argument("act_quantize_e4m3: K must be a positive multiple of 8 (16-byte loads)");
-  if (perm && K % 128) throw std::invalid_argument("act_quantize_e4m3: perm needs K % 128 == 0 (the GEMM's 128-K chunks)");
+  const auto fail = [](const char* rule) { throw std::invalid_argument(std::string("act_quantize_e4m3: ") + rule); };
+  if (perm < 0 || perm > 2) fail("perm must be 0 (none), 1 (int4) or 2 (mxfp4)");
+  if (M < 0 || M > 0x7fffffff) fail("M must be in [0, 2^31)");
+  if (K <= 0 || K % 8 || K > (int64_t(1) << 30)) fail("K must be a positive multiple of 8 (16-byte loads)");
+  if (perm && K % 128) fail("perm needs K % 128 == 0 (the GEMM's 128-K chunks)");
   const auto al = [](const void* p, unsigned a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; };
   if (!al(x, 16) || !al(x8, 8) || !al(s, 4))
     throw std::invalid_argument("act_quantize_e4m3: x must be 16-byte aligned, x8 8-byte aligned, s 4-byte aligned");
