@@ -34,6 +34,7 @@
 // cuBLAS 65.0, the Triton fused kernel 96.5), M = 1024 181.7 (bf16 187.3). What bounds it and what was tried:
 // README.md, section W4A8.
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
 
@@ -109,7 +110,10 @@ __device__ __forceinline__ uint32_t mx_operand(uint32_t t0, uint32_t t1, uint32_
   return prmt(t0, t1, mag_sel & 0x7777u) | (prmt(w4, w, sel_sign) & 0x80808080u);
 }
 
-template <typename OT, bool HZ, int BN, bool MX>
+// CN x CM > 1: a cluster of CN x CM tiles (rank = rn + CN rm) shares loads: the CN tiles of one x row block (rm
+// fixed) each load BN / CN of its x rows and multicast them to all CN, the CM tiles of one weight row block (rn
+// fixed) each load 128 / CM of its weight rows. Each consumer warp then releases a stage in every CTA of the cluster.
+template <typename OT, bool HZ, int BN, bool MX, int CN = 1, int CM = 1>
 __global__ void __launch_bounds__(kW8Threads, 1)
 gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -119,18 +123,32 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   uint8_t* base = w8_dyn + ((1024 - (smem_u32(w8_dyn) & 1023)) & 1023);
   const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR;
   const int tid = threadIdx.x;
-  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kW8Rows;
+  constexpr int C = CN * CM;
+  const int rank = C > 1 ? int(cluster_rank()) : 0, rn = rank % CN, rm = rank / CN;
+  const unsigned cid = blockIdx.x / unsigned(C), mtg = unsigned(p.mt + CM - 1) / unsigned(CM);  // (rank: x % C)
+  const int m0 = (int(cid % mtg) * CM + rm) * BN, n0 = (int(cid / mtg) * CN + rn) * kW8Rows;
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kW8K, c_lo + p.per) - c_lo;
-  if (tid == kW8Cons) ring_init(bars, S, kW8Cons / 32);
-  __syncthreads();
+  // The consumers' loop runs whole steps of 4 chunks (nq, no branch around a step: see the main loop); the extra
+  // chunks past nch load chunk nch - 1 again and promote it with factor 0.
+  const int nq = (nch + 3) & ~3;
+  if (tid == kW8Cons) ring_init(bars, S, C * kW8Cons / 32);
+  if (C > 1) cluster_sync();  // every CTA's barriers are initialized before a peer's multicast lands on them
+  else __syncthreads();
 
   if (tid >= kW8Cons) {  // ---- producer: one thread issues every load ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(kW8ProdRegs));
     if (tid == kW8Cons) {
-      for (int c = 0; c < nch; ++c) {
+      for (int c = 0; c < nq; ++c) {
         const uint32_t full = ring_acquire(bars, S, c, L::STAGE), st = sbase + (c & (S - 1)) * L::STAGE;
-        tma_load_2d(st, &xmap, (c_lo + c) * kW8K, m0, full);
-        tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kW8K / 2), n0, full);
+        const int ck = c_lo + min(c, nch - 1);
+        if (CN > 1)  // x rows m0 + rn BN / CN .. to the CN tiles of this x row block
+          tma_load_2d_mc(st + rn * (L::X / CN), &xmap, ck * kW8K, m0 + rn * (BN / CN), full,
+                         uint16_t(((1u << CN) - 1) << (rm * CN)));
+        else tma_load_2d(st, &xmap, ck * kW8K, m0, full);
+        if (CM > 1)  // weight rows n0 + rm 128 / CM .. to the CM tiles of this weight row block
+          tma_load_2d_mc(st + L::X + rm * (L::W / CM), &qmap, ck * (kW8K / 2), n0 + rm * (kW8Rows / CM), full,
+                         uint16_t(CM == 2 ? (1u << rn) | (1u << (rn + CN)) : 1u << rn));
+        else tma_load_2d(st + L::X, &qmap, ck * (kW8K / 2), n0, full);
       }
     }
     return;
@@ -144,7 +162,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   const int64_t ja = int64_t(min(n0 + rl, N - 1)) * ng, jb = int64_t(min(n0 + rl + 8, N - 1)) * ng;
 
   auto load_group = [&](W8Group& g, int c) {  // chunk c's scales and zero points
-    const int ck = c_lo + c;
+    const int ck = c_lo + min(c, nch - 1);
     const int grp = MX ? 4 * ck : p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -197,46 +215,105 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
       }
   };
 
-  float acc[BN / 2], tmp[BN / 2];
+  // Each wgmma group is 4 m64n64k32 steps (one 128-K chunk against 64 x rows) into one of two temporary
+  // accumulators, so a warpgroup always has a group in flight while it promotes the other: BN = 128 issues the two
+  // 64-row halves of a chunk into tmp[0] and tmp[1], BN = 64 alternates whole chunks between them. Why: waiting for
+  // every wgmma of a chunk before the promotion and the next issue left the tensor pipe idle (41% active, ncu,
+  // 8192^2 M = 256).
+  float acc[BN / 2], tmp[2][32];
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) acc[i] = tmp[i] = 0.f;
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
   uint32_t a[2][4][4];
   W8Group grp[4];  // chunk c's at c % 4, loaded three chunks ahead
   const uint64_t xd0 = desc_sw128(sbase);
-  load_group(grp[0], 0);
-  if (nch > 1) load_group(grp[1], 1);
-  if (nch > 2) load_group(grp[2], 2);
-  mbar_wait(bars, 0);
-  decode(a[0], 0, grp[0]);
-  // Chunk c (u = c % 4): issue its 4 wgmmas into tmp, decode chunk c + 1 meanwhile, wait, release the stage, promote.
-  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], const W8Group& gc, W8Group& gn,
-                  W8Group& g3) {
-    const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
+  // chunk c's wgmmas against x rows 64 h .. 64 h + 63 of its stage into t (scale-d 0 at the first: t = A B)
+  const auto issue = [&](int c, int h, const uint32_t (&ac)[4][4], float (&t)[32]) {
+    const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4)) + uint32_t(h * (64 * kW8K >> 4));
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
-    for (int s = 0; s < 4; ++s)
-      wgmma_rs_e4m3<BN>(tmp, ac[s], (xd0 & ~uint64_t(0xffffffffu)) | (xlo + 2 * s), s);  // scale-d 0 at s = 0
+    for (int s = 0; s < 4; ++s) wgmma_rs_e4m3<64>(t, ac[s], (xd0 & ~uint64_t(0xffffffffu)) | (xlo + 2 * s), s);
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    if (c + 1 < nch) {
-      mbar_wait(bars + 8 * ((c + 1) & (S - 1)), ((c + 1) / S) & 1);
-      decode(an, c + 1, gn);
-      if (c + 3 < nch) load_group(g3, c + 3);
-    }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(tmp[i]) :: "memory");
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
-    // int4: scale * 512 (exact: the operand's 2^-9 back); mxfp4: the window's largest E8M0 scale (set by decode)
-    const float f[2] = {MX ? gc.s[0] : gc.s[0] * 512.f, MX ? gc.s[1] : gc.s[1] * 512.f};
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[i] = fmaf(f[(i >> 1) & 1], tmp[i], acc[i]);  // i = 4 j + e: row e >> 1
   };
-  for (int c = 0; c < nch; c += 4) {
+  // acc (x rows 64 h ..) += f * t: int4 scale * 512 (exact: the operand's 2^-9 back); mxfp4 the window's largest
+  // E8M0 scale (set by decode); 0 for chunks past nch. t[4 j + e]: weight row rl + 8 (e >> 1), x row 64 h + 8 j +
+  // 2 q + (e & 1).
+  const auto promote = [&](float (&t)[32], int h, const W8Group& g, bool live) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
-      if (c + u < nch) step(c + u, a[u & 1], a[(u + 1) & 1], grp[u], grp[(u + 1) & 3], grp[(u + 3) & 3]);
-  }
+    for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(t[i]) :: "memory");  // read after the wait
+    const float f[2] = {live ? (MX ? g.s[0] : g.s[0] * 512.f) : 0.f, live ? (MX ? g.s[1] : g.s[1] * 512.f) : 0.f};
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc[32 * h + i] = fmaf(f[(i >> 1) & 1], t[i], acc[32 * h + i]);
+  };
+  const auto release = [&](int c) {  // every CTA that loads into this stage learns that this warp is done with it
+    __syncwarp();
+    if (C == 1 && lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
+    if (C > 1 && lane < C) mbar_arrive_remote(bars + 8 * (S + (c & (S - 1))), uint32_t(lane));  // lane r: CTA r
+  };
+  // chunk c's operands (its stage, codes and zero points / exponents) and chunk c + 2's scales; u = c % 4, a compile-
+  // time constant wherever it is called (the register arrays need constant indices)
+  const auto next = [&](int c, int u) {
+    mbar_wait(bars + 8 * (c & (S - 1)), (c / S) & 1);
+    decode(a[u & 1], c, grp[u]);
+    load_group(grp[(u + 2) & 3], c + 2);
+  };
+  const auto wait_mma = [](auto n) {  // all but the n newest wgmma groups are complete
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(decltype(n)::value) : "memory");
+  };
+  using W0 = std::integral_constant<int, 0>;
+  using W1 = std::integral_constant<int, 1>;
+  // The loop runs whole iterations of 4 chunks (nq; the chunks past nch promote with factor 0), each straight-line
+  // code that starts and ends with no wgmma in flight: when a group stays in flight across the loop's back edge, ptxas
+  // cannot order it against the next iteration's groups and serializes every wgmma of the kernel (C7514). Within an
+  // iteration each wgmma.wait_group 1 retires all but the group issued just before it.
+  load_group(grp[0], 0);
+  load_group(grp[1], 1);
+  next(0, 0);
+  // chunks c0 .. c0 + 3 (chunk c0 decoded); fin: the last iteration (chunk c0 + 4 is not decoded)
+  const auto iteration = [&](int c0, auto fin) {
+    if (BN == 128) {
+      // Chunk c: issue half 0 of c + 1, promote half 1 of c once complete, issue half 1 of c + 1, decode c + 2,
+      // promote half 0 of c + 1 once complete: one half in flight while the other is promoted.
+      issue(c0, 0, a[0], tmp[0]);
+      issue(c0, 1, a[0], tmp[1]);
+      next(c0 + 1, 1);
+      wait_mma(W1());
+      promote(tmp[0], 0, grp[0], c0 < nch);
+#pragma unroll
+      for (int u = 0; u < 3; ++u) {
+        const int c = c0 + u;
+        issue(c + 1, 0, a[(u + 1) & 1], tmp[0]);
+        wait_mma(W1());
+        release(c);
+        promote(tmp[1], 1, grp[u], c < nch);
+        issue(c + 1, 1, a[(u + 1) & 1], tmp[1]);
+        if (u < 2 || !fin) next(c + 2, (u + 2) & 3);
+        wait_mma(W1());
+        promote(tmp[0], 0, grp[u + 1], c + 1 < nch);
+      }
+      wait_mma(W0());
+      release(c0 + 3);
+      promote(tmp[1], 1, grp[3], c0 + 3 < nch);
+    } else {
+      // Chunk c: issue c + 1, promote c once complete, decode c + 2 (chunk c + 1's group in flight meanwhile).
+      issue(c0, 0, a[0], tmp[0]);
+      next(c0 + 1, 1);
+#pragma unroll
+      for (int u = 0; u < 3; ++u) {
+        const int c = c0 + u;
+        issue(c + 1, 0, a[(u + 1) & 1], tmp[(u + 1) & 1]);
+        wait_mma(W1());
+        release(c);
+        promote(tmp[u & 1], 0, grp[u], c < nch);
+        if (u < 2 || !fin) next(c + 2, (u + 2) & 3);
+      }
+      wait_mma(W0());
+      release(c0 + 3);
+      promote(tmp[1], 0, grp[3], c0 + 3 < nch);
+    }
+  };
+  int c0 = 0;
+  for (; c0 + 4 < nq; c0 += 4) iteration(c0, std::false_type());
+  iteration(c0, std::true_type());
 
   // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
   if (gridDim.y > 1 && p.ws == nullptr) {  // split-K in a cluster (hopper.cuh cluster_reduce_tile): the partial, times
@@ -270,12 +347,13 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
         store_result<OT>(acc[4 * j + e] * __ldg(p.xs + m), m, n, p.M, N, p.ws, nullptr, 1.f, bias, out);
     }
   }
+  if (C > 1) cluster_sync();  // no CTA leaves while a peer's consumers may still arrive on its barriers
 #else
   __trap();  // sm_90a only: the host never launches it elsewhere (tc_device_ok checks the device)
 #endif
 }
 
-struct W8Plan { int bn, mt; int64_t tiles; int S, per; bool cluster; };
+struct W8Plan { int bn, mt; int64_t tiles; int S, per; bool cluster; int cn, cm; };
 
 // S-CTA clusters of BN's kernels the current device holds at once (the registers do not bind).
 template <int BN> int w8_resident(int S) {
@@ -287,8 +365,15 @@ template <int BN> int w8_resident(int S) {
 // tile's cluster is resident at once (as gemm_rs.cu's rs_plan), else through the workspace and the reduce kernel.
 W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
-  W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
+  const int64_t nt = (N + kW8Rows - 1) / kW8Rows;
+  W8Plan r{bn, mt, nt * mt, 1, 0, false, 1, 1};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
+  if (r.S == 1 && bn == 128) {  // multicast clusters (EXPERIMENT: FOURBIT_W8_MC = 1, 2 or 4)
+    static const int mc = [] { const char* e = getenv("FOURBIT_W8_MC"); return e ? atoi(e) : 1; }();
+    r.cn = mc >= 2 && nt > 1 ? 2 : 1;
+    r.cm = r.cn == 2 && mc >= 4 && mt > 1 ? 2 : 1;
+    r.tiles = (nt + r.cn - 1) / r.cn * r.cn * ((mt + r.cm - 1) / r.cm * r.cm);
+  }
   if (r.S > 1 && r.S <= 8) {
     static int fits[2][16][4] = {};  // [BN 64 / 128]: clusters_fit's cache
     r.cluster = clusters_fit(fits[bn == 64 ? 0 : 1], r.S, r.tiles,
@@ -297,22 +382,24 @@ W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   return r;
 }
 
-template <typename OT, bool HZ, int BN, bool MX>
+template <typename OT, bool HZ, int BN, bool MX, int CN = 1, int CM = 1>
 void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   using L = W8Smem<BN>;
-  const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX>;
+  const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX, CN, CM>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
   }();
   (void)attr;
-  const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN,
+  const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN / CN,
                                       CU_TENSOR_MAP_SWIZZLE_128B, "linear_w4a8");
-  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2, kW8Rows,
-                                      CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
-  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile)
+  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2,
+                                      kW8Rows / CM, CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
+  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile); or the multicast cluster
   const cudaLaunchConfig_t cfg =
-      cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st, r.cluster ? r.S : 0, &at);
+      CN * CM > 1 ? cluster_config(dim3(unsigned(r.tiles)), kW8Threads, L::BYTES, st, 1, &at, CN * CM)
+                  : cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st,
+                                   r.cluster ? r.S : 0, &at);
   cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_w4a8");
 }
@@ -320,6 +407,8 @@ void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStre
 template <typename OT, bool HZ, bool MX>
 void launch_w8_bn(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   if (r.bn == 64) launch_w8<OT, HZ, 64, MX>(a, p, r, st);
+  else if (r.cn == 2 && r.cm == 2) launch_w8<OT, HZ, 128, MX, 2, 2>(a, p, r, st);
+  else if (r.cn == 2) launch_w8<OT, HZ, 128, MX, 2, 1>(a, p, r, st);
   else launch_w8<OT, HZ, 128, MX>(a, p, r, st);
 }
 
