@@ -680,6 +680,38 @@ def test_gpu_native_split_k_paths():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("M,N,K", [(256, 1024, 4096), (7, 128, 16384)])  # one pass; 16 splits + the reduce kernel
+def test_gpu_native_after_act_pdl(M, N, K):
+    """after_act: the GEMM launched right after the CUDA quantizer with programmatic dependent launch loads weights
+    before the quantizer ends, so a missing wait would read the previous x8. Fresh activations go through one reused
+    x8 buffer; each result must equal the serialized launch's bit for bit, eagerly and replayed from a CUDA graph.
+    (The split-K reduce kernel is always launched that way after its GEMM; the second shape covers it.)"""
+    from fourbit.ops import _native_cuda as nc
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    qd, sc, z, fmt, G = w4a8.w4a8_args(fourbit.quantize(torch.randn(N, K, generator=torch.Generator().manual_seed(5))
+                                                        * 0.05, Int4(group_size=128)))
+    qd, sc, z = qd.cuda(), sc.cuda(), z.cuda()
+    x = torch.empty(M, K, device="cuda", dtype=torch.bfloat16)
+    x8, s = torch.empty(M, K, dtype=torch.uint8, device="cuda"), torch.empty(M, device="cuda")
+    y0, y1 = (torch.empty(M, N, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+
+    def pair(out, after):
+        nc.act_quantize_e4m3(x, x8, s, kw.PERM_INT4)
+        nc.w4a8_linear_out(x8.view(torch.float8_e4m3fn), s, qd, sc, z, G, None, out, after)
+
+    pair(y1, True)  # warm-up: the graph must not capture first-call work
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        pair(y1, True)
+    for i in range(12):
+        x.copy_(torch.randn(M, K, device="cuda", generator=gen) * (1 + i))
+        pair(y1, True) if i % 2 else graph.replay()
+        pair(y0, False)
+        assert torch.equal(y0, y1), f"after_act changed the result at step {i}"
+    torch.cuda.synchronize()
+
+
+@pytest.mark.gpu
 def test_gpu_native_mxfp4_mutations():
     """mxfp4 through the CUDA GEMM: one E8M0 scale one step up, or the sign of one large code flipped, fails the bound
     the true weights meet (the table bytes, their signs and the promotion factor all reach the result)."""

@@ -89,6 +89,7 @@ template <typename XT>  // 4 CTAs an SM at <= 64 registers (f32, two loads a pie
 __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
     act_e4m3_kernel(const XT* __restrict__ x, int64_t K, uint8_t* __restrict__ x8, float* __restrict__ s_out,
                     int perm) {
+  pdl_trigger();  // the W4A8 GEMM after it may start its weight loads (it waits for this grid before reading x8)
   const int64_t m = blockIdx.x;
   const XT* src = x + m * K;
   const int np = int(K / 8);  // pieces of the row; thread t takes pieces t, t + 256, ...

@@ -130,14 +130,16 @@ void register_cuda(py::module_& m) {
      "whether the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) takes these int4 / mxfp4 arguments on this device");
   m.def("cuda_linear_w4a8", [](uintptr_t x8, uintptr_t xs, int64_t M, uintptr_t q, int64_t N, int64_t K, int64_t G,
                                uintptr_t scales, const std::string& sd, uintptr_t zeros, uintptr_t bias, uintptr_t out,
-                               const std::string& out_dtype, uintptr_t ws, int64_t ws_elems, uintptr_t stream) {
+                               const std::string& out_dtype, uintptr_t ws, int64_t ws_elems, uintptr_t stream,
+                               bool after_act) {
     auto a = make_args(x8, out_dtype, M, q, "nib4", N, K, G, scales, sd, zeros, 0, 0, bias, out, ws, ws_elems);
     a.row_scale = P<const float>(xs);
+    a.after_act = after_act;
     py::gil_scoped_release r;
     fourbit_cuda::linear_w4a8(a, stream);
   }, py::arg("x8"), py::arg("xs"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
      py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("bias"), py::arg("out"),
-     py::arg("out_dtype"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
+     py::arg("out_dtype"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"), py::arg("after_act") = false);
   m.def("cuda_linear_w4a8_workspace", fourbit_cuda::linear_w4a8_workspace, py::arg("M"), py::arg("N"), py::arg("K"),
         "float32 elements of split-K workspace cuda_linear_w4a8 needs (0: none)");
   m.def("cuda_act_quantize_e4m3", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, int perm,

@@ -77,6 +77,20 @@ __host__ __device__ __forceinline__ int64_t blocked_offset(int64_t r, int64_t c,
 }
 
 // ---- element types as templates -------------------------------------------------------------------------------
+// Programmatic dependent launch (sm_90 on; no-ops below): pdl_trigger lets the stream's next kernel, when it was
+// launched with cudaLaunchAttributeProgrammaticStreamSerialization, start before this one ends; pdl_wait blocks the
+// calling thread until the grids this kernel depends on have completed and their writes are visible. Why: the W4A8
+// GEMM loads its weights while the activation quantizer before it still runs.
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
 // Shared-memory address of a pointer into shared memory, and the cp.async helpers (16 bytes, L2 only; one group a
 // commit; wait until at most N of this thread's groups are pending).
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
@@ -184,10 +198,13 @@ __device__ __forceinline__ void store_result(float v, int m, int n, int M, int N
 }
 
 // Split-K epilogue: out[i] = cast(sum over the S partials ws[s, i] in order s = 0, 1, ... (deterministic), times the
-// global scale, plus bias[i % N]); ws [S, M, N] float32, out [M, N].
+// global scale, plus bias[i % N]); ws [S, M, N] float32, out [M, N]. Launched with programmatic dependent launch
+// after the GEMM that wrote ws (which calls pdl_trigger first): its blocks start while the GEMM's last ones run and
+// wait here for its results.
 template <typename XT>
 __global__ void splitk_reduce_kernel(const float* ws, int S, int M, int N, const float* gscale, const XT* bias,
                                      XT* out) {
+  pdl_wait();
   const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (int64_t)M * N;
   if (i >= MN) return;
   float s = 0.f;
@@ -208,9 +225,17 @@ template <typename XT>
 void launch_splitk_reduce(const float* ws, int S, int M, int N, const float* gscale, const void* bias, void* out,
                           cudaStream_t st) {
   const int64_t MN = int64_t(M) * N;
-  splitk_reduce_kernel<XT><<<unsigned((MN + 255) / 256), 256, 0, st>>>(ws, S, M, N, gscale,
-                                                                      reinterpret_cast<const XT*>(bias),
-                                                                      reinterpret_cast<XT*>(out));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned((MN + 255) / 256));
+  cfg.blockDim = dim3(256);
+  cfg.stream = st;
+  cudaLaunchAttribute at = {};
+  at.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &at;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, splitk_reduce_kernel<XT>, ws, S, M, N, gscale, reinterpret_cast<const XT*>(bias),
+                     reinterpret_cast<XT*>(out));
   check_launch("fourbit splitk_reduce");
 }
 

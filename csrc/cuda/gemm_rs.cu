@@ -107,6 +107,7 @@ template <typename XT, int SK, int GS, bool HZ, int BN>
 __global__ void __launch_bounds__(kRsThreads, 1)
 gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = RsSmem<BN>;
   constexpr int S = L::S;
   extern __shared__ __align__(1024) uint8_t rs_dyn[];
@@ -336,9 +337,9 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
                                       CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
-  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile)
+  cudaLaunchAttribute at[2];  // a tile's splits: one cluster (cluster_reduce_tile)
   const cudaLaunchConfig_t cfg =
-      cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kRsThreads, L::BYTES, st, r.cluster ? r.S : 0, &at);
+      cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kRsThreads, L::BYTES, st, r.cluster ? r.S : 0, at);
   cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_rs");
 }

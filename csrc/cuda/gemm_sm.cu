@@ -65,6 +65,7 @@ template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and ze
 
 template <typename XT, int SK, bool G16, bool HZ, int MB>
 __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = SmLayout<MB>;
   constexpr int T = kSmWarps * 32;
   extern __shared__ __align__(128) uint8_t sm_dyn[];

@@ -174,6 +174,7 @@ template <typename XT, int SK, bool HZ, int CODES, int BMM>
 __global__ void __launch_bounds__(TcSmem<BMM>::THREADS, 1)
 gemm_tc_kernel(TcParams p, const __grid_constant__ CUtensorMap xmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = TcSmem<BMM>;
   // stages; raw slots; raw and x copy lookahead. x(c + LX) goes into the stage of chunk c + LX - S, which the
   // consumers release only after full(c + LX - S + 1), so the x copiers' step c waits for the CTA's step

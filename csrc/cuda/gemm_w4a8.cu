@@ -34,7 +34,6 @@
 // cuBLAS 65.0, the Triton fused kernel 96.5), M = 1024 181.7 (bf16 187.3). What bounds it and what was tried:
 // README.md, section W4A8.
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
 
@@ -110,45 +109,44 @@ __device__ __forceinline__ uint32_t mx_operand(uint32_t t0, uint32_t t1, uint32_
   return prmt(t0, t1, mag_sel & 0x7777u) | (prmt(w4, w, sel_sign) & 0x80808080u);
 }
 
-// CN x CM > 1: a cluster of CN x CM tiles (rank = rn + CN rm) shares loads: the CN tiles of one x row block (rm
-// fixed) each load BN / CN of its x rows and multicast them to all CN, the CM tiles of one weight row block (rn
-// fixed) each load 128 / CM of its weight rows. Each consumer warp then releases a stage in every CTA of the cluster.
-template <typename OT, bool HZ, int BN, bool MX, int CN = 1, int CM = 1>
+template <typename OT, bool HZ, int BN, bool MX>
 __global__ void __launch_bounds__(kW8Threads, 1)
 gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = W8Smem<BN>;
   constexpr int S = L::S;
   extern __shared__ __align__(1024) uint8_t w8_dyn[];
   uint8_t* base = w8_dyn + ((1024 - (smem_u32(w8_dyn) & 1023)) & 1023);
   const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR;
   const int tid = threadIdx.x;
-  constexpr int C = CN * CM;
-  const int rank = C > 1 ? int(cluster_rank()) : 0, rn = rank % CN, rm = rank / CN;
-  const unsigned cid = blockIdx.x / unsigned(C), mtg = unsigned(p.mt + CM - 1) / unsigned(CM);  // (rank: x % C)
-  const int m0 = (int(cid % mtg) * CM + rm) * BN, n0 = (int(cid / mtg) * CN + rn) * kW8Rows;
+  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kW8Rows;
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kW8K, c_lo + p.per) - c_lo;
   // The consumers' loop runs whole steps of 4 chunks (nq, no branch around a step: see the main loop); the extra
   // chunks past nch load chunk nch - 1 again and promote it with factor 0.
   const int nq = (nch + 3) & ~3;
-  if (tid == kW8Cons) ring_init(bars, S, C * kW8Cons / 32);
-  if (C > 1) cluster_sync();  // every CTA's barriers are initialized before a peer's multicast lands on them
-  else __syncthreads();
+  if (tid == kW8Cons) ring_init(bars, S, kW8Cons / 32);
+  __syncthreads();
 
   if (tid >= kW8Cons) {  // ---- producer: one thread issues every load ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(kW8ProdRegs));
     if (tid == kW8Cons) {
-      for (int c = 0; c < nq; ++c) {
-        const uint32_t full = ring_acquire(bars, S, c, L::STAGE), st = sbase + (c & (S - 1)) * L::STAGE;
-        const int ck = c_lo + min(c, nch - 1);
-        if (CN > 1)  // x rows m0 + rn BN / CN .. to the CN tiles of this x row block
-          tma_load_2d_mc(st + rn * (L::X / CN), &xmap, ck * kW8K, m0 + rn * (BN / CN), full,
-                         uint16_t(((1u << CN) - 1) << (rm * CN)));
-        else tma_load_2d(st, &xmap, ck * kW8K, m0, full);
-        if (CM > 1)  // weight rows n0 + rm 128 / CM .. to the CM tiles of this weight row block
-          tma_load_2d_mc(st + L::X + rm * (L::W / CM), &qmap, ck * (kW8K / 2), n0 + rm * (kW8Rows / CM), full,
-                         uint16_t(CM == 2 ? (1u << rn) | (1u << (rn + CN)) : 1u << rn));
-        else tma_load_2d(st + L::X, &qmap, ck * (kW8K / 2), n0, full);
+      // The first S stages' weight tiles go before pdl_wait: with a.after_act this grid may start while the activation
+      // quantizer before it still runs; the weights do not depend on it, x8 does (pdl_wait: a no-op otherwise).
+      const int pre = min(nq, S);
+      const auto wload = [&](int c, uint32_t full) {
+        tma_load_2d(sbase + (c & (S - 1)) * L::STAGE + L::X, &qmap, (c_lo + min(c, nch - 1)) * (kW8K / 2), n0, full);
+      };
+      const auto xload = [&](int c, uint32_t full) {
+        tma_load_2d(sbase + (c & (S - 1)) * L::STAGE, &xmap, (c_lo + min(c, nch - 1)) * kW8K, m0, full);
+      };
+      for (int c = 0; c < pre; ++c) wload(c, ring_acquire(bars, S, c, L::STAGE));
+      pdl_wait();
+      for (int c = 0; c < pre; ++c) xload(c, bars + 8 * c);
+      for (int c = pre; c < nq; ++c) {
+        const uint32_t full = ring_acquire(bars, S, c, L::STAGE);
+        xload(c, full);
+        wload(c, full);
       }
     }
     return;
@@ -246,8 +244,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   };
   const auto release = [&](int c) {  // every CTA that loads into this stage learns that this warp is done with it
     __syncwarp();
-    if (C == 1 && lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
-    if (C > 1 && lane < C) mbar_arrive_remote(bars + 8 * (S + (c & (S - 1))), uint32_t(lane));  // lane r: CTA r
+    if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
   };
   // chunk c's operands (its stage, codes and zero points / exponents) and chunk c + 2's scales; u = c % 4, a compile-
   // time constant wherever it is called (the register arrays need constant indices)
@@ -315,6 +312,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   for (; c0 + 4 < nq; c0 += 4) iteration(c0, std::false_type());
   iteration(c0, std::true_type());
 
+  pdl_wait();  // xs and the stores: after the grid before this one (the quantizer, under after_act) has completed
   // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
   if (gridDim.y > 1 && p.ws == nullptr) {  // split-K in a cluster (hopper.cuh cluster_reduce_tile): the partial, times
                                            // s[m], goes over the stages once both warpgroups' wgmmas are done
@@ -347,13 +345,12 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
         store_result<OT>(acc[4 * j + e] * __ldg(p.xs + m), m, n, p.M, N, p.ws, nullptr, 1.f, bias, out);
     }
   }
-  if (C > 1) cluster_sync();  // no CTA leaves while a peer's consumers may still arrive on its barriers
 #else
   __trap();  // sm_90a only: the host never launches it elsewhere (tc_device_ok checks the device)
 #endif
 }
 
-struct W8Plan { int bn, mt; int64_t tiles; int S, per; bool cluster; int cn, cm; };
+struct W8Plan { int bn, mt; int64_t tiles; int S, per; bool cluster; };
 
 // S-CTA clusters of BN's kernels the current device holds at once (the registers do not bind).
 template <int BN> int w8_resident(int S) {
@@ -365,15 +362,8 @@ template <int BN> int w8_resident(int S) {
 // tile's cluster is resident at once (as gemm_rs.cu's rs_plan), else through the workspace and the reduce kernel.
 W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
-  const int64_t nt = (N + kW8Rows - 1) / kW8Rows;
-  W8Plan r{bn, mt, nt * mt, 1, 0, false, 1, 1};
+  W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
-  if (r.S == 1 && bn == 128) {  // multicast clusters (EXPERIMENT: FOURBIT_W8_MC = 1, 2 or 4)
-    static const int mc = [] { const char* e = getenv("FOURBIT_W8_MC"); return e ? atoi(e) : 1; }();
-    r.cn = mc >= 2 && nt > 1 ? 2 : 1;
-    r.cm = r.cn == 2 && mc >= 4 && mt > 1 ? 2 : 1;
-    r.tiles = (nt + r.cn - 1) / r.cn * r.cn * ((mt + r.cm - 1) / r.cm * r.cm);
-  }
   if (r.S > 1 && r.S <= 8) {
     static int fits[2][16][4] = {};  // [BN 64 / 128]: clusters_fit's cache
     r.cluster = clusters_fit(fits[bn == 64 ? 0 : 1], r.S, r.tiles,
@@ -382,24 +372,22 @@ W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
   return r;
 }
 
-template <typename OT, bool HZ, int BN, bool MX, int CN = 1, int CM = 1>
+template <typename OT, bool HZ, int BN, bool MX>
 void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   using L = W8Smem<BN>;
-  const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX, CN, CM>;
+  const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
   }();
   (void)attr;
-  const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN / CN,
+  const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN,
                                       CU_TENSOR_MAP_SWIZZLE_128B, "linear_w4a8");
-  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2,
-                                      kW8Rows / CM, CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
-  cudaLaunchAttribute at;  // a tile's splits: one cluster (cluster_reduce_tile); or the multicast cluster
-  const cudaLaunchConfig_t cfg =
-      CN * CM > 1 ? cluster_config(dim3(unsigned(r.tiles)), kW8Threads, L::BYTES, st, 1, &at, CN * CM)
-                  : cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st,
-                                   r.cluster ? r.S : 0, &at);
+  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2, kW8Rows,
+                                      CU_TENSOR_MAP_SWIZZLE_NONE, "linear_w4a8");
+  cudaLaunchAttribute at[2];  // a tile's splits: one cluster (cluster_reduce_tile); programmatic dependent launch
+  const cudaLaunchConfig_t cfg = cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kW8Threads, L::BYTES, st,
+                                                r.cluster ? r.S : 0, at, a.after_act);
   cudaLaunchKernelEx(&cfg, fn, p, xmap, qmap);
   check_launch("fourbit gemm_w4a8");
 }
@@ -407,8 +395,6 @@ void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStre
 template <typename OT, bool HZ, bool MX>
 void launch_w8_bn(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   if (r.bn == 64) launch_w8<OT, HZ, 64, MX>(a, p, r, st);
-  else if (r.cn == 2 && r.cm == 2) launch_w8<OT, HZ, 128, MX, 2, 2>(a, p, r, st);
-  else if (r.cn == 2) launch_w8<OT, HZ, 128, MX, 2, 1>(a, p, r, st);
   else launch_w8<OT, HZ, 128, MX>(a, p, r, st);
 }
 

@@ -137,6 +137,7 @@ __device__ __forceinline__ uint32_t load_scale_raw(const void* s, int sk, int64_
 
 template <typename XT, int QK>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   extern __shared__ __align__(16) uint8_t smem[];
   constexpr int NV = QK == QK_NIB4 ? 1 : 2;  // 16-byte loads per lane per chunk per tile
   constexpr int kU = QK == QK_NIB4 ? 4 : 2;  // 128-column chunks per loop iteration (8 / 8 loads in flight)
@@ -323,6 +324,7 @@ template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsByte
 template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16>
 __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16, HZ>::MINB)
     gemv_nib4_kernel(Params p) {
+  pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   constexpr int NW = NibCfg<M16, W16, HZ>::NW;
   static_assert(!(W16 && M16), "16 warps only for M <= 8");
   static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");

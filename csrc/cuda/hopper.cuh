@@ -59,28 +59,6 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}],"
                " [%4];\n" :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
-// TMA multicast: the same box into shared memory at dst of every CTA in cta_mask (cluster ranks), each completing
-// its bytes on its own barrier at offset bar. Why: the CTAs of a cluster that share a tile read it from L2 once.
-__device__ __forceinline__ void tma_load_2d_mc(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar,
-                                               uint16_t cta_mask) {
-  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
-               " [%0], [%1, {%2, %3}], [%4], %5;\n"
-               :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(cta_mask)
-               : "memory");
-}
-// This CTA's rank in its cluster.
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-// One arrival on the barrier at shared::cta address bar of the cluster's CTA `rank` (a plain release at CTA scope,
-// the remote consumer release of a multicast ring).
-__device__ __forceinline__ void mbar_arrive_remote(uint32_t bar, uint32_t rank) {
-  uint32_t ra;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" :: "r"(ra) : "memory");
-}
 // Thread-block cluster barrier: every (non-exited) thread of the cluster arrives, shared-memory writes before it are
 // visible to the cluster's reads after it.
 __device__ __forceinline__ void cluster_sync() {
@@ -203,20 +181,30 @@ __device__ __forceinline__ void cluster_reduce_tile(uint32_t part, int m0, int n
   cluster_sync();  // no CTA leaves while another still reads its partial
 }
 
-// The launch configuration of a grid of `threads`-thread CTAs with smem bytes each; cluster_y > 0: clusters of
-// cluster_x x cluster_y CTAs (attribute *at, which must outlive the launch).
+// The launch configuration of a grid of `threads`-thread CTAs with smem bytes each; cluster_y > 0: clusters of 1 x
+// cluster_y CTAs; pdl: programmatic stream serialization (the kernel may start before the previous one in
+// the stream ends, and calls pdl_wait before it reads that one's results). at: 2 attributes, which must outlive the
+// launch.
 inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, int smem, cudaStream_t st, int cluster_y,
-                                         cudaLaunchAttribute* at, int cluster_x = 1) {
+                                         cudaLaunchAttribute* at, bool pdl = false) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(unsigned(threads));
   cfg.dynamicSmemBytes = size_t(smem);
   cfg.stream = st;
-  *at = {};
-  at->id = cudaLaunchAttributeClusterDimension;
-  at->val.clusterDim.x = unsigned(cluster_x); at->val.clusterDim.y = unsigned(cluster_y); at->val.clusterDim.z = 1;
+  at[0] = {};
+  at[1] = {};
+  unsigned n = 0;
+  if (cluster_y > 0) {
+    at[n].id = cudaLaunchAttributeClusterDimension;
+    at[n].val.clusterDim.x = 1; at[n].val.clusterDim.y = unsigned(cluster_y); at[n++].val.clusterDim.z = 1;
+  }
+  if (pdl) {
+    at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
   cfg.attrs = at;
-  cfg.numAttrs = cluster_y > 0 ? 1 : 0;
+  cfg.numAttrs = n;
   return cfg;
 }
 
@@ -224,8 +212,8 @@ inline cudaLaunchConfig_t cluster_config(dim3 grid, int threads, int smem, cudaS
 // it cannot launch them. Sets fn's dynamic shared memory limit.
 template <class Kernel> int resident_clusters(Kernel fn, int threads, int smem, int S) {
   cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  cudaLaunchAttribute at;
-  const cudaLaunchConfig_t cfg = cluster_config(dim3(1, unsigned(S)), threads, smem, nullptr, S, &at);
+  cudaLaunchAttribute at[2];
+  const cudaLaunchConfig_t cfg = cluster_config(dim3(1, unsigned(S)), threads, smem, nullptr, S, at);
   int n = 0;
   if (cudaOccupancyMaxActiveClusters(&n, reinterpret_cast<const void*>(fn), &cfg) != cudaSuccess) {
     cudaGetLastError();

@@ -187,11 +187,14 @@ def w4a8_takes(qdata, scales, group_size) -> bool:
                                          int(group_size), scales.data_ptr(), _SD[scales.dtype])
 
 
-def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out) -> torch.Tensor:
+def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out, after_act: bool = False) -> torch.Tensor:
     """out [M, N] (contiguous, the output dtype) = xs[m] * sum_g scale * sum_k x8 * w (+ bias): x8 float8_e4m3fn
     [M, K] in x8_perm's K order (kernels.w4a8.PERM_INT4 for int4, PERM_MXFP4 for mxfp4), xs float32 [M], qdata uint8
     [N, K/2], scales float32 [N, K/G] (int4: w = q - z, zeros uint8 [N, K/G], or None for q - 8) or float8_e8m0fnu
-    [N, K/32] (mxfp4: w = the E2M1 value, zeros None), bias [N] of out's dtype or None; w4a8_takes must hold."""
+    [N, K/32] (mxfp4: w = the E2M1 value, zeros None), bias [N] of out's dtype or None; w4a8_takes must hold.
+    after_act: act_quantize_e4m3 made x8 and xs just before on this stream (nothing launched since), so the GEMM may
+    start early and load its weights while the quantizer runs (programmatic dependent launch; it waits for the
+    quantizer's results before reading x8 / xs or writing anything)."""
     M, K = x8.shape
     N = qdata.shape[0]
     lib = _lib()
@@ -199,7 +202,7 @@ def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out) -> torc
     ws = torch.empty(nws, dtype=torch.float32, device=out.device) if nws else None
     lib.cuda_linear_w4a8(x8.data_ptr(), xs.data_ptr(), M, qdata.data_ptr(), N, K, int(group_size), scales.data_ptr(),
                          _SD[scales.dtype], _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws,
-                         _stream(out.device))
+                         _stream(out.device), bool(after_act))
     return out
 
 

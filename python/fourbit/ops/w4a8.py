@@ -242,7 +242,8 @@ def linear_into(x2, qdata, scales, zeros, fmt, group_size, bias, y2) -> None:
         from ..kernels._launch import host  # noqa: PLC0415
         x8, s = quantize_act(x2, perm=kw.PERM_MXFP4 if fmt == "mxfp4" else kw.PERM_INT4)
         z = zeros if zeros.numel() else None  # a replay maps only non-empty tensors (kernels._launch.Replay)
-        host(nc.w4a8_linear_out, x8, s, qdata, scales, z, group_size, bias, y2)  # replayable (fourbit.ops.eager)
+        # after_act: the CUDA quantizer was the last launch on the stream, so the GEMM may start early (PDL)
+        host(nc.w4a8_linear_out, x8, s, qdata, scales, z, group_size, bias, y2, act_cuda(x2))  # replayable
         return
     x8, s = quantize_act(x2)
     fid = kw.FMT_MXFP4 if fmt == "mxfp4" else (kw.FMT_INT4_ASYM if zeros.numel() else kw.FMT_INT4_SYM)
