@@ -22,17 +22,19 @@
 //     not depend on the order, only both operands must share it. mxfp4 puts K 8 s + 0..3 of the word in the first
 //     register and 8 s + 4..7 in the second (PERM_MXFP4: r -> 32 ((r >> 3) & 3) + 16 ((r >> 2) & 1) + 4 (r >> 5) +
 //     (r & 3)), so one PRMT looks up four consecutive codes.
-//   - Per chunk a warpgroup issues 4 wgmma m64nBNk32 into a temporary accumulator (the first with scale-d = 0),
-//     decodes chunk c + 1 while they run, waits, releases the stage and promotes: acc += (scale * 512) * tmp, one
-//     FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The other warpgroup's wgmmas fill the
-//     tensor pipe during one's promotion.
+//   - Per chunk a warpgroup issues its wgmmas in groups of 4 m64n64k32 (128 K against 64 x rows) into one of two
+//     temporary accumulators (the first with scale-d = 0) and promotes each finished group while the other runs:
+//     acc += (scale * 512) * tmp, one FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The
+//     loop is straight-line code over 4 chunks that starts and ends with no wgmma in flight (see there: ptxas).
 //   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: the
 //     partials times s[m] are summed in split order inside the tile's thread-block cluster (distributed shared
 //     memory, hopper.cuh cluster_reduce_tile) where those clusters are resident at once, else through a float32
 //     workspace and common.cuh's fixed-order reduce kernel.
-// Measured (H100 80GB HBM3, 2026-11-27, bench/gpu_w4a8.py, 8192^2 int4 g128, GEMM only): M = 256 51.5 us (bf16
-// cuBLAS 65.0, the Triton fused kernel 96.5), M = 1024 181.7 (bf16 187.3). What bounds it and what was tried:
-// README.md, section W4A8.
+//   - after_act (the op's call, right after csrc/cuda/act_e4m3.cu): programmatic dependent launch; the producer
+//     loads the first 8 stages' weight tiles before pdl_wait, so they arrive while the quantizer still runs.
+// Measured (H100 80GB HBM3, 2026-11-27, bench/probes/w8_gemm.py, 8192^2 int4 g128, do_bench): GEMM alone M = 256
+// 50.9-52.7 us (bf16 cuBLAS 65.1), quantizer + GEMM from a CUDA graph 57.8 serialized, 55.6 with after_act. What
+// bounds it and what was tried: README.md, section W4A8.
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
