@@ -480,11 +480,12 @@ def test_native_route_glue(monkeypatch):
     """The op's route into the CUDA GEMM (ops.w4a8.linear_into), run here with a stand-in for the native call that
     undoes x8_perm and computes the reference math: x8 is quantized in the GEMM's K order, the row scales, codes,
     scales, zeros (None for symmetric int4), group and bias reach it, and the route stops at NATIVE_MAX_M, for mxfp4
-    and with FOURBIT_W4A8_CUDA=0."""
+    and with FOURBIT_W4A8_CUDA=0. after_act (the GEMM's early launch) is set only when the CUDA quantizer made x8,
+    which it did not here."""
     from fourbit.ops import _native_cuda as nc
     calls = []
 
-    def fake(x8, xs, qdata, scales, zeros, G, bias, out):
+    def fake(x8, xs, qdata, scales, zeros, G, bias, out, after_act=False):
         K = x8.shape[1]
         mx = scales.dtype == torch.float8_e8m0fnu
         inv = kw.x8_perm(torch.arange(K)[None, :], kw.PERM_MXFP4 if mx else kw.PERM_INT4)[0]  # real column at pos
@@ -495,6 +496,7 @@ def test_native_route_glue(monkeypatch):
         y = (x8r.view(torch.float8_e4m3fn).double() @ W.T) * xs.double()[:, None]
         out.copy_((y + bias.double() if bias is not None else y).to(out.dtype))
         calls.append(zeros is None)
+        assert not after_act, "after_act without the CUDA quantizer before the GEMM"
     monkeypatch.setattr(nc, "available", lambda: True)
     monkeypatch.setattr(nc, "w4a8_takes", lambda qdata, scales, G: qdata.shape[1] * 2 % 128 == 0 and (
         G % 128 == 0 if scales.dtype == torch.float32 else G == 32))
