@@ -74,8 +74,9 @@ struct W8Params {
   uint32_t gmul; int gshr;  // chunk / (G / 128) = umulhi(chunk, gmul) >> gshr (gmul 0: G = 128)
 };
 
-// A chunk's raw scales and zero points of the thread's two rows, loaded three chunks ahead: nothing consumes them
-// until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu, 2026-11-27).
+// A chunk's raw scales and zero points of the thread's two rows, loaded when the chunk two before it is decoded: nothing
+// consumes them until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu,
+// 2026-11-27; ptxas still moves these loads later, see bench/benchmarks_notes.md).
 // mxfp4: z[r] holds the chunk's four E8M0 exponent bytes of row r (groups of 32 K, byte i = group i); the decode
 // sets s[r] to the promotion factor 2^(e_max - 127) (e_max: their largest), one chunk before the promotion uses it.
 struct W8Group { float s[2]; uint32_t z[2]; };
@@ -224,7 +225,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
   uint32_t a[2][4][4];
-  W8Group grp[4];  // chunk c's at c % 4, loaded three chunks ahead
+  W8Group grp[4];  // chunk c's at c % 4
   const uint64_t xd0 = desc_sw128(sbase);
   // chunk c's wgmmas against x rows 64 h .. 64 h + 63 of its stage into t (scale-d 0 at the first: t = A B)
   const auto issue = [&](int c, int h, const uint32_t (&ac)[4][4], float (&t)[32]) {
@@ -244,7 +245,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
 #pragma unroll
     for (int i = 0; i < 32; ++i) acc[32 * h + i] = fmaf(f[(i >> 1) & 1], t[i], acc[32 * h + i]);
   };
-  const auto release = [&](int c) {  // every CTA that loads into this stage learns that this warp is done with it
+  const auto release = [&](int c) {  // this warp is done with chunk c's stage: the producer may refill it
     __syncwarp();
     if (lane == 0) mbar_arrive(bars + 8 * (S + (c & (S - 1))));
   };
