@@ -33,6 +33,7 @@ SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64), 128 and 256 rows, partia
     # many passes over the stage ring (rs_plan on 132 SMs): 4096 / 64 = 64 chunks over 6 or 8 stages, with and
     # without splits
     (40, 4096, 16384, True), (160, 4096, 4096, True), (1024, 512, 1024, False),
+    (2048, 384, 512, True), (1999, 256, 1024, False),  # the route's largest M (RS_MAX_M), 8 x tiles, a partial one
     # split-K reduced in clusters (test_rs_split_k_in_clusters): 4 splits of 8 tiles, 8 of 2 (partial 256-row tile)
     (200, 1024, 2048, True), (130, 256, 4096, False),
 ]

@@ -1,7 +1,7 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
   pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
-  linear, 32 < M <= 1024, Hopper        -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
+  linear, 32 < M <= 2048, Hopper        -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
                                            the GEMV's scale kinds and bf16 / fp16 x, K % 64 == 0 (RS_MIN_M, RS_MAX_M;
                                            rs_takes)
   linear, 8 < M <= 64 otherwise         -> the CUDA small-M GEMM (csrc/cuda/gemm_sm.cu, mma.sync, any CUDA GPU) for
@@ -64,10 +64,17 @@ DEQUANT_MIN_M = 257
 #             and no N * K * 2-byte transient weight; at M = 1024 dequantize + cuBLAS won then (8192^2 int4 249 vs 320).
 # Sixteenth session: 256-row x tiles above M = 128 (a producer warpgroup hands registers to the consumers) moved
 # M = 1024 inside (H200, int4 / nf4, us, against dequantize + cuBLAS in the same run): 8192^2 221.2 / 222.0 vs 257.2 /
-# 292.6, 4096^2 58.1 / 53.9 vs 63.9 / 68.9 (bf16 cuBLAS 202.4 / 53.1). M = 2048+ was not timed, so it stays there.
+# 292.6, 4096^2 58.1 / 53.9 vs 63.9 / 68.9 (bf16 cuBLAS 202.4 / 53.1). M = 2048+ was not timed then.
+# Twenty-first session (H100 80GB HBM3, 2026-11-27, bench/probes/route_floor.py B: CUDA graphs of 3 calls over 3
+# weight copies, us, dequantize + cuBLAS / register-A GEMM, int4 / nf4 / nvfp4 / mxfp4, bf16 cuBLAS in brackets):
+#   M = 2048: the GEMM wins all 8: 4096^2 113.8 / 109.5, 117.0 / 103.2, 126.5 / 114.7, 110.4 / 107.8 (96.0); 8192^2
+#             475.4 / 461.6, 482.3 / 434.4, 454.3 / 425.5, 441.4 / 437.2 (416.4);
+#   M = 4096: dequantize + cuBLAS wins 7 of 8: 4096^2 214.0 / 228.3, 228.1 / 236.2, 225.3 / 232.5, 206.1 / 218.6
+#             (198.0); 8192^2 853.7 / 962.8, 897.4 / 864.7 (nf4, the GEMM's one win), 856.4 / 908.9, 830.5 / 881.7
+#             (775.4). So the window ends at 2048 (M between 2048 and 4096 was not timed).
 # Below M = 33 the small-M GEMM stays (at M = 16 it was 28.5 against 35.0, 8192^2 int4, H100).
 RS_MIN_M = 32
-RS_MAX_M = 1024
+RS_MAX_M = 2048
 # The Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) takes 16 < M <= TC_MAX_M when the environment sets FOURBIT_TC_MAX_M,
 # for every format it supports (0 turns it off). Unset, each weight class has its own window, TC_WINDOWS, set from
 # the full bench/gpu_tc.py run of the eleventh session and changed by the twelfth session's runs (the last two
