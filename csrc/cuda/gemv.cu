@@ -74,6 +74,18 @@
 //     9.3 / 8.9 / 9.7 / 8.9 -> 10.3 / 9.7 / 11.0 / 10.0, 4096x14336 M=1 2-10% slower. ncu before it (8192^2 int4 M=1):
 //     DRAM 39%, issue 42%, 1.01 eligible warps of 3.7, long-scoreboard 24% of the stall samples (~40% of those in the
 //     prologue); with the ring still 21%, then on the scale loads. More bytes in flight did not help.
+//   round 7 (H100 80GB HBM3, 2026-11-27, bench/probes/gemv_ab.py: builds timed in turn, two reps, best of each; M = 1
+//     and 8, five shapes, four formats; outputs bit-identical). ncu (8192^2 mxfp4 M=1): 19% of stall samples on the
+//     first use of a step's codes, 6.6% on the table build's lut loads, 1.2% on the x staging's stores; 0.96 eligible
+//     warps of 3.72, issue 40%, DRAM 43%. (V1, kept) x staged by cp.async before the table build, so the x chunks and
+//     the lut loads are in flight together: geomean 0.995x the time under do_bench's flush, 0.993x back to back
+//     (28672x8192 M=1 nf4 75.6 -> 72.4 us, nvfp4 84.1 -> 80.1; 4096^2 M=1 int4 back to back 9.9 -> 8.6; nothing
+//     slower than 2%). (V2, dropped) also the second step's weight loads before the prologue: 1.5% slower geomean,
+//     up to 17% (ptxas spilled 4-24 bytes in three instantiations). So the prologue is not what bounds it either.
+//     Floor of the method (bench/probes/route_floor.py A, same day): a plain Triton read of the same bytes takes
+//     20.5 us at 8192^2 under do_bench's flush (54% of copy; 15.5 back to back) and 53.2 at 28672x8192 (74%), so the
+//     M = 1 target of 80% of copy is above what any kernel can show under that method; this GEMV reaches 72-80% of
+//     the plain read's rate there (25.5-28.6 us) and 70-77% back to back.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -364,12 +376,13 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
   const uint32_t tb32 = (sb32 + 0x7fffu) & ~0x7fffu;
   uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
-  build_pair_table<XT, NW * 32>(tbl, p.lut);  // (nib4.cuh)
   // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
   // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
   // chunks 4t + i) hit 8 distinct 16-byte bank groups. Placed below the table when that gap is large enough, else
   // above it (the allocation has room for either: the gap below is < 32 KB - 16, kNibXsBytes more above).
-  // Row by row: no division by the chunk count per chunk. (Batching 2-4 chunk loads per thread made ptxas spill.)
+  // Row by row: no division by the chunk count per chunk. The chunks go by cp.async, issued before the table build:
+  // all of a thread's chunks and the table's lut loads are in flight at once and hold no registers (register loads
+  // waited one round trip per chunk, and batching them made ptxas spill).
   uint32_t xs32 = 0;
   if (XS) {
     const int nch = (ke - ks) >> 3;
@@ -381,10 +394,13 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
       const uint4* src = reinterpret_cast<const uint4*>(xg + (int64_t)m * K + ks);
       for (int c = threadIdx.x; c < nch; c += NW * 32) {
         const uint32_t phys = uint32_t(c ^ (((c >> 3) & 1) << 1) ^ (m & 1));
-        *reinterpret_cast<uint4*>(nib_dyn + (xs32 - sb32) + (uint32_t(m * (p.ksl >> 3)) + phys) * 16u) = __ldg(src + c);
+        cp_async16(xs32 + (uint32_t(m * (p.ksl >> 3)) + phys) * 16u, src + c);
       }
     }
+    cp_commit();
   }
+  build_pair_table<XT, NW * 32>(tbl, p.lut);  // (nib4.cuh)
+  if (XS) cp_wait<0>();
   __syncthreads();
   uint32_t lb;  // tb32 | lane << 2, defined after the barrier (volatile asm) so no lookup can move above it
   asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"(tb32 | (uint32_t(lane) << 2)));
