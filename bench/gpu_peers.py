@@ -24,6 +24,7 @@ import triton
 
 import fourbit
 from gpu_quick import graph_time  # bench/ is on sys.path when this script runs
+from read_floor import read_fn
 
 dev = "cuda"
 GRID = [((4096, 4096), (1, 16, 64, 256, 1024, 4096)), ((8192, 8192), (1, 16, 64, 256, 1024, 4096)),
@@ -173,6 +174,10 @@ def main():
             for k_, v in row["kernels"].items():
                 if k_.startswith("fourbit") and best_peer:
                     v["vs_best_peer"] = best_peer / v["us"]
+            if M == 1:  # the method's floor for the M = 1 targets: a plain read of the 4-bit codes (bench/read_floor.py)
+                codes = torch.randint(-2**31, 2**31 - 1, (N * K // 8,), device=dev, dtype=torch.int32)
+                row["read_floor"] = dict(us=bench(read_fn(codes)) * 1e3, bytes=N * K // 2)
+                del codes
             rows.append(row)
         del w, peers, qws, copies
         torch.cuda.empty_cache()

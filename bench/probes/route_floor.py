@@ -13,11 +13,11 @@ import sys
 
 import torch
 import triton
-import triton.language as tl
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # bench/
 import fourbit  # noqa: E402
 from fourbit.ops import cuda as route  # noqa: E402
+import read_floor  # noqa: E402
 from gpu_quick import graph_time  # noqa: E402
 
 dev = "cuda"
@@ -61,34 +61,18 @@ def back_to_back(fns, reps=50):
     return graph_time(fns, lambda f: timed(f, lambda: None, reps) * 1e-3) * 1e3
 
 
-@triton.jit
-def _read_kernel(p, out, n, BLOCK: tl.constexpr):
-    # grid-stride read of n int32 words, XOR-folded so nothing is dead; one BLOCK vector written a program
-    pid, npr = tl.program_id(0), tl.num_programs(0)
-    acc = tl.zeros([BLOCK], dtype=tl.int32)
-    for off in range(pid * BLOCK, n, npr * BLOCK):
-        acc ^= tl.load(p + off + tl.arange(0, BLOCK), cache_modifier=".cg")
-    tl.store(out + pid * BLOCK + tl.arange(0, BLOCK), acc)
-
-
-def read_fn(t, programs):
-    out = torch.empty(programs * 4096, dtype=torch.int32, device=dev)
-    return lambda: _read_kernel[(programs,)](t, out, t.numel(), BLOCK=4096, num_warps=8)
-
-
 def part_a():
     n = 1 << 30
     a, b = torch.empty(n, dtype=torch.uint8, device=dev), torch.empty(n, dtype=torch.uint8, device=dev)
     copy = 2 * n / triton.testing.do_bench(lambda: b.copy_(a), return_mode="median") / 1e9
     del a, b
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
     print(f"\nA. copy 1 GB: {copy:.2f} TB/s (read + write); one-call graphs timed after do_bench's zero flush, after "
           "a read-only flush, and back to back over 3 copies without a flush")
     print("| work | MB read | zero flush | read flush | back to back | % of copy (zero / read / b2b) |\n"
           "|---|---|---|---|---|---|")
     for N, K in ((8192, 8192), (28672, 8192), (4096, 4096)):
         ws = [torch.randint(-2**31, 2**31 - 1, (N * K // 8,), device=dev, dtype=torch.int32) for _ in range(3)]
-        cases = [(f"read x{m}", ws[0].numel() * 4, [read_fn(t, sms * m) for t in ws]) for m in (2, 4, 8)]
+        cases = [(f"read x{m}", ws[0].numel() * 4, [read_floor.read_fn(t, m) for t in ws]) for m in (2, 4, 8)]
         cases.append(("torch.sum", ws[0].numel() * 4, [lambda t=t: t.view(torch.float32).sum() for t in ws]))
         w = torch.randn(N, K, device=dev) * 0.02
         x = torch.randn(1, K, device=dev, dtype=torch.bfloat16)
