@@ -174,7 +174,7 @@ def main():
             for k_, v in row["kernels"].items():
                 if k_.startswith("fourbit") and best_peer:
                     v["vs_best_peer"] = best_peer / v["us"]
-            if M == 1:  # the method's floor for the M = 1 targets: a plain read of the 4-bit codes (bench/read_floor.py)
+            if M == 1:  # the method's floor for the M = 1 targets: a plain read of the codes (bench/read_floor.py)
                 codes = torch.randint(-2**31, 2**31 - 1, (N * K // 8,), device=dev, dtype=torch.int32)
                 row["read_floor"] = dict(us=bench(read_fn(codes)) * 1e3, bytes=N * K // 2)
                 del codes
