@@ -7,7 +7,9 @@ B. Should the register-A wgmma GEMM (gemm_rs) take M > 1024 from dequantize + cu
    3 weight copies, against bf16 cuBLAS.
 C. Where the time goes at the near misses (CUPTI kernel durations a call): 4096^2 M = 64 (gemm_rs + split-K reduce),
    M = 4096 (dequantize + cuBLAS).
-Usage (GPU machine): python3 bench/probes/route_floor.py [A] [B] [C]"""
+D. Should the W4A8 op's CUDA FP8 GEMM (csrc/cuda/gemm_w4a8.cu) take M >= 1024 from the block-scaled cuBLAS route?
+   Both routes (w4a8.NATIVE_MAX_M) as CUDA graphs of 3 calls over 3 weight copies, against bf16 cuBLAS.
+Usage (GPU machine): python3 bench/probes/route_floor.py [A] [B] [C] [D]"""
 import os
 import sys
 
@@ -147,8 +149,34 @@ def part_c():
         print(f"{N}x{K} M={M} bf16: " + "; ".join(f"{k} {v:.1f}" for k, v in ks.items()), flush=True)
 
 
+def part_d():
+    from fourbit.ops import w4a8  # noqa: PLC0415
+    print("\nD. W4A8 at M >= 1024: block-scaled cuBLAS route / CUDA FP8 GEMM (graph us; x bf16 in brackets)")
+    print("| shape | M | bf16 | int4 | mxfp4 |\n|---|---|---|---|---|")
+    cap = w4a8.NATIVE_MAX_M
+    for (N, K), ms in (((8192, 8192), (1024, 2048, 4096)), ((4096, 4096), (1024, 2048, 4096))):
+        w = torch.randn(N, K, device=dev) * 0.02
+        wb = w.to(torch.bfloat16)
+        qs = {f: [fourbit.quantize(w if i == 0 else torch.randn_like(w) * 0.02, f) for i in range(3)]
+              for f in ("int4", "mxfp4")}
+        for M in ms:
+            x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+            t16 = graph_us([lambda: x @ wb.t()] * 3)
+            cells = []
+            for f, q3 in qs.items():
+                ts = []
+                for c in (M - 1, M):  # M > cap: cuBLAS route; M <= cap: the CUDA GEMM
+                    w4a8.NATIVE_MAX_M = c
+                    ts.append(graph_us([lambda q=q: fourbit.linear(x, q, act="fp8_e4m3") for q in q3]))
+                w4a8.NATIVE_MAX_M = cap
+                cells.append(f"{ts[0]:.1f} / {ts[1]:.1f} ({t16 / ts[0]:.2f}x / {t16 / ts[1]:.2f}x)")
+            print(f"| {N}x{K} | {M} | {t16:.1f} | " + " | ".join(cells) + " |", flush=True)
+        del w, wb, qs
+        torch.cuda.empty_cache()
+
+
 if __name__ == "__main__":
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
-    parts = [a for a in sys.argv[1:] if a in "ABC"] or ["A", "B", "C"]
+    parts = [a for a in sys.argv[1:] if a in "ABCD"] or ["A", "B", "C", "D"]
     for p in parts:
-        {"A": part_a, "B": part_b, "C": part_c}[p]()
+        {"A": part_a, "B": part_b, "C": part_c, "D": part_d}[p]()
