@@ -21,6 +21,7 @@ import fourbit  # noqa: E402
 from fourbit.ops import cuda as route  # noqa: E402
 import read_floor  # noqa: E402
 from gpu_quick import graph_time  # noqa: E402
+from timing_floor import graph_of as one_graph  # noqa: E402 (bench/probes/, this script's folder)
 
 dev = "cuda"
 FMTS = ("int4", "nf4", "nvfp4", "mxfp4")
@@ -47,15 +48,6 @@ def flush_dirty():
 def flush_clean():
     _clean.sum()  # reads 256 MB: the L2 ends up full of clean lines
 
-
-def one_graph(fn):
-    """fn captured alone in a CUDA graph: its replay (no Python dispatch between the events)."""
-    fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
 
 
 def back_to_back(fns, reps=50):
