@@ -17,6 +17,14 @@ BLOCK_R, BLOCK_K, WARPS = 8, 1024, 4
 # (4, 2048) x 2 warps 80.8 us (72% of copy; (8, 1024) x 4 is not among the best 8, >= 85.3). int4 there: 71.0 against
 # 72.5 for its default, within noise, so the other kinds keep theirs.
 LUT_BLOCK, LUT_WARPS = (4, 2048), 2
+# int4 asym (CODES_UINT) and the E2M1 formats (CODES_E2M1) take 1 x 4096 tiles instead: 32 tiles x 4 warps over both
+# shapes of the dequantize + cuBLAS route, each bit-exact against the default (bench/probes/dequant_tiles.py, H100
+# 80GB HBM3, 2026-11-27, one-call CUDA graphs, us, (8, 1024) x 4 -> the pick): int4 4096^2 22.2 -> 20.7, 8192^2
+# 72.4 -> 67.9 (1 warp); mxfp4 23.3 -> 20.5, 74.2 -> 67.1 (1 warp); nvfp4 22.2 -> 21.3, 69.3 -> 67.9 (4 warps; its
+# 16-element groups carry twice the scale work). Rows shorter than 4096 take (4096 / K', K') tiles, K' = K rounded up
+# to a power of two (the (2, 2048) and (4, 1024) tiles were within 1-5% of the best in the same run). int4_sym and
+# the 8-bit codes were not timed and keep the default.
+TILE4_ELEMS, TILE4_WARPS = 4096, {0: 1, 1: 4, 2: 1}  # elements a program; warps by scale kind: float32, E4M3, E8M0
 
 # code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
 # contents (code_kind); every kind gives exactly lut[code].
@@ -320,8 +328,10 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     gc = group_constexpr(group_size)
     codes = code_kind(lut) if bits == 4 else CODES_LUT
     lut4 = bits == 4 and codes == CODES_LUT
-    block = block or (LUT_BLOCK if lut4 else (BLOCK_R, BLOCK_K))
-    num_warps = num_warps or (LUT_WARPS if lut4 else WARPS)
+    tile4 = bits == 4 and codes in (CODES_UINT, CODES_E2M1)
+    bk4 = min(TILE4_ELEMS, triton.next_power_of_2(K))
+    block = block or (LUT_BLOCK if lut4 else (TILE4_ELEMS // bk4, bk4) if tile4 else (BLOCK_R, BLOCK_K))
+    num_warps = num_warps or (LUT_WARPS if lut4 else TILE4_WARPS[sk] if tile4 else WARPS)
     if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
         block = (block[0] * block[1] // 256, 256)
     grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
