@@ -17,13 +17,13 @@ BLOCK_R, BLOCK_K, WARPS = 8, 1024, 4
 # (4, 2048) x 2 warps 80.8 us (72% of copy; (8, 1024) x 4 is not among the best 8, >= 85.3). int4 there: 71.0 against
 # 72.5 for its default, within noise, so the other kinds keep theirs.
 LUT_BLOCK, LUT_WARPS = (4, 2048), 2
-# int4 asym (CODES_UINT) and the E2M1 formats (CODES_E2M1) take 1 x 4096 tiles instead: 32 tiles x 4 warps over both
-# shapes of the dequantize + cuBLAS route, each bit-exact against the default (bench/probes/dequant_tiles.py, H100
+# int4 asym (CODES_UINT) and the E2M1 formats (CODES_E2M1) take 1 x 4096 tiles instead: 8 tiles x 4 warp counts at
+# both shapes of the dequantize + cuBLAS route, each bit-exact against the default (bench/probes/dequant_tiles.py, H100
 # 80GB HBM3, 2026-11-27, one-call CUDA graphs, us, (8, 1024) x 4 -> the pick): int4 4096^2 22.2 -> 20.7, 8192^2
 # 72.4 -> 67.9 (1 warp); mxfp4 23.3 -> 20.5, 74.2 -> 67.1 (1 warp); nvfp4 22.2 -> 21.3, 69.3 -> 67.9 (4 warps; its
 # 16-element groups carry twice the scale work). Rows shorter than 4096 take (4096 / K', K') tiles, K' = K rounded up
-# to a power of two (the (2, 2048) and (4, 1024) tiles were within 1-5% of the best in the same run). int4_sym and
-# the 8-bit codes were not timed and keep the default.
+# to a power of two (the (2, 2048) and (4, 1024) tiles, timed at K = 4096 / 8192, were within 0-6% of the best; short
+# rows themselves were not timed). int4_sym and the 8-bit codes were not timed and keep the default.
 TILE4_ELEMS, TILE4_WARPS = 4096, {0: 1, 1: 4, 2: 1}  # elements a program; warps by scale kind: float32, E4M3, E8M0
 
 # code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
