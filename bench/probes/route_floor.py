@@ -49,7 +49,6 @@ def flush_clean():
     _clean.sum()  # reads 256 MB: the L2 ends up full of clean lines
 
 
-
 def back_to_back(fns, reps=50):
     """us a call, fns replayed back to back from one graph, no flush (the copies rotate past the L2)."""
     return graph_time(fns, lambda f: timed(f, lambda: None, reps) * 1e-3) * 1e3
