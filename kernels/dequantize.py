@@ -25,6 +25,12 @@ LUT_BLOCK, LUT_WARPS = (4, 2048), 2
 # to a power of two (the (2, 2048) and (4, 1024) tiles, timed at K = 4096 / 8192, were within 0-6% of the best; short
 # rows themselves were not timed). int4_sym and the 8-bit codes were not timed and keep the default.
 TILE4_ELEMS, TILE4_WARPS = 4096, {0: 1, 1: 4, 2: 1}  # elements a program; warps by scale kind: float32, E4M3, E8M0
+# the group-table kernel (bf16 / fp16 out; below): elements a program, warps. 6 tiles x 4 warp counts per format, each
+# bit-exact against the element-wise kernel (bench/probes/dequant_tiles.py table, H100 80GB HBM3, 2026-11-27, one-call
+# CUDA graphs, us, element-wise -> this default): nf4 4096^2 26.7 -> 20.1, 8192^2 80.7 -> 66.4, the best tile at both.
+# int4 and mxfp4 gain 1-3% at their best tiles (int4 4096^2 20.7 -> 19.5 at (4, 1024) x 1), nvfp4 (16-element groups)
+# loses 2-4%, so only the codebook formats take it by default.
+TABLE_ELEMS, TABLE_WARPS = 4096, 2
 
 # code kinds (constexpr CODES): how a 4-bit code becomes its float32 LUT value. The launchers pick one from the LUT's
 # contents (code_kind); every kind gives exactly lut[code].
@@ -271,6 +277,119 @@ def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC:
     return v
 
 
+# --- 16-bit outputs by per-group tables ----------------------------------------------------------------------------
+# For a bf16 / fp16 output every code of a group has one of 16 final values, t_c = dtype(((lut[c] - z) * s) * g) (the
+# same float32 steps as dequant_tile, so bit-exact by construction). The group-table kernel computes those 16 values
+# once per (row, group), keeps them as 2 x 4 byte-plane words (L_q: the low bytes of t_4q .. t_4q+3, H_q: the high
+# bytes) and turns each code byte into its two outputs with 8 byte permutes (prmt) per 4 codes. The per-element work
+# drops from ~7 instructions (the float32 LUT's 4 planes, multiply, convert) to ~3.5; it pays for codebook formats
+# (nf4, bnb_fp4: groups of 64) and costs for short groups (nvfp4's 16), whose 16-entry tables outnumber the elements.
+
+
+@triton.jit
+def _bits16(x, OUT: tl.constexpr):  # float32 -> uint32 holding the 16-bit pattern of x in bfloat16 (OUT=2) / float16, RNE
+    if OUT == 2:
+        return cd.bf16_bits(x).to(tl.uint32)
+    else:
+        return x.to(tl.float16).to(tl.uint16, bitcast=True).to(tl.uint32)
+
+
+@triton.jit
+def _plane_pair(lut_ptr, Q: tl.constexpr, s, z, g, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, OUT: tl.constexpr):
+    """uint32 [R, NG] byte-plane words (L_Q, H_Q) of the final 16-bit values of codes 4Q .. 4Q+3 (code 4Q lowest)."""
+    lo = tl.zeros(s.shape, tl.uint32)
+    hi = tl.zeros(s.shape, tl.uint32)
+    for j in tl.static_range(4):
+        t = tl.load(lut_ptr + 4 * Q + j)  # (a scalar: + 0.0 to broadcast would turn E2M1's -0.0 into +0.0)
+        if HAS_Z:
+            t = t - z
+        t = t * s
+        if HAS_G:
+            t = t * g
+        b = _bits16(t, OUT)
+        lo |= (b & 0xFF) << (8 * j)
+        hi |= (b >> 8) << (8 * j)
+    return lo, hi
+
+
+# 4 code bytes ($4, element 2i in byte i's low nibble) -> 4 words ($0..$3), each byte's two 16-bit outputs (its low
+# nibble's in the low half); the 8 plane words L0..L3, H0..H3 arrive as 4 copies each (pack = 4), the first read:
+# $5 + 4 i. Per 16-bit half: s = the codes' low 3 bits (prmt's byte index into entries 0-7 / 8-15), u picks the
+# 8-15 result by bit 3, then 0x5140 / 0x7362 interleave the low / high byte planes into (t_e0, t_e1), (t_e2, t_e3).
+def _group_prmt_asm():
+    P = lambda i: f"${5 + 4 * i}"  # noqa: E731
+    lines = ["{", ".reg .b32 s, u, g, a, b, l, h;"]
+    for half in (0, 1):
+        lines.append("shr.b32 g, $4, 16;" if half else "mov.b32 g, $4;")
+        lines += ["and.b32 s, g, 0x7777;", "shr.b32 u, g, 1;", "and.b32 u, u, 0x4444;", "or.b32 u, u, 0x3210;"]
+        for dst, base in (("l", 0), ("h", 4)):
+            lines += [f"prmt.b32 a, {P(base)}, {P(base + 1)}, s;", f"prmt.b32 b, {P(base + 2)}, {P(base + 3)}, s;",
+                      f"prmt.b32 {dst}, a, b, u;"]
+        lines += [f"prmt.b32 ${2 * half}, l, h, 0x5140;", f"prmt.b32 ${2 * half + 1}, l, h, 0x7362;"]
+    return "\n".join(lines + ["}"])
+
+
+GROUP_PRMT_ASM = tl.constexpr(_group_prmt_asm())
+GROUP_PRMT_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * (1 + 32)))
+
+
+@triton.jit
+def _prmt(a, b, sel):  # PTX prmt.b32 (selector nibbles 0..7: byte of {b, a}) on uint32 tiles: the interpreter's twin
+    d = tl.zeros(a.shape, tl.uint32)
+    for k in tl.static_range(4):
+        i = (sel >> (4 * k)) & 7
+        d |= ((tl.where(i < 4, a, b) >> (8 * (i & 3))) & 0xFF) << (8 * k)
+    return d
+
+
+@triton.jit
+def _group_lookup_emu(byte, L0, L1, L2, L3, H0, H1, H2, H3):
+    """uint32 code bytes -> uint32 output pairs by the asm's own steps on one byte (interpreter / CPU)."""
+    s = byte & 0x77
+    u = ((byte >> 1) & 0x44) | 0x3210
+    lo = _prmt(_prmt(L0, L1, s), _prmt(L2, L3, s), u)
+    hi = _prmt(_prmt(H0, H1, s), _prmt(H2, H3, s), u)
+    return _prmt(lo, hi, tl.full(byte.shape, 0x5140, tl.uint32))
+
+
+@triton.jit
+def _dequantize16_kernel(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, out_ptr, N, K, G, GC: tl.constexpr,
+                         SCALE: tl.constexpr, HAS_Z: tl.constexpr, HAS_G: tl.constexpr, OUT: tl.constexpr,
+                         BR: tl.constexpr, BK: tl.constexpr, EMULATE: tl.constexpr):
+    """4-bit codes -> bfloat16 (OUT=2) / float16 (OUT=1) by per-group tables. out_ptr: int32 [N, K/2], word i of a
+    row the outputs of elements 2i (low half) and 2i + 1. Needs BK % GC == 0 or GC % BK == 0 (a tile holds whole
+    groups, or lies in one) and GC % 8 == 0 (the 4 bytes of one asm call share a group)."""
+    rows = tl.program_id(0).to(tl.int64) * BR + tl.arange(0, BR)
+    k0 = tl.program_id(1) * BK
+    NG: tl.constexpr = 1 if GC % BK == 0 else BK // GC  # groups a K tile
+    hcols = k0 // 2 + tl.arange(0, BK // 2)
+    m2 = (rows[:, None] < N) & (hcols[None, :] < K // 2)
+    p = tl.load(q_ptr + rows[:, None] * (K // 2) + hcols[None, :], mask=m2, other=0)
+    gcols = k0 // G + tl.arange(0, NG)
+    sidx = rows[:, None] * (K // G) + gcols[None, :]
+    smask = (rows[:, None] < N) & (gcols[None, :] < K // G)
+    s = _load_scale(s_ptr, sidx, smask, True, SCALE)
+    z = _load_zoff(z_ptr, sidx, smask, True, HAS_Z, 0)
+    g = 1.0
+    if HAS_G:
+        g = tl.load(g_ptr)
+    L0, H0 = _plane_pair(lut_ptr, 0, s, z, g, HAS_Z, HAS_G, OUT)
+    L1, H1 = _plane_pair(lut_ptr, 1, s, z, g, HAS_Z, HAS_G, OUT)
+    L2, H2 = _plane_pair(lut_ptr, 2, s, z, g, HAS_Z, HAS_G, OUT)
+    L3, H3 = _plane_pair(lut_ptr, 3, s, z, g, HAS_Z, HAS_G, OUT)
+    p3 = tl.reshape(p, (BR, NG, BK // 2 // NG))
+    if EMULATE:
+        w = _group_lookup_emu(p3.to(tl.uint32), L0[:, :, None], L1[:, :, None], L2[:, :, None], L3[:, :, None],
+                              H0[:, :, None], H1[:, :, None], H2[:, :, None], H3[:, :, None])
+    else:
+        w = tl.inline_asm_elementwise(
+            GROUP_PRMT_ASM, GROUP_PRMT_CONSTRAINTS,
+            [p3, L0[:, :, None], L1[:, :, None], L2[:, :, None], L3[:, :, None], H0[:, :, None], H1[:, :, None],
+             H2[:, :, None], H3[:, :, None]], dtype=tl.uint32, is_pure=True, pack=4)
+    w = tl.reshape(w, (BR, BK // 2)).to(tl.int32, bitcast=True)
+    tl.store(out_ptr + rows[:, None] * (K // 2) + hcols[None, :], w, mask=m2)
+
+
 @triton.jit
 def tile_rows(M, N, BM: tl.constexpr, BN: tl.constexpr):
     """The GEMMs' output tile of program (pid 0, pid 1): (rows of x / y [BM], rows of W = columns of y [BN], the
@@ -316,18 +435,39 @@ def weight_args(qdata, scales, zeros, global_scale, lut):
     return qdata, as_bytes(scales), pick(zeros), pick(global_scale), pick(lut)
 
 
+def _table_block(K, gc, block):
+    """The group-table kernel's (rows, K) tile, or None where its tiles cannot hold whole groups (or lie in one)."""
+    bk = min(TABLE_ELEMS, triton.next_power_of_2(K))
+    block = block or (TABLE_ELEMS // bk, bk)
+    if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
+        block = (block[0] * block[1] // 256, 256)
+    fits = gc % 8 == 0 and (block[1] % gc == 0 or gc % block[1] == 0)
+    return block if fits else None
+
+
 def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.float32, block=None, num_warps=None,
-               lut_mode=None) -> torch.Tensor:
+               lut_mode=None, table=None) -> torch.Tensor:
     """Stored weight -> [N, K] of dtype (float32 / bfloat16 / float16), bit-exact with the reference.
 
     qdata: uint8 [N, K/2] packed (lut float32 [16]) or int8/uint8 [N, K] (lut empty). scales: [N, K/G] float32 /
-    float8_e4m3fn / float8_e8m0fnu. zeros: uint8 [N, K/G] or empty. global_scale: float32 [1] or empty."""
+    float8_e4m3fn / float8_e8m0fnu. zeros: uint8 [N, K/G] or empty. global_scale: float32 [1] or empty.
+    table: use the group-table kernel (4-bit codes to a 16-bit dtype); None picks it for the codebook formats."""
     N, K, bits, sk, hz, hg = weight_meta(qdata, scales, zeros, global_scale, lut)
     out = scratch((N, K), dtype, qdata.device)
     kind = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[dtype]
     gc = group_constexpr(group_size)
     codes = code_kind(lut) if bits == 4 else CODES_LUT
     lut4 = bits == 4 and codes == CODES_LUT
+    tblock = _table_block(K, gc, block) if bits == 4 and kind != 0 else None
+    if table and tblock is None:
+        raise ValueError(f"table: needs 4-bit codes, a 16-bit dtype and tiles that hold whole groups of "
+                         f"{group_size} (got {bits}-bit codes, {dtype}, block {block})")
+    if tblock is not None and (table or (table is None and lut4)):
+        launch(_dequantize16_kernel, (triton.cdiv(N, tblock[0]), triton.cdiv(K, tblock[1])),
+               *weight_args(qdata, scales, zeros, global_scale, lut), out.view(torch.int32), N, K, int(group_size),
+               GC=gc, SCALE=sk, HAS_Z=hz, HAS_G=hg, OUT=kind, BR=tblock[0], BK=tblock[1], EMULATE=interpreting(),
+               num_warps=num_warps or TABLE_WARPS, **EXACT)
+        return out
     tile4 = bits == 4 and codes in (CODES_UINT, CODES_E2M1)
     bk4 = min(TILE4_ELEMS, triton.next_power_of_2(K))
     block = block or (LUT_BLOCK if lut4 else (TILE4_ELEMS // bk4, bk4) if tile4 else (BLOCK_R, BLOCK_K))

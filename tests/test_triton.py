@@ -331,6 +331,59 @@ def K_dequantize(args):
     return K.dequantize(*args, torch.float32)
 
 
+FOUR_BIT = sorted(n for n, f in PRESETS.items() if f.bits == 4)
+DQ = importlib.import_module("fourbit.kernels.dequantize")
+
+
+@needs_ready
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", FOUR_BIT)
+def test_dequantize_group_tables(name, dtype):
+    """The group-table kernel (16-bit outputs; the default for codebook formats) forced on for every 4-bit preset:
+    special values (_special_weights: NaN / Inf groups, subnormal scales, -0.0 codes), several groups a K tile
+    (K = 256) and a K tile inside one per-channel group (int4 with G = K = 1024, tiles of 256)."""
+    w = _special_weights()
+    for fmt, ww in ((PRESETS[name], w), (PRESETS[name], w.repeat(1, 4)[:5] * 0.01)):
+        qw = testing.reference_quantize(ww, fmt)
+        args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in qw.op_args()]
+        got = DQ.dequantize(*args[:5], args[5], dtype, table=True)
+        testing.assert_bit_exact(got.cpu(), fmt.dequantize_ref(fmt.quantize_ref(ww)).to(dtype), f"{name} {dtype}")
+    if name == "int4":
+        fmt = PRESETS[name].replace(group_size=None)
+        ww = w.repeat(1, 4) * 0.01
+        args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in testing.reference_quantize(ww, fmt).op_args()]
+        got = DQ.dequantize(*args[:5], args[5], dtype, table=True, block=(2, 512))
+        testing.assert_bit_exact(got.cpu(), fmt.dequantize_ref(fmt.quantize_ref(ww)).to(dtype), "int4 per-channel")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", FOUR_BIT)
+def test_gpu_dequantize_group_tables(name):
+    """The group-table kernel on the GPU (its prmt asm; the interpreter runs a twin of it) at a larger shape, both
+    16-bit dtypes, against the reference and against the element-wise kernel."""
+    w = torch.randn(300, 4096, generator=torch.Generator().manual_seed(12)) * 0.02
+    w[17, 1000], w[200, 64:80], w[5, 7] = 40.0, 0.0, float("nan")
+    fmt = PRESETS[name]
+    args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in testing.reference_quantize(w, fmt).op_args()]
+    ref = fmt.dequantize_ref(fmt.quantize_ref(w))
+    for dtype in (torch.bfloat16, torch.float16):
+        got = DQ.dequantize(*args[:5], args[5], dtype, table=True)
+        testing.assert_bit_exact(got.cpu(), ref.to(dtype), f"{name} {dtype}")
+        testing.assert_bit_exact(got, DQ.dequantize(*args[:5], args[5], dtype, table=False), f"{name} {dtype} twin")
+
+
+@needs_ready
+def test_dequantize_group_tables_reject():
+    """Forcing the group-table kernel where its tiles cannot hold whole groups (G = K = 384) or for a float32
+    output is an error naming the rule, not a wrong result."""
+    fmt = PRESETS["int4"].replace(group_size=None)
+    args = [t.to(DEV) if isinstance(t, torch.Tensor) else t
+            for t in testing.reference_quantize(torch.randn(2, 384), fmt).op_args()]
+    for dtype in (torch.bfloat16, torch.float32):
+        with pytest.raises(ValueError, match="whole groups"):
+            DQ.dequantize(*args[:5], args[5], dtype, table=True)
+
+
 @needs_ready
 def test_double_quant_from_kernel_scales():
     """nf4_dq: the kernel's absmax, compressed by fourbit's double quant, equals the reference's stored scales."""

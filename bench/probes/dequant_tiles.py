@@ -1,7 +1,9 @@
 """The Triton dequantize (bf16 out: the dequantize + cuBLAS route's first half) over launch tiles at the two shapes
 of the M >= 1024 targets, each tile checked bit-exact against the shipped default; one-call CUDA graphs under do_bench
 (L2 flushed), in us. Prints, per shape and format, the default and the four fastest tiles.
-Usage (GPU machine): python3 bench/probes/dequant_tiles.py"""
+With `table`: the group-table kernel (table=True) over its tiles for every format, checked against the element-wise
+kernel (table=False), which is also timed.
+Usage (GPU machine): python3 bench/probes/dequant_tiles.py [table]"""
 import itertools
 import os
 import sys
@@ -15,21 +17,27 @@ from timing_floor import graph_of  # noqa: E402
 
 TILES = [(r, k) for r, k in ((1, 4096), (2, 2048), (4, 1024), (2, 4096), (4, 2048), (8, 1024), (8, 2048), (16, 1024))]
 WARPS = (1, 2, 4, 8)
+TABLE_TILES = [(1, 2048), (1, 4096), (2, 2048), (2, 4096), (4, 1024), (4, 2048)]
 
 
-def main():
+def main(table=False):
     import fourbit.kernels  # noqa: F401, PLC0415
     d = sys.modules["fourbit.kernels.dequantize"]
+    tiles, opts = (TABLE_TILES, {"table": True}) if table else (TILES, {})
     print(torch.cuda.get_device_name(), "triton", triton.__version__)
     for N, K in ((4096, 4096), (8192, 8192)):
         w = torch.randn(N, K, device="cuda") * 0.02
         for f in ("int4", "nf4", "nvfp4", "mxfp4"):
             args = fourbit.quantize(w, f).op_args()
-            ref = d.dequantize(*args, torch.bfloat16)
+            ref = d.dequantize(*args, torch.bfloat16, **({"table": False} if table else {}))
             t0 = triton.testing.do_bench(graph_of(lambda: d.dequantize(*args, torch.bfloat16)), return_mode="median")
+            if table:
+                t1 = triton.testing.do_bench(graph_of(lambda: d.dequantize(*args, torch.bfloat16, table=False)),
+                                             return_mode="median")
+                print(f"{N}x{K} {f}: element-wise kernel {t1 * 1e3:.1f} us", flush=True)
             res = []
-            for (br, bk), nw in itertools.product(TILES, WARPS):
-                fn = lambda: d.dequantize(*args, torch.bfloat16, block=(br, bk), num_warps=nw)  # noqa: E731
+            for (br, bk), nw in itertools.product(tiles, WARPS):
+                fn = lambda: d.dequantize(*args, torch.bfloat16, block=(br, bk), num_warps=nw, **opts)  # noqa: E731
                 try:
                     ok = torch.equal(fn(), ref)
                 except Exception as e:  # noqa: BLE001 - a tile that does not compile is reported, not fatal
@@ -45,4 +53,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main("table" in sys.argv[1:])

@@ -25,8 +25,13 @@ from timing_floor import graph_of as one_graph  # noqa: E402 (bench/probes/, thi
 
 dev = "cuda"
 FMTS = ("int4", "nf4", "nvfp4", "mxfp4")
-_dirty = torch.empty(1 << 28, dtype=torch.uint8, device=dev)  # 256 MB, do_bench's flush size
-_clean = torch.empty(1 << 26, dtype=torch.float32, device=dev)
+_buf = {}  # the flush buffers, made on first use (gemv_ab.py imports this module and never flushes)
+
+
+def _flush_buf(name, numel, dtype):  # 256 MB, do_bench's flush size
+    if name not in _buf:
+        _buf[name] = torch.empty(numel, dtype=dtype, device=dev)
+    return _buf[name]
 
 
 def timed(fn, flush, n=100):
@@ -42,11 +47,11 @@ def timed(fn, flush, n=100):
 
 
 def flush_dirty():
-    _dirty.zero_()  # do_bench's flush
+    _flush_buf("dirty", 1 << 28, torch.uint8).zero_()  # do_bench's flush
 
 
 def flush_clean():
-    _clean.sum()  # reads 256 MB: the L2 ends up full of clean lines
+    _flush_buf("clean", 1 << 26, torch.float32).sum()  # reads 256 MB: the L2 ends up full of clean lines
 
 
 def back_to_back(fns, reps=50):
