@@ -48,7 +48,7 @@ if want sanitize; then
     > "$OUT/memcheck.log" 2>&1; grep "ERROR SUMMARY" "$OUT/memcheck.log" || tail -5 "$OUT/memcheck.log"
   grep -q "ERROR SUMMARY: 0 errors" "$OUT/memcheck.log" || status=1
   step "racecheck"
-  timeout 180 compute-sanitizer --tool racecheck python3 "$R/scripts/gpu_smoke.py" > "$OUT/racecheck.log" 2>&1
+  timeout 300 compute-sanitizer --tool racecheck python3 "$R/scripts/gpu_smoke.py" > "$OUT/racecheck.log" 2>&1
   grep "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/racecheck.log" || tail -5 "$OUT/racecheck.log"
   # a hazard fails the step unless both accesses are in cuBLAS's own kernels (nvjet: 4 known splitK hazards, outside
   # fourbit's control); the run must also have finished ("gpu smoke done")

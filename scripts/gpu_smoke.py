@@ -34,10 +34,15 @@ def native_cases(shapes, ms, **kernel):
 
 
 def workload():
+    from fourbit.kernels.dequantize import dequantize as triton_dequantize
+
     for name, fmt in PRESETS.items():
         w = torch.randn(37, 256, device=dev)
         qw = fourbit.quantize(w, fmt)
         qw.dequantize(torch.bfloat16)
+        if fmt.bits == 4:  # the group-table dequantize (the codebook formats' default) forced on, fp16 too
+            a = qw.op_args()
+            triton_dequantize(*a[:5], a[5], torch.float16, table=True)
         for M in (1, 3, 17):  # CUDA GEMV (M <= 8), the small-M GEMM or Triton GEMM
             for dt in (torch.bfloat16, torch.float32):
                 x = torch.randn(M, 256, device=dev, dtype=dt)
