@@ -282,12 +282,12 @@ def dequant_tile(q_ptr, s_ptr, z_ptr, g_ptr, lut_ptr, rows, rmask, k0, K, G, GC:
 # same float32 steps as dequant_tile, so bit-exact by construction). The group-table kernel computes those 16 values
 # once per (row, group), keeps them as 2 x 4 byte-plane words (L_q: the low bytes of t_4q .. t_4q+3, H_q: the high
 # bytes) and turns each code byte into its two outputs with 8 byte permutes (prmt) per 4 codes. The per-element work
-# drops from ~7 instructions (the float32 LUT's 4 planes, multiply, convert) to ~3.5; it pays for codebook formats
-# (nf4, bnb_fp4: groups of 64) and costs for short groups (nvfp4's 16), whose 16-entry tables outnumber the elements.
+# drops from ~7 instructions (the float32 LUT's 4 planes, multiply, convert) to ~3.5 plus the table's share; it pays
+# for the codebook formats (nf4, bnb_fp4: groups of 64) and costs for nvfp4, whose groups hold only 16 elements.
 
 
 @triton.jit
-def _bits16(x, OUT: tl.constexpr):  # float32 -> uint32 holding the 16-bit pattern of x in bfloat16 (OUT=2) / float16, RNE
+def _bits16(x, OUT: tl.constexpr):  # float32 -> uint32: x's bits in bfloat16 (OUT=2) / float16, RNE
     if OUT == 2:
         return cd.bf16_bits(x).to(tl.uint32)
     else:
