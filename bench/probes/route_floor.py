@@ -21,7 +21,7 @@ import fourbit  # noqa: E402
 from fourbit.ops import cuda as route  # noqa: E402
 import read_floor  # noqa: E402
 from gpu_quick import graph_time  # noqa: E402
-from timing_floor import graph_of as one_graph  # noqa: E402 (bench/probes/, this script's folder)
+from timing_floor import cupti_kernels, graph_of as one_graph  # noqa: E402 (bench/probes/, this script's folder)
 
 dev = "cuda"
 FMTS = ("int4", "nf4", "nvfp4", "mxfp4")
@@ -120,17 +120,6 @@ def part_b():
         torch.cuda.empty_cache()
 
 
-def cupti(fn, n=20):
-    fn()
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            flush_dirty()
-            fn()
-        torch.cuda.synchronize()
-    return {e.key[:60]: e.device_time_total / n for e in prof.key_averages() if e.device_time_total > 0}
-
-
 def part_c():
     print("\nC. CUPTI kernel us a call (after a zero flush each; the flush kernel listed too)")
     for N, K, M in ((4096, 4096, 64), (8192, 8192, 64), (4096, 4096, 4096), (8192, 8192, 1024)):
@@ -138,10 +127,10 @@ def part_c():
         x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
         for f in FMTS:
             q = fourbit.quantize(w, f)
-            ks = cupti(lambda: fourbit.linear(x, q))
+            ks = cupti_kernels(lambda: fourbit.linear(x, q), before=flush_dirty)
             print(f"{N}x{K} M={M} {f}: " + "; ".join(f"{k} {v:.1f}" for k, v in ks.items()), flush=True)
         wb = w.to(torch.bfloat16)
-        ks = cupti(lambda: x @ wb.t())
+        ks = cupti_kernels(lambda: x @ wb.t(), before=flush_dirty)
         print(f"{N}x{K} M={M} bf16: " + "; ".join(f"{k} {v:.1f}" for k, v in ks.items()), flush=True)
 
 

@@ -30,14 +30,21 @@ def us(fn, flush=True):
     return ev[0].elapsed_time(ev[1]) * 1e3 / 200
 
 
-def cupti_us(fn, n=20):
+def cupti_kernels(fn, n=20, before=None):
+    """{kernel name (60 chars): CUPTI us a call} over n calls of fn, each after before() (its kernels listed too)."""
     fn()
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(n):
+            if before is not None:
+                before()
             fn()
         torch.cuda.synchronize()
-    return sum(e.device_time_total for e in prof.key_averages()) / n
+    return {e.key[:60]: e.device_time_total / n for e in prof.key_averages() if e.device_time_total > 0}
+
+
+def cupti_us(fn, n=20):
+    return sum(cupti_kernels(fn, n).values())
 
 
 def graph_of(fn):
