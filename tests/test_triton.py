@@ -335,6 +335,15 @@ FOUR_BIT = sorted(n for n, f in PRESETS.items() if f.bits == 4)
 DQ = importlib.import_module("fourbit.kernels.dequantize")
 
 
+def check_group_tables(w, fmt, dtype, **kw):
+    """The group-table kernel, forced on, for the reference's stored weight: bit-exact against the reference.
+    Returns (op args on DEV, its output)."""
+    args, ref = weight_on_dev(w, fmt)
+    got = DQ.dequantize(*args, dtype, table=True, **kw)
+    testing.assert_bit_exact(got.cpu(), ref.to(dtype), f"{fmt} {dtype}")
+    return args, got
+
+
 @needs_ready
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", FOUR_BIT)
@@ -343,17 +352,10 @@ def test_dequantize_group_tables(name, dtype):
     special values (_special_weights: NaN / Inf groups, subnormal scales, -0.0 codes), several groups a K tile
     (K = 256) and a K tile inside one per-channel group (int4 with G = K = 1024, tiles of 256)."""
     w = _special_weights()
-    for fmt, ww in ((PRESETS[name], w), (PRESETS[name], w.repeat(1, 4)[:5] * 0.01)):
-        qw = testing.reference_quantize(ww, fmt)
-        args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in qw.op_args()]
-        got = DQ.dequantize(*args[:5], args[5], dtype, table=True)
-        testing.assert_bit_exact(got.cpu(), fmt.dequantize_ref(fmt.quantize_ref(ww)).to(dtype), f"{name} {dtype}")
+    for ww in (w, w.repeat(1, 4)[:5] * 0.01):
+        check_group_tables(ww, PRESETS[name], dtype)
     if name == "int4":
-        fmt = PRESETS[name].replace(group_size=None)
-        ww = w.repeat(1, 4) * 0.01
-        args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in testing.reference_quantize(ww, fmt).op_args()]
-        got = DQ.dequantize(*args[:5], args[5], dtype, table=True, block=(2, 512))
-        testing.assert_bit_exact(got.cpu(), fmt.dequantize_ref(fmt.quantize_ref(ww)).to(dtype), "int4 per-channel")
+        check_group_tables(w.repeat(1, 4) * 0.01, PRESETS[name].replace(group_size=None), dtype, block=(2, 512))
 
 
 @pytest.mark.gpu
@@ -363,25 +365,19 @@ def test_gpu_dequantize_group_tables(name):
     16-bit dtypes, against the reference and against the element-wise kernel."""
     w = torch.randn(300, 4096, generator=torch.Generator().manual_seed(12)) * 0.02
     w[17, 1000], w[200, 64:80], w[5, 7] = 40.0, 0.0, float("nan")
-    fmt = PRESETS[name]
-    args = [t.to(DEV) if isinstance(t, torch.Tensor) else t for t in testing.reference_quantize(w, fmt).op_args()]
-    ref = fmt.dequantize_ref(fmt.quantize_ref(w))
     for dtype in (torch.bfloat16, torch.float16):
-        got = DQ.dequantize(*args[:5], args[5], dtype, table=True)
-        testing.assert_bit_exact(got.cpu(), ref.to(dtype), f"{name} {dtype}")
-        testing.assert_bit_exact(got, DQ.dequantize(*args[:5], args[5], dtype, table=False), f"{name} {dtype} twin")
+        args, got = check_group_tables(w, PRESETS[name], dtype)
+        testing.assert_bit_exact(got, DQ.dequantize(*args, dtype, table=False), f"{name} {dtype} twin")
 
 
 @needs_ready
 def test_dequantize_group_tables_reject():
     """Forcing the group-table kernel where its tiles cannot hold whole groups (G = K = 384) or for a float32
     output is an error naming the rule, not a wrong result."""
-    fmt = PRESETS["int4"].replace(group_size=None)
-    args = [t.to(DEV) if isinstance(t, torch.Tensor) else t
-            for t in testing.reference_quantize(torch.randn(2, 384), fmt).op_args()]
+    args, _ = weight_on_dev(torch.randn(2, 384), PRESETS["int4"].replace(group_size=None))
     for dtype in (torch.bfloat16, torch.float32):
         with pytest.raises(ValueError, match="whole groups"):
-            DQ.dequantize(*args[:5], args[5], dtype, table=True)
+            DQ.dequantize(*args, dtype, table=True)
 
 
 @needs_ready
