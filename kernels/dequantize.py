@@ -435,12 +435,15 @@ def weight_args(qdata, scales, zeros, global_scale, lut):
     return qdata, as_bytes(scales), pick(zeros), pick(global_scale), pick(lut)
 
 
+def _k_tile_for(gc, block):
+    """block with its K tile cut to 256 where GC = 256, which stands for any multiple of 256 (same elements a tile)."""
+    return (block[0] * block[1] // 256, 256) if gc == 256 and block[1] > 256 else block
+
+
 def _table_block(K, gc, block):
     """The group-table kernel's (rows, K) tile, or None where its tiles cannot hold whole groups (or lie in one)."""
     bk = min(TABLE_ELEMS, triton.next_power_of_2(K))
-    block = block or (TABLE_ELEMS // bk, bk)
-    if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
-        block = (block[0] * block[1] // 256, 256)
+    block = _k_tile_for(gc, block or (TABLE_ELEMS // bk, bk))
     fits = gc % 8 == 0 and (block[1] % gc == 0 or gc % block[1] == 0)
     return block if fits else None
 
@@ -471,9 +474,8 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype=torch.
     tile4 = bits == 4 and codes in (CODES_UINT, CODES_E2M1)
     bk4 = min(TILE4_ELEMS, triton.next_power_of_2(K))
     block = block or (LUT_BLOCK if lut4 else (TILE4_ELEMS // bk4, bk4) if tile4 else (BLOCK_R, BLOCK_K))
+    block = _k_tile_for(gc, block)
     num_warps = num_warps or (LUT_WARPS if lut4 else TILE4_WARPS[sk] if tile4 else WARPS)
-    if gc == 256 and block[1] > 256:  # GC = 256 stands for any multiple of 256, so K tiles must stay <= 256
-        block = (block[0] * block[1] // 256, 256)
     grid = (triton.cdiv(N, block[0]), triton.cdiv(K, block[1]))
     if lut_mode is None:  # codebook formats: the prmt byte-plane lookup on the GPU, the L1 gather when interpreting
         lut_mode = (1 if interpreting() else 2) if lut4 else 0
