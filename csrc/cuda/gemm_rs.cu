@@ -44,6 +44,11 @@
 // not what bounds it; 2 CTAs an SM at BN = 64 (4 stages fit 113 KB): ptxas then caps 288 threads at 96 registers,
 // spills 230-440 bytes and serializes the wgmmas (C7512); a split-K reduce kernel with 4 elements a thread: 1.9 ->
 // 1.8 us, no change in a graph.
+// Tried and dropped (twenty-third session, H100, 2026-11-27; bench/benchmarks_notes.md has the numbers): the prologue
+// reordered (the producer's thread loading at once while the consumers alone build the table, a named barrier, the
+// first scales before the build): no gain at 4096^2 M = 64, 8192^2 M = 64 int4 7% slower; the workspace splits summed
+// by the tile's last split (a counter tagged with %gridid): %gridid repeats across CUDA-graph replays (the output was
+// never stored), and the fences and CAS made the kernel 10.4 -> 16.2 us at 4096^2 M = 64.
 // Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
 // half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
 // int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
