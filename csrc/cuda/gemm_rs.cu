@@ -48,7 +48,10 @@
 // reordered (the producer's thread loading at once while the consumers alone build the table, a named barrier, the
 // first scales before the build): no gain at 4096^2 M = 64, 8192^2 M = 64 int4 7% slower; the workspace splits summed
 // by the tile's last split (a counter tagged with %gridid): %gridid repeats across CUDA-graph replays (the output was
-// never stored), and the fences and CAS made the kernel 10.4 -> 16.2 us at 4096^2 M = 64.
+// never stored), and the fences and CAS made the kernel 10.4 -> 16.2 us at 4096^2 M = 64; stage counts that are a
+// multiple of the loop's 6-step groups (12 at BN = 64, 6 at BN = 128), so each step's stage and barrier addresses
+// are constants (~7% fewer SASS instructions a step): 4096^2 M = 64 13.1-13.8 -> 13.9-14.5 us, 8192^2 M = 128 int4
+// 41.5 -> 42.3 (bench/gpu_rs.py, two A/B passes).
 // Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
 // half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
 // int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
@@ -152,26 +155,33 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 
   // chunk c's scales / zeros: a row's GS raw values are adjacent (one 1 / 2 / 4 / 8-byte load). Why: one byte load
   // each (8 a chunk for nvfp4) made nvfp4 ~20% slower than int4 even with the decode switched off (H100, 2026-11-27).
+  // The rows' pointers are formed once, so a chunk's address is one 32-bit offset added (the 64-bit index arithmetic,
+  // signed halving included, took ~20 SASS instructions a chunk step).
+  constexpr int SB = SK == SK_F32 ? 4 : 1;  // bytes a raw scale
+  const uint8_t* const srow[2] = {static_cast<const uint8_t*>(p.scales) + ja * SB,
+                                  static_cast<const uint8_t*>(p.scales) + jb * SB};
+  const uint8_t* const zrow[2] = {HZ ? p.zeros + ja : nullptr, HZ ? p.zeros + jb : nullptr};
   auto load_raw = [&](RsRaw<GS, HZ>& R, int c) {
-    const int ck = c_lo + c;
-    const int grp = GS > 1 ? ck * GS : p.gmul ? int(__umulhi(uint32_t(ck), p.gmul) >> p.gshr) : ck;
+    const uint32_t ck = uint32_t(c_lo + c);
+    const uint32_t grp = GS > 1 ? ck * GS : p.gmul ? __umulhi(ck, p.gmul) >> p.gshr : ck;  // < 2^26 (K <= 2^30)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int64_t j = (r ? jb : ja) + grp;
+      const uint8_t* sp = srow[r] + grp * SB;
       if (SK == SK_F32 && GS == 2) {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(p.scales) + j / 2);
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(sp));
         R.s[r][0] = v.x;
         R.s[r][GS - 1] = v.y;
       } else if (SK != SK_F32 && GS > 1) {
-        const uint32_t v = GS == 4 ? __ldg(reinterpret_cast<const uint32_t*>(p.scales) + j / 4)
-                                   : __ldg(reinterpret_cast<const uint16_t*>(p.scales) + j / 2);
+        const uint32_t v = GS == 4 ? __ldg(reinterpret_cast<const uint32_t*>(sp))
+                                   : __ldg(reinterpret_cast<const uint16_t*>(sp));
 #pragma unroll
         for (int i = 0; i < GS; ++i) R.s[r][i] = (v >> (8 * i)) & 0xffu;
       } else {
-        R.s[r][0] = ld_scale<SK>(p.scales, j);
+        R.s[r][0] = SK == SK_F32 ? __ldg(reinterpret_cast<const uint32_t*>(sp)) : __ldg(sp);
       }
       if (HZ) {
-        const uint32_t z = GS == 2 ? __ldg(reinterpret_cast<const uint16_t*>(p.zeros) + j / 2) : __ldg(p.zeros + j);
+        const uint8_t* zp = zrow[r] + grp;
+        const uint32_t z = GS == 2 ? __ldg(reinterpret_cast<const uint16_t*>(zp)) : __ldg(zp);
 #pragma unroll
         for (int i = 0; i < (HZ ? GS : 1); ++i) R.z[r][i] = (z >> (8 * i)) & 0xffu;
       }
