@@ -155,8 +155,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 
   // chunk c's scales / zeros: a row's GS raw values are adjacent (one 1 / 2 / 4 / 8-byte load). Why: one byte load
   // each (8 a chunk for nvfp4) made nvfp4 ~20% slower than int4 even with the decode switched off (H100, 2026-11-27).
-  // The rows' pointers are formed once, so a chunk's address is one 32-bit offset added (the 64-bit index arithmetic,
-  // signed halving included, took ~20 SASS instructions a chunk step).
+  // The rows' pointers are formed once, so a chunk's address is one 32-bit offset added to them: 4-9 fewer of a step's
+  // ~120-170 SASS instructions than the 64-bit index arithmetic (signed halving included), ~1% (benchmarks_notes.md).
   constexpr int SB = SK == SK_F32 ? 4 : 1;  // bytes a raw scale
   const uint8_t* const srow[2] = {static_cast<const uint8_t*>(p.scales) + ja * SB,
                                   static_cast<const uint8_t*>(p.scales) + jb * SB};
@@ -177,7 +177,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 #pragma unroll
         for (int i = 0; i < GS; ++i) R.s[r][i] = (v >> (8 * i)) & 0xffu;
       } else {
-        R.s[r][0] = SK == SK_F32 ? __ldg(reinterpret_cast<const uint32_t*>(sp)) : __ldg(sp);
+        R.s[r][0] = ld_scale<SK>(sp, 0);
       }
       if (HZ) {
         const uint8_t* zp = zrow[r] + grp;
@@ -252,7 +252,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   };
   // Groups of 2 NA steps (the fragment buffers and the scale sets both come back to the same slots); the groups whose
   // steps all have a chunk 3 ahead run without bounds tests, the rest with them. Why: the compares and the branches
-  // around the decode held ~8% of the loop's warp samples (ncu, H100, 4096^2 M = 64 int4, 2026-11-27).
+  // around the decode held ~8% of the loop's warp samples (ncu, H100, 4096^2 M = 64 int4, 2026-11-27); without them
+  // the GEMM ran 4-8% faster at M = 64-1024 (bench/gpu_rs.py, H100: 8192^2 int4 M = 1024 215.3 -> 206.5 us).
   int c = 0;
   for (; c + 2 * NA + 2 < nch; c += 2 * NA) {
 #pragma unroll
