@@ -69,6 +69,23 @@ def test_rs_int4_group_sizes(group_size, symmetric):
                      f"int4 G={group_size} sym={symmetric} M={M} K={K}")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_rs_int4_bit_decode_matches_table(dtype):
+    """int4 with zero points decodes by bits at x tiles of 64 and 128 rows (codes = 1: (M + c) - (M + z), no table);
+    forced through the byte-pair table (codes = 0) the output must be bitwise the same, since both decodes are exact
+    before the scale's one rounding and the summation order does not change. Group sizes 64 and 128, a partial weight
+    tile, split-K through the workspace and through a cluster."""
+    gen = torch.Generator().manual_seed(6)
+    for G, (M, N, K) in [(128, (40, 4096, 1024)), (64, (100, 4097, 2048)), (128, (128, 1000, 256)),
+                         (128, (64, 256, 8192))]:
+        _, args = quantized(make_format("int4", group_size=G), N, K)
+        x = torch.randn(M, K, generator=gen).to(dtype).cuda()
+        assert nc.tc_codes(args[4]) == 1
+        outs = [nc.linear_out(x, *args, None, torch.empty(M, N, dtype=dtype, device="cuda"), rs=True, codes=c)
+                for c in (1, 0)]
+        assert torch.equal(outs[0], outs[1]), (G, M, N, K, dtype)
+
+
 def test_rs_takes_rules():
     """What the kernel declines (and linear_rs refuses with an error): fp32 x, x 8 bytes past a 16-byte boundary, K
     not a multiple of 64."""

@@ -17,7 +17,7 @@ struct LinearArgs {
   const void* bias;            // [N] of x's dtype or null
   void* out;                   // [M, N] of x's dtype, contiguous
   float* ws; int64_t ws_elems; // split-K workspace (floats)
-  int codes = 0;               // linear_tc only: 0 any LUT, 1 lut[c] = c, 2 lut[c] = c - 8 (int4 tables)
+  int codes = 0;               // linear_tc, linear_rs: 0 any LUT, 1 lut[c] = c, 2 lut[c] = c - 8 (int4 tables)
   const float* row_scale = nullptr;  // linear_w4a8 only: the activations' per-row scale s [M] (x: E4M3 bytes)
   bool after_act = false;  // linear_w4a8 only: act_quantize_e4m3 wrote x and row_scale just before, on this stream
                            // (the GEMM then starts early: programmatic dependent launch, its weights first)

@@ -52,6 +52,15 @@
 // multiple of the loop's 6-step groups (12 at BN = 64, 6 at BN = 128), so each step's stage and barrier addresses
 // are constants (~7% fewer SASS instructions a step): 4096^2 M = 64 13.1-13.8 -> 13.9-14.5 us, 8192^2 M = 128 int4
 // 41.5 -> 42.3 (bench/gpu_rs.py, two A/B passes).
+// Twenty-fourth session (H100, 2026-11-27, bench/gpu_rs.py, CUDA graphs, us, A/B in one call, two passes): int4 with
+// zero points decodes by bits at x tiles of <= 128 rows (CK = 1: no table build, no table loads; 3 integer
+// instructions for a PRMT and an LDS): 4096^2 M = 64 13.5 -> 13.1, M = 128 16.8 -> 16.7, M = 256 23.4 -> 22.8;
+// 8192^2 M = 64 32.4-32.5 -> 31.7-32.2, M = 128 41.4-41.7 -> 40.3 (mxfp4 unchanged beside it); at 256-row tiles it
+// lost (4096^2 M = 1024 51.4-51.9 -> 53.1-53.5), so those keep the table. Tried and
+// dropped then: three consumer warpgroups at 64 x rows (192 weight rows a CTA, 512 threads, consumers at 160
+// registers, splits of any count): no faster per weight row (4096^2 M = 64 13.4 -> 14.7 with 22 tiles x 6 splits,
+// 15.1 with 4; 8192^2 32.2 -> 33.1 with 43 x 3), so the loop is bound per SM, not by each warp's latency; ncu's
+// busiest unit stayed the L1 data pipe at 42-44% of the kernel's time either way.
 // Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
 // half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
 // int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
@@ -111,7 +120,10 @@ struct RsParams {
 // One chunk's raw scales (and zero bytes) of the thread's two rows: GS groups a chunk (G = 16: 4, G = 32: 2, else 1).
 template <int GS, bool HZ> struct RsRaw { uint32_t s[2][GS], z[2][HZ ? GS : 1]; };
 
-template <typename XT, int SK, int GS, bool HZ, int BN>
+// CK: how a code pair becomes its XT pair: 0 through the byte-pair table (any LUT), 1 by bits for int4 with zero
+// points (lut[c] = c; the table is not built). Both give the same bits: the table's pair is exact, and so are
+// (M + c) - (M + z) = c - z, so the one rounding is the scale's multiply either way.
+template <typename XT, int SK, int GS, bool HZ, int BN, int CK>
 __global__ void __launch_bounds__(kRsThreads, 1)
 gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -135,7 +147,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   };
   if (tid == kRsCons)
     for (int c = 0; c < min(nch, S); ++c) produce(c);
-  build_pair_table<XT, kRsThreads, kRsE>(reinterpret_cast<uint32_t*>(base + L::TABLE), p.lut);
+  if (CK == 0) build_pair_table<XT, kRsThreads, kRsE>(reinterpret_cast<uint32_t*>(base + L::TABLE), p.lut);
   __syncthreads();  // publishes the table and the barriers' initialization
 
   if (tid >= kRsCons) {  // ---- producer: one thread issues every load ----
@@ -205,11 +217,20 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
       for (int e = 0; e < 4; ++e) {  // register e: row rl + 8 (e & 1), word 2 kk + (e >> 1)
         const int r = e & 1;
         uint32_t addr, v;
-        asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(addr) : "r"(w[r][2 * kk + (e >> 1)]), "r"(lb), "r"(sel));
-        asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
-        if (HZ) {
-          const float z = float(R.z[r][HZ ? i : 0]);
+        if (CK == 1) {  // lut[c] = c: the pair (M + lo, M + hi) by bits, M = 128 (bf16) / 1024 (fp16), minus M + z
+          uint32_t b;  // byte q alone; times 0x1001 puts its low code in bits 0-3 and its high code in bits 16-19
+          asm("prmt.b32 %0, %1, 0, %2;\n" : "=r"(b) : "r"(w[r][2 * kk + (e >> 1)]), "r"(0x4440u | uint32_t(q)));
+          constexpr uint32_t MAG = std::is_same<XT, __half>::value ? 0x64006400u : 0x43004300u;
+          v = ((b * 0x1001u) & 0x000f000fu) | MAG;
+          const float z = float(R.z[r][HZ ? i : 0]) + (std::is_same<XT, __half>::value ? 1024.f : 128.f);
           v = hsub2<XT>(v, pack2<XT>(z, z));
+        } else {
+          asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(addr) : "r"(w[r][2 * kk + (e >> 1)]), "r"(lb), "r"(sel));
+          asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
+          if (HZ) {
+            const float z = float(R.z[r][HZ ? i : 0]);
+            v = hsub2<XT>(v, pack2<XT>(z, z));
+          }
         }
         a[kk][e] = hmul2<XT>(v, scale_pair<XT, SK>(R.s[r][i]));
       }
@@ -310,7 +331,7 @@ int rs_env_bn() {  // FOURBIT_RS_BN (64 / 128 / 256) fixes the x tile, for exper
 // S-CTA clusters of BN's kernels the current device holds at once (all have its threads and shared memory; the
 // registers do not bind); 0 where it cannot launch them.
 template <int BN> int rs_resident(int S) {
-  return resident_clusters(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN>, kRsThreads, RsSmem<BN>::BYTES, S);
+  return resident_clusters(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN, 0>, kRsThreads, RsSmem<BN>::BYTES, S);
 }
 
 struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster; };  // mt: M tiles of bn x rows
@@ -349,10 +370,10 @@ RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
   return rs_plan_bn(M, N, K, 128);
 }
 
-template <typename XT, int SK, int GS, bool HZ, int BN>
+template <typename XT, int SK, int GS, bool HZ, int BN, int CK>
 void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
   using L = RsSmem<BN>;
-  const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN>;
+  const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN, CK>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
@@ -372,9 +393,9 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
 
 template <typename XT, int SK, int GS, bool HZ>
 void launch_rs_bn(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
-  if (r.bn == 64) launch_rs_t<XT, SK, GS, HZ, 64>(a, p, r, st);
-  else if (r.bn == 128) launch_rs_t<XT, SK, GS, HZ, 128>(a, p, r, st);
-  else launch_rs_t<XT, SK, GS, HZ, 256>(a, p, r, st);
+  if (r.bn == 64) launch_rs_t<XT, SK, GS, HZ, 64, 0>(a, p, r, st);
+  else if (r.bn == 128) launch_rs_t<XT, SK, GS, HZ, 128, 0>(a, p, r, st);
+  else launch_rs_t<XT, SK, GS, HZ, 256, 0>(a, p, r, st);
 }
 
 // Groups a 64-K chunk: 4 (G = 16), 2 (G = 32), 1 (G % 64 == 0); 0 for any other G (not taken).
@@ -385,7 +406,9 @@ void launch_rs(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStre
   const bool hz = a.zeros != nullptr;
   const int gs = rs_gs(a.G);
   if (a.sk == SK_F32) {  // int4 (zeros), int4_sym / nf4 / bnb_fp4 (none); G = 32 or a multiple of 64
-    if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
+    if (gs == 1 && hz && a.codes == 1 && r.bn == 64) launch_rs_t<XT, SK_F32, 1, true, 64, 1>(a, p, r, st);
+    else if (gs == 1 && hz && a.codes == 1 && r.bn == 128) launch_rs_t<XT, SK_F32, 1, true, 128, 1>(a, p, r, st);
+    else if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
     else hz ? launch_rs_bn<XT, SK_F32, 2, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 2, false>(a, p, r, st);
   } else if (a.sk == SK_E4M3) {  // nvfp4
     launch_rs_bn<XT, SK_E4M3, 4, false>(a, p, r, st);

@@ -68,8 +68,8 @@ def linear_path(x, qdata, lut, group_size) -> str:
 
 
 def tc_codes(lut) -> int:
-    """How gemm_tc decodes a code: 1 for the table lut[c] = c, 2 for c - 8 (int4; 2^23 + c by bits, no lookup), 0 for
-    any other table (a shared-memory lookup). The LUT is compared once per tensor version (fourbit.kernels'
+    """How gemm_tc and gemm_rs decode a code: 1 for the table lut[c] = c, 2 for c - 8 (int4; by bits, no lookup; gemm_rs
+    only 1, with zero points, at x tiles of <= 128 rows), 0 for any other table (a shared-memory lookup). The LUT is compared once per tensor version (fourbit.kernels'
     code_kind; an unseen LUT inside a CUDA-graph capture counts as 0)."""
     from ..kernels.dequantize import CODES_SINT, CODES_UINT, code_kind  # Triton's module: GPU machines have it
     kind = code_kind(lut)
@@ -120,10 +120,11 @@ def _entry(lib, x_dtype, M, N, K, G, kind, tc, rs):
 
 
 def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out, tc=False,
-               rs=False) -> torch.Tensor:
+               rs=False, codes=None) -> torch.Tensor:
     """out[M, N] = x[M, K] @ dequant(W).T (+ bias) into a caller's contiguous CUDA buffer of x's dtype; tc: through
     the Hopper tensor-core GEMM (tc_supported must hold); rs: the register-A wgmma GEMM (rs_takes must hold); else
-    the GEMV / generic kernels."""
+    the GEMV / generic kernels. codes (tc / rs): the LUT's kind as tc_codes gives it (None: tc_codes(lut); 0 forces
+    the table lookup, for tests)."""
     x, qdata, scales = x.contiguous(), qdata.contiguous(), scales.contiguous()
     zeros = None if zeros is None or zeros.numel() == 0 else zeros.contiguous()
     kind = _qkind(qdata, lut)
@@ -138,7 +139,7 @@ def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out
     ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
     if tc or rs:
         run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), N, K, G, scales.data_ptr(), _SD[scales.dtype],
-            _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut) if tc else 0, _ptr(bias), out.data_ptr(),
+            _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut) if codes is None else codes, _ptr(bias), out.data_ptr(),
             _ptr(ws), nws, _stream(x.device))
         return out
     run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(), _SD[scales.dtype],
@@ -163,7 +164,7 @@ def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False, rs: bool
     dt = _DT[dtype]
     run, nws = _entry(_lib(), dtype, M, N, K, G, kind, tc, rs)
     tail = (N, K, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros), _ptr(global_scale), _ptr(lut))
-    w = (qdata.data_ptr(), *tail, tc_codes(lut) if tc else 0) if tc or rs else (qdata.data_ptr(), kind, *tail)
+    w = (qdata.data_ptr(), *tail, tc_codes(lut)) if tc or rs else (qdata.data_ptr(), kind, *tail)
 
     def call(x, bias, out, stream):
         ws = torch.empty(nws, dtype=torch.float32, device=dev) if nws else None
