@@ -56,7 +56,10 @@
 // zero points decodes by bits at x tiles of <= 128 rows (CK = 1: no table build, no table loads; 3 integer
 // instructions for a PRMT and an LDS): 4096^2 M = 64 13.5 -> 13.1, M = 128 16.8 -> 16.7, M = 256 23.4 -> 22.8;
 // 8192^2 M = 64 32.4-32.5 -> 31.7-32.2, M = 128 41.4-41.7 -> 40.3 (mxfp4 unchanged beside it); at 256-row tiles it
-// lost (4096^2 M = 1024 51.4-51.9 -> 53.1-53.5), so those keep the table. Tried and
+// lost (4096^2 M = 1024 51.4-51.9 -> 53.1-53.5), so those keep the table. nvfp4's four scales a row and chunk become
+// XT pairs through two e4m3x2 conversions (nib4.cuh e4m3x4_pairs) instead of four: a bf16 step's SASS 121-199 ->
+// 109-140 instructions; 4096^2 M = 64 13.6-13.7 -> 13.2 us, M = 256 22.8-22.9 -> 22.3-22.4, M = 1024 51.5 -> 50.3-50.5;
+// 8192^2 M = 64 34.4 -> 33.1-33.3, M = 128 40.0-40.2 -> 39.4, M = 256 57.3 -> 56.1 (int4 unchanged beside it). Tried and
 // dropped then: three consumer warpgroups at 64 x rows (192 weight rows a CTA, 512 threads, consumers at 160
 // registers, splits of any count): no faster per weight row (4096^2 M = 64 13.4 -> 14.7 with 22 tiles x 6 splits,
 // 15.1 with 4; 8192^2 32.2 -> 33.1 with 43 x 3), so the loop is bound per SM, not by each warp's latency; ncu's
@@ -187,7 +190,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
         const uint32_t v = GS == 4 ? __ldg(reinterpret_cast<const uint32_t*>(sp))
                                    : __ldg(reinterpret_cast<const uint16_t*>(sp));
 #pragma unroll
-        for (int i = 0; i < GS; ++i) R.s[r][i] = (v >> (8 * i)) & 0xffu;
+        for (int i = 0; i < GS; ++i) R.s[r][i] = SK == SK_E4M3 && GS == 4 ? v : (v >> (8 * i)) & 0xffu;
       } else {
         R.s[r][0] = ld_scale<SK>(sp, 0);
       }
@@ -202,6 +205,16 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // chunk c's A fragments: a[kk] for k16 step kk = {row rl words 2kk, row rl + 8 word 2kk, rl 2kk + 1, rl + 8 2kk + 1}
   auto decode = [&](uint32_t (&a)[4][4], int c, const RsRaw<GS, HZ>& R) {
     const uint32_t cw = sbase + (c & (S - 1)) * L::STAGE + L::X + rl * 32;
+    uint32_t spr[2][GS];  // [row rl, rl + 8][group]: the scales as XT pairs
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      if constexpr (SK == SK_E4M3 && GS == 4) {
+        e4m3x4_pairs<XT>(R.s[r][0], spr[r]);  // nvfp4: R.s[r][i] all hold the row's word of four
+      } else {
+#pragma unroll
+        for (int i = 0; i < GS; ++i) spr[r][i] = scale_pair<XT, SK>(R.s[r][i]);
+      }
+    }
     uint32_t w[2][8];  // [row rl, rl + 8][word]
 #pragma unroll
     for (int r = 0; r < 2; ++r)
@@ -232,7 +245,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
             v = hsub2<XT>(v, pack2<XT>(z, z));
           }
         }
-        a[kk][e] = hmul2<XT>(v, scale_pair<XT, SK>(R.s[r][i]));
+        a[kk][e] = hmul2<XT>(v, spr[r][i]);
       }
     }
   };
