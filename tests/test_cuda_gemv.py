@@ -174,34 +174,47 @@ def test_deterministic_split_k(M):
     testing.assert_bit_exact(y1.cpu(), y2.cpu(), "split-K run to run")
 
 
-@pytest.mark.parametrize("M", [1, 16])
+@pytest.mark.parametrize("col", [0, 16, 112])
+@pytest.mark.parametrize("M", [1, 16, 64])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("name", ["nvfp4", "mxfp4"])
-def test_every_scale_byte_decodes_exactly(name, dtype, M):
-    """Every E4M3 / E8M0 scale byte 0..255 (subnormals, zero, the largest, NaN) through the 4-bit GEMV (M = 1) and the
-    small-M GEMM (M = 16): row n has code 1.0 (E2M1 code 2) everywhere and scale byte n, x is one-hot on column 0, so
-    y[m, n] is one product 1.0 * s_n, which the kernels round to x's dtype exactly as the reference rounds s_n (the
-    global scale is 1). NaN bytes must give NaN. This pins the scale decode (nib4.cuh scale_pair) to the reference
-    for every byte."""
+def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
+    """Every E4M3 / E8M0 scale byte 0..255 (subnormals, zero, the largest, NaN) through the 4-bit GEMV (M = 1), the
+    small-M GEMM (M = 16) and the register-A wgmma GEMM (M = 64, where the device takes it): row n has code 1.0
+    (E2M1 code 2) everywhere and scale byte (n + g) % 256 in group g, x is one-hot on column col, so y[m, n] is one
+    product 1.0 * s, s the scale of col's group, which the kernels round to x's dtype exactly as the reference rounds
+    s (the global scale is 1). This pins the scale decodes (nib4.cuh scale_pair and the pairwise e4m3x4_pairs) to the
+    reference for every byte, and each group to its own scale. A row whose weights include a non-finite value (a NaN
+    byte; with fp16 x an E8M0 byte >= 143, s >= 2^16, which overflows x's dtype) meets x's zeros there, and 0 * inf
+    and 0 * NaN are NaN as in the float64 reference: such rows must come out NaN (inf where only col's weight is
+    infinite: non-finite), never a finite wrong value."""
     N, K = 256, 256
     _, args = quantized(name, N, K)
     qdata = torch.full((N, K // 2), 0x22, dtype=torch.uint8, device="cuda")
-    sbytes = torch.arange(256, dtype=torch.uint8).view(args[1].dtype)
-    scales = sbytes[:, None].expand(N, args[1].shape[1]).contiguous().cuda()
+    ng = args[1].shape[1]
+    idx = (torch.arange(N)[:, None] + torch.arange(ng)[None, :]) % 256
+    scales = idx.to(torch.uint8).view(args[1].dtype).cuda()
     gs = torch.ones(1, device="cuda") if name == "nvfp4" else args[3]
     x = torch.zeros(M, K, device="cuda", dtype=dtype)
-    x[:, 0] = 1
-    y = nc.linear(x, qdata, scales, args[2], gs, args[4], args[5]).cpu()
-    want = sbytes.float().to(dtype)[None, :].expand(M, N)
-    nan = torch.isnan(want)
-    # fp16 x with E8M0 bytes >= 143 (s >= 2^16): the weight operand overflows x's dtype, and the MMA's 0 * inf in
-    # the zero columns of x gives NaN; such rows must come out non-finite, never a finite wrong value
-    over = torch.isinf(want)
-    assert torch.isnan(y[~over]).eq(nan[~over]).all(), f"{name} {dtype} M={M}: NaN pattern"
-    assert not torch.isfinite(y[over]).any(), f"{name} {dtype} M={M}: a finite result for an overflowing scale"
+    x[:, col] = 1
+    wargs = (qdata, scales, args[2], gs, args[4], args[5])
+    if M == 64:
+        if not nc.rs_takes(x, *wargs[:3], args[4], args[5]):
+            pytest.skip("the register-A wgmma GEMM needs an sm_90 device")
+        y = nc.linear_out(x, *wargs, None, torch.empty(M, N, device="cuda", dtype=dtype), rs=True).cpu()
+    else:
+        y = nc.linear(x, *wargs).cpu()
+    s = idx.to(torch.uint8).view(args[1].dtype).float().to(dtype)  # [N, groups]: each weight, 1.0 * s, in x's dtype
+    gc = col // args[5]
+    others = torch.cat([s[:, :gc], s[:, gc + 1:]], 1)
+    nan = (torch.isnan(s[:, gc]) | ~torch.isfinite(others).all(1))[None, :].expand(M, N)  # 0 * inf, 0 * NaN, NaN
+    over = (torch.isinf(s[:, gc])[None, :] & ~nan).expand(M, N)
+    want = s[:, gc][None, :].expand(M, N)
+    assert torch.isnan(y[~over]).eq(nan[~over]).all(), f"{name} {dtype} M={M} col={col}: NaN pattern"
+    assert not torch.isfinite(y[over]).any(), f"{name} {dtype} M={M} col={col}: a finite result for an infinite weight"
     bad = (y != want) & ~nan & ~over
-    assert not bad.any(), f"{name} {dtype} M={M}: scale bytes {bad[0].nonzero().flatten().tolist()[:8]} decode " \
-        f"to {y[0][bad[0]][:8].tolist()}, want {want[0][bad[0]][:8].tolist()}"
+    assert not bad.any(), f"{name} {dtype} M={M} col={col}: rows {bad[0].nonzero().flatten().tolist()[:8]} give " \
+        f"{y[0][bad[0]][:8].tolist()}, want {want[0][bad[0]][:8].tolist()}"
 
 
 # --- W4A4 -----------------------------------------------------------------------------------------------------------
