@@ -18,8 +18,8 @@
 //     cluster and sum their partials in split order through distributed shared memory (hopper.cuh's
 //     cluster_reduce_tile) where all those clusters are resident at once; otherwise they go through a float32
 //     workspace and common.cuh's fixed-order reduce kernel (rs_plan). blockIdx.x runs over M tiles first, so the
-//     CTAs that share a weight tile run together and read it from DRAM once. Rows past N decode zeros (TMA fills them; scale loads are clamped)
-//     and are never stored; x rows past M arrive as zeros.
+//     CTAs that share a weight tile run together and read it from DRAM once. Rows past N decode zeros (TMA fills
+//     them; scale loads are clamped) and are never stored; x rows past M arrive as zeros.
 // Why (gemm_tc.cu's producers write the decoded tile to shared memory for an SS wgmma; their instruction stream
 // bounds it at M = 128-256, ~40% of the tensor pipe): here the decode is 3-4 instructions a code pair in the
 // consumer's own registers, overlapped with the asynchronous wgmma, and shared memory carries only x and the codes.
@@ -58,12 +58,12 @@
 // 8192^2 M = 64 32.4-32.5 -> 31.7-32.2, M = 128 41.4-41.7 -> 40.3 (mxfp4 unchanged beside it); at 256-row tiles it
 // lost (4096^2 M = 1024 51.4-51.9 -> 53.1-53.5), so those keep the table. nvfp4's four scales a row and chunk become
 // XT pairs through two e4m3x2 conversions (nib4.cuh e4m3x4_pairs) instead of four: a bf16 step's SASS 121-199 ->
-// 109-140 instructions; 4096^2 M = 64 13.6-13.7 -> 13.2 us, M = 256 22.8-22.9 -> 22.3-22.4, M = 1024 51.5 -> 50.3-50.5;
-// 8192^2 M = 64 34.4 -> 33.1-33.3, M = 128 40.0-40.2 -> 39.4, M = 256 57.3 -> 56.1 (int4 unchanged beside it). Tried and
-// dropped then: three consumer warpgroups at 64 x rows (192 weight rows a CTA, 512 threads, consumers at 160
-// registers, splits of any count): no faster per weight row (4096^2 M = 64 13.4 -> 14.7 with 22 tiles x 6 splits,
-// 15.1 with 4; 8192^2 32.2 -> 33.1 with 43 x 3), so the loop is bound per SM, not by each warp's latency; ncu's
-// busiest unit stayed the L1 data pipe at 42-44% of the kernel's time either way.
+// 109-140 instructions; 4096^2 M = 64 13.6-13.7 -> 13.2 us, M = 256 22.8-22.9 -> 22.3-22.4, M = 1024 51.5 ->
+// 50.3-50.5; 8192^2 M = 64 34.4 -> 33.1-33.3, M = 128 40.0-40.2 -> 39.4, M = 256 57.3 -> 56.1 (int4 unchanged beside
+// it). Tried and dropped then: three consumer warpgroups at 64 x rows (192 weight rows a CTA, 512 threads, consumers
+// at 160 registers, splits of any count): no faster per weight row (4096^2 M = 64 13.4 -> 14.7 with 22 tiles x 6
+// splits, 15.1 with 4; 8192^2 32.2 -> 33.1 with 43 x 3), so the loop is bound per SM, not by each warp's latency;
+// ncu's busiest unit stayed the L1 data pipe at 42-44% of the kernel's time either way.
 // Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
 // half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
 // int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
@@ -419,9 +419,11 @@ void launch_rs(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStre
   const bool hz = a.zeros != nullptr;
   const int gs = rs_gs(a.G);
   if (a.sk == SK_F32) {  // int4 (zeros), int4_sym / nf4 / bnb_fp4 (none); G = 32 or a multiple of 64
-    if (gs == 1 && hz && a.codes == 1 && r.bn == 64) launch_rs_t<XT, SK_F32, 1, true, 64, 1>(a, p, r, st);
-    else if (gs == 1 && hz && a.codes == 1 && r.bn == 128) launch_rs_t<XT, SK_F32, 1, true, 128, 1>(a, p, r, st);
-    else if (gs == 1) hz ? launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
+    const bool bits = gs == 1 && hz && a.codes == 1;  // int4 with zero points: decoded by bits at <= 128 x rows
+    if (bits && r.bn == 64) launch_rs_t<XT, SK_F32, 1, true, 64, 1>(a, p, r, st);
+    else if (bits && r.bn == 128) launch_rs_t<XT, SK_F32, 1, true, 128, 1>(a, p, r, st);
+    else if (gs == 1 && hz) launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st);
+    else if (gs == 1) launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
     else hz ? launch_rs_bn<XT, SK_F32, 2, true>(a, p, r, st) : launch_rs_bn<XT, SK_F32, 2, false>(a, p, r, st);
   } else if (a.sk == SK_E4M3) {  // nvfp4
     launch_rs_bn<XT, SK_E4M3, 4, false>(a, p, r, st);

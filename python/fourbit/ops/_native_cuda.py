@@ -68,9 +68,10 @@ def linear_path(x, qdata, lut, group_size) -> str:
 
 
 def tc_codes(lut) -> int:
-    """How gemm_tc and gemm_rs decode a code: 1 for the table lut[c] = c, 2 for c - 8 (int4; by bits, no lookup; gemm_rs
-    only 1, with zero points, at x tiles of <= 128 rows), 0 for any other table (a shared-memory lookup). The LUT is compared once per tensor version (fourbit.kernels'
-    code_kind; an unseen LUT inside a CUDA-graph capture counts as 0)."""
+    """How gemm_tc and gemm_rs decode a code: 1 for the table lut[c] = c, 2 for c - 8 (int4; by bits, no lookup;
+    gemm_rs only 1, with zero points, at x tiles of <= 128 rows), 0 for any other table (a shared-memory lookup). The
+    LUT is compared once per tensor version (fourbit.kernels' code_kind; an unseen LUT inside a CUDA-graph capture
+    counts as 0)."""
     from ..kernels.dequantize import CODES_SINT, CODES_UINT, code_kind  # Triton's module: GPU machines have it
     kind = code_kind(lut)
     return 1 if kind == CODES_UINT else 2 if kind == CODES_SINT else 0
@@ -138,9 +139,10 @@ def linear_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out
     run, nws = _entry(_lib(), x.dtype, M, N, K, G, kind, tc, rs)
     ws = torch.empty(nws, dtype=torch.float32, device=x.device) if nws else None
     if tc or rs:
+        codes = tc_codes(lut) if codes is None else codes
         run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), N, K, G, scales.data_ptr(), _SD[scales.dtype],
-            _ptr(zeros), _ptr(global_scale), _ptr(lut), tc_codes(lut) if codes is None else codes, _ptr(bias), out.data_ptr(),
-            _ptr(ws), nws, _stream(x.device))
+            _ptr(zeros), _ptr(global_scale), _ptr(lut), codes, _ptr(bias), out.data_ptr(), _ptr(ws), nws,
+            _stream(x.device))
         return out
     run(x.data_ptr(), _DT[x.dtype], M, qdata.data_ptr(), kind, N, K, G, scales.data_ptr(), _SD[scales.dtype],
         _ptr(zeros), _ptr(global_scale), _ptr(lut), _ptr(bias), out.data_ptr(), _ptr(ws), nws, _stream(x.device))
