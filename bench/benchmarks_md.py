@@ -28,7 +28,8 @@ def main(path, png="roofline.png", notes=None):
            "then bench/roofline.py and this script).\n",
            "Method: median of `triton.testing.do_bench(fn, warmup=25, rep=100)` (L2 flushed before each call), "
            "random data, bf16 activations, eager calls for every kernel (\"us\"); fourbit also as a CUDA-graph replay "
-           "over rotating weight copies (\"graph\"), the time a decode loop under CUDA graphs sees. TB/s counts "
+           "over rotating weight copies (\"graph\": 3 calls over 3 weight copies a replay, the replay's time / 3; "
+           "the L2 flush comes before each replay), the time a decode loop under CUDA graphs sees. TB/s counts "
            "4-bit weight + scale bytes.\n",
            f"![roofline]({png})\n", "## Side by side (us; lower is better)\n"]
     hdr = ["shape", "M", "bf16"] + list(PEERS) + [f"fourbit {f}" for f in FB] + [f"{f} graph" for f in FB]
