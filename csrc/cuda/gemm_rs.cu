@@ -173,6 +173,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // The rows' pointers are formed once, so a chunk's address is one 32-bit offset added to them: 4-9 fewer of a step's
   // ~120-170 SASS instructions than the 64-bit index arithmetic (signed halving included), ~1% (benchmarks_notes.md).
   constexpr int SB = SK == SK_F32 ? 4 : 1;  // bytes a raw scale
+  constexpr bool S4 = SK == SK_E4M3 && GS == 4;  // nvfp4: R.s[r][0] keeps the row's word of 4 scales (e4m3x4_pairs)
   const uint8_t* const srow[2] = {static_cast<const uint8_t*>(p.scales) + ja * SB,
                                   static_cast<const uint8_t*>(p.scales) + jb * SB};
   const uint8_t* const zrow[2] = {HZ ? p.zeros + ja : nullptr, HZ ? p.zeros + jb : nullptr};
@@ -189,8 +190,9 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
       } else if (SK != SK_F32 && GS > 1) {
         const uint32_t v = GS == 4 ? __ldg(reinterpret_cast<const uint32_t*>(sp))
                                    : __ldg(reinterpret_cast<const uint16_t*>(sp));
+        if (S4) R.s[r][0] = v;
 #pragma unroll
-        for (int i = 0; i < GS; ++i) R.s[r][i] = SK == SK_E4M3 && GS == 4 ? v : (v >> (8 * i)) & 0xffu;
+        for (int i = 0; i < GS && !S4; ++i) R.s[r][i] = (v >> (8 * i)) & 0xffu;
       } else {
         R.s[r][0] = ld_scale<SK>(sp, 0);
       }
@@ -208,8 +210,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
     uint32_t spr[2][GS];  // [row rl, rl + 8][group]: the scales as XT pairs
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      if constexpr (SK == SK_E4M3 && GS == 4) {
-        e4m3x4_pairs<XT>(R.s[r][0], spr[r]);  // nvfp4: R.s[r][i] all hold the row's word of four
+      if constexpr (S4) {
+        e4m3x4_pairs<XT>(R.s[r][0], spr[r]);
       } else {
 #pragma unroll
         for (int i = 0; i < GS; ++i) spr[r][i] = scale_pair<XT, SK>(R.s[r][i]);
