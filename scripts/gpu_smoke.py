@@ -90,6 +90,7 @@ def workload():
     # slabs (its M16 kernel, which the op's routing no longer reaches)
     if nc.has_cuda():
         native_cases(((300, 4096), (200, 256)), (12, 17, 40, 64, 72))
+        native_cases(((14373, 1024),), (12, 24, 40))  # 14-warp blocks (plan_sm, 132 SMs): 65 x 2 splits, partial
     # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
     from fourbit import kernels
     from fourbit.layout import to_blocked_scales

@@ -1,7 +1,8 @@
 // Small-M 4-bit GEMM (8 < M <= 64): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), on mma.sync m16n8k16 with the
 // WEIGHTS as the A operand and x as B, so the MMA's n8 runs over x rows and no MMA column is padding once M fills
 // its 8-row blocks (the decode GEMV puts x in A and pads M to 16).
-//   - A block is 16 warps; warp w owns weight rows n0 + 16 w .. + 16 as two n8 tiles (tile r: rows + 8 r + g). A lane
+//   - A block is 16 warps (14 where plan_sm finds that fills the SMs better); warp w owns weight rows n0 + 16 w .. + 16
+//     as two n8 tiles (tile r: rows + 8 r + g). A lane
 //     holds 16 bytes (32 codes) of its row in each tile, decoded exactly as in the GEMV (gemv.cu: the per-lane
 //     byte-pair table, then (pair - zero) * scale in packed half arithmetic), and those 16 + 16 pairs are the A
 //     registers of 8 k16 MMAs directly: {tile 0 pair 2j, tile 1 pair 2j, tile 0 pair 2j + 1, tile 1 pair 2j + 1}.
@@ -10,7 +11,8 @@
 //   - All warps walk the same 128-column steps. Each step's x tile (MB * 8 rows x 128 columns, 16-byte pieces
 //     swizzled so the 8 lanes of an LDS.128 phase hit 8 bank groups) and codes (256 rows x 64 bytes) are copied by
 //     cp.async into a 3-slot ring, two steps ahead, one barrier a step; scales come from global memory one step
-//     ahead. The x tile is shared by 256 weight rows, which keeps x's L2 traffic at M * K * 2 bytes per 256 rows.
+//     ahead. The x tile is shared by a block's 256 (224) weight rows, which keeps x's L2 traffic at M * K * 2 bytes per
+//     block.
 //   - Split-K over blockIdx.y (float32 workspace, the GEMV's fixed-order reduce) when N / 256 blocks would not fill
 //     the GPU. Rows past N read row N - 1 (dropped), x rows past M read row M - 1 (their D columns are dropped), x
 //     columns past the slice are zero-filled and their codes get scale 0.
@@ -21,7 +23,13 @@
 // 107.6 -> 94.6 / 88.8 / 111.6 / 99.9, 14336x4096 40.7 / 32.3 / 36.5 / 32.7 -> 28.6 / 27.4 / 34.4 / 30.2, 4096^2
 // 14.5 / 13.4 / 15.0 / 13.5 -> 11.8 / 11.5 / 13.3 / 12.2: faster in all 20 cases. M = 9: faster in 14 of 20; mxfp4
 // 2-7% slower (8192^2 28.1 -> 30.3). The GEMV pads M to 16 MMA rows and reads x per warp; here 256 rows share x.
+// 14-warp blocks (H100 80GB HBM3, 2026-11-28, bench/gpu_sm.py, CUDA graphs, us, two passes, 16-warp baseline in the
+// same call; int4 / nf4 / nvfp4 / mxfp4): 28672x8192 M = 16 93.2 / 88.4 / 95.3 / 87.1 -> 89.5 / 87.4 / 89.3 / 85.6,
+// M = 48 138.2 / 132.7 / 140.7 / 132.2 -> 134.5 / 125.9 / 130.5 / 126.3; 14336x4096 M = 16 28.0 / 27.1 / 29.1 / 26.4 ->
+// 27.5 / 26.8 / 27.5 / 25.9. Not the 12.5% fewer rows an SM: each warp still walks its 16 rows over all of K, and
+// much of the loop's time goes with each warp's latency, not with the SM's issue rate.
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "api.h"
@@ -31,8 +39,8 @@
 namespace fourbit_cuda {
 namespace {
 
-constexpr int kSmWarps = 16;              // warps a block (one block an SM at 128 registers)
-constexpr int kSmRows = kSmWarps * 16;    // weight rows a block
+constexpr int kSmWarps = 16;              // most warps a block (one block an SM at 128 registers)
+constexpr int kSmRows = kSmWarps * 16;    // most weight rows a block
 constexpr int kSmStages = 3;              // ring slots: steps i + 1 and i + 2 copy while step i computes
 constexpr int kSmMaxM = 64;
 constexpr int kSmMinM = 8;               // the GEMV keeps M <= 8 (its M <= 8 kernel needs no padded MMA rows)
@@ -43,10 +51,11 @@ struct SmParams {
   const void* bias; void* out; float* ws; int ksl;
 };
 
-// Shared memory of a block for MB 8-row x blocks: the ring (x tile, then codes, a slot), then the 32 KB table.
-template <int MB> struct SmLayout {
+// Shared memory of a block of NW warps for MB 8-row x blocks: the ring (x tile, then codes, a slot), then the 32 KB
+// table.
+template <int MB, int NW> struct SmLayout {
   static constexpr int X = MB * 8 * 256;    // MB * 8 rows x 128 columns x 2 bytes
-  static constexpr int W = kSmRows * 64;    // 256 rows x 128 codes
+  static constexpr int W = NW * 16 * 64;    // 16 NW rows x 128 codes
   static constexpr int SLOT = X + W;
   static constexpr int TABLE = kSmStages * SLOT;
   static constexpr int BYTES = TABLE + 256 * 32 * 4;
@@ -63,11 +72,11 @@ template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and ze
   uint32_t s0[2], s1[G16 ? 2 : 1], z[HZ ? 2 : 1];  // zero bytes unpacked: a PRMT right after the loads waited on them
 };
 
-template <typename XT, int SK, bool G16, bool HZ, int MB>
-__global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
+template <typename XT, int SK, bool G16, bool HZ, int MB, int NW>
+__global__ void __launch_bounds__(NW * 32, 1) gemm_sm_kernel(SmParams p) {
   pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
-  using L = SmLayout<MB>;
-  constexpr int T = kSmWarps * 32;
+  using L = SmLayout<MB, NW>;
+  constexpr int T = NW * 32, ROWS = NW * 16;
   extern __shared__ __align__(128) uint8_t sm_dyn[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int M = p.M, N = p.N, K = p.K, G = p.G;
@@ -78,7 +87,7 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
   const uint32_t sb = smem_u32(sm_dyn);
   int nr[2];  // the lane's weight row in each tile (clamped)
 #pragma unroll
-  for (int r = 0; r < 2; ++r) nr[r] = min(int(blockIdx.x) * kSmRows + warp * 16 + r * 8 + g, N - 1);
+  for (int r = 0; r < 2; ++r) nr[r] = min(int(blockIdx.x) * ROWS + warp * 16 + r * 8 + g, N - 1);
   // This lane's codes of tile r sit at slot + X + (16 warp + 8 r + g) * 64 + 16 t (8 lanes of a phase: 128 bytes).
   const uint32_t wlane = uint32_t(L::X + (warp * 16 + g) * 64 + t * 16);
 
@@ -90,11 +99,10 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) cp_async16(slot + wlane + uint32_t(r * 512), p.q + (int64_t)nr[r] * rowbytes + kc / 2);
     const XT* x = reinterpret_cast<const XT*>(p.x);
-    static_assert(MB * 128 % T == 0 || T % (MB * 128) == 0, "x pieces spread evenly over the threads");
 #pragma unroll
     for (int h = 0; h < (MB * 128 + T - 1) / T; ++h) {  // piece c: row m = c / 16, 8 columns ch = c % 16
       const int c = tid + h * T, m = c >> 4, ch = c & 15, kk = k0 + ch * 8;
-      if (MB * 128 < T && c >= MB * 128) break;  // MB = 2: half the threads copy x
+      if (MB * 128 % T && c >= MB * 128) break;  // the last round (or MB = 2's only one) leaves threads over
       const bool ok = kk < ke;
       const uint32_t phys = uint32_t(ch ^ (((ch >> 3) & 1) << 1) ^ (m & 1));
       cp_async16_zfill(slot + uint32_t(m * 256) + phys * 16u, x + (int64_t)min(m, M - 1) * K + (ok ? kk : 0), ok);
@@ -185,7 +193,7 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
   const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
   const XT* bias = reinterpret_cast<const XT*>(p.bias);
   XT* out = reinterpret_cast<XT*>(p.out);
-  const int nw = int(blockIdx.x) * kSmRows + warp * 16 + g;
+  const int nw = int(blockIdx.x) * ROWS + warp * 16 + g;
 #pragma unroll
   for (int b = 0; b < MB; ++b) {
 #pragma unroll
@@ -197,52 +205,76 @@ __global__ void __launch_bounds__(kSmWarps * 32, 1) gemm_sm_kernel(SmParams p) {
   }
 }
 
-// Split count S and slice length (multiple of 128 columns): ceil(N / 256) row blocks times S should fill the SMs
-// once (one block an SM), each slice keeping >= 4 steps; the split-K pass costs an [S, M, N] float32 round trip.
-void plan_sm(int64_t N, int64_t K, int* S_out, int* ksl_out) {
-  const int64_t rb = (N + kSmRows - 1) / kSmRows, kst = (K + 127) / 128;
-  int64_t S = std::max<int64_t>(1, std::min<int64_t>({8, kst / 4, sm_count() / rb}));
-  const int64_t chunks = (kst + S - 1) / S;
-  *S_out = int((kst + chunks - 1) / chunks);
-  *ksl_out = int(chunks * 128);
+struct SmPlan { int nw, S, ksl; };  // warps a block, split count, slice length (a multiple of 128 columns)
+
+int sm_env_warps() {  // FOURBIT_SM_WARPS (16 / 14) fixes the block's warps, for experiments and tests; read once
+  static const int env = [] { const char* e = std::getenv("FOURBIT_SM_WARPS"); return e ? std::atoi(e) : 0; }();
+  return env == 16 || env == 14 ? env : 0;
 }
 
-template <typename XT, int SK, bool G16, bool HZ, int MB>
-void launch_sm_mb(const SmParams& p, int S, cudaStream_t st) {
-  static const bool attr = [] {  // once per instantiation
-    cudaFuncSetAttribute(gemm_sm_kernel<XT, SK, G16, HZ, MB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         SmLayout<MB>::BYTES);
+// For each block size (16 or 14 warps): S splits such that ceil(N / rows) blocks times S fill the SMs once (one
+// block an SM), each slice keeping >= 4 steps; then the size whose SM does the fewest rows x steps. 14 warps is for
+// N just past a multiple of 132 x 256 rows' worth: 28672 rows are 112 blocks of 256 (20 SMs idle) but 128 of 224;
+// 14336 rows x 2 splits 112 blocks against 128. The split-K pass costs an [S, M, N] float32 round trip.
+SmPlan plan_sm(int64_t N, int64_t K) {
+  const int64_t kst = (K + 127) / 128, sms = sm_count();
+  SmPlan best{0, 0, 0};
+  int64_t best_cost = 0;
+  for (const int nw : {16, 14}) {
+    if (sm_env_warps() && nw != sm_env_warps()) continue;
+    const int64_t rb = (N + nw * 16 - 1) / (nw * 16);
+    const int64_t S = std::max<int64_t>(1, std::min<int64_t>({8, kst / 4, sms / rb}));
+    const int64_t chunks = (kst + S - 1) / S, waves = (rb * S + sms - 1) / sms;
+    const int64_t cost = nw * chunks * waves;  // per SM: 16-row slabs x 128-column steps
+    if (best.nw == 0 || cost < best_cost)
+      best = SmPlan{nw, int((kst + chunks - 1) / chunks), int(chunks * 128)}, best_cost = cost;
+  }
+  return best;
+}
+
+template <typename XT, int SK, bool G16, bool HZ, int MB, int NW>
+void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
+  using L = SmLayout<MB, NW>;
+  const auto fn = gemm_sm_kernel<XT, SK, G16, HZ, MB, NW>;
+  static const bool attr = [&] {  // once per instantiation
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
   }();
   (void)attr;
-  dim3 grid((p.N + kSmRows - 1) / kSmRows, S);
-  gemm_sm_kernel<XT, SK, G16, HZ, MB><<<grid, kSmWarps * 32, SmLayout<MB>::BYTES, st>>>(p);
+  dim3 grid((p.N + NW * 16 - 1) / (NW * 16), S);
+  fn<<<grid, NW * 32, L::BYTES, st>>>(p);
   check_launch("fourbit gemm_sm");
 }
 
+template <typename XT, int SK, bool G16, bool HZ, int MB>
+void launch_sm_mb(const SmParams& p, const SmPlan& pl, cudaStream_t st) {
+  if (pl.nw == 14) launch_sm_k<XT, SK, G16, HZ, MB, 14>(p, pl.S, st);
+  else launch_sm_k<XT, SK, G16, HZ, MB, 16>(p, pl.S, st);
+}
+
 template <typename XT, int SK, bool G16, bool HZ>
-void launch_sm_t(const SmParams& p, int S, cudaStream_t st) {
-  if (p.M <= 16) launch_sm_mb<XT, SK, G16, HZ, 2>(p, S, st);
-  else if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, S, st);
-  else launch_sm_mb<XT, SK, G16, HZ, 8>(p, S, st);
+void launch_sm_t(const SmParams& p, const SmPlan& pl, cudaStream_t st) {
+  if (p.M <= 16) launch_sm_mb<XT, SK, G16, HZ, 2>(p, pl, st);
+  else if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, pl, st);
+  else launch_sm_mb<XT, SK, G16, HZ, 8>(p, pl, st);
 }
 
 template <typename XT>
 void launch_sm(const LinearArgs& a, cudaStream_t st) {
-  int S, ksl;
-  plan_sm(a.N, a.K, &S, &ksl);
+  const SmPlan pl = plan_sm(a.N, a.K);
+  const int S = pl.S;
   require_splitk_ws(a, S, "linear");
   SmParams p{a.x, int(a.M), a.q, int(a.N), int(a.K), int(a.G), a.scales, a.zeros, a.gscale, a.lut,
-             a.bias, a.out, a.ws, ksl};
+             a.bias, a.out, a.ws, pl.ksl};
   const bool hz = a.zeros != nullptr, g16 = a.G == 16;
   if (a.sk == SK_F32) {
-    if (hz) launch_sm_t<XT, SK_F32, false, true>(p, S, st);
-    else launch_sm_t<XT, SK_F32, false, false>(p, S, st);
+    if (hz) launch_sm_t<XT, SK_F32, false, true>(p, pl, st);
+    else launch_sm_t<XT, SK_F32, false, false>(p, pl, st);
   } else if (a.sk == SK_E4M3) {
-    if (g16) launch_sm_t<XT, SK_E4M3, true, false>(p, S, st);
-    else launch_sm_t<XT, SK_E4M3, false, false>(p, S, st);
+    if (g16) launch_sm_t<XT, SK_E4M3, true, false>(p, pl, st);
+    else launch_sm_t<XT, SK_E4M3, false, false>(p, pl, st);
   } else {
-    launch_sm_t<XT, SK_E8M0, false, false>(p, S, st);
+    launch_sm_t<XT, SK_E8M0, false, false>(p, pl, st);
   }
   if (S > 1) launch_splitk_reduce<XT>(a.ws, S, int(a.M), int(a.N), a.gscale, a.bias, a.out, st);
 }
@@ -258,8 +290,7 @@ bool linear_sm_takes(const LinearArgs& a) {
 
 int64_t linear_sm_workspace(int64_t M, int64_t N, int64_t K) {
   if (M <= kSmMinM || M > kSmMaxM || N <= 0 || K <= 0) return 0;
-  int S, ksl;
-  plan_sm(N, K, &S, &ksl);
+  const int S = plan_sm(N, K).S;
   return S > 1 ? int64_t(S) * M * N : 0;
 }
 

@@ -1,0 +1,11 @@
+# which gemm_sm instantiation runs (its template arguments name the warps) for a few shapes
+import torch, fourbit
+from fourbit.ops import _native_cuda as nc
+from torch.profiler import profile, ProfilerActivity
+for N, K, M in ((14373, 1024, 24), (28709, 512, 48), (28672, 8192, 16), (8192, 8192, 16), (4096, 4096, 16)):
+    a = fourbit.quantize(torch.randn(N, K, device="cuda"), "mxfp4").op_args()
+    x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    with profile(activities=[ProfilerActivity.CUDA]) as p:
+        nc.linear(x, *a); torch.cuda.synchronize()
+    names = {e.name for e in p.events() if "gemm_sm" in e.name}
+    print(N, K, M, [n[n.index("gemm_sm"):][:90] for n in names])
