@@ -27,7 +27,9 @@
 // same call; int4 / nf4 / nvfp4 / mxfp4): 28672x8192 M = 16 93.2 / 88.4 / 95.3 / 87.1 -> 89.5 / 87.4 / 89.3 / 85.6,
 // M = 48 138.2 / 132.7 / 140.7 / 132.2 -> 134.5 / 125.9 / 130.5 / 126.3; 14336x4096 M = 16 28.0 / 27.1 / 29.1 / 26.4 ->
 // 27.5 / 26.8 / 27.5 / 25.9. Not the 12.5% fewer rows an SM: each warp still walks its 16 rows over all of K, and
-// much of the loop's time goes with each warp's latency, not with the SM's issue rate.
+// much of the loop's time goes with each warp's latency, not with the SM's issue rate. Tried and dropped then: a deeper
+// ring (4 / 6 slots, as many as 227 KB holds up to 6): slower in all 40 cases (28672x8192 M = 16 int4 89.9-91.0 ->
+// 93.1 / 94.3-95.1 us, 4096^2 M = 16 nvfp4 11.5 -> 12.3 / 13.0), so the copies two steps ahead are not what waits.
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
