@@ -90,7 +90,10 @@ def workload():
     # slabs (its M16 kernel, which the op's routing no longer reaches)
     if nc.has_cuda():
         native_cases(((300, 4096), (200, 256)), (12, 17, 40, 64, 72))
-        native_cases(((14373, 1024),), (12, 24, 40))  # 14-warp blocks (plan_sm, 132 SMs): 65 x 2 splits, partial
+        # plan_sm's block sizes on 132 SMs: the shapes above take 8 warps (2 blocks an SM); 14 warps at 65 blocks x 2
+        # splits with a partial block, 16 warps at 16 x 8
+        native_cases(((14373, 1024),), (12, 24, 40))
+        native_cases(((4096, 4096),), (40,))
     # the tl.dot_scaled kernels (weight-only bf16 and W4A4) and the CUDA W4A4 kernel with its activation quantizer
     from fourbit import kernels
     from fourbit.layout import to_blocked_scales

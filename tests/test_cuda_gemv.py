@@ -80,9 +80,10 @@ def shapes(fmt):
         # (kmin); M > 64 (72 = 4 x 16 + 8): the GEMV in 16-row slabs, its M16 kernel included
         (9, 37, kmin, True), (17, 300, kodd, True), (40, 37, kmin, False), (64, 1030, 4096, False),
         (33, 260, 1024, True), (72, 130, 1024, True),
-        # 14-warp blocks (224 rows; gemm_sm.cu plan_sm picks them on 132 SMs): 65 blocks x 2 splits, and 129 blocks
-        # with 8-row x blocks 6 of 8 used; both end in a partial block
-        (24, 14373, 1024, True), (48, 28709, 512, False),
+        # gemm_sm.cu plan_sm's block sizes on 132 SMs: the shapes above take 8 warps (2 blocks an SM); 14 warps (224
+        # rows) at 65 blocks x 2 splits and at 129 blocks with 8-row x blocks 6 of 8 used, both ending in a partial
+        # block; 16 warps at 16 blocks x 8 splits
+        (24, 14373, 1024, True), (48, 28709, 512, False), (40, 4096, 4096, False),
     ]
 
 

@@ -2,7 +2,8 @@
 import torch, fourbit
 from fourbit.ops import _native_cuda as nc
 from torch.profiler import profile, ProfilerActivity
-for N, K, M in ((14373, 1024, 24), (28709, 512, 48), (28672, 8192, 16), (8192, 8192, 16), (4096, 4096, 16)):
+for N, K, M in ((14373, 1024, 24), (28709, 512, 48), (28672, 8192, 16), (8192, 8192, 16), (4096, 4096, 40),
+                (4097, 4096, 16), (1024, 4096, 16), (37, 96, 16)):
     a = fourbit.quantize(torch.randn(N, K, device="cuda"), "mxfp4").op_args()
     x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
     with profile(activities=[ProfilerActivity.CUDA]) as p:

@@ -1,19 +1,19 @@
 // Small-M 4-bit GEMM (8 < M <= 64): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), on mma.sync m16n8k16 with the
 // WEIGHTS as the A operand and x as B, so the MMA's n8 runs over x rows and no MMA column is padding once M fills
 // its 8-row blocks (the decode GEMV puts x in A and pads M to 16).
-//   - A block is 16 warps (14 where plan_sm finds that fills the SMs better); warp w owns weight rows n0 + 16 w .. + 16
-//     as two n8 tiles (tile r: rows + 8 r + g). A lane
-//     holds 16 bytes (32 codes) of its row in each tile, decoded exactly as in the GEMV (gemv.cu: the per-lane
-//     byte-pair table, then (pair - zero) * scale in packed half arithmetic), and those 16 + 16 pairs are the A
-//     registers of 8 k16 MMAs directly: {tile 0 pair 2j, tile 1 pair 2j, tile 0 pair 2j + 1, tile 1 pair 2j + 1}.
+//   - A block is 16 warps (14 or 8 where plan_sm finds those fill the SMs better); warp w owns weight rows
+//     n0 + 16 w .. + 16 as two n8 tiles (tile r: rows + 8 r + g). A lane holds 16 bytes (32 codes) of its row in
+//     each tile, decoded exactly as in the GEMV (gemv.cu: the per-lane byte-pair table, then (pair - zero) * scale
+//     in packed half arithmetic), and those 16 + 16 pairs are the A registers of 8 k16 MMAs directly:
+//     {tile 0 pair 2j, tile 1 pair 2j, tile 0 pair 2j + 1, tile 1 pair 2j + 1}.
 //     The MMA sums over its 16 k in any order across lanes, so x (B) only has to use the same k order: lane (g, t)
 //     reads the same 32 columns of x row 8 b + g as its codes, pairs 2j and 2j + 1 for MMA j.
 //   - All warps walk the same 128-column steps. Each step's x tile (MB * 8 rows x 128 columns, 16-byte pieces
-//     swizzled so the 8 lanes of an LDS.128 phase hit 8 bank groups) and codes (256 rows x 64 bytes) are copied by
-//     cp.async into a 3-slot ring, two steps ahead, one barrier a step; scales come from global memory one step
-//     ahead. The x tile is shared by a block's 256 (224) weight rows, which keeps x's L2 traffic at M * K * 2 bytes per
-//     block.
-//   - Split-K over blockIdx.y (float32 workspace, the GEMV's fixed-order reduce) when N / 256 blocks would not fill
+//     swizzled so the 8 lanes of an LDS.128 phase hit 8 bank groups) and codes (the block's rows x 64 bytes) are
+//     copied by cp.async into a 3-slot ring, two steps ahead, one barrier a step; scales come from global memory
+//     one step ahead. The x tile is shared by a block's 256 (224, 128) weight rows, which keeps x's L2 traffic at
+//     M * K * 2 bytes per block.
+//   - Split-K over blockIdx.y (float32 workspace, the GEMV's fixed-order reduce) when the row blocks would not fill
 //     the GPU. Rows past N read row N - 1 (dropped), x rows past M read row M - 1 (their D columns are dropped), x
 //     columns past the slice are zero-filled and their codes get scale 0.
 // Rounding is the GEMV's: the MMA sees bf16/fp16(bf16/fp16(lut[c] - z) * s), the global scale multiplies the fp32
@@ -75,7 +75,7 @@ template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and ze
 };
 
 template <typename XT, int SK, bool G16, bool HZ, int MB, int NW>
-__global__ void __launch_bounds__(NW * 32, 1) gemm_sm_kernel(SmParams p) {
+__global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmParams p) {
   pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = SmLayout<MB, NW>;
   constexpr int T = NW * 32, ROWS = NW * 16;
@@ -209,25 +209,39 @@ __global__ void __launch_bounds__(NW * 32, 1) gemm_sm_kernel(SmParams p) {
 
 struct SmPlan { int nw, S, ksl; };  // warps a block, split count, slice length (a multiple of 128 columns)
 
-int sm_env_warps() {  // FOURBIT_SM_WARPS (16 / 14) fixes the block's warps, for experiments and tests; read once
+int sm_env_warps() {  // FOURBIT_SM_WARPS (16 / 14 / 8) fixes the block's warps, for experiments; read once
   static const int env = [] { const char* e = std::getenv("FOURBIT_SM_WARPS"); return e ? std::atoi(e) : 0; }();
-  return env == 16 || env == 14 ? env : 0;
+  return env == 16 || env == 14 || env == 8 ? env : 0;
 }
 
-// For each block size (16 or 14 warps): S splits such that ceil(N / rows) blocks times S fill the SMs once (one
-// block an SM), each slice keeping >= 4 steps; then the size whose SM does the fewest rows x steps. 14 warps is for
-// N just past a multiple of 132 x 256 rows' worth: 28672 rows are 112 blocks of 256 (20 SMs idle) but 128 of 224;
-// 14336 rows x 2 splits 112 blocks against 128. The split-K pass costs an [S, M, N] float32 round trip.
+// For each block size (16, 14 or 8 warps; 8-warp blocks run two an SM): S splits such that ceil(N / rows) blocks
+// times S fill the block slots once, each slice keeping >= 4 steps; then the size whose busiest SM does the fewest
+// rows x steps, counting at least 128 rows an SM (below that a warp's own latency bounds the loop), the larger block on
+// a tie. Measured (H100 80GB HBM3, 2026-11-28, bench/gpu_sm.py, graph us, int4 / nf4 / nvfp4 / mxfp4, the
+// FOURBIT_SM_WARPS A/B in one call):
+// - 14 warps for N just past a multiple of 132 x 256 rows: 28672 rows are 112 blocks of 256 (20 SMs idle) but 128 of
+//   224 (numbers in the header);
+// - 8 warps where 16-warp blocks leave SMs idle at any split: N = 1024, K = 4096 (a GQA k / v projection) M = 16
+//   8.4 / 7.9 / 9.1 / 8.3 -> 6.6 / 6.3 / 7.3 / 6.6 (bf16 cuBLAS 7.7), M = 48 12.1 / 11.8 / 12.6 / 11.8 -> 9.6 / 9.5 /
+//   9.9 / 9.4 (bf16 8.9); on ties they lost or drew: 8192^2 M = 16 29.0 / 28.0 / 30.2 / 27.0 -> 30.4 / 28.9 / 30.3 /
+//   27.6, 4096^2 M = 16 11.2 / 10.9 / 11.5 / 10.7 -> 11.3 / 10.8 / 11.2 / 10.6 (M = 48 15.6-16.1 -> 15.0-15.5).
+//   4-warp blocks (not built) matched 8 at N = 1024 (6.3-7.3 / 9.2-9.6) and lost everywhere else (4096^2 M = 48
+//   19.8-20.4). This planner against the 16 / 14 one (same card and day, one call): N = 4097, K = 4096 M = 16
+//   13.4 / 13.1 / 13.8 / 13.0 -> 11.7 / 11.2 / 11.7 / 11.0, M = 48 20.0 / 19.7 / 20.3 / 19.5 -> 17.3 / 16.9 / 17.0 /
+//   16.9; N = 2048 M = 16 9.3 / 9.0 / 9.4 / 8.9 -> 7.7 / 7.5 / 8.0 / 7.4, M = 48 12.8 / 12.4 / 12.8 / 12.4 -> 10.9 /
+//   10.7 / 11.1 / 10.7; the benchmark's shapes keep their block sizes.
+// The split-K pass costs an [S, M, N] float32 round trip.
 SmPlan plan_sm(int64_t N, int64_t K) {
   const int64_t kst = (K + 127) / 128, sms = sm_count();
   SmPlan best{0, 0, 0};
   int64_t best_cost = 0;
-  for (const int nw : {16, 14}) {
+  for (const int nw : {16, 14, 8}) {
     if (sm_env_warps() && nw != sm_env_warps()) continue;
+    const int64_t slots = sms * (nw == 8 ? 2 : 1);
     const int64_t rb = (N + nw * 16 - 1) / (nw * 16);
-    const int64_t S = std::max<int64_t>(1, std::min<int64_t>({8, kst / 4, sms / rb}));
-    const int64_t chunks = (kst + S - 1) / S, waves = (rb * S + sms - 1) / sms;
-    const int64_t cost = nw * chunks * waves;  // per SM: 16-row slabs x 128-column steps
+    const int64_t S = std::max<int64_t>(1, std::min<int64_t>({8, kst / 4, slots / rb}));
+    const int64_t chunks = (kst + S - 1) / S, per_sm = (rb * S + sms - 1) / sms;  // blocks on the busiest SM
+    const int64_t cost = chunks * std::max<int64_t>(128, per_sm * nw * 16);
     if (best.nw == 0 || cost < best_cost)
       best = SmPlan{nw, int((kst + chunks - 1) / chunks), int(chunks * 128)}, best_cost = cost;
   }
@@ -251,6 +265,7 @@ void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
 template <typename XT, int SK, bool G16, bool HZ, int MB>
 void launch_sm_mb(const SmParams& p, const SmPlan& pl, cudaStream_t st) {
   if (pl.nw == 14) launch_sm_k<XT, SK, G16, HZ, MB, 14>(p, pl.S, st);
+  else if (pl.nw == 8) launch_sm_k<XT, SK, G16, HZ, MB, 8>(p, pl.S, st);
   else launch_sm_k<XT, SK, G16, HZ, MB, 16>(p, pl.S, st);
 }
 
