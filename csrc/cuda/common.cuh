@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include <cstdlib>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -158,6 +160,15 @@ template <> __device__ __forceinline__ void mma16816<__half>(float (&d)[4], cons
                "{%0,%1,%2,%3};\n"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// An experiment's override: the integer in environment variable `name` if it is one of `allowed`, else 0.
+inline int env_choice(const char* name, std::initializer_list<int> allowed) {
+  const char* e = std::getenv(name);
+  const int v = e ? std::atoi(e) : 0;
+  for (const int a : allowed)
+    if (v == a) return v;
+  return 0;
 }
 
 // Multiprocessors of the current device (132, an H100 SXM, if the runtime cannot say): the split planners' wave size.

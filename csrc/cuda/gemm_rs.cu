@@ -339,8 +339,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 }
 
 int rs_env_bn() {  // FOURBIT_RS_BN (64 / 128 / 256) fixes the x tile, for experiments; read once
-  static const int env = [] { const char* e = std::getenv("FOURBIT_RS_BN"); return e ? std::atoi(e) : 0; }();
-  return env == 64 || env == 128 || env == 256 ? env : 0;
+  static const int env = env_choice("FOURBIT_RS_BN", {64, 128, 256});
+  return env;
 }
 
 // S-CTA clusters of BN's kernels the current device holds at once (all have its threads and shared memory; the

@@ -31,7 +31,6 @@
 // ring (4 / 6 slots, as many as 227 KB holds up to 6): slower in all 40 cases (28672x8192 M = 16 int4 89.9-91.0 ->
 // 93.1 / 94.3-95.1 us, 4096^2 M = 16 nvfp4 11.5 -> 12.3 / 13.0), so the copies two steps ahead are not what waits.
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "api.h"
@@ -210,8 +209,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
 struct SmPlan { int nw, S, ksl; };  // warps a block, split count, slice length (a multiple of 128 columns)
 
 int sm_env_warps() {  // FOURBIT_SM_WARPS (16 / 14 / 8) fixes the block's warps, for experiments; read once
-  static const int env = [] { const char* e = std::getenv("FOURBIT_SM_WARPS"); return e ? std::atoi(e) : 0; }();
-  return env == 16 || env == 14 || env == 8 ? env : 0;
+  static const int env = env_choice("FOURBIT_SM_WARPS", {16, 14, 8});
+  return env;
 }
 
 // For each block size (16, 14 or 8 warps; 8-warp blocks run two an SM): S splits such that ceil(N / rows) blocks
