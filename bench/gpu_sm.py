@@ -1,7 +1,7 @@
 """Timing of the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu, 8 < M <= 64) against the Hopper wgmma GEMM (tc) and
 bf16 cuBLAS on the GPU machine:
   python3 bench/gpu_sm.py [--quick] [--no-tc] [--ms M,M,...] [--shapes NxKxR,...] [--profile [N,K,M,format ...]]
-(--shapes: weight shapes N x K, each with R weight copies a graph cycles through; FOURBIT_SM_WARPS=16 / 14 / 8 / 4
+(--shapes: weight shapes N x K, each with R weight copies a graph cycles through; FOURBIT_SM_WARPS=16 / 14 / 8
 fixes the kernel's block size for an A/B)
 
 Same method as bench/gpu_tc.py: each variant is a CUDA graph of R calls over R weight copies (more than L2 holds),

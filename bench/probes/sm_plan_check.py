@@ -1,4 +1,5 @@
-# which gemm_sm instantiation runs (its template arguments name the warps) for a few shapes
+# Which gemm_sm instantiation runs for a few shapes (its last template argument is the block's warps); on the GPU
+# machine: PYTHONPATH=<build> python3 bench/probes/sm_plan_check.py
 import torch, fourbit
 from fourbit.ops import _native_cuda as nc
 from torch.profiler import profile, ProfilerActivity
