@@ -1,7 +1,7 @@
 """W4A8 on the GPU: median us of triton.testing.do_bench(fn, warmup=25, rep=100) (L2 flushed between runs) for
   bf16 cuBLAS x @ w.T | torch._scaled_mm FP8 row-wise (reference point, GEMM only) | fourbit W4A8 total (activation
   quantize kernel + GEMM) and GEMM only, int4 g128 and mxfp4 through the CUDA FP8 GEMM (int4/cuda, mxfp4/cuda:
-  csrc/cuda/gemm_w4a8.cu, which the op takes below NATIVE_MAX_M) and the Triton kernels (mxfp4: folded scales and one
+  csrc/cuda/gemm_w4a8.cu, which the op takes up to NATIVE_MAX_M) and the Triton kernels (mxfp4: folded scales and one
   dot per 32-K group), at
   8192x8192 for M = 256, 1024, 4096 and 4096x4096 at M = 256 and 1024 (--quick: the two M = 256 cases).
 Usage (GPU machine): PYTHONUNBUFFERED=1 python3 bench/gpu_w4a8.py [--quick | --profile N,K,M]. Prints the fused

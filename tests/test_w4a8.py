@@ -9,6 +9,9 @@ tl.dot multiplies in float32 numpy; the gpu-marked tests run the real FP8 wgmma 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -620,9 +623,9 @@ def check_native(x, qw, bias=None, name=""):
 @pytest.mark.gpu
 @pytest.mark.parametrize("M", [1, 7, 64, 65, 130, 256])
 def test_gpu_native_within_bound(M):
-    """Every x-tile size (64 / 128 rows), partial tiles in M and N, one and several groups a chunk, a single chunk,
-    asymmetric and symmetric int4 and mxfp4 (with windows whose groups span the whole exact range, 2^5), split-K
-    (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
+    """Every x-tile size (64 / 128 / 256 rows: M <= 64, <= 128, above), partial tiles in M and N, one and several
+    groups a chunk, a single chunk, asymmetric and symmetric int4 and mxfp4 (with windows whose groups span the whole
+    exact range, 2^5), split-K (N = 256, K = 4096: 2 splits), every output dtype, with and without bias."""
     gen = torch.Generator().manual_seed(M)
     for N, K, fmt in ((200, 512, Int4(group_size=128)), (128, 1024, Int4(group_size=256, symmetric=True)),
                       (256, 4096, Int4(group_size=128)), (136, 384, Int4(group_size=128, symmetric=True)),
@@ -639,6 +642,17 @@ def test_gpu_native_within_bound(M):
             x[0, 5] = 30.0
             bias = torch.randn(N, generator=gen).to(dtype)
             check_native(x, qw, bias if dtype != torch.float16 else None, f"N={N} K={K} {fmt} {dtype}")
+
+
+@pytest.mark.gpu
+def test_gpu_native_256_row_tiles():
+    """The other native tests with every x tile 256 rows (FOURBIT_W8_BN, which the library reads once per process:
+    a child pytest), so those tiles also run partial in M, with clustered splits and through the workspace; by
+    default only M > 128 takes them (test_gpu_native_within_bound's M = 130 / 256, unsplit)."""
+    env = dict(os.environ, FOURBIT_W8_BN="256")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", __file__, "-k",
+                        "native and not 256_row"], env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 
 
 @pytest.mark.gpu

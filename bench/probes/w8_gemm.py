@@ -1,7 +1,8 @@
 """The CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) alone and after the CUDA activation quantizer, with and without
 programmatic dependent launch (after_act), against bf16 cuBLAS in the same run. Medians of do_bench with the L2
 flushed, in us; the quantizer + GEMM pairs and the op are timed as CUDA graphs (no host time). A checksum of the GEMM's
-output shows that after_act does not change it. Usage (GPU machine): python3 bench/probes/w8_gemm.py [--quick]"""
+output shows that after_act does not change it. Usage (GPU machine): python3 bench/probes/w8_gemm.py [--quick] [--shapes NxKxM,...]; FOURBIT_W8_BN (64 / 128 / 256)
+fixes the GEMM's x tile."""
 import hashlib
 import os
 import sys
@@ -29,7 +30,10 @@ def digest(y):
 
 def main():
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
-    for N, K, M in SHAPES[:2] if "--quick" in sys.argv else SHAPES:
+    shapes = SHAPES[:2] if "--quick" in sys.argv else SHAPES
+    if "--shapes" in sys.argv:  # NxKxM,... (e.g. 8192x8192x4096)
+        shapes = [tuple(int(v) for v in t.split("x")) for t in sys.argv[sys.argv.index("--shapes") + 1].split(",")]
+    for N, K, M in shapes:
         gen = torch.Generator(device="cuda").manual_seed(0)
         w = torch.randn(N, K, device="cuda", generator=gen) * 0.02
         x = torch.randn(M, K, device="cuda", generator=gen).to(torch.bfloat16)
@@ -54,6 +58,11 @@ def main():
             serial, pdl = graph_time([lambda: pair(False)], bench), graph_time([lambda: pair(True)], bench)
             h1 = digest(y)
             op = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)], bench)
+            if M > w4a8.NATIVE_MAX_M:  # the op's other route, block-scaled cuBLAS, against the CUDA GEMM above
+                lim, w4a8.NATIVE_MAX_M = w4a8.NATIVE_MAX_M, 1 << 30
+                native = graph_time([lambda: torch.ops.fourbit.w4a8_linear(x, qd, sc, z, fmt, G, None)], bench)
+                cells.append(f"{name}: op through the CUDA GEMM {native:.1f} = {cub / native:.2f}x")
+                w4a8.NATIVE_MAX_M = lim
             cells.append(f"{name}: gemm {gemm:.1f}, act+gemm {serial:.1f} / pdl {pdl:.1f}, op {op:.1f} = "
                          f"{cub / op:.2f}x #{h0}{'' if h0 == h1 else ' PDL CHANGED IT #' + h1}")
         print(f"{N}x{K} M={M}: " + " | ".join(cells), flush=True)

@@ -4,7 +4,7 @@
 // The structure is gemm_rs.cu's: the WEIGHTS are wgmma's A operand, built in registers, and x8 (E4M3 bytes) is B, a
 // TMA tile in shared memory. A CTA owns 128 weight rows and BN (64 / 128) x rows: two consumer warpgroups (64 weight
 // rows each) and a producer warpgroup whose one thread loads, per 128-K chunk, the x8 tile (BN rows x 128 bytes,
-// 128-byte swizzle) and the 128 rows x 64 bytes of codes into one of 8 stages.
+// 128-byte swizzle) and the 128 rows x 64 bytes of codes into one of 8 stages (4 of 40 KB at BN = 256).
 //   - The weight operand is EXACT in E4M3 with no conversion instruction: d = q - z is an integer in [-15, 15], and
 //     the E4M3 byte (sign << 7) | |d| is the subnormal / first-binade value |d| * 2^-9 (bytes 0x00-0x0F are m * 2^-9
 //     for m = 0..15). So four codes become four operand bytes with VABSDIFF4 (|q - z| per byte) and a sign from
@@ -26,6 +26,9 @@
 //     temporary accumulators (the first with scale-d = 0) and promotes each finished group while the other runs:
 //     acc += (scale * 512) * tmp, one FFMA an element (the per-128-K float32 promotion of kernels/w4a8.py). The
 //     loop is straight-line code over 4 chunks that starts and ends with no wgmma in flight (see there: ptxas).
+//     BN = 256 has one temporary: its 128 accumulators, a temporary and two chunks' A fragments fill the consumers'
+//     232 registers (the mxfp4 instantiations still spill 168 bytes), so each group is promoted before the next
+//     issues and the other warpgroup's wgmmas keep the tensor pipe busy meanwhile (w8_plan has its gain).
 //   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: the
 //     partials times s[m] are summed in split order inside the tile's thread-block cluster (distributed shared
 //     memory, hopper.cuh cluster_reduce_tile) where those clusters are resident at once, else through a float32
@@ -59,7 +62,8 @@ template <int BN> struct W8Smem {
   static constexpr int X = BN * kW8K;           // x8 tile [BN rows][128 K], 128-byte swizzle
   static constexpr int W = kW8Rows * kW8K / 2;  // codes [128 rows][64 bytes]
   static constexpr int STAGE = X + W;
-  static constexpr int S = 8;                   // stages (a power of two: index and phase are a mask and a shift)
+  static constexpr int S = BN == 256 ? 4 : 8;   // stages (a power of two: index and phase are a mask and a shift;
+                                                //   8 of BN = 256's 40 KB do not fit)
   static constexpr int BAR = S * STAGE;         // full[s] at BAR + 8 s, empty[s] at BAR + 8 (S + s)
   static constexpr int BYTES = BAR + 16 * S + 1024;  // + the 1024-byte alignment of the swizzled tiles
   static_assert(BN * (kW8Rows + 4) * 4 <= BAR, "a split's partial [BN][128 + 4] float fits over the stages");
@@ -221,7 +225,7 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   // 64-row halves of a chunk into tmp[0] and tmp[1], BN = 64 alternates whole chunks between them. Why: waiting for
   // every wgmma of a chunk before the promotion and the next issue left the tensor pipe idle (41% active, ncu,
   // 8192^2 M = 256).
-  float acc[BN / 2], tmp[2][32];
+  float acc[BN / 2], tmp[BN == 256 ? 1 : 2][32];  // BN = 256: one temporary (acc 128 + tmp 32 + a 32 registers)
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
   uint32_t a[2][4][4];
@@ -270,7 +274,22 @@ gemm_w4a8_kernel(W8Params p, const __grid_constant__ CUtensorMap xmap, const __g
   next(0, 0);
   // chunks c0 .. c0 + 3 (chunk c0 decoded); fin: the last iteration (chunk c0 + 4 is not decoded)
   const auto iteration = [&](int c0, auto fin) {
-    if (BN == 128) {
+    if constexpr (BN == 256) {
+      // Chunk c: its four 64-row quarters in turn through the one temporary, each promoted once complete (the other
+      // warpgroup's wgmmas fill the tensor pipe meanwhile); chunk c + 1 is decoded while c's first quarter runs.
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int c = c0 + u;
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          issue(c, h, a[u & 1], tmp[0]);
+          if (h == 0 && (u < 3 || !fin)) next(c + 1, (u + 1) & 3);
+          wait_mma(W0());
+          if (h == 3) release(c);
+          promote(tmp[0], h, grp[u], c < nch);
+        }
+      }
+    } else if constexpr (BN == 128) {
       // Chunk c: issue half 0 of c + 1, promote half 1 of c once complete, issue half 1 of c + 1, decode c + 2,
       // promote half 0 of c + 1 once complete: one half in flight while the other is promoted.
       issue(c0, 0, a[0], tmp[0]);
@@ -360,19 +379,41 @@ template <int BN> int w8_resident(int S) {
   return resident_clusters(gemm_w4a8_kernel<__nv_bfloat16, false, BN, false>, kW8Threads, W8Smem<BN>::BYTES, S);
 }
 
-// x tiles of 64 rows up to M = 64, else 128; the split count S, a power of two, keeps the CTAs within one wave (one
-// CTA an SM) with at least 8 chunks (1024 K) a split. A tile's S <= 8 splits reduce inside their cluster when every
-// tile's cluster is resident at once (as gemm_rs.cu's rs_plan), else through the workspace and the reduce kernel.
-W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
-  const int bn = M <= 64 ? 64 : 128, mt = int((M + bn - 1) / bn);
+// The plan for x tiles of bn rows: the split count S, a power of two, keeps the CTAs within one wave (one CTA an SM)
+// with at least 8 chunks (1024 K) a split. A tile's S <= 8 splits reduce inside their cluster when every tile's
+// cluster is resident at once (as gemm_rs.cu's rs_plan), else through the workspace and the reduce kernel.
+W8Plan w8_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
+  const int mt = int((M + bn - 1) / bn);
   W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[2][16][4] = {};  // [BN 64 / 128]: clusters_fit's cache
-    r.cluster = clusters_fit(fits[bn == 64 ? 0 : 1], r.S, r.tiles,
-                             [bn](int s) { return bn == 64 ? w8_resident<64>(s) : w8_resident<128>(s); });
+    static int fits[3][16][4] = {};  // [BN 64 / 128 / 256]: clusters_fit's cache
+    r.cluster = clusters_fit(fits[bn == 64 ? 0 : bn == 128 ? 1 : 2], r.S, r.tiles, [bn](int s) {
+      return bn == 64 ? w8_resident<64>(s) : bn == 128 ? w8_resident<128>(s) : w8_resident<256>(s);
+    });
   }
   return r;
+}
+
+// x tiles of 64 rows up to M = 64; above M = 128 256 rows where that needs no split, or clustered splits of >= 32
+// chunks; else 128. Why (H100 80GB HBM3, 2026-11-28, bench/probes/w8_gemm.py, GEMM alone, us, int4 / mxfp4, 128 ->
+// 256-row tiles in the same call): each decoded weight and each 24 -> 40 KB chunk serves twice the x rows.
+//   S = 1: 8192^2 M = 1024 180.1 / 188.4 -> 149.7 / 156.2, M = 4096 759.0 / 771.1 -> 612.7 / 644.9; 28672x8192
+//          M = 256 184.0 / 191.4 -> 155.5 / 162.7; 4096^2 M = 1024 58.9 / 61.1 -> 50.1 / 52.2, M = 2048 112.1 /
+//          117.0 -> 94.0 / 98.1.
+//   S = 2 in clusters: 8192^2 M = 256 (32 chunks a split) 52.6 / 54.4 -> 49.2 / 50.7, but 4096^2 M = 512 (16 chunks)
+//          31.6 / 33.2 -> 32.2 / 32.7 and 36.4 -> 38.2 with the quantizer: the cluster's reduce over 256 x rows
+//          costs more where each split is short.
+//   S = 4 through the workspace (32 clusters of 4 do not fit): 4096^2 M = 256 23.6 / 24.0 -> 38.0 / 37.2.
+W8Plan w8_plan(int64_t M, int64_t N, int64_t K) {
+  static const int env = env_choice("FOURBIT_W8_BN", {64, 128, 256});  // fixes the x tile, for experiments
+  if (env) return w8_plan_bn(M, N, K, env);
+  if (M <= 64) return w8_plan_bn(M, N, K, 64);
+  if (M > 128) {
+    const W8Plan r = w8_plan_bn(M, N, K, 256);
+    if (r.S == 1 || (r.cluster && r.per >= 32)) return r;
+  }
+  return w8_plan_bn(M, N, K, 128);
 }
 
 template <typename OT, bool HZ, int BN, bool MX>
@@ -398,7 +439,8 @@ void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStre
 template <typename OT, bool HZ, bool MX>
 void launch_w8_bn(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   if (r.bn == 64) launch_w8<OT, HZ, 64, MX>(a, p, r, st);
-  else launch_w8<OT, HZ, 128, MX>(a, p, r, st);
+  else if (r.bn == 128) launch_w8<OT, HZ, 128, MX>(a, p, r, st);
+  else launch_w8<OT, HZ, 256, MX>(a, p, r, st);
 }
 
 template <typename OT>

@@ -8,7 +8,7 @@ the E2M1 value (mxfp4, scales float8_e8m0fnu, group 32). The CPU kernel is this 
 math: every weight value and product is exact there), so it is slow but it is the oracle of the GPU kernel.
 
 On CUDA, int4 with K and the group multiples of 128, and mxfp4 with K % 128 == 0 whose scales fold exactly
-(MX_NATIVE_SPAN), run csrc/cuda/gemm_w4a8.cu below NATIVE_MAX_M on Hopper (native_gemm); everything else runs
+(MX_NATIVE_SPAN), run csrc/cuda/gemm_w4a8.cu up to NATIVE_MAX_M on Hopper (native_gemm); everything else runs
 kernels/w4a8.py (the fused Triton kernel, or the block-scaled cuBLAS path from M = 512). The activations are
 quantized by csrc/cuda/act_e4m3.cu where the CUDA kernels are built (act_cuda), else by kernels/w4a8.quantize_act;
 both are bit-exact with quantize_act_ref. Speed on an H100 and what bounds it: README.md, section W4A8.
@@ -184,11 +184,16 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
     return y
 
 
-# Below this M the op takes the CUDA FP8 GEMM where it can. H100 80GB HBM3, 2026-11-27, 8192^2 int4 g128, us
+# Up to this M the op takes the CUDA FP8 GEMM where it can. H100 80GB HBM3, 2026-11-27, 8192^2 int4 g128, us
 # (bench/gpu_w4a8.py; GEMM only, activation quantize ~10 / 24 us more): M = 256 51.5 (the Triton fused kernel 96.5,
 # bf16 cuBLAS 65.0), M = 1024 181.7 (Triton's block-scaled cuBLAS path 186.9 with its weight conversion, bf16 187.3).
-# From M = 1024 the block-scaled path keeps it: it is as fast there and gains with M (690 against ~750 us at 4096).
-NATIVE_MAX_M = 1023
+# Since the GEMM's 256-row x tiles (csrc/cuda/gemm_w4a8.cu, w8_plan; H100 80GB HBM3, 2026-11-28, bench/probes/
+# w8_gemm.py, the op from a CUDA graph, us, int4 / mxfp4, CUDA GEMM vs block-scaled cuBLAS in the same call):
+#   M = 1024: 4096^2 60.7 / 65.1 vs 64.1 / 63.1, 8192^2 164.3 / 174.2 vs 198.6 / 197.2: the CUDA GEMM (one loss);
+#   M = 2048: 4096^2 111.4 / 116.9 vs 105.3 / 105.2, 8192^2 315.9 / 333.9 vs 340.4 / 341.5: split by shape;
+#   M = 4096: 4096^2 211.2 / 224.2 vs 183.4 / 183.0, 8192^2 644.3 / 678.0 vs 641.5 / 641.2: block-scaled cuBLAS.
+# So the window ends at M = 1024 (8192^2 M = 2048 would gain 7% through the GEMM; not taken, one shape).
+NATIVE_MAX_M = 1024
 
 
 # mxfp4 through the CUDA GEMM: its operand bytes are E4M3(v * 2^d) from a per-group table, exact while they are E4M3
