@@ -65,10 +65,11 @@ def workload():
             x = torch.randn(M, 512, device=dev, dtype=torch.bfloat16)
             for _ in range(2):
                 fourbit.linear(x, qw)
-    # the opt-in W4A8 path (activation quantize, csrc/cuda/act_e4m3.cu, + FP8 GEMM): int4 and mxfp4 below M = 1024 on
-    # Hopper through the CUDA GEMM (csrc/cuda/gemm_w4a8.cu: 64- and 128-row x tiles, a partial 128-row weight tile,
-    # split-K at K = 4096, symmetric int4, mxfp4's table decode), elsewhere the fused kernel (M < 512), cuBLAS
-    # block-scaled GEMM with fused tail rows (M = 515, 1030), each called twice (the second call is the eager replay)
+    # the opt-in W4A8 path (activation quantize, csrc/cuda/act_e4m3.cu, + FP8 GEMM): int4 and mxfp4 up to M = 1024 on
+    # Hopper through the CUDA GEMM (csrc/cuda/gemm_w4a8.cu: 64-, 128- and 256-row x tiles (M = 3 / 300 at K = 4096 /
+    # 300 and 515 at K = 512), a partial 128-row weight tile, split-K at K = 4096, symmetric int4, mxfp4's table
+    # decode), elsewhere the fused kernel (M < 512), cuBLAS block-scaled GEMM with fused tail rows (M = 1030), each
+    # called twice (the second call is the eager replay)
     for name, K in (("int4", 512), ("mxfp4", 512), ("int4", 4096), ("int4_sym", 4096), ("mxfp4", 4096)):
         qw = fourbit.quantize(torch.randn(48, K, device=dev), name)
         for M in (3, 300, 515, 1030):
