@@ -28,7 +28,11 @@
 //     loop is straight-line code over 4 chunks that starts and ends with no wgmma in flight (see there: ptxas).
 //     BN = 256 has one temporary: its 128 accumulators, a temporary and two chunks' A fragments fill the consumers'
 //     232 registers (the mxfp4 instantiations still spill 168 bytes), so each group is promoted before the next
-//     issues and the other warpgroup's wgmmas keep the tensor pipe busy meanwhile (w8_plan has its gain).
+//     issues and the other warpgroup's wgmmas keep the tensor pipe busy meanwhile (w8_plan has its gain). Tried
+//     and dropped (H100 80GB HBM3, 2026-11-28, bench/probes/w8_gemm.py, same call, GEMM us, int4 / mxfp4): groups of
+//     32 x rows through two temporaries (16 registers each), one always in flight: 8192^2 M = 1024 148.7 / 156.1 ->
+//     167.2 / 168.6, M = 256 49.4 / 50.6 -> 52.0 / 52.6, 28672x8192 M = 256 155.0 / 163.2 -> 172.1 / 174.0 (ptxas
+//     spilled 136 / 188 bytes in the int4-with-zeros / mxfp4 instantiations, and m64n32k32 is half the work a wgmma).
 //   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: the
 //     partials times s[m] are summed in split order inside the tile's thread-block cluster (distributed shared
 //     memory, hopper.cuh cluster_reduce_tile) where those clusters are resident at once, else through a float32
