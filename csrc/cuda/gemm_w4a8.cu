@@ -2,8 +2,8 @@
 // (q[n, k] - z[n, g]) (+ bias), the product of fourbit.ops.w4a8 for int4 weights with groups of 128 K or a multiple,
 // and for mxfp4 weights (the E2M1 value, E8M0 scales a 32-K group) whose scales fold exactly (mx_table below).
 // The structure is gemm_rs.cu's: the WEIGHTS are wgmma's A operand, built in registers, and x8 (E4M3 bytes) is B, a
-// TMA tile in shared memory. A CTA owns 128 weight rows and BN (64 / 128) x rows: two consumer warpgroups (64 weight
-// rows each) and a producer warpgroup whose one thread loads, per 128-K chunk, the x8 tile (BN rows x 128 bytes,
+// TMA tile in shared memory. A CTA owns 128 weight rows and BN (64 / 128 / 256) x rows: two consumer warpgroups (64
+// weight rows each) and a producer warpgroup whose one thread loads, per 128-K chunk, the x8 tile (BN rows x 128 bytes,
 // 128-byte swizzle) and the 128 rows x 64 bytes of codes into one of 8 stages (4 of 40 KB at BN = 256).
 //   - The weight operand is EXACT in E4M3 with no conversion instruction: d = q - z is an integer in [-15, 15], and
 //     the E4M3 byte (sign << 7) | |d| is the subnormal / first-binade value |d| * 2^-9 (bytes 0x00-0x0F are m * 2^-9
