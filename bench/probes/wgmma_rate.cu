@@ -1,8 +1,8 @@
 // wgmma issue-rate probe (no decode, no loads): how many SM cycles does one m64nNk16 bf16 wgmma take when a CTA's
 // warpgroups issue nothing else, with A from registers (gemm_rs.cu's form) or from shared memory (gemm_tc.cu's), for
 // N = 8 .. 256 x rows? The register-A GEMM finished one 128-row x 64-K chunk (8 wgmmas) every ~820 cycles an SM at
-// N = 8 and at N = 64 alike (bench/benchmarks_notes.md, seventeenth session): this says whether the wgmma itself sets
-// that floor. Each step is gemm_rs's: fence, 4 wgmmas (k16 steps of one 64-K chunk), commit, wait for all but the
+// N = 8 and at N = 64 alike (bench/benchmarks_history.md, seventeenth session): this says whether the wgmma itself
+// sets that floor. Each step is gemm_rs's: fence, 4 wgmmas (k16 steps of one 64-K chunk), commit, wait for all but the
 // last `NA - 1` groups. One CTA an SM, 1 or 2 warpgroups; prints cycles per wgmma an SM and the share of the tensor
 // pipe's dense bf16 peak (N / 2 cycles a wgmma: 2048 bf16 MACs a cycle an SM).
 // FP8 rows (gemm_w4a8.cu's form): m64nNk32 E4M3 with A from registers; "+promo" also starts each step from a zero

@@ -44,7 +44,7 @@
 // not what bounds it; 2 CTAs an SM at BN = 64 (4 stages fit 113 KB): ptxas then caps 288 threads at 96 registers,
 // spills 230-440 bytes and serializes the wgmmas (C7512); a split-K reduce kernel with 4 elements a thread: 1.9 ->
 // 1.8 us, no change in a graph.
-// Tried and dropped (twenty-third session, H100, 2026-11-27; bench/benchmarks_notes.md has the numbers): the prologue
+// Tried and dropped (twenty-third session, H100, 2026-11-27; numbers in bench/benchmarks_history.md): the prologue
 // reordered (the producer's thread loading at once while the consumers alone build the table, a named barrier, the
 // first scales before the build): no gain at 4096^2 M = 64, 8192^2 M = 64 int4 7% slower; the workspace splits summed
 // by the tile's last split (a counter tagged with %gridid): %gridid repeats across CUDA-graph replays (the output was
@@ -171,7 +171,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // chunk c's scales / zeros: a row's GS raw values are adjacent (one 1 / 2 / 4 / 8-byte load). Why: one byte load
   // each (8 a chunk for nvfp4) made nvfp4 ~20% slower than int4 even with the decode switched off (H100, 2026-11-27).
   // The rows' pointers are formed once, so a chunk's address is one 32-bit offset added to them: 4-9 fewer of a step's
-  // ~120-170 SASS instructions than the 64-bit index arithmetic (signed halving included), ~1% (benchmarks_notes.md).
+  // ~120-170 SASS instructions than the 64-bit index arithmetic (signed halving included), ~1%
+  // (bench/benchmarks_history.md).
   constexpr int SB = SK == SK_F32 ? 4 : 1;  // bytes a raw scale
   constexpr bool S4 = SK == SK_E4M3 && GS == 4;  // nvfp4: R.s[r][0] keeps the row's word of 4 scales (e4m3x4_pairs)
   const uint8_t* const srow[2] = {static_cast<const uint8_t*>(p.scales) + ja * SB,

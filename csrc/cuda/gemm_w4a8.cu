@@ -84,7 +84,7 @@ struct W8Params {
 
 // A chunk's raw scales and zero points of the thread's two rows, loaded when the chunk two before it is decoded: nothing
 // consumes them until use (scale * 512 at the load made each load's latency a stall, 24% of the samples: H100, ncu,
-// 2026-11-27; ptxas still moves these loads later, see bench/benchmarks_notes.md).
+// 2026-11-27; ptxas still moves these loads later, see bench/benchmarks_history.md).
 // mxfp4: z[r] holds the chunk's four E8M0 exponent bytes of row r (groups of 32 K, byte i = group i); the decode
 // sets s[r] to the promotion factor 2^(e_max - 127) (e_max: their largest), one chunk before the promotion uses it.
 struct W8Group { float s[2]; uint32_t z[2]; };
