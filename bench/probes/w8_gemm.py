@@ -1,8 +1,9 @@
 """The CUDA W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) alone and after the CUDA activation quantizer, with and without
 programmatic dependent launch (after_act), against bf16 cuBLAS in the same run. Medians of do_bench with the L2
 flushed, in us; the quantizer + GEMM pairs and the op are timed as CUDA graphs (no host time). A checksum of the GEMM's
-output shows that after_act does not change it. Usage (GPU machine): python3 bench/probes/w8_gemm.py [--quick] [--shapes NxKxM,...]; FOURBIT_W8_BN (64 / 128 / 256)
-fixes the GEMM's x tile."""
+output shows that after_act does not change it. Above fourbit.ops.w4a8.NATIVE_MAX_M the op is also timed through the
+CUDA GEMM. Usage (GPU machine): python3 bench/probes/w8_gemm.py [--quick] [--shapes NxKxM,...]; FOURBIT_W8_BN (64 /
+128 / 256) fixes the GEMM's x tile."""
 import hashlib
 import os
 import sys
