@@ -57,8 +57,9 @@ def main(path, png="roofline.png", notes=None):
     out += ["\n## Targets of the performance issue, checked on this run\n",
             "\"met\" is yes when the better of the two timings (eager do_bench / CUDA graph) reaches the target; for "
             "M=16 against M=1, the better M=16 time against the better M=1 time. \"plain read\": a kernel that only "
-            "reads the weight's 4-bit codes (bench/read_floor.py), timed as the eager column: the most a read-bound "
-            "kernel can show under do_bench's L2 flush, which leaves dirty lines in the L2 for the timed kernel to write back.\n",
+            "reads the weight's 4-bit codes (bench/read_floor.py), timed as the eager column: about the most a read-bound "
+            "kernel can show under do_bench, whose eager calls each carry ~3-4 us besides their kernels "
+            "(bench/probes/read_method.py).\n",
             "| target | shape | M | format | measured (eager / graph) | met |", "|---|---|---|---|---|---|"]
     byk = {(r["shape"], r["M"]): r["kernels"] for r in rows}
     floor = {r["shape"]: r["read_floor"] for r in rows if "read_floor" in r}
