@@ -33,6 +33,15 @@
 //     32 x rows through two temporaries (16 registers each), one always in flight: 8192^2 M = 1024 148.7 / 156.1 ->
 //     167.2 / 168.6, M = 256 49.4 / 50.6 -> 52.0 / 52.6, 28672x8192 M = 256 155.0 / 163.2 -> 172.1 / 174.0 (ptxas
 //     spilled 136 / 188 bytes in the int4-with-zeros / mxfp4 instantiations, and m64n32k32 is half the work a wgmma).
+//     Also dropped (same card, 2026-11-28, one call, GEMM us, int4 / mxfp4): the decoded weights stored to shared
+//     memory (two 16 KB buffers, 128-byte swizzle, wgmma with both operands there) so that the freed A registers hold a
+//     second temporary: 8192^2 M = 1024 148.9 / 154.9 -> 172.8 / 185.4, M = 256 49.0 / 50.6 -> 53.4 / 57.5, M = 4096
+//     604.0 / 633.6 -> 692.7 / 744.1, bit-identical output. An m64n64k32 wgmma reading both operands from shared memory
+//     takes 4 KB in its 32 cycles, the whole 128 B a cycle of the SM's shared memory, and A is read again for each of
+//     the four quarters (ptxas also spilled 80-352 bytes). ncu of this kernel (8192^2 M = 1024, int4): tensor pipe 52%
+//     active, L2 30%, issue 35%, 0.48 eligible warps a scheduler; stalls: waits 19%, long scoreboard 18% (4% the
+//     producer's empty-slot wait), wgmma waits 18%. So the 256-row tile is bound by each warpgroup's issue -> wait ->
+//     promote latency, not by L2.
 //   - Split-K over blockIdx.y (a power of two, >= 8 chunks a split) when the tiles would not fill the GPU: the
 //     partials times s[m] are summed in split order inside the tile's thread-block cluster (distributed shared
 //     memory, hopper.cuh cluster_reduce_tile) where those clusters are resident at once, else through a float32
