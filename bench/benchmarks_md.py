@@ -13,6 +13,10 @@ PEERS = ("tinygemm int4", "bnb nf4", "gemlite int4")
 BIG = ("8192x8192", "28672x8192", "4096x14336", "14336x4096")  # >= 32 MB of 4-bit weights
 
 
+def read_name(fl):  # the floor's label: which plain read timed it (JSON up to 2026-11-28 03:35 UTC names none: Triton)
+    return f"plain read, {fl.get('kernel', 'triton')}"
+
+
 def kt(v, graph=False):
     """A fourbit entry's time: the do_bench eager median (the anchors' method) or the CUDA-graph replay."""
     return v.get("graph_us", v["us"]) if graph else v["us"]
@@ -57,7 +61,8 @@ def main(path, png="roofline.png", notes=None):
     out += ["\n## Targets of the performance issue, checked on this run\n",
             "\"met\" is yes when the better of the two timings (eager do_bench / CUDA graph) reaches the target; for "
             "M=16 against M=1, the better M=16 time against the better M=1 time. \"plain read\": a kernel that only "
-            "reads the weight's 4-bit codes (bench/read_floor.py), timed as the eager column: about the most a read-bound "
+            "reads the weight's 4-bit codes (bench/read_floor.py: the CUDA read of bench/read_floor.cu, or its Triton "
+            "read where that was not built; the JSON names it), timed as the eager column: about the most a read-bound "
             "kernel can show under do_bench, whose eager calls each carry ~3-4 us besides their kernels "
             "(bench/probes/read_method.py).\n",
             "| target | shape | M | format | measured (eager / graph) | met |", "|---|---|---|---|---|---|"]
@@ -72,12 +77,12 @@ def main(path, png="roofline.png", notes=None):
             if M == 1 and shape in BIG:
                 pe, pg = (100 * v["bytes"] / (t * 1e-6) / 1e12 / copy for t in (e, g))
                 fl = floor.get(shape)
-                pf = f" (plain read: {100 * fl['bytes'] / (fl['us'] * 1e-6) / 1e12 / copy:.0f}%)" if fl else ""
+                pf = f" ({read_name(fl)}: {100 * fl['bytes'] / (fl['us'] * 1e-6) / 1e12 / copy:.0f}%)" if fl else ""
                 out.append(f"| M=1 >= 80% of copy | {shape} | 1 | {f} | {pe:.0f}% / {pg:.0f}%{pf} | "
                            f"{'yes' if max(pe, pg) >= 80 else 'no'} |")
             if M == 1 and shape == "4096x4096":
                 fl = floor.get(shape)
-                pf = f" (plain read: {fl['us']:.1f} us)" if fl else ""
+                pf = f" ({read_name(fl)}: {fl['us']:.1f} us)" if fl else ""
                 out.append(f"| M=1 <= 6 us | {shape} | 1 | {f} | {e:.1f} / {g:.1f} us{pf} | "
                            f"{'yes' if min(e, g) <= 6 else 'no'} |")
             if M == 16 and (shape, 1) in byk:

@@ -176,7 +176,8 @@ def main():
                     v["vs_best_peer"] = best_peer / v["us"]
             if M == 1:  # the method's floor for the M = 1 targets: a plain read of the codes (bench/read_floor.py)
                 codes = torch.randint(-2**31, 2**31 - 1, (N * K // 8,), device=dev, dtype=torch.int32)
-                row["read_floor"] = dict(us=bench(read_fn(codes)) * 1e3, bytes=N * K // 2)
+                rd = read_fn(codes)  # the CUDA read of bench/read_floor.cu where nvcc builds it, else the Triton one
+                row["read_floor"] = dict(us=bench(rd) * 1e3, bytes=N * K // 2, kernel=rd.kind)
                 del codes
             rows.append(row)
         del w, peers, qws, copies

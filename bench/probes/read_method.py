@@ -1,5 +1,5 @@
 """Is bench/read_floor.py's Triton read really the floor of the M = 1 targets? One GPU call, one card:
-the CUDA plain read of bench/probes/l2_policy.cu (2 or 4 CTAs an SM; plain / L2 evict_first loads), the Triton
+the CUDA plain read of bench/read_floor.cu (2 or 4 CTAs an SM; plain / L2 evict_first loads), the Triton
 read_floor, the M = 1 GEMV (int4, mxfp4) and a one-element add, each timed four ways:
   do_bench (eager, L2 flushed: the peers' method), CUPTI kernel us after the same flush, and a CUDA graph of 3 calls
   over 3 copies (gpu_peers.py's graph us: do_bench of the replay / 3).
@@ -34,7 +34,7 @@ dev = "cuda"
 def lib():
     so = "/tmp/l2p.so"
     subprocess.run(["nvcc", "-std=c++17", "-O3", "-arch=sm_90a", "-shared", "-Xcompiler", "-fPIC", "-DL2P_LIB", "-o",
-                    so, os.path.join(here, "l2_policy.cu")], check=True)
+                    so, os.path.join(here, "..", "read_floor.cu")], check=True)
     return ctypes.CDLL(so)
 
 

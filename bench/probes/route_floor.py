@@ -3,7 +3,7 @@ A. What does the L2 flush cost a read-bound kernel? do_bench flushes by zeroing 
    dirty lines that the timed kernel's reads must write back first. A pure 32 MB read (torch.sum) and the M = 1 GEMV,
    each timed after that flush, after a read-only flush (the L2 then holds clean lines), and back to back without a
    flush over rotating copies (graph), against the device-to-device copy of 1 GB. (bench/probes/read_method.py and
-   l2_policy.cu, 2026-11-28, answer it at the kernel level: after the flush a 33.6 MB read is as fast as back to back;
+   bench/read_floor.cu, 2026-11-28, answer it at the kernel level: after the flush a 33.6 MB read is as fast as back to back;
    what do_bench adds is ~3-4 us an eager call.)
 B. Should the register-A wgmma GEMM (gemm_rs) take M > 1024 from dequantize + cuBLAS? Both routes as CUDA graphs over
    3 weight copies, against bf16 cuBLAS.

@@ -1,19 +1,19 @@
-// L2 eviction-policy probe for read-bound kernels under do_bench's method (no math): a plain read of n bytes after
-// a 256 MB zero fill (do_bench's L2 flush, which leaves the L2 full of dirty lines), timed with events as do_bench
-// times it, with three load forms:
-//   plain: ld.global.nc.L1::no_allocate (csrc/cuda/gemv.cu's ldg_stream);
-//   hint:  the same + .L2::cache_hint with a createpolicy.fractional.L2::evict_first policy (fraction 1.0);
-//   last:  the same + an L2::evict_last policy, as a control that should not help.
-// Why: each line the read brings into the L2 evicts one; if that one is a dirty line of the flush it goes back to
-// DRAM first, so a 32 MB read after the flush can also write up to ~32 MB. With evict_first the read's own lines are
-// the first candidates once they fill their sets, so fewer dirty lines would be written back during the read.
+// A plain read of n bytes (no math; each thread XORs what it loads into one word, so nothing is dead code): the
+// M = 1 targets' floor in the benchmark (bench/read_floor.py builds this file with -DL2P_LIB and calls l2p_read with
+// policy 0), and, run standalone, an L2 eviction-policy probe. Loads, by `policy` / P:
+//   0 plain: ld.global.nc.L1::no_allocate (csrc/cuda/gemv.cu's ldg_stream);
+//   1 hint:  the same + .L2::cache_hint with a createpolicy.fractional.L2::evict_first policy (fraction 1.0);
+//   2 last:  the same + an L2::evict_last policy, as a control that should not help.
+// A thread reads 16-byte pieces i, i + stride, i + 2 stride, ... (stride = the grid's threads), four in flight.
+// Why the probe: each line a read brings into the L2 evicts one; if that one is a dirty line of do_bench's flush (a
+// 256 MB zero fill) it goes back to DRAM first. With evict_first the read's own lines would be the first candidates.
 // Measured (H100 80GB HBM3, 2026-11-28, events, medians of 50): evict_first changes nothing (8.4 MB 5.7-8.1 us either
-// way, 33.6 MB 14.9 / 14.9, 117 MB 44.6 / 44.8 at 2 CTAs an SM; evict_last is slower after the flush, 19.2 / 52.3), and
-// the flushed read is not slower than the same read back to back (33.6 MB: 14.9 flushed, 15.9 back to back). So the
-// flush's dirty lines do not slow a read of these sizes at the kernel level; do_bench's extra ~3-4 us an eager call is
-// host and launch time (bench/probes/read_method.py). Copy (256 MB, flushed) 2.95 TB/s: the read reaches 77% of it at
-// 33.6 MB and 89% at 117 MB.
-// Build and run on the GPU machine: nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/l2p bench/probes/l2_policy.cu && /tmp/l2p
+// way, 33.6 MB 14.9 / 14.9, 117 MB 44.6 / 44.8 at 2 CTAs an SM; evict_last is slower after the flush, 19.2 / 52.3),
+// and the flushed read is not slower than the same read back to back (33.6 MB: 14.9 flushed, 15.9 back to back). So
+// the flush's dirty lines do not slow a read of these sizes at the kernel level; do_bench's extra ~3-4 us an eager
+// call is host and launch time (bench/probes/read_method.py). Copy (256 MB, flushed) 2.95 TB/s: the read reaches 77%
+// of it at 33.6 MB and 89% at 117 MB, 12-14% faster than the Triton read of bench/read_floor.py.
+// The probe: nvcc -std=c++17 -O3 -arch=sm_90a -o /tmp/l2p bench/read_floor.cu && /tmp/l2p
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -51,7 +51,8 @@ __global__ void __launch_bounds__(256) read_kernel(const uint8_t* q, int64_t n16
   sink[blockIdx.x * blockDim.x + threadIdx.x] = acc;
 }
 
-// For Python (bench/probes/read_method.py): nvcc -shared -Xcompiler -fPIC -DL2P_LIB ...; policy as P above.
+// For Python (bench/read_floor.py, bench/probes/read_method.py): nvcc -shared -Xcompiler -fPIC -DL2P_LIB ...; n a
+// multiple of 16 bytes, sink grid * 256 words (each thread's XOR), policy as P above; returns the launch's error.
 extern "C" int l2p_read(const void* q, long long n, void* sink, int grid, int policy, void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
   const auto* b = static_cast<const uint8_t*>(q);
