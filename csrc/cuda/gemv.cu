@@ -87,14 +87,14 @@
 //     M = 1 target of 80% of copy is above what any kernel can show under that method; this GEMV reaches 72-80% of
 //     the plain read's rate there (25.5-28.6 us) and 70-77% back to back.
 //   round 8 (H100 80GB HBM3, 2026-11-28, bench/probes/read_method.py, kernel times by CUPTI after do_bench's flush):
-//     a hand-written CUDA read of the same codes (bench/probes/l2_policy.cu) takes 14.7-16.0 us at 8192^2 (77% of
-//     copy) and 44.7-45.1 at 28672x8192 (89%; the Triton read above is 12-14% slower), while this GEMV takes 24.4 / 22.0
-//     (int4 / mxfp4) and 74.6 / 65.3: 60-68% of a plain read's rate, so round 7's "72-80%" compared eager times that
-//     share ~3-4 us of do_bench overhead. An L2 evict_first policy on the loads changed nothing (l2_policy.cu). ncu
-//     (8192^2 int4 / nf4 M=1): HMMA pipe 17% / 20% active, ALU 38 / 41%, FMA 30 / 21%, LSU 30 / 34%, issue 43 / 39%,
-//     1.0 eligible of 3.7 warps a scheduler, 142 / 118 warp instructions a 512-byte warp load of codes; stalls: long
-//     scoreboard 24-26% (11-19% on the first use of a step's codes), fixed latency 14-15%. No pipe is near its
-//     limit: the warps' dependent chains with 4 warps a scheduler are the bound (as round 4 found).
+//     a hand-written CUDA read of the same codes (bench/read_floor.cu) takes 14.7-16.0 us at 8192^2 (77% of copy) and
+//     44.7-45.1 at 28672x8192 (89%; the Triton read above is 12-14% slower), while this GEMV takes 24.4 / 22.0 (int4 /
+//     mxfp4) and 74.6 / 65.3: 60-68% of a plain read's rate, so round 7's "72-80%" compared eager times that share ~3-4
+//     us of do_bench overhead. An L2 evict_first policy on the loads changed nothing (bench/read_floor.cu). ncu (8192^2
+//     int4 / nf4 M=1): HMMA pipe 17% / 20% active, ALU 38 / 41%, FMA 30 / 21%, LSU 30 / 34%, issue 43 / 39%, 1.0
+//     eligible of 3.7 warps a scheduler, 142 / 118 warp instructions a 512-byte warp load of codes; stalls: long
+//     scoreboard 24-26% (11-19% on the first use of a step's codes), fixed latency 14-15%. No pipe is near its limit:
+//     the warps' dependent chains with 4 warps a scheduler are the bound (as round 4 found).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
