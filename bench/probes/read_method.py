@@ -1,6 +1,6 @@
-"""Is bench/read_floor.py's Triton read really the floor of the M = 1 targets? One GPU call, one card:
-the CUDA plain read of bench/read_floor.cu (2 or 4 CTAs an SM; plain / L2 evict_first loads), the Triton
-read_floor, the M = 1 GEMV (int4, mxfp4) and a one-element add, each timed four ways:
+"""Which plain read is the floor of the M = 1 targets, and what does do_bench add to a kernel? One GPU call, one card:
+the CUDA plain read of bench/read_floor.cu (2 or 4 CTAs an SM; plain / L2 evict_first loads), bench/read_floor.py's
+Triton read, the M = 1 GEMV (int4, mxfp4) and a one-element add, each timed three ways:
   do_bench (eager, L2 flushed: the peers' method), CUPTI kernel us after the same flush, and a CUDA graph of 3 calls
   over 3 copies (gpu_peers.py's graph us: do_bench of the replay / 3).
 (The ctypes launches are not captured by torch's graph: their graph column is empty, 0.4 us.)
@@ -11,10 +11,8 @@ Measured (H100 80GB HBM3, 2026-11-28, two runs, us do_bench / CUPTI): the one-el
 (graph 76.0 / 66.5). So at the kernel level the M = 1 GEMV moves its codes at 60-68% of a plain read's rate; the
 gap to the 80%-of-copy target is the GEMV's own (csrc/cuda/gemv.cu, round 8), while the plain read itself reaches 77%
 of copy at 8192^2 and 89% at 28672x8192. (The GEMV's eager do_bench column is host-bound in these runs: 50-140 us.)
-Usage (GPU machine, fourbit importable): python3 bench/probes/read_method.py"""
-import ctypes
+Usage (GPU machine, fourbit importable, nvcc): python3 bench/probes/read_method.py"""
 import os
-import subprocess
 import sys
 
 import torch
@@ -31,19 +29,12 @@ from route_floor import flush_dirty  # noqa: E402
 dev = "cuda"
 
 
-def lib():
-    so = "/tmp/l2p.so"
-    subprocess.run(["nvcc", "-std=c++17", "-O3", "-arch=sm_90a", "-shared", "-Xcompiler", "-fPIC", "-DL2P_LIB", "-o",
-                    so, os.path.join(here, "..", "read_floor.cu")], check=True)
-    return ctypes.CDLL(so)
-
-
 def bench(fn):
     return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e3
 
 
 def main():
-    L = lib()
+    L = read_floor.cuda_lib()  # bench/read_floor.cu's l2p_read (its load policy is an argument)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     sink = torch.empty(64 * sms * 256, dtype=torch.int32, device=dev)
     print(torch.cuda.get_device_name(), torch.__version__, triton.__version__)
@@ -57,12 +48,11 @@ def main():
         st = torch.cuda.current_stream().cuda_stream
 
         def cread(c, per, pol):
-            return lambda: L.l2p_read(ctypes.c_void_p(c.data_ptr()), ctypes.c_longlong(nb),
-                                      ctypes.c_void_p(sink.data_ptr()), per * sms, pol, ctypes.c_void_p(st))
+            return lambda: L.l2p_read(c.data_ptr(), nb, sink.data_ptr(), per * sms, pol, st)
         for per in (2, 4):
             for pol, pn in ((0, "plain"), (1, "evict_first")):
                 rows.append((f"{N}x{K} cuda read {per}/SM {pn}", [cread(c, per, pol) for c in codes]))
-        rows.append((f"{N}x{K} triton read_floor", [read_floor.read_fn(c) for c in codes]))
+        rows.append((f"{N}x{K} triton read_floor", [read_floor.read_fn(c, kind="triton") for c in codes]))
         w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
         x = torch.randn(1, K, device=dev, dtype=torch.bfloat16)
         out = torch.empty(1, N, device=dev, dtype=torch.bfloat16)
