@@ -235,6 +235,71 @@ def weight_fp8(qdata, scales, zeros, fmt_id, G, fold):
     return w8.view(torch.float8_e4m3fn), f
 
 
+@triton.jit
+def _row_exp_kernel(s_ptr, e_ptr, f_ptr, N, K, BN: tl.constexpr):
+    """E_n = the largest E8M0 byte of mxfp4 scale row n (e_ptr: int32 [N]) and its factor f[n] = 2^(E_n - 127 - 6)
+    (f_ptr: float32 [N], a subnormal for E_n < 7, exact); one program per BN rows, 256 groups at a time."""
+    rows = tl.program_id(0) * BN + tl.arange(0, BN)
+    rn = (rows % N).to(tl.int64)
+    KG = K // 32
+    E = tl.zeros([BN], tl.int32)
+    for g0 in range(0, KG, 256):
+        gi = g0 + tl.arange(0, 256)
+        e = tl.load(s_ptr + rn[:, None] * KG + gi[None, :], mask=(gi < KG)[None, :], other=0).to(tl.int32)
+        E = tl.maximum(E, tl.max(e, axis=1))
+    tl.store(e_ptr + rows, E, mask=rows < N)
+    tl.store(f_ptr + rows, cd.exp2i(E - 127) * 0.015625, mask=rows < N)
+
+
+@triton.jit
+def _weight_fp8_rows_kernel(q_ptr, s_ptr, e_ptr, w8_ptr, N, K, BN: tl.constexpr, BS: tl.constexpr):
+    """mxfp4's W as E4M3 with one factor a row: w8[n, k] = v * 2^(e[n, g] - E_n + 6) (w8_ptr: [N, K] bytes; E_n from
+    _row_exp_kernel), exact where fold_ok(window=K, span=ROW_SPAN) holds. One program per (BN rows, BS columns)."""
+    rows = tl.program_id(0) * BN + tl.arange(0, BN)
+    rn = (rows % N).to(tl.int64)
+    k0 = tl.program_id(1) * BS
+    NG: tl.constexpr = BS // 32
+    p = tl.load(q_ptr + rn[:, None] * (K // 2) + (k0 // 2 + tl.arange(0, BS // 2))[None, :])
+    v = _codes_to_values(cd.unpack_tile(p.to(tl.int32)), q_ptr, 3, 0)  # E2M1 value, exact float32
+    e = tl.load(s_ptr + rn[:, None] * (K // 32) + (k0 // 32 + tl.arange(0, NG))[None, :]).to(tl.int32)
+    d = tl.maximum(e - tl.load(e_ptr + rn)[:, None] + 6, -127)  # <= 6: 6 * 2^6 = 384 stays below E4M3's 448
+    v = tl.reshape(tl.reshape(v, (BN, NG, 32)) * cd.exp2i(d)[:, :, None], (BN, BS))
+    tl.store(w8_ptr + rn[:, None] * K + (k0 + tl.arange(0, BS))[None, :],
+             v.to(tl.float8e4nv).to(tl.int8, bitcast=True), mask=(rows < N)[:, None])
+
+
+def weight_fp8_rows(qdata, scales):
+    """(w8 float8_e4m3fn [N, K], f float32 [N]) of mxfp4 weights: W = w8 * f[n], exactly where fold_ok(qdata, scales,
+    window=K, span=ROW_SPAN) holds (see _weight_fp8_rows_kernel). Tiles of 32 rows x 256 K (H100 80GB HBM3,
+    2026-11-28, bench/probes/w8_rowwise.py, us at 8192^2 / 4096^2): 49.0 / 20.3 against 52.8 / 20.6 at 64 x 128 and
+    53.1 / 20.9 at 128 x 128 with 8 warps; a per-element gather of codes and exponents (no reshape) took 3-6x longer."""
+    N, K = qdata.shape[0], qdata.shape[1] * 2
+    w8 = scratch((N, K), torch.int8, qdata.device)
+    f = scratch((N,), torch.float32, qdata.device)
+    e = scratch((N,), torch.int32, qdata.device)
+    s = scales.view(torch.uint8)
+    BN = 4 if interpreting() else 32
+    launch(_row_exp_kernel, (triton.cdiv(N, BN),), s, e, f, N, K, BN=BN, num_warps=4)
+    BS = next(b for b in (256, 128, 32) if K % b == 0)
+    launch(_weight_fp8_rows_kernel, (triton.cdiv(N, BN), K // BS), qdata, s, e, w8, N, K, BN=BN, BS=BS, num_warps=4,
+           enable_fp_fusion=False)
+    return w8.view(torch.float8_e4m3fn), f
+
+
+def linear_rowwise(x8, xs, qdata, scales, bias, y) -> bool:
+    """mxfp4's product through cuBLAS's row-wise scaled FP8 GEMM (torch _scaled_mm, scale_a = x8's row scales [M, 1],
+    scale_b = the weight's row factors [1, N], use_fast_accum off), W converted once per call by weight_fp8_rows, for
+    arguments rowwise_ok accepts. False (counted in blockwise_fallbacks) when cuBLAS refused the call."""
+    global blockwise_fallbacks, last_fallback_error
+    w8, f = weight_fp8_rows(qdata, scales)
+    try:
+        host(_rowwise_gemm, x8, xs, w8, f, bias, y)  # a host step of a recorded call (whole tensors: see there)
+        return True
+    except RuntimeError as e:
+        blockwise_fallbacks, last_fallback_error = blockwise_fallbacks + 1, str(e).splitlines()[0]
+        return False
+
+
 def linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold):
     """The same product as linear() through cuBLAS's FP8 GEMM with 1x128 block scales on both operands (torch
     _scaled_mm, CUDA >= 12.9): W converted once per call to E4M3 + window factors (weight_fp8), x8's row scale
@@ -262,15 +327,25 @@ def _blockwise_gemm(x8, xs, w8, f, bias, y, M16):
     """y[:M16] = the block-scaled cuBLAS FP8 GEMM of linear_blockwise (torch ops only)."""
     K = x8.shape[1]
     sa = xs[:M16].repeat(K // 128).view(K // 128, M16).t()  # [M16, K/128], M-major as cuBLAS wants 1x128 scales
+    _cublas_fp8(x8[:M16], w8, sa, f, bias, y[:M16])
+
+
+def _rowwise_gemm(x8, xs, w8, f, bias, y):
+    """y = the row-wise scaled cuBLAS FP8 GEMM of linear_rowwise (torch ops only; the scale views are made here, as a
+    replay hands a host step whole tensors)."""
+    _cublas_fp8(x8, w8, xs[:, None], f[None, :], bias, y)
+
+
+def _cublas_fp8(x8, w8, sa, sb, bias, y):
+    """y = torch._scaled_mm(x8, w8^T) with scales sa (of x8's rows) and sb (of w8's rows), + bias (torch ops only)."""
     # cuBLAS's FP8 GEMM takes no float32 bias for a float32 D (2 refusals in tests/test_w4a8.py); there the bias is
     # added after, which is the fused kernel's float32 sum too (fp32 acc + bias, rounded once)
     late = bias is not None and y.dtype == torch.float32
     if bias is not None and not late and bias.data_ptr() % 16:
         bias = bias.clone()  # cuBLAS refuses a bias that is not 16-byte aligned (a fresh copy is)
-    torch._scaled_mm(x8[:M16], w8.t(), scale_a=sa, scale_b=f, bias=None if late else bias, out_dtype=y.dtype,
-                     out=y[:M16])
+    torch._scaled_mm(x8, w8.t(), scale_a=sa, scale_b=sb, bias=None if late else bias, out_dtype=y.dtype, out=y)
     if late:
-        y[:M16].add_(bias)
+        y.add_(bias)
 
 
 blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
@@ -297,15 +372,52 @@ def path(M, N, fmt_id, G, fold, device) -> str:
     return "blockwise" if ok else "fused"
 
 
-def _probe_blockwise(device) -> bool:
-    """Whether this torch / CUDA build runs _scaled_mm with 1x128 block scales on both operands (CUDA >= 12.9)."""
+# mxfp4 from this M on: one factor a weight row (weight_fp8_rows) and cuBLAS's row-wise scaled FP8 GEMM, where every
+# row's scale exponents span at most ROW_SPAN (groups with all-zero codes aside): v * 2^d, v in 0.5 .. 6, is exact in
+# E4M3 for -8 <= d <= 6 (down to the subnormal 2^-9, as the windowed fold's span 8). The op takes the CUDA GEMM first
+# up to ops.w4a8.NATIVE_MAX_M (1024), so on Hopper this path runs above it. Why (H100 80GB HBM3, 2026-11-28,
+# bench/probes/w8_rowwise.py, us, row-wise vs block-scaled in the same call): the GEMM alone 8192^2 M = 4096 432.9 vs
+# 575.8, M = 2048 232.1 vs 286.5, 4096^2 M = 4096 115.6 vs 146.6; the op from a CUDA graph (activation quantize +
+# conversion + GEMM) 513.2 vs 650.3 (bf16 cuBLAS 711.9: 1.39x vs 1.09x), 295.9 vs 354.4 (bf16 379.4), 154.2 vs 176.8
+# (bf16 192.7: 1.25x vs 1.09x); outputs within 2.9e-3 of each other relative to max |y| (both within tc_bound).
+# At M = 1024 the CUDA GEMM's op (173.0) and the row-wise parts (16.7 + 53.8 + 119.4) are even.
+ROWWISE_MIN_M = 512
+ROW_SPAN = 14
+_rowwise_probe = {}  # (device index, output dtype) -> torch's _scaled_mm ran [M, 1] x [1, N] float32 scales
+
+
+def rowwise_ok(M, qdata, scales, y) -> bool:
+    """Whether linear() takes linear_rowwise for these mxfp4 weights and M rows into y (FOURBIT_W4A8_ROWWISE=0 or
+    FOURBIT_W4A8_FOLD=0 turn it off)."""
+    if interpreting() or M < ROWWISE_MIN_M or qdata.shape[0] % 16 or not y.is_cuda:
+        return False
+    if os.environ.get("FOURBIT_W4A8_ROWWISE", "1") == "0" or os.environ.get("FOURBIT_W4A8_FOLD", "1") == "0":
+        return False
+    key = (y.device.index, y.dtype)
+    if key not in _rowwise_probe:
+        if torch.cuda.is_current_stream_capturing():
+            return False  # no probing inside a capture
+        _rowwise_probe[key] = _probe_scaled_mm(y.device, lambda a: (torch.ones(16, 1, device=y.device),
+                                                                    torch.ones(1, 16, device=y.device)), y.dtype)
+    return _rowwise_probe[key] and fold_ok(qdata, scales, window=qdata.shape[1] * 2, span=ROW_SPAN)
+
+
+def _probe_scaled_mm(device, scales_of, dtype=torch.bfloat16) -> bool:
+    """Whether this torch / CUDA build runs _scaled_mm on a 16 x 256 E4M3 operand with the scales scales_of(it)
+    gives (scale_a, scale_b) and output dtype."""
     try:
-        a = torch.zeros(16, 256, device=device).to(torch.float8_e4m3fn)  # K = 256: 2 windows, not a rowwise shape
-        torch._scaled_mm(a, a.t(), scale_a=torch.ones(2, 16, device=device).t(),
-                         scale_b=torch.ones(2, 16, device=device), out_dtype=torch.bfloat16)
+        a = torch.zeros(16, 256, device=device).to(torch.float8_e4m3fn)  # K = 256: a K = 128 block-scaled call
+        # would look row-wise
+        sa, sb = scales_of(a)
+        torch._scaled_mm(a, a.t(), scale_a=sa, scale_b=sb, out_dtype=dtype)
         return True
     except (RuntimeError, TypeError):
         return False
+
+
+def _probe_blockwise(device) -> bool:
+    """Whether this torch / CUDA build runs _scaled_mm with 1x128 block scales on both operands (CUDA >= 12.9)."""
+    return _probe_scaled_mm(device, lambda a: (torch.ones(2, 16, device=device).t(), torch.ones(2, 16, device=device)))
 
 
 # Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
@@ -392,6 +504,9 @@ def linear(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, config=None, fold=N
     s = scales.view(torch.uint8) if scales.dtype != torch.float32 else scales
     z = zeros if zeros.numel() else s
     b = bias if bias is not None else y
+    if config is None and fmt_id == FMT_MXFP4 and rowwise_ok(M, qdata, scales, y) and \
+            linear_rowwise(x8, xs, qdata, scales, bias, y):
+        return y
     if config is None and path(M, N, fmt_id, G, fold, x8.device) == "blockwise":
         return linear_blockwise(x8, xs, qdata, scales, zeros, fmt_id, G, bias, y, fold)
     common = dict(FMT=fmt_id, FOLD=bool(fold), BS=BS, HAS_BIAS=bias is not None)

@@ -363,6 +363,43 @@ def test_fold_decision():
     assert torch.isnan(y[:, 1]).all() and not torch.isnan(y[:, [0, 2]]).any()
 
 
+def span_rows(K, gen):
+    """mxfp4 (qdata, scales) of 6 rows whose scale exponents span the row-wise fold's limits: rows 0-1 exactly ROW_SPAN
+    between the largest group and a group with nonzero codes (row 1 at exponent bytes 0 .. 14); row 2 up to the
+    largest byte 254; row 3 an all-zero-code group at byte 0, 100 below the rest (it does not count); row 4 byte 3 in
+    every group (the factor 2^-130 is a float32 subnormal); row 5 all codes zero."""
+    KG = K // 32
+    qdata = torch.randint(0, 256, (6, K // 2), dtype=torch.uint8, generator=gen)
+    qdata.view(6, KG, 16)[:, :, 0] |= 0x11  # every group has nonzero codes ...
+    e = torch.randint(100, 100 + kw.ROW_SPAN + 1, (6, KG), generator=gen).to(torch.uint8)
+    e[0, 1], e[0, 0] = 100, 100 + kw.ROW_SPAN
+    e[1] = torch.randint(0, kw.ROW_SPAN + 1, (KG,), generator=gen).to(torch.uint8)
+    e[1, KG - 1], e[1, KG // 2] = 0, kw.ROW_SPAN
+    e[2] = torch.randint(254 - kw.ROW_SPAN, 255, (KG,), generator=gen).to(torch.uint8)
+    e[2, 0] = 254
+    qdata.view(6, KG, 16)[3, 1] = 0x88  # ... but this one (codes +-0)
+    e[3, 1] = 0
+    e[4] = 3
+    qdata[5] = 0
+    return qdata, e.view(torch.float8_e8m0fnu)
+
+
+@pytest.mark.parametrize("K", [512, 288, 8256])  # BS 128; BS 32 (K % 128 != 0); 258 groups (two max passes)
+def test_weight_fp8_rows_exact(K):
+    """The row-wise fold (weight_fp8_rows: E4M3 operand times one factor a row) is exact for every row that fold_ok
+    accepts with window = K and span ROW_SPAN, at the span's edge, the largest exponent and a subnormal factor; one
+    more exponent of span is refused."""
+    qdata, scales = span_rows(K, torch.Generator().manual_seed(K))
+    assert kw.fold_ok(qdata, scales, window=K, span=kw.ROW_SPAN)
+    w8, f = kw.weight_fp8_rows(qdata.to(DEV), scales.to(DEV))
+    w = w8.cpu().double() * f.cpu().double()[:, None]  # float64: exact products
+    testing.assert_bit_exact(w, w4a8.weight_values(qdata, scales, qdata.new_empty(0), "mxfp4", 32), "weight_fp8_rows")
+    assert f[4].item() == 2.0**-130  # a float32 subnormal
+    far = scales.view(torch.uint8).clone()
+    far[0, 1] -= 1  # 15 exponents below the row's largest, with nonzero codes: 0.5 * 2^-9 is no E4M3 value
+    assert not kw.fold_ok(qdata, far.view(torch.float8_e8m0fnu), window=K, span=kw.ROW_SPAN)
+
+
 # --- the op: errors, opcheck -------------------------------------------------------------------------------------------
 
 def _args(fmt="int4", N=8, K=128, M=3, dtype=torch.float32, device="cpu"):
@@ -605,6 +642,41 @@ def test_gpu_blockwise_cublas_path(name):
             for bias in (None, b[:N], b[1:]):  # b[1:]: not 16-byte aligned, which cuBLAS refuses (a copy goes)
                 check_linear(x, qw, bias, None, f"{name} blockwise M={rows} {dtype}")
     assert kw.blockwise_fallbacks == before, "cuBLAS refused a block-scaled shape (the fused kernel ran instead)"
+
+
+@pytest.mark.gpu
+def test_gpu_rowwise_cublas_path():
+    """From ROWWISE_MIN_M mxfp4 whose rows fold to one factor each runs cuBLAS's row-wise scaled FP8 GEMM: within the
+    bound of the structure with one promotion per 128 K (the model of the block-scaled path), for rows M % 16 != 0,
+    every output dtype, with and without bias; weights whose 128-K windows do not fold (a group 12 exponents down,
+    operand bytes down to 2^-9) take it too. Output dtypes torch's row-wise _scaled_mm refuses go the block-scaled
+    way (the probe; bf16 must be taken)."""
+    gen = torch.Generator().manual_seed(21)
+    N, K, M = 272, 1024, kw.ROWWISE_MIN_M
+    w = torch.randn(N, K, generator=gen) * 0.05
+    w[3, 32:64] *= 2.0**-12
+    w[5, 64:96] = 0.0
+    qw = fourbit.quantize(w, "mxfp4")
+    qdata, scales, zeros, fmt, G = w4a8.w4a8_args(qw)
+    qd, sc, zd = qdata.cuda(), scales.cuda(), zeros.cuda()
+    assert not kw.fold_ok(qd, sc) and kw.fold_ok(qd, sc, window=K, span=kw.ROW_SPAN)
+    before = kw.blockwise_fallbacks
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        y = torch.empty(M, N, dtype=dtype, device="cuda")
+        taken = kw.rowwise_ok(M, qd, sc, y)
+        assert taken or dtype != torch.bfloat16, "row-wise cuBLAS refused bf16"
+        if not taken:
+            continue
+        for rows in (M + 3, M):
+            x = torch.randn(rows, K, generator=gen).to(dtype)
+            b = torch.randn(N + 1, generator=gen).to(dtype)
+            for bias in (None, b[:N], b[1:]):
+                x8, s = kw.quantize_act(x.cuda())
+                y = torch.empty(rows, N, dtype=dtype, device="cuda")
+                kw.linear(x8, s, qd, sc, zd, kw.FMT_MXFP4, G, None if bias is None else bias.cuda(), y)
+                ref, bound = tc_bound(x, qdata, scales, zeros, fmt, G, bias, dtype, 128)
+                testing.assert_within_bound(y.cpu(), ref, bound, f"row-wise M={rows} {dtype} bias={bias is not None}")
+    assert kw.blockwise_fallbacks == before, "cuBLAS refused a row-wise call (the block-scaled path ran instead)"
 
 
 def check_native(x, qw, bias=None, name=""):

@@ -11,8 +11,11 @@
 // 4 (r0 >> 5) and 16 bytes after: the even and the odd columns (1), or columns r0 .. r0 + 3 and r0 + 4 .. r0 + 7 (2).
 // Why a CUDA kernel: the Triton one (one program a row, software E4M3 encode, byte-scattered permuted stores) took
 // ~10 us at 256 x 8192 bf16 on an H100, ~16% of the W4A8 call at 8192^2 M = 256 (README, W4A8).
-// One CTA a row, 256 threads, 16-byte loads; a thread's first kVecs pieces (8 columns each) stay in registers between
-// the max and the encode (rows up to K = 16384), further pieces are read again (L1 / L2).
+// One CTA a row, T threads (256; 128 for rows of at most 4096 columns, which then fit the kept registers), 16-byte
+// loads; a thread's first kVecs pieces (8 columns each) stay in registers between the max and the encode (rows up to
+// K = 8 kVecs T), further pieces are read again (L1 / L2). Why 128 for short rows: at 4096 x 4096 bf16 the 256-thread
+// CTAs (4 an SM) took 31.1 us (H100 80GB HBM3, 2026-11-28, bench/probes/w8_rowwise.py), 1.5 TB/s: a CTA's loads are
+// in flight only before its reduction, so more rows an SM keep more bytes in flight.
 #include <cuda_fp8.h>
 
 #include <stdexcept>
@@ -24,8 +27,7 @@
 namespace fourbit_cuda {
 namespace {
 
-constexpr int kActThreads = 256;
-constexpr int kVecs = 4;  // pieces a thread keeps in registers (K <= 8192; longer rows read the rest twice)
+constexpr int kVecs = 4;  // pieces a thread keeps in registers (K <= 8 kVecs T; longer rows read the rest twice)
 
 template <typename XT> struct Piece {  // 8 consecutive elements of a row: one 16-byte load (two for f32)
   static constexpr int U = sizeof(XT) / 2;
@@ -85,33 +87,33 @@ __device__ __forceinline__ void store8(const float* f, float s, bool bad, uint8_
   }
 }
 
-template <typename XT>  // 4 CTAs an SM at <= 64 registers (f32, two loads a piece: 3 at 79)
-__global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
+template <typename XT, int T>  // 1024 threads an SM at <= 64 registers (f32, two loads a piece: 768 at 79)
+__global__ void __launch_bounds__(T, (sizeof(XT) == 4 ? 3 : 4) * 256 / T)
     act_e4m3_kernel(const XT* __restrict__ x, int64_t K, uint8_t* __restrict__ x8, float* __restrict__ s_out,
                     int perm) {
   pdl_trigger();  // the W4A8 GEMM after it may start its weight loads (it waits for this grid before reading x8)
   const int64_t m = blockIdx.x;
   const XT* src = x + m * K;
-  const int np = int(K / 8);  // pieces of the row; thread t takes pieces t, t + 256, ...
+  const int np = int(K / 8);  // pieces of the row; thread t takes pieces t, t + T, ...
   Piece<XT> keep[kVecs];
   float amax = 0.f;
   bool bad = false;
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {  // all kept loads issued before any use
-    const int v = i * kActThreads + threadIdx.x;
+    const int v = i * T + threadIdx.x;
     if (v < np) keep[i].load(src + 8 * v); else keep[i].zero();
   }
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) keep[i].stats(amax, bad);
-  for (int v = kVecs * kActThreads + threadIdx.x; v < np; v += kActThreads) {
+  for (int v = kVecs * T + threadIdx.x; v < np; v += T) {
     Piece<XT> p;
     p.load(src + 8 * v);
     p.stats(amax, bad);
   }
 
   // block reduction: max over the warps' maxima, OR of the flags
-  __shared__ float wmax[kActThreads / 32];
-  __shared__ int wbad[kActThreads / 32];
+  __shared__ float wmax[T / 32];
+  __shared__ int wbad[T / 32];
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   const int anybad = __any_sync(0xffffffffu, bad);
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
   amax = wmax[0];
   bad = wbad[0] != 0;
 #pragma unroll
-  for (int w = 1; w < kActThreads / 32; ++w) { amax = fmaxf(amax, wmax[w]); bad = bad || wbad[w] != 0; }
+  for (int w = 1; w < T / 32; ++w) { amax = fmaxf(amax, wmax[w]); bad = bad || wbad[w] != 0; }
   float s = __fdiv_rn(amax, 448.0f);
   if (s == 0.f) s = 1.f;
   if (bad) s = __int_as_float(0x7fc00000);
@@ -129,14 +131,14 @@ __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
   uint8_t* row = x8 + m * K;
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
-    const int v = i * kActThreads + threadIdx.x;
+    const int v = i * T + threadIdx.x;
     if (v < np) {
       float f[8];
       keep[i].floats(f);
       store8(f, s, bad, row, 8 * int64_t(v), perm);
     }
   }
-  for (int v = kVecs * kActThreads + threadIdx.x; v < np; v += kActThreads) {
+  for (int v = kVecs * T + threadIdx.x; v < np; v += T) {
     Piece<XT> p;
     p.load(src + 8 * v);
     float f[8];
@@ -147,7 +149,9 @@ __global__ void __launch_bounds__(kActThreads, sizeof(XT) == 4 ? 3 : 4)
 
 template <typename XT>
 void launch_act(const void* x, int64_t M, int64_t K, uint8_t* x8, float* s, int perm, cudaStream_t st) {
-  act_e4m3_kernel<XT><<<unsigned(M), kActThreads, 0, st>>>(static_cast<const XT*>(x), K, x8, s, perm);
+  const XT* xp = static_cast<const XT*>(x);
+  if (K <= 8 * kVecs * 128) act_e4m3_kernel<XT, 128><<<unsigned(M), 128, 0, st>>>(xp, K, x8, s, perm);
+  else act_e4m3_kernel<XT, 256><<<unsigned(M), 256, 0, st>>>(xp, K, x8, s, perm);
   check_launch("fourbit act_e4m3");
 }
 
