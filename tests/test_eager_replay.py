@@ -195,7 +195,8 @@ def test_gpu_replay_split_k_workspace_and_graph():
 @pytest.mark.parametrize("name", ["int4", "int4_sym", "mxfp4"])
 def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
     """W4A8 (act="fp8_e4m3") eager calls replay their first call: the fused kernel (M < 512), the block-scaled cuBLAS
-    path as a host step (M = 512) and with fused tail rows (M = 515), with the autotuner's pick and a fixed config;
+    path as a host step (M = 512) and with fused tail rows (M = 515), and above the CUDA GEMM's window on Hopper
+    (M = 1043: int4 block-scaled, mxfp4 the row-wise GEMM), with the autotuner's pick and a fixed config;
     bias absent / aligned / misaligned. Each replay equals the op bit for bit; an in-place weight update (a new
     version) records afresh."""
     from fourbit.kernels import w4a8 as kw
@@ -206,7 +207,7 @@ def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
     for autotune in ("0", "1"):
         monkeypatch.setenv("FOURBIT_TRITON_AUTOTUNE", autotune)
         qw.__dict__.pop("_fourbit_w4a8_plan", None)
-        for M in ((1, 64, 512, 515) if autotune == "0" else (64,)):
+        for M in ((1, 64, 512, 515, 1043) if autotune == "0" else (64,)):
             for bias in (None, buf[:N], buf[1:]):
                 for rep in range(3):
                     x = torch.randn(M, K, generator=gen).bfloat16().to(DEV)
