@@ -348,7 +348,7 @@ def _cublas_fp8(x8, w8, sa, sb, bias, y):
         y.add_(bias)
 
 
-blockwise_fallbacks = 0  # calls whose cuBLAS part raised and ran fused instead (tests check it stays 0)
+blockwise_fallbacks = 0  # calls whose cuBLAS part (row-wise or block-scaled) raised and ran another path (tests: 0)
 last_fallback_error = ""  # the first line of the last such error
 
 

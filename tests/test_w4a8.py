@@ -679,6 +679,30 @@ def test_gpu_rowwise_cublas_path():
     assert kw.blockwise_fallbacks == before, "cuBLAS refused a row-wise call (the block-scaled path ran instead)"
 
 
+@pytest.mark.gpu
+def test_gpu_rowwise_refusal_falls_back(monkeypatch):
+    """A call cuBLAS's row-wise GEMM refuses is counted (blockwise_fallbacks, last_fallback_error) and runs the
+    block-scaled path instead, whose result is within that path's bound."""
+    gen = torch.Generator().manual_seed(22)
+    N, K, M = 256, 512, kw.ROWWISE_MIN_M
+    qdata, scales, zeros, fmt, G = w4a8.w4a8_args(fourbit.quantize(torch.randn(N, K, generator=gen) * 0.05, "mxfp4"))
+    qd, sc, zd = qdata.cuda(), scales.cuda(), zeros.cuda()
+
+    def refuse(*args):
+        raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED (planted by the test)")
+
+    monkeypatch.setattr(kw, "_rowwise_gemm", refuse)
+    x = torch.randn(M, K, generator=gen).bfloat16()
+    x8, s = kw.quantize_act(x.cuda())
+    y = torch.full((M, N), math.nan, dtype=torch.bfloat16, device="cuda")
+    assert kw.rowwise_ok(M, qd, sc, y) and kw.path(M, N, kw.FMT_MXFP4, G, True, qd.device) == "blockwise"
+    before = kw.blockwise_fallbacks
+    kw.linear(x8, s, qd, sc, zd, kw.FMT_MXFP4, G, None, y)
+    assert kw.blockwise_fallbacks == before + 1 and "planted" in kw.last_fallback_error
+    ref, bound = tc_bound(x, qdata, scales, zeros, fmt, G, None, torch.bfloat16, 128)
+    testing.assert_within_bound(y.cpu(), ref, bound, "row-wise refused: the block-scaled path")
+
+
 def check_native(x, qw, bias=None, name=""):
     """torch.ops.fourbit.w4a8_linear on the GPU through the CUDA FP8 GEMM (csrc/cuda/gemm_w4a8.cu) against the
     oracle: its structure is the fused kernel's at BS = 128 (one promotion per 128 K), with the accumulation model
