@@ -12,7 +12,9 @@ The weight operand is built from the packed codes in registers and is EXACT in E
   (MX_FOLD=0) or, when fold_ok(...) says every 128-K window of every row is exact that way (MX_FOLD=1), are folded
   into the operand as v * 2^(e_g - E_w), E_w = the window's largest exponent; exact because v * 2^d with
   d >= -8 is a multiple of 2^-9 below 448 (an E4M3 normal or subnormal); groups whose codes are all zero do not
-  count. Then one 128-K dot per window and 2^E_w applied to the fp32 partial.
+  count. Then one 128-K dot per window and 2^E_w applied to the fp32 partial. From ROWWISE_MIN_M rows, where each
+  row's exponents span at most ROW_SPAN, the whole row folds to one factor and cuBLAS's row-wise scaled FP8 GEMM
+  multiplies (linear_rowwise); else, from BLOCKWISE_MIN_M, cuBLAS's block-scaled one (linear_blockwise).
 Each dot spans one K step (BS = the group, at most 128, or 128 folded) from a zero accumulator and is added to the
 float32 accumulator after scaling: this promotion bounds the tensor core's limited-precision FP8 accumulation to
 one step (tests/test_w4a8.py derives the bound). Triton's fp32 -> fp8 conversion (cvt.rn.satfinite) is exact on
@@ -397,18 +399,16 @@ def rowwise_ok(M, qdata, scales, y) -> bool:
     if key not in _rowwise_probe:
         if torch.cuda.is_current_stream_capturing():
             return False  # no probing inside a capture
-        _rowwise_probe[key] = _probe_scaled_mm(y.device, lambda a: (torch.ones(16, 1, device=y.device),
-                                                                    torch.ones(1, 16, device=y.device)), y.dtype)
+        _rowwise_probe[key] = _probe_scaled_mm(torch.ones(16, 1, device=y.device), torch.ones(1, 16, device=y.device),
+                                               y.dtype)
     return _rowwise_probe[key] and fold_ok(qdata, scales, window=qdata.shape[1] * 2, span=ROW_SPAN)
 
 
-def _probe_scaled_mm(device, scales_of, dtype=torch.bfloat16) -> bool:
-    """Whether this torch / CUDA build runs _scaled_mm on a 16 x 256 E4M3 operand with the scales scales_of(it)
-    gives (scale_a, scale_b) and output dtype."""
+def _probe_scaled_mm(sa, sb, dtype=torch.bfloat16) -> bool:
+    """Whether this torch / CUDA build runs _scaled_mm of a 16 x 256 E4M3 operand times its transpose with scales sa
+    and sb (on their device) into dtype. K = 256 holds two 128-K windows: at K = 128 block scales look row-wise."""
     try:
-        a = torch.zeros(16, 256, device=device).to(torch.float8_e4m3fn)  # K = 256: a K = 128 block-scaled call
-        # would look row-wise
-        sa, sb = scales_of(a)
+        a = torch.zeros(16, 256, device=sa.device).to(torch.float8_e4m3fn)
         torch._scaled_mm(a, a.t(), scale_a=sa, scale_b=sb, out_dtype=dtype)
         return True
     except (RuntimeError, TypeError):
@@ -417,7 +417,7 @@ def _probe_scaled_mm(device, scales_of, dtype=torch.bfloat16) -> bool:
 
 def _probe_blockwise(device) -> bool:
     """Whether this torch / CUDA build runs _scaled_mm with 1x128 block scales on both operands (CUDA >= 12.9)."""
-    return _probe_scaled_mm(device, lambda a: (torch.ones(2, 16, device=device).t(), torch.ones(2, 16, device=device)))
+    return _probe_scaled_mm(torch.ones(2, 16, device=device).t(), torch.ones(2, 16, device=device))
 
 
 # Tuning space (BM, BN, SWAP, num_warps, num_stages) per M bucket (next power of two of M, capped at 4096);
