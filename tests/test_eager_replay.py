@@ -194,14 +194,19 @@ def test_gpu_replay_split_k_workspace_and_graph():
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["int4", "int4_sym", "mxfp4"])
 def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
-    """W4A8 (act="fp8_e4m3") eager calls replay their first call: the fused kernel (M < 512), the block-scaled cuBLAS
-    path as a host step (M = 512) and with fused tail rows (M = 515), and above the CUDA GEMM's window on Hopper
-    (M = 1043: int4 block-scaled, mxfp4 the row-wise GEMM), with the autotuner's pick and a fixed config;
-    bias absent / aligned / misaligned. Each replay equals the op bit for bit; an in-place weight update (a new
-    version) records afresh."""
+    """W4A8 (act="fp8_e4m3") eager calls replay their first call: on Hopper the CUDA quantizer + CUDA GEMM up to
+    M = 1024 as one prepared native call (kind "native"), above that window (M = 1043: int4 block-scaled, mxfp4 the
+    row-wise GEMM) the recorded launches and host steps (kind "replay"); elsewhere the fused kernel (M < 512), the
+    block-scaled cuBLAS path (M = 512) and with fused tail rows (M = 515) as recorded replays; with the autotuner's
+    pick and a fixed config; bias absent / aligned / misaligned. Each replay equals the op bit for bit and is the
+    kind the op's routing says; an in-place weight update (a new version) records afresh."""
     from fourbit.kernels import w4a8 as kw
+    from fourbit.ops import _native_cuda as nc
+    from fourbit.ops import w4a8
     N, K = 256, 1024
     qw, gen = _case(name, N, K, 5)
+    qd, sc, _z, fmt, G = w4a8.w4a8_args(qw)
+    hopper = nc.available() and torch.cuda.get_device_capability() == (9, 0)
     buf = torch.randn(N + 1, generator=gen).bfloat16().to(DEV)
     before = kw.blockwise_fallbacks
     for autotune in ("0", "1"):
@@ -215,7 +220,10 @@ def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
                     ref = OPS.w4a8_linear(x, *fourbit.ops.w4a8.w4a8_args(qw), bias)
                     testing.assert_bit_exact(y, ref, f"{name} M={M} autotune={autotune} call {rep}")
                 plan = qw.__dict__["_fourbit_w4a8_plan"][1]
-                assert any(k_[0] == M for k_ in plan.replays), (M, list(plan.replays))
+                kinds = {v[0] for k_, v in plan.replays.items() if k_[0] == M}
+                native = w4a8.native_gemm(qd, sc, fmt, G, M) and w4a8.act_cuda(x.view(M, K))
+                assert kinds == {"native" if native else "replay"}, (M, kinds)
+                assert native or not (hopper and M <= w4a8.NATIVE_MAX_M and name != "mxfp4"), "int4, Hopper: CUDA"
     assert kw.blockwise_fallbacks == before, kw.last_fallback_error
     plan = qw.__dict__["_fourbit_w4a8_plan"][1]
     n = len(plan.replays)
@@ -225,3 +233,27 @@ def test_gpu_w4a8_replay_matches_the_op(name, monkeypatch):
     testing.assert_bit_exact(fourbit.linear(x, qw, act="fp8_e4m3"),
                              OPS.w4a8_linear(x, *fourbit.ops.w4a8.w4a8_args(qw), None), f"{name} after update")
     assert len(plan.replays) == n + 1
+
+
+@pytest.mark.gpu
+def test_gpu_w4a8_native_replay_workspace():
+    """The prepared native W4A8 call where the CUDA GEMM splits K through the float32 workspace (1 weight tile x 16
+    splits; its workspace shares the call's buffer with x8 and the row scales): bit-exact with the op, bias aligned
+    and misaligned, x fp16 and bf16."""
+    from fourbit.ops import _native_cuda as nc
+    from fourbit.ops import w4a8
+    N, K, M = 128, 16384, 7
+    qw, gen = _case("int4", N, K, 9)
+    qd, sc, _z, fmt, G = w4a8.w4a8_args(qw)
+    if not (w4a8.native_gemm(qd, sc, fmt, G, M) and nc.available()):
+        pytest.skip("needs the CUDA W4A8 GEMM (an sm_90 device and the CUDA build)")
+    assert nc._lib().cuda_linear_w4a8_workspace(M, N, K) == 16 * M * N
+    buf = torch.randn(N + 1, generator=gen).to(DEV)
+    for dt in (torch.bfloat16, torch.float16):
+        for bias in (None, buf[:N].to(dt), buf.to(dt)[1:]):
+            for rep in range(3):
+                x = torch.randn(M, K, generator=gen).to(dt).to(DEV)
+                testing.assert_bit_exact(fourbit.linear(x, qw, bias, act="fp8_e4m3"),
+                                         OPS.w4a8_linear(x, *w4a8.w4a8_args(qw), bias), f"{dt} call {rep}")
+    kinds = {v[0] for v in qw.__dict__["_fourbit_w4a8_plan"][1].replays.values()}
+    assert kinds == {"native"}, kinds

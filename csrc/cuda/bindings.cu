@@ -140,6 +140,23 @@ void register_cuda(py::module_& m) {
   }, py::arg("x8"), py::arg("xs"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
      py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("bias"), py::arg("out"),
      py::arg("out_dtype"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"), py::arg("after_act") = false);
+  // The op's native W4A8 call in one crossing (fourbit.ops.eager's prepared replay): the activation quantizer into
+  // x8 / xs, then the GEMM right behind it (after_act), the two launches fourbit.ops.w4a8.linear_into makes. dtype:
+  // x's, which is also out's and bias's. Why: two Python wrappers and their argument conversions cost ~13 us of host
+  // time a call on the H200 machine's host (bench/probes/w4a8_eager.py --pieces, 2026-11-28).
+  m.def("cuda_w4a8_forward", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, int perm, uintptr_t x8,
+                                uintptr_t xs, uintptr_t q, int64_t N, int64_t G, uintptr_t scales, const std::string& sd,
+                                uintptr_t zeros, uintptr_t bias, uintptr_t out, uintptr_t ws, int64_t ws_elems,
+                                uintptr_t stream) {
+    auto a = make_args(x8, dtype, M, q, "nib4", N, K, G, scales, sd, zeros, 0, 0, bias, out, ws, ws_elems);
+    a.row_scale = P<const float>(xs);
+    a.after_act = true;
+    py::gil_scoped_release r;
+    fourbit_cuda::act_quantize_e4m3(P<const void>(x), a.xt, M, K, perm, P<uint8_t>(x8), P<float>(xs), stream);
+    fourbit_cuda::linear_w4a8(a, stream);
+  }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("K"), py::arg("perm"), py::arg("x8"), py::arg("xs"),
+     py::arg("qdata"), py::arg("N"), py::arg("G"), py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"),
+     py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
   m.def("cuda_linear_w4a8_workspace", fourbit_cuda::linear_w4a8_workspace, py::arg("M"), py::arg("N"), py::arg("K"),
         "float32 elements of split-K workspace cuda_linear_w4a8 needs (0: none)");
   m.def("cuda_act_quantize_e4m3", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, int perm,

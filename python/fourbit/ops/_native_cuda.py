@@ -12,7 +12,8 @@ allocated through torch's caching allocator, which the graph's private pool serv
   csrc/cuda/gemm_tc.cu instead (same operand rounding as the Triton fused kernel); `rs=True` (an sm_90 device,
   rs_takes) the register-A wgmma GEMM of csrc/cuda/gemm_rs.cu (the GEMV's operand rounding).
 - `w4a8_takes` / `w4a8_linear_out`: the Hopper FP8 W4A8 GEMM (csrc/cuda/gemm_w4a8.cu) for int4 weights with
-  groups of 128 K or a multiple and mxfp4 weights, on E4M3 activations in kernels/w4a8.x8_perm's K order.
+  groups of 128 K or a multiple and mxfp4 weights, on E4M3 activations in kernels/w4a8.x8_perm's K order;
+  `w4a8_prepared`: the activation quantizer and that GEMM in one native call (fourbit.ops.eager's replays).
 - `w4a8_act_takes` / `act_quantize_e4m3`: W4A8's per-row E4M3 activation quantizer (csrc/cuda/act_e4m3.cu).
 - `act_quantize`: x [M, K] -> nvfp4 / mxfp4 codes, scales (canonical and 128x4 blocked) and the nvfp4 global scale,
   bit-exact with the formats' quantize_ref.
@@ -207,6 +208,30 @@ def w4a8_linear_out(x8, xs, qdata, scales, zeros, group_size, bias, out, after_a
                          _SD[scales.dtype], _ptr(zeros), _ptr(bias), out.data_ptr(), _DT[out.dtype], _ptr(ws), nws,
                          _stream(out.device), bool(after_act))
     return out
+
+
+def w4a8_prepared(qdata, scales, zeros, group_size, perm: int, M: int, dtype: torch.dtype):
+    """The op's native W4A8 call (act_quantize_e4m3 with perm, then w4a8_linear_out with after_act) for the weight
+    pieces qdata, scales, zeros (checked, contiguous, kept alive by the caller; zeros None or empty for none) with M
+    and x's dtype fixed: a function (x, bias, out, stream) for fourbit.ops.eager that makes one native call. x8, xs
+    and any split-K workspace share one fresh buffer a call (x8 first: 16-byte aligned; xs and the workspace at
+    16-byte offsets)."""
+    N, K, G = qdata.shape[0], qdata.shape[1] * 2, int(group_size)
+    lib = _lib()
+    nws = lib.cuda_linear_w4a8_workspace(M, N, K)
+    o_xs = -(-M * K // 16) * 16
+    o_ws = o_xs + -(-4 * M // 16) * 16
+    nbytes, dev, dt = o_ws + 4 * nws, qdata.device, _DT[dtype]
+    w = (qdata.data_ptr(), N, G, scales.data_ptr(), _SD[scales.dtype], _ptr(zeros if zeros is not None and
+                                                                             zeros.numel() else None))
+    run = lib.cuda_w4a8_forward
+
+    def call(x, bias, out, stream):
+        buf = torch.empty(nbytes, dtype=torch.uint8, device=dev)  # freed after the launches: stream-ordered reuse
+        b = buf.data_ptr()
+        run(x.data_ptr(), dt, M, K, perm, b, b + o_xs, *w, _ptr(bias), out.data_ptr(), b + o_ws if nws else 0, nws,
+            stream)
+    return call
 
 
 def w4a8_act_takes(x) -> bool:

@@ -143,10 +143,15 @@ def _first_call(x2, plan, bias, o2):
 # block-scaled cuBLAS GEMM as a host step), later calls replay it. The weight versions are part of the key because
 # the call decides data-dependent things once (mxfp4's scale folding, kernels.w4a8.fold_ok). Why: on the H100
 # machine's host the eager op cost 208-676 us at M <= 1024, against ~100-210 us of GPU work (BENCHMARKS.md,
-# 2026-11-26).
+# 2026-11-26). Where the first call took the CUDA quantizer + CUDA GEMM (ops.w4a8.native_gemm and act_cuda), the
+# replay is one native call instead (_native_cuda.w4a8_prepared, the same two launches): the recorded replay's two
+# host steps still cost 41-72 us of host time a call on the H200 machine's host, against 19-33 for W4A16's prepared
+# call (bench/probes/w4a8_eager.py, 2026-11-28), and do_bench's eager column showed that host time where it exceeded
+# the L2 flush + kernel (4096^2 M = 1024: 58.7-252.9 us eager against ~55 from a graph, BENCHMARKS.md runs).
 
 class W4A8Plan:
-    """W4A8 op arguments (qdata, scales, zeros, fmt, group_size), N, K, and the replays (cached plans only)."""
+    """W4A8 op arguments (qdata, scales, zeros, fmt, group_size), N, K, and the replays (cached plans only): key ->
+    ("native", fn(x, bias, out, stream)) or ("replay", kernels._launch.Replay)."""
     __slots__ = ("args", "N", "K", "device", "cached", "replays")
 
     def __init__(self, args, cached: bool = False):
@@ -170,9 +175,12 @@ def w4a8_linear(x: torch.Tensor, plan: W4A8Plan, bias: Optional[torch.Tensor]) -
     key = (M, x.dtype, None if bias is None else bias.data_ptr() % 16 == 0, qdata._version, scales._version,
            zeros._version)
     r = plan.replays.get(key)
-    if r is not None and not _launch().hooks_active():
+    if r is not None and (r[0] == "native" or not _launch().hooks_active()):
         out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
-        r(_native_cuda._stream(x.device), {"x": x.view(M, K), "out": out.view(M, N), "bias": bias})
+        if r[0] == "native":
+            r[1](x, bias, out, _native_cuda._stream(x.device))
+        else:
+            r[1](_native_cuda._stream(x.device), {"x": x.view(M, K), "out": out.view(M, N), "bias": bias})
         return out
     try:  # every rule of the op (weight included) before the first launch; a failure goes to the op, which raises
         w4a8.check_w4a8(x, *plan.args, bias)
@@ -181,15 +189,27 @@ def w4a8_linear(x: torch.Tensor, plan: W4A8Plan, bias: Optional[torch.Tensor]) -
         return None
     out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
     x2, o2 = x.view(M, K), out.view(M, N)
-    L = _launch()
-    if r is not None or not plan.cached or torch.cuda.is_current_stream_capturing() or L.hooks_active():
+    if r is not None or not plan.cached or torch.cuda.is_current_stream_capturing():
         w4a8.linear_into(x2, *plan.args, bias, o2)
         return out
-    with L.recording() as rec:
+    fmt, G = plan.args[3:5]
+    if w4a8.native_gemm(qdata, scales, fmt, G, M) and w4a8.act_cuda(x2):  # what linear_into launches for this call
         w4a8.linear_into(x2, *plan.args, bias, o2)
-    rep = L.Replay.build(rec, {"x": x2, "out": o2, "bias": bias}, plan.args[:3])
-    if rep is not None:
-        if len(plan.replays) >= MAX_REPLAYS:
-            plan.replays.clear()
-        plan.replays[key] = rep
+        from ..kernels import w4a8 as kw  # noqa: PLC0415 (the permutation ids)
+        perm = kw.PERM_MXFP4 if fmt == "mxfp4" else kw.PERM_INT4
+        r = ("native", _native_cuda.w4a8_prepared(qdata, scales, zeros, G, perm, M, x.dtype))
+    else:
+        L = _launch()
+        if L.hooks_active():
+            w4a8.linear_into(x2, *plan.args, bias, o2)
+            return out
+        with L.recording() as rec:
+            w4a8.linear_into(x2, *plan.args, bias, o2)
+        rep = L.Replay.build(rec, {"x": x2, "out": o2, "bias": bias}, plan.args[:3])
+        if rep is None:
+            return out
+        r = ("replay", rep)
+    if len(plan.replays) >= MAX_REPLAYS:
+        plan.replays.clear()
+    plan.replays[key] = r
     return out
