@@ -3,8 +3,7 @@
 Error bound: the kernel decodes each weight exactly as the tensor-core GEMV does (the byte-pair table, then (pair - z)
 * s in x's dtype) and applies nvfp4's global scale to the float32 sum, so the GEMV's derived bound applies
 (tests/test_cuda_gemv.py's docstring: matmul_error_bound plus the decode's roundings, tensor-core accumulation
-doubled). Shapes cover the x tiles (64, 128 and 256 rows) and several of them, 64-row weight tiles whose two
-warpgroups split the chunks (KW), partial tiles, split-K and not, many
+doubled). Shapes cover both x tiles (64 and 128 rows) and several of them, partial tiles, split-K and not, many
 passes over the stage ring, N not a multiple of the 128-row weight tile, K of one 64-wide chunk, with and without
 bias. Needs an sm_90 GPU (marker gpu)."""
 from __future__ import annotations
@@ -33,13 +32,10 @@ SHAPES = [  # (M, N, K, bias): x tiles of 64 (M <= 64), 128 and 256 rows, partia
     (200, 64, 64, True),  # K of one chunk
     # many passes over the stage ring (rs_plan on 132 SMs): 4096 / 64 = 64 chunks over 6 or 8 stages, with and
     # without splits
-    (160, 4096, 4096, True), (1024, 512, 1024, False),
+    (40, 4096, 16384, True), (160, 4096, 4096, True), (1024, 512, 1024, False),
     (2048, 384, 512, True), (1999, 256, 1024, False),  # the route's largest M (RS_MAX_M), 8 x tiles, a partial one
     # split-K reduced in clusters (test_rs_split_k_in_clusters): 4 splits of 8 tiles, 8 of 2 (partial 256-row tile)
     (200, 1024, 2048, True), (130, 256, 4096, False),
-    # 64-row tiles whose two warpgroups split the chunks (KW: 128-row tiles would need the workspace): 2 splits of
-    # 128 chunks; 2 of 17 (9 to the first warpgroup, 8 to the second)
-    (40, 4096, 16384, True), (48, 4096, 2176, True),
 ]
 
 
@@ -78,10 +74,10 @@ def test_rs_int4_bit_decode_matches_table(dtype):
     """int4 with zero points decodes by bits at x tiles of 64 and 128 rows (codes = 1: (M + c) - (M + z), no table);
     forced through the byte-pair table (codes = 0) the output must be bitwise the same, since both decodes are exact
     before the scale's one rounding and the summation order does not change. Group sizes 64 and 128, a partial weight
-    tile, split-K through the workspace and through a cluster, 64-row tiles (KW)."""
+    tile, split-K through the workspace and through a cluster."""
     gen = torch.Generator().manual_seed(6)
     for G, (M, N, K) in [(128, (40, 4096, 1024)), (64, (100, 4097, 2048)), (128, (128, 1000, 256)),
-                         (128, (64, 256, 8192)), (128, (64, 4096, 4096))]:
+                         (128, (64, 256, 8192))]:
         _, args = quantized(make_format("int4", group_size=G), N, K)
         x = torch.randn(M, K, generator=gen).to(dtype).cuda()
         assert nc.tc_codes(args[4]) == 1
@@ -114,8 +110,6 @@ def test_rs_split_k_in_clusters():
     assert lib.cuda_linear_rs_workspace(130, 256, 4096) == 0  # 2 tiles x 8 splits
     # 3 tiles of 256 rows would take 16 splits, more than a cluster: 6 tiles of 128 rows x 16 through the workspace
     assert lib.cuda_linear_rs_workspace(129, 384, 8192) == 16 * 129 * 384
-    # 32 clusters of 4 do not fit at once: 64 tiles of 64 rows (KW) x 2 splits in clusters instead of the workspace
-    assert lib.cuda_linear_rs_workspace(64, 4096, 4096) == 0
 
 
 def test_rs_route_deterministic_graph():

@@ -126,12 +126,7 @@ template <int GS, bool HZ> struct RsRaw { uint32_t s[2][GS], z[2][HZ ? GS : 1]; 
 // CK: how a code pair becomes its XT pair: 0 through the byte-pair table (any LUT), 1 by bits for int4 with zero
 // points (lut[c] = c; the table is not built). Both give the same bits: the table's pair is exact, and so are
 // (M + c) - (M + z) = c - z, so the one rounding is the scale's multiply either way.
-// KW (rs_plan's "half" tiles): the CTA owns 64 weight rows and its two consumer warpgroups split its chunks, even to
-// the first, odd to the second (chunk c in stage c % S, so each stage belongs to one warpgroup); the second's
-// accumulators are added to the first's through shared memory (in that order) before the epilogue. Twice the tiles
-// then fill the GPU with half the splits, so a tile's splits fit in clusters where 128-row tiles needed the workspace
-// and the reduce kernel.
-template <typename XT, int SK, int GS, bool HZ, int BN, int CK, bool KW = false>
+template <typename XT, int SK, int GS, bool HZ, int BN, int CK>
 __global__ void __launch_bounds__(kRsThreads, 1)
 gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap qmap) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -141,17 +136,15 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   extern __shared__ __align__(1024) uint8_t rs_dyn[];
   uint8_t* base = rs_dyn + ((1024 - (smem_u32(rs_dyn) & 1023)) & 1023);
   const uint32_t sbase = smem_u32(base), bars = sbase + L::BAR, tb = sbase + L::TABLE;
-  constexpr int ROWS = KW ? kRsRows / 2 : kRsRows;  // weight rows a CTA
   const int tid = threadIdx.x;
-  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * ROWS;
+  const int m0 = int(blockIdx.x % unsigned(p.mt)) * BN, n0 = int(blockIdx.x / unsigned(p.mt)) * kRsRows;
   const int c_lo = int(blockIdx.y) * p.per, nch = min(p.K / kRsK, c_lo + p.per) - c_lo;
   // The producer thread initializes the barriers and starts the first S chunks' loads before the table is built, so
   // their DRAM latency overlaps the build (the empty barriers' first waits pass at once).
-  if (tid == kRsCons) ring_init(bars, S, kRsCons / 32 / (KW ? 2 : 1));
+  if (tid == kRsCons) ring_init(bars, S, kRsCons / 32);
   // Chunk c's loads into stage c % S, once the consumers released chunk c - S: by the producer's one thread.
   auto produce = [&](int c) {
-    constexpr uint32_t bytes = L::X + ROWS * kRsK / 2;
-    const uint32_t full = ring_acquire(bars, S, c, bytes), st = sbase + (c & (S - 1)) * L::STAGE;
+    const uint32_t full = ring_acquire(bars, S, c, L::STAGE), st = sbase + (c & (S - 1)) * L::STAGE;
     tma_load_2d(st, &xmap, (c_lo + c) * kRsK, m0, full);
     tma_load_2d(st + L::X, &qmap, (c_lo + c) * (kRsK / 2), n0, full);
   };
@@ -169,9 +162,8 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 
   // ---- consumers ----
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(kRsConsRegs));
-  const int lane = tid & 31, q = lane & 3, wg = tid >> 7;
-  // local row of a[0], a[2] (a[1], a[3]: + 8); KW: both warpgroups hold the same 64 rows
-  const int rl = (KW ? 0 : wg * 64) + ((tid >> 5) & 3) * 16 + (lane >> 2);
+  const int lane = tid & 31, q = lane & 3;
+  const int rl = (tid >> 7) * 64 + ((tid >> 5) & 3) * 16 + (lane >> 2);  // local row of a[0], a[2]; a[1], a[3]: + 8
   const int N = p.N, ng = p.K / p.G;
   const int64_t ja = int64_t(min(n0 + rl, N - 1)) * ng, jb = int64_t(min(n0 + rl + 8, N - 1)) * ng;
   const uint32_t lb = uint32_t(lane) << 2, sel = 0x5504u | (uint32_t(q) << 4);  // PRMT: lb byte 0, code byte q, 0, 0
@@ -269,23 +261,17 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   constexpr int NA = BN == 256 ? 2 : 3;
   uint32_t a[NA][4][4];
   const uint64_t xd0 = desc_sw128(sbase);
-  RsRaw<GS, HZ> r0, r1;  // even / odd steps' raw scales, loaded two steps ahead
-  // The warpgroup's steps: step i works on chunk ch(i) (KW: every other chunk, from the warpgroup's own), nw of them.
-  const auto ch = [&](int i) { return KW ? 2 * i + wg : i; };
-  const int nw = KW ? (nch - wg + 1) / 2 : nch;
-  if (nw > 0) {  // (KW: a split of one chunk leaves the second warpgroup none; its accumulators stay 0)
-    load_raw(r0, ch(0));
-    if (nw > 1) load_raw(r1, ch(1));
-    mbar_wait(bars + 8 * (ch(0) & (S - 1)), 0);
-    decode(a[0], ch(0), r0);
-    if (nw > 2) load_raw(r0, ch(2));
-  }
-  // Step i: issue chunk ch(i)'s group (fragments ac), wait for step i - NA + 1's group and release its stage, then
-  // decode step i + 1's chunk into an (the fragments that group read) with rn, and load step i + 3's scales into rn.
-  // full: i + 3 < nw is known (no bounds tests)
-  auto step = [&](int i, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], RsRaw<GS, HZ>& rn, auto full) {
+  RsRaw<GS, HZ> r0, r1;  // even / odd chunks' raw scales, loaded two chunks ahead
+  load_raw(r0, 0);
+  if (nch > 1) load_raw(r1, 1);
+  mbar_wait(bars, 0);
+  decode(a[0], 0, r0);
+  if (nch > 2) load_raw(r0, 2);
+  // Chunk c: issue its group (fragments ac), wait for group c - NA + 1 and release its stage, then decode chunk c + 1
+  // into an (the fragments that group read) with rn, and load chunk c + 3's scales into rn.
+  // full: c + 3 < nch is known (no bounds tests)
+  auto step = [&](int c, uint32_t (&ac)[4][4], uint32_t (&an)[4][4], RsRaw<GS, HZ>& rn, auto full) {
     constexpr bool F = decltype(full)::value;
-    const int c = ch(i);
     // the stage's x descriptors: the base's plus the offset in 16-byte units (the 14-bit address field never carries)
     const uint32_t xlo = uint32_t(xd0) + uint32_t((c & (S - 1)) * (L::STAGE >> 4));
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -294,12 +280,11 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(NA - 1) : "memory");
     __syncwarp();
-    if (i >= NA - 1 && lane == 0) mbar_arrive(bars + 8 * (S + (ch(i - NA + 1) & (S - 1))));
-    if (F || i + 1 < nw) {
-      const int cn = ch(i + 1);
-      mbar_wait(bars + 8 * (cn & (S - 1)), (cn / S) & 1);
-      decode(an, cn, rn);
-      if (F || i + 3 < nw) load_raw(rn, ch(i + 3));
+    if (c >= NA - 1 && lane == 0) mbar_arrive(bars + 8 * (S + ((c - NA + 1) & (S - 1))));
+    if (F || c + 1 < nch) {
+      mbar_wait(bars + 8 * ((c + 1) & (S - 1)), ((c + 1) / S) & 1);
+      decode(an, c + 1, rn);
+      if (F || c + 3 < nch) load_raw(rn, c + 3);
     }
   };
   // Groups of 2 NA steps (the fragment buffers and the scale sets both come back to the same slots); the groups whose
@@ -307,56 +292,35 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // around the decode held ~8% of the loop's warp samples (ncu, H100, 4096^2 M = 64 int4, 2026-11-27); without them
   // the GEMM ran 4-8% faster at M = 64-1024 (bench/gpu_rs.py, H100: 8192^2 int4 M = 1024 215.3 -> 206.5 us).
   int c = 0;
-  for (; c + 2 * NA + 2 < nw; c += 2 * NA) {
+  for (; c + 2 * NA + 2 < nch; c += 2 * NA) {
 #pragma unroll
     for (int u = 0; u < 2 * NA; ++u) step(c + u, a[u % NA], a[(u + 1) % NA], u % 2 ? r0 : r1, std::true_type());
   }
-  for (; c < nw; c += 2 * NA) {
+  for (; c < nch; c += 2 * NA) {
 #pragma unroll
     for (int u = 0; u < 2 * NA; ++u)
-      if (c + u < nw) step(c + u, a[u % NA], a[(u + 1) % NA], u % 2 ? r0 : r1, std::false_type());
+      if (c + u < nch) step(c + u, a[u % NA], a[(u + 1) % NA], u % 2 ? r0 : r1, std::false_type());
   }
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) asm volatile("" : "+f"(acc[i]) :: "memory");
-  if constexpr (KW) {  // acc of the first warpgroup += the second's (its stores go over the stages: every chunk's
-                       // loads have landed, both warpgroups waited for them)
-    float* part = reinterpret_cast<float*>(base);
-    asm volatile("bar.sync 1, %0;\n" :: "n"(kRsCons) : "memory");
-    if (wg == 1) {
-#pragma unroll
-      for (int i = 0; i < BN / 2; ++i) part[i * 128 + (tid & 127)] = acc[i];
-    }
-    asm volatile("bar.sync 1, %0;\n" :: "n"(kRsCons) : "memory");
-    if (wg == 1) {
-      if (gridDim.y == 1 || p.ws != nullptr) return;  // the first warpgroup stores
-#pragma unroll
-      for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;  // (the cluster reduce below takes every consumer thread)
-    } else {
-#pragma unroll
-      for (int i = 0; i < BN / 2; ++i) acc[i] += part[i * 128 + tid];
-    }
-  }
 
   // acc[4 j + e]: weight row rl + 8 (e >> 1), x row 8 j + 2 q + (e & 1)
   if (gridDim.y > 1 && p.ws == nullptr) {  // split-K in a cluster: the partial goes over the first stages (every
                                            // wgmma of both warpgroups is done)
     asm volatile("bar.sync 1, %0;\n" :: "n"(kRsCons) : "memory");
     float* part = reinterpret_cast<float*>(base);
-    constexpr int PS = ROWS + 4;  // cluster_reduce_tile's row stride
-    if (!KW || wg == 0) {
 #pragma unroll
-      for (int j = 0; j < BN / 8; ++j)
+    for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) part[(8 * j + 2 * q + (e & 1)) * PS + rl + 8 * (e >> 1)] = acc[4 * j + e];
-    }
+      for (int e = 0; e < 4; ++e) part[(8 * j + 2 * q + (e & 1)) * kRsP + rl + 8 * (e >> 1)] = acc[4 * j + e];
     const auto reduce = [&](auto sp) {
-      cluster_reduce_tile<XT, BN, decltype(sp)::value, ROWS, kRsCons>(sbase, m0, n0, tid, p.M, N, p.gscale, p.bias,
-                                                                      p.out);
+      cluster_reduce_tile<XT, BN, decltype(sp)::value, kRsRows, kRsCons>(sbase, m0, n0, tid, p.M, N, p.gscale, p.bias,
+                                                                         p.out);
     };
     if (gridDim.y == 2) reduce(std::integral_constant<int, 2>());
-    else if (KW || gridDim.y == 4) reduce(std::integral_constant<int, 4>());  // KW: S <= 4 (rs_plan)
-    else reduce(std::integral_constant<int, KW ? 4 : 8>());
+    else if (gridDim.y == 4) reduce(std::integral_constant<int, 4>());
+    else reduce(std::integral_constant<int, 8>());
     return;
   }
   const float gs = p.gscale ? __ldg(p.gscale) : 1.f;
@@ -386,8 +350,7 @@ template <int BN> int rs_resident(int S) {
   return resident_clusters(gemm_rs_kernel<__nv_bfloat16, SK_F32, 1, false, BN, 0>, kRsThreads, RsSmem<BN>::BYTES, S);
 }
 
-struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster, kw; };  // mt: M tiles of bn x rows; kw: the
-                                                                             // kernel's KW (64-row tiles)
+struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster; };  // mt: M tiles of bn x rows
 
 // With x tiles of bn rows: the split count S and 64-K chunks per split, the largest power of two that keeps the CTAs
 // within one wave (one CTA an SM) with at least 8 chunks (512 K) a split. The S splits of a tile reduce inside one
@@ -395,10 +358,10 @@ struct RsPlan { int bn, mt; int64_t tiles; int S, per; bool cluster, kw; };  // 
 // the float32 workspace and the reduce kernel. Why both (H200, 2026-11-27, CUDA graphs, int4): the cluster saves the
 // round trip (4096^2 M = 256, S = 2: 27.6 -> 24.0 us; 8192^2 M = 64: 36.6 -> 33.8), but 32 clusters of 4 do not fit
 // at once, and 4096^2 M = 64 took 18.8 us as 2-CTA clusters against 14.5 with 4 splits through the workspace.
-RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn, bool kw = false) {
-  const int mt = int((M + bn - 1) / bn), rows = kw ? kRsRows / 2 : kRsRows;
-  RsPlan r{bn, mt, ((N + rows - 1) / rows) * mt, 1, 0, false, kw};
-  splitk_plan(r.tiles, K / kRsK, kw ? 16 : 8, &r.S, &r.per);  // KW: >= 8 chunks a warpgroup
+RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
+  const int mt = int((M + bn - 1) / bn);
+  RsPlan r{bn, mt, ((N + kRsRows - 1) / kRsRows) * mt, 1, 0, false};
+  splitk_plan(r.tiles, K / kRsK, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
     static int fits[3][16][4] = {};  // [BN 64 / 128 / 256]: clusters_fit's cache
     r.cluster = clusters_fit(fits[bn == 64 ? 0 : bn == 128 ? 1 : 2], r.S, r.tiles, [bn](int s) {
@@ -415,16 +378,7 @@ RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn, bool kw = false) {
 // M = 256 the 256-row tiles split 4 ways through the workspace: 23.4 / 22.8 against 22.4 / 21.8 with 128 rows.
 RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
   if (const int env = rs_env_bn()) return rs_plan_bn(M, N, K, env);
-  if (M <= 64) {  // 64-row tiles (KW) where 128-row tiles would split through the workspace and these need not
-    static const bool kw_off = [] {  // FOURBIT_RS_KW=0 keeps 128-row tiles, for experiments
-      const char* e = std::getenv("FOURBIT_RS_KW");
-      return e != nullptr && e[0] == '0' && e[1] == 0;
-    }();
-    const RsPlan r = rs_plan_bn(M, N, K, 64);
-    if (r.S == 1 || r.cluster || kw_off) return r;
-    const RsPlan h = rs_plan_bn(M, N, K, 64, true);
-    return h.S <= 4 && (h.S == 1 || h.cluster) ? h : r;
-  }
+  if (M <= 64) return rs_plan_bn(M, N, K, 64);
   if (M > 128) {
     const RsPlan r = rs_plan_bn(M, N, K, 256);
     if (r.S == 1 || r.cluster) return r;
@@ -432,10 +386,10 @@ RsPlan rs_plan(int64_t M, int64_t N, int64_t K) {
   return rs_plan_bn(M, N, K, 128);
 }
 
-template <typename XT, int SK, int GS, bool HZ, int BN, int CK, bool KW = false>
+template <typename XT, int SK, int GS, bool HZ, int BN, int CK>
 void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
   using L = RsSmem<BN>;
-  const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN, CK, KW>;
+  const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN, CK>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
@@ -444,8 +398,8 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
   const CUtensorMap xmap = tma_map_2d(a.x, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
                                                                           : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");
-  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2,
-                                      KW ? kRsRows / 2 : kRsRows, CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
+  const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kRsK / 2, kRsRows,
+                                      CU_TENSOR_MAP_SWIZZLE_NONE, "linear_rs");
   cudaLaunchAttribute at[2];  // a tile's splits: one cluster (cluster_reduce_tile)
   const cudaLaunchConfig_t cfg =
       cluster_config(dim3(unsigned(r.tiles), unsigned(r.S)), kRsThreads, L::BYTES, st, r.cluster ? r.S : 0, at);
@@ -455,8 +409,7 @@ void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaSt
 
 template <typename XT, int SK, int GS, bool HZ>
 void launch_rs_bn(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
-  if (r.kw) launch_rs_t<XT, SK, GS, HZ, 64, 0, true>(a, p, r, st);
-  else if (r.bn == 64) launch_rs_t<XT, SK, GS, HZ, 64, 0>(a, p, r, st);
+  if (r.bn == 64) launch_rs_t<XT, SK, GS, HZ, 64, 0>(a, p, r, st);
   else if (r.bn == 128) launch_rs_t<XT, SK, GS, HZ, 128, 0>(a, p, r, st);
   else launch_rs_t<XT, SK, GS, HZ, 256, 0>(a, p, r, st);
 }
@@ -470,8 +423,7 @@ void launch_rs(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStre
   const int gs = rs_gs(a.G);
   if (a.sk == SK_F32) {  // int4 (zeros), int4_sym / nf4 / bnb_fp4 (none); G = 32 or a multiple of 64
     const bool bits = gs == 1 && hz && a.codes == 1;  // int4 with zero points: decoded by bits at <= 128 x rows
-    if (bits && r.kw) launch_rs_t<XT, SK_F32, 1, true, 64, 1, true>(a, p, r, st);
-    else if (bits && r.bn == 64) launch_rs_t<XT, SK_F32, 1, true, 64, 1>(a, p, r, st);
+    if (bits && r.bn == 64) launch_rs_t<XT, SK_F32, 1, true, 64, 1>(a, p, r, st);
     else if (bits && r.bn == 128) launch_rs_t<XT, SK_F32, 1, true, 128, 1>(a, p, r, st);
     else if (gs == 1 && hz) launch_rs_bn<XT, SK_F32, 1, true>(a, p, r, st);
     else if (gs == 1) launch_rs_bn<XT, SK_F32, 1, false>(a, p, r, st);
