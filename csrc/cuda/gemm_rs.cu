@@ -64,6 +64,13 @@
 // at 160 registers, splits of any count): no faster per weight row (4096^2 M = 64 13.4 -> 14.7 with 22 tiles x 6
 // splits, 15.1 with 4; 8192^2 32.2 -> 33.1 with 43 x 3), so the loop is bound per SM, not by each warp's latency;
 // ncu's busiest unit stayed the L1 data pipe at 42-44% of the kernel's time either way.
+// Tried and dropped (twenty-ninth session, H100 80GB HBM3, 2026-11-28, bench/gpu_rs.py --quick --ms 64, CUDA graphs,
+// us, int4 / nf4 / nvfp4 / mxfp4, both in one call): where 128-row tiles split K through the workspace, 64-row tiles
+// whose two consumer warpgroups took alternate chunks (the second's accumulators added to the first's through shared
+// memory), so twice the tiles needed half the splits and those fit in 2-CTA clusters (no workspace, no reduce kernel):
+// 4096^2 M = 64 13.1 / 13.2 / 13.5 / 13.1 -> 14.2 / 14.5 / 14.5 / 14.4 (8192^2 unchanged, not taken). Each warpgroup
+// then sees every other stage, half the lookahead of the shared ring. tests/test_cuda_gemm_rs.py passed on it (commit
+// 213aca4, reverted).
 // Tried and dropped (fifteenth session): the x tile multicast over CTA pairs (clusters of 2 along N, each CTA loading
 // half the rows for both, the empty barriers counting both CTAs' consumers): no change on an H200 (8192^2 M = 256
 // int4 80.6 against 79.6 us unpaired) -- L2 bandwidth is not the bound; a 256-row x tile at 288 threads: at ptxas's
