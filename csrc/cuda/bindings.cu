@@ -142,8 +142,9 @@ void register_cuda(py::module_& m) {
      py::arg("out_dtype"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"), py::arg("after_act") = false);
   // The op's native W4A8 call in one crossing (fourbit.ops.eager's prepared replay): the activation quantizer into
   // x8 / xs, then the GEMM right behind it (after_act), the two launches fourbit.ops.w4a8.linear_into makes. dtype:
-  // x's, which is also out's and bias's. Why: two Python wrappers and their argument conversions cost ~13 us of host
-  // time a call on the H200 machine's host (bench/probes/w4a8_eager.py --pieces, 2026-11-28).
+  // x's, which is also out's and bias's. Why: the recorded replay of those two launches (two host steps through their
+  // Python wrappers) took 52-103 us of host time a call, this one 29-55 (H200 machine, bench/probes/w4a8_eager.py,
+  // 2026-11-28).
   m.def("cuda_w4a8_forward", [](uintptr_t x, const std::string& dtype, int64_t M, int64_t K, int perm, uintptr_t x8,
                                 uintptr_t xs, uintptr_t q, int64_t N, int64_t G, uintptr_t scales, const std::string& sd,
                                 uintptr_t zeros, uintptr_t bias, uintptr_t out, uintptr_t ws, int64_t ws_elems,
