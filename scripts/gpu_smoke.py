@@ -76,6 +76,12 @@ def workload():
             x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
             for _ in range(2):
                 fourbit.linear(x, qw, act="fp8_e4m3")
+    # the prepared native W4A8 replay (_native_cuda.w4a8_prepared) where the GEMM splits K 16 ways through the
+    # workspace, which shares its buffer with x8 and the row scales
+    qw = fourbit.quantize(torch.randn(128, 16384, device=dev), "int4")
+    x = torch.randn(7, 16384, device=dev, dtype=torch.bfloat16)
+    for _ in range(3):
+        fourbit.linear(x, qw, act="fp8_e4m3")
     hopper = nc.has_cuda() and torch.cuda.get_device_capability() == (9, 0)
     # the Hopper wgmma GEMM (csrc/cuda/gemm_tc.cu) on every M tile (32 / 64 / 128 / 256 x rows), split-K (N = 48,
     # K = 4096) and not (K = 256), N not a multiple of the weight tile; sm_90 only
