@@ -7,7 +7,9 @@ and applies the global scale g to the fp32 sum. Against the fp32 reference w = (
 so we add (4.1 u_h + 3 u_32) sum_k |x_k w_k| + 2^-23 |g| sum_k |x_k| to testing.matmul_error_bound. The tensor
 cores' fp32 accumulation is not specified as round-to-nearest, so the K-term accumulation allowance is doubled
 (another 1.01 K u_32 sum |x w|). u_h = 2^-8 (bf16) or 2^-11 (fp16). For nvfp4 / mxfp4 in bf16, and for integer
-codes with power-of-two scales, w_hat is exact and only the accumulation terms matter. The generic path (fp32 x
+codes with power-of-two scales, w_hat is exact and only the accumulation terms matter. With M = 1 the 4-bit kernel
+applies the scale after the MMA instead: w_hat = h(h(lut[c]) - z) and y = sum over groups of s * (fp32 sum), one
+fewer rounding of the weight and one more float32 rounding a group, inside the same bound. The generic path (fp32 x
 or shapes the MMA path does not take) dequantizes exactly in fp32 and gets the plain bound (assert_linear_close).
 """
 from __future__ import annotations
@@ -187,11 +189,13 @@ def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
     small-M GEMM (M = 16) and the register-A wgmma GEMM (M = 64, where the device takes it): row n has code 1.0
     (E2M1 code 2) everywhere and scale byte (n + g) % 256 in group g, x is one-hot on column col, so y[m, n] is one
     product 1.0 * s, s the scale of col's group, which the kernels round to x's dtype exactly as the reference rounds
-    s (the global scale is 1). This pins the scale decodes (nib4.cuh scale_pair and the pairwise e4m3x4_pairs) to the
-    reference for every byte, and each group to its own scale. A row whose weights include a non-finite value (a NaN
-    byte; with fp16 x an E8M0 byte >= 143, s >= 2^16, which overflows x's dtype) meets x's zeros there, and 0 * inf
-    and 0 * NaN are NaN as in the float64 reference: such rows must come out NaN (inf where only col's weight is
-    infinite: non-finite), never a finite wrong value."""
+    s (the global scale is 1). This pins the scale decodes (nib4.cuh scale_pair, the pairwise e4m3x4_pairs, and
+    scale_f32x2 at M = 1) to the reference for every byte, and each group to its own scale. A row whose weights
+    include a non-finite value (a NaN byte; with fp16 x an E8M0 byte >= 143, s >= 2^16, which overflows x's dtype)
+    meets x's zeros there, and 0 * inf and 0 * NaN are NaN as in the float64 reference: such rows must come out NaN
+    (inf where only col's weight is infinite: non-finite), never a finite wrong value. At M = 1 the scale stays in
+    float32 (applied to the MMA's sum), so only NaN bytes make a weight non-finite there, and s >= 2^16 overflows
+    only in the fp16 output (inf where it is col's scale)."""
     N, K = 256, 256
     _, args = quantized(name, N, K)
     qdata = torch.full((N, K // 2), 0x22, dtype=torch.uint8, device="cuda")
@@ -208,12 +212,14 @@ def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
         y = nc.linear_out(x, *wargs, None, torch.empty(M, N, device="cuda", dtype=dtype), rs=True).cpu()
     else:
         y = nc.linear(x, *wargs).cpu()
-    s = idx.to(torch.uint8).view(args[1].dtype).float().to(dtype)  # [N, groups]: each weight, 1.0 * s, in x's dtype
+    s = idx.to(torch.uint8).view(args[1].dtype).float()  # [N, groups] float32 scales
+    if M > 1:
+        s = s.to(dtype)  # each weight, 1.0 * s, in x's dtype
     gc = col // args[5]
     others = torch.cat([s[:, :gc], s[:, gc + 1:]], 1)
     nan = (torch.isnan(s[:, gc]) | ~torch.isfinite(others).all(1))[None, :].expand(M, N)  # 0 * inf, 0 * NaN, NaN
-    over = (torch.isinf(s[:, gc])[None, :] & ~nan).expand(M, N)
-    want = s[:, gc][None, :].expand(M, N)
+    want = s[:, gc].to(dtype)[None, :].expand(M, N)  # M = 1: the float32 product, rounded once to x's dtype
+    over = (torch.isinf(want) & ~nan).expand(M, N)
     assert torch.isnan(y[~over]).eq(nan[~over]).all(), f"{name} {dtype} M={M} col={col}: NaN pattern"
     assert not torch.isfinite(y[over]).any(), f"{name} {dtype} M={M} col={col}: a finite result for an infinite weight"
     bad = (y != want) & ~nan & ~over

@@ -127,6 +127,10 @@
 #include "common.cuh"
 #include "nib4.cuh"
 
+#ifndef FOURBIT_GEMV_ABL
+#define FOURBIT_GEMV_ABL 0  // probe only (bench/probes/gemv_abl.cu): 1 no scale/zero multiply, 2 no decode, 3 int4 bit decode
+#endif
+
 namespace fourbit_cuda {
 namespace {
 
@@ -317,11 +321,11 @@ constexpr int kNibTiles = 4;
 constexpr int kNibSmem = 2 * 32768 - 16;  // a 32 KB table at the first 32 KB-aligned shared address (16-byte base)
 
 
-template <bool G16, bool HZ>
+template <bool G16, bool HZ, bool GS>
 struct NibStage {
   uint4 w[kNibTiles];
-  uint32_t s0[kNibTiles];
-  uint32_t s1[G16 ? kNibTiles : 1];
+  uint32_t s0[kNibTiles];  // GS: the scales of rows 2t and 2t + 1 of each tile in the lane's group slot (below)
+  uint32_t s1[G16 || GS ? kNibTiles : 1];
   uint32_t z;  // zero points (HZ; G16 never has zeros here): byte r for tile r, one register for all 4 tiles
 };
 
@@ -342,7 +346,16 @@ template <bool M16, bool W16 = false, bool HZ = false> struct NibCfg {
 // those 504 on the first MMA of a step, waiting for its x fragment from global memory (L1 hit rate 49%).
 constexpr int kNibXsBytes = 24576;
 template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsBytes : 0); }
-template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16>
+// GS (M = 1): the group scales multiply the MMA's float32 sums instead of each decoded weight. Lane (g, t) keeps its
+// x fragment only where g is the group slot of its run (slot t, or 2 t + word / 2 for G = 16), so row g of the
+// MMA's D sums slot g's products alone; the lane holding D[g][2t, 2t + 1] multiplies it by the scales of those two
+// rows in slot g's group (float32) and adds it to its running sums, which a shuffle over g totals at the end. Why:
+// bench/probes/gemv_abl.cu (H100 80GB HBM3, 2026-11-28, kernel us after a flush, M = 1): without the decode's
+// scale / zero multiplies 8192^2 int4 27.0 -> 22.8, nf4 25.7 -> 20.7, mxfp4 24.8 -> 20.8, nvfp4 27.0 -> 25.4;
+// without any decode at all 21.5 / 20.1 / 20.1 / 23.3: the packed-half multiply after each table load cost more than
+// the load. Rounding: the weight reaches the MMA as h(h(lut[c]) - z), exact for integer codes and E2M1; the scale
+// and the global scale are applied in float32.
+template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16, bool GS = false>
 __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16, HZ>::MINB)
     gemv_nib4_kernel(Params p) {
   pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
@@ -350,6 +363,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   static_assert(!(W16 && M16), "16 warps only for M <= 8");
   static_assert(!(G16 && HZ), "zero points are one byte per tile (nib4_fast: no G == 16 with zeros)");
   static_assert(!(XS && M16), "x staging holds at most 8 rows");
+  static_assert(!(GS && M16), "group slots use the MMA's rows: M = 1 only");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int N = p.N, K = p.K, G = p.G, M = p.M;
   const int ks = blockIdx.y * p.ksl, ke = min(K, ks + p.ksl);
@@ -361,21 +375,36 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
 #pragma unroll
   for (int r = 0; r < kNibTiles; ++r) nr[r] = min(n0 + r * 8 + g, N - 1);
 
-  auto load = [&](NibStage<G16, HZ>& S, int st) {
+  // GS: lane (g, t)'s group slot g covers columns [16 g, 16 g + 16) (G = 16) or [32 g, 32 g + 32) (g < 4; slots 4..7
+  // hold no run) of each step; its scales are those of rows n0 + 8 r + 2t and + 1
+  const int gsl = G16 ? 16 * g : 32 * g;
+  // (a per-lane base for row n0 + 2t and 32-bit offsets from it: r * 8 * ng + gi < 33 ng < 2^31 as K < 2^30)
+  const void* gs_sp = GS ? static_cast<const uint8_t*>(p.scales) + int64_t(n0 + 2 * t) * ng * (SK == SK_F32 ? 4 : 1)
+                         : p.scales;
+  auto load = [&](NibStage<G16, HZ, GS>& S, int st) {
     const int k0 = ks + st * 128 + t * 32;
     const bool kv = k0 < ke;
     const int kc = kv ? k0 : ks;
+    const int kg = ks + st * 128 + gsl;
+    const bool gv = GS && (G16 || g < 4) && kg < ke;
+    const int gi = GS ? kg / G : 0;
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) {
       S.w[r] = ldg_stream(p.q + (int64_t)nr[r] * rowbytes + kc / 2);
       const int64_t j = (int64_t)nr[r] * ng + kc / G;
-      S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
-      if (G16) S.s1[r % (G16 ? kNibTiles : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
+      if (GS) {  // rows 2t, 2t + 1 of the tile, the slot's group (0 past N or past the slice: their sums are 0)
+        const int o = r * 8 * ng + gi;
+        S.s0[r] = gv && n0 + r * 8 + 2 * t < N ? ld_scale<SK>(gs_sp, o) : 0u;
+        S.s1[r] = gv && n0 + r * 8 + 2 * t + 1 < N ? ld_scale<SK>(gs_sp, o + ng) : 0u;
+      } else {
+        S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
+        if (G16) S.s1[r % (G16 ? kNibTiles : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
+      }
       if (HZ) S.z = r == 0 ? uint32_t(__ldg(p.zeros + j)) : S.z | (uint32_t(__ldg(p.zeros + j)) << (8 * r));
     }
   };
 
-  NibStage<G16, HZ> A, B;
+  NibStage<G16, HZ, GS> A, B;
   if (warp < nst) load(A, warp);  // the first weight loads, in flight during the table build and the x staging
 
   // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT, in dynamic shared memory at
@@ -430,8 +459,9 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   for (int r = 0; r < kNibTiles; ++r)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[r][i] = acc2[r][i] = 0.f;
+  float ys[kNibTiles][2] = {};  // GS: slot g's scaled sums of rows 2t, 2t + 1 of each tile
 
-  auto compute = [&](const NibStage<G16, HZ>& S, int st) {
+  auto compute = [&](const NibStage<G16, HZ, GS>& S, int st) {
     const int k0 = ks + st * 128 + t * 32;
     const bool kv = k0 < ke;
     // M <= 8: the 16-byte x load of word w of the run is itself the A quad {x0, x1, x2, x3} of two MMAs: with B =
@@ -442,12 +472,13 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+      const bool xv = kv && (!GS || g == (G16 ? 2 * t + (i >> 1) : t));  // GS: only in the run's group slot
       if (XS) {  // chunk c = st * 16 + 4 t + i: address ((xq + st * 256) ^ (i << 4)), see xq; zeros past ke
         const uint32_t a = (xq + uint32_t(st) * 256u) ^ uint32_t(i << 4);
         asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n mov.b32 %0, 0;\n mov.b32 %1, 0;\n mov.b32 %2, 0;\n"
                      " mov.b32 %3, 0;\n @p ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n}\n"
-                     : "=r"(va.x), "=r"(va.y), "=r"(va.z), "=r"(va.w) : "r"(a), "r"(int(kv)) : "memory");
-      } else if (kv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
+                     : "=r"(va.x), "=r"(va.y), "=r"(va.z), "=r"(va.w) : "r"(a), "r"(int(xv)) : "memory");
+      } else if (xv && (!M16 || xa_ok)) va = __ldg(reinterpret_cast<const uint4*>(xa_p + k0) + i);
       if (M16 && kv && xb_ok) vb = __ldg(reinterpret_cast<const uint4*>(xb_p + k0) + i);
       if (M16) {
         af[2 * i][0] = va.x; af[2 * i][2] = va.y; af[2 * i + 1][0] = va.z; af[2 * i + 1][2] = va.w;
@@ -458,8 +489,8 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     }
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) {
-      const uint32_t sc0 = scale_pair<XT, SK>(S.s0[r]);
-      const uint32_t sc1 = G16 ? scale_pair<XT, SK>(S.s1[r % (G16 ? kNibTiles : 1)]) : sc0;
+      const uint32_t sc0 = GS ? 0u : scale_pair<XT, SK>(S.s0[r]);
+      const uint32_t sc1 = GS ? 0u : G16 ? scale_pair<XT, SK>(S.s1[r % (G16 || GS ? kNibTiles : 1)]) : sc0;
       uint32_t zh0 = 0;
       if (HZ) {
         const float z0 = float((S.z >> (8 * r)) & 0xffu);
@@ -471,20 +502,48 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
         const uint32_t word = word_of(S.w[r], w);
 #pragma unroll
         for (int bb = 0; bb < 4; ++bb) {
+#if FOURBIT_GEMV_ABL == 2
+          b[4 * w + bb] = bb == 0 ? word : word >> (8 * bb);
+#elif FOURBIT_GEMV_ABL == 3
+          uint32_t v = (bb == 0 ? word : word >> (4 * bb)) & 0x000f000fu | 0x43004300u;
+          if (HZ) v = hsub2<XT>(v, zh0);
+          b[4 * w + bb] = v;
+#else
           const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
           uint32_t v;
           asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
+#if FOURBIT_GEMV_ABL == 1
+          b[4 * w + bb] = v;
+#else
           if (HZ) v = hsub2<XT>(v, zh0);
-          b[4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
+          b[4 * w + bb] = GS ? v : hmul2<XT>(v, w < 2 ? sc0 : sc1);
+#endif
+#endif
         }
       }
+#if FOURBIT_GEMV_ABL
+      b[0] ^= sc0 ^ sc1 ^ zh0;  // keep the scale and zero loads alive (the scale-after variant's fold costs ~this)
+#endif
+      if constexpr (GS) {  // this step's slot sums (D rows g: even bytes, rows g + 8: odd bytes), scaled in float32
+        float d[4], d2[4];
+        mma16816_z<XT>(d, af[0], b[0], b[2]);
+        mma16816_z<XT>(d2, af[0], b[1], b[3]);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if (M16) {
-          mma16816<XT>(acc[r], af[j], b[2 * j], b[2 * j + 1]);
-        } else {
-          const int w = j >> 1;
-          mma16816<XT>((j & 1) ? acc2[r] : acc[r], af[2 * w], b[4 * w + (j & 1)], b[4 * w + 2 + (j & 1)]);
+        for (int j = 2; j < 8; ++j)
+          mma16816<XT>((j & 1) ? d2 : d, af[2 * (j >> 1)], b[4 * (j >> 1) + (j & 1)], b[4 * (j >> 1) + 2 + (j & 1)]);
+        float f0, f1;
+        scale_f32x2<SK>(S.s0[r], S.s1[r % (G16 || GS ? kNibTiles : 1)], f0, f1);
+        ys[r][0] = fmaf(f0, d[0] + d2[2], ys[r][0]);
+        ys[r][1] = fmaf(f1, d[1] + d2[3], ys[r][1]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          if (M16) {
+            mma16816<XT>(acc[r], af[j], b[2 * j], b[2 * j + 1]);
+          } else {
+            const int w = j >> 1;
+            mma16816<XT>((j & 1) ? acc2[r] : acc[r], af[2 * w], b[4 * w + (j & 1)], b[4 * w + 2 + (j & 1)]);
+          }
         }
       }
     }
@@ -499,7 +558,19 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     compute(B, st + NW);
   }
 
-  if (!M16) {
+  if (GS) {  // total the group slots (lanes g = 0..7 of each t, a fixed butterfly): row 0 of D in the lanes g = 0
+#pragma unroll
+    for (int r = 0; r < kNibTiles; ++r) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        float v = ys[r][i];
+        v += __shfl_xor_sync(0xffffffffu, v, 4);
+        v += __shfl_xor_sync(0xffffffffu, v, 8);
+        v += __shfl_xor_sync(0xffffffffu, v, 16);
+        acc[r][i] = v;
+      }
+    }
+  } else if (!M16) {
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) { acc[r][0] += acc2[r][2]; acc[r][1] += acc2[r][3]; }
   }
@@ -615,38 +686,49 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_ou
   *ksl_out = int(chunks * 128);
 }
 
+// One M <= 8 instantiation (XS x staging, W16 16-warp blocks, GS M = 1 scale-after) with its shared-memory limit set
+// on first use.
+template <typename XT, int SK, bool G16, bool HZ, bool XS, bool W16, bool GS>
+void launch_nib4_m8(const Params& p, dim3 grid, cudaStream_t st) {
+  const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, false, XS, W16, GS>;
+  static const bool attr = [&] {
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<XS>());
+    return true;
+  }();
+  (void)attr;
+  fn<<<grid, NibCfg<false, W16>::NW * 32, nib_smem<XS>(), st>>>(p);
+}
+
+template <typename XT, int SK, bool G16, bool HZ, bool GS>
+void launch_nib4_small(const Params& p, dim3 grid, bool xs, bool w16, cudaStream_t st) {
+  if (w16) {
+    if (xs) launch_nib4_m8<XT, SK, G16, HZ, true, true, GS>(p, grid, st);
+    else launch_nib4_m8<XT, SK, G16, HZ, false, true, GS>(p, grid, st);
+  } else {
+    if (xs) launch_nib4_m8<XT, SK, G16, HZ, true, false, GS>(p, grid, st);
+    else launch_nib4_m8<XT, SK, G16, HZ, false, false, GS>(p, grid, st);
+  }
+}
+
 template <typename XT, int SK, bool G16, bool HZ>
 void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   Params p = p0;
   p.ksl = ksl;
   dim3 grid((p.N + kNibRows - 1) / kNibRows, S);
-  static const bool attr = [] {  // once per instantiation
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false, false>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true, false>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<true>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, false, true>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
-    cudaFuncSetAttribute(gemv_nib4_kernel<XT, SK, G16, HZ, false, true, true>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<true>());
-    return true;
-  }();
-  (void)attr;
   const bool xs = int64_t(p.M) * ksl * 2 <= kNibXsBytes;
   const bool w16 = int64_t(grid.x) * grid.y <= sm_count();  // at most one 8-warp block per SM
   if (p.M > 8) {
-    constexpr int T = NibCfg<true, false, HZ>::NW * 32;
-    gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false><<<grid, T, nib_smem<false>(), st>>>(p);
-  } else if (w16) {
-    constexpr int T = NibCfg<false, true>::NW * 32;
-    if (xs) gemv_nib4_kernel<XT, SK, G16, HZ, false, true, true><<<grid, T, nib_smem<true>(), st>>>(p);
-    else gemv_nib4_kernel<XT, SK, G16, HZ, false, false, true><<<grid, T, nib_smem<false>(), st>>>(p);
+    const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false>;
+    static const bool attr = [&] {
+      cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
+      return true;
+    }();
+    (void)attr;
+    fn<<<grid, NibCfg<true, false, HZ>::NW * 32, nib_smem<false>(), st>>>(p);
+  } else if (p.M == 1) {
+    launch_nib4_small<XT, SK, G16, HZ, true>(p, grid, xs, w16, st);
   } else {
-    constexpr int T = NibCfg<false>::NW * 32;
-    if (xs) gemv_nib4_kernel<XT, SK, G16, HZ, false, true, false><<<grid, T, nib_smem<true>(), st>>>(p);
-    else gemv_nib4_kernel<XT, SK, G16, HZ, false, false, false><<<grid, T, nib_smem<false>(), st>>>(p);
+    launch_nib4_small<XT, SK, G16, HZ, false>(p, grid, xs, w16, st);
   }
   check_launch("fourbit gemv_nib4");
   if (S > 1) launch_splitk_reduce<XT>(p.ws, S, p.M, p.N, p.gscale, p.bias, p.out, st);
