@@ -95,6 +95,18 @@
 //     eligible of 3.7 warps a scheduler, 142 / 118 warp instructions a 512-byte warp load of codes; stalls: long
 //     scoreboard 24-26% (11-19% on the first use of a step's codes), fixed latency 14-15%. No pipe is near its limit:
 //     the warps' dependent chains with 4 warps a scheduler are the bound (as round 4 found).
+//   round 9 (H100 80GB HBM3, 2026-11-28, bench/probes/gemv_abl.cu: kernel us by cudaEvents after a 256 MB flush, M = 1
+//     bf16; "read" is bench/read_floor.cu's plain read of the codes, timed the same way). Ablations (wrong results):
+//     8192^2 int4 / nf4 / nvfp4 / mxfp4 26.9 / 25.6 / 27.0 / 24.8 (read 17.3); without the scale / zero HMUL2 and
+//     HSUB2 22.8 / 20.7 / 25.4 / 20.8; without any decode 21.5 / 20.1 / 23.3 / 20.1; int4 bit decode (no table) with
+//     its HSUB2 23.7. So the packed multiply after each table load cost more than the load, and the lookups little.
+//     Kept: GS (M = 1), the scales applied to float32 MMA sums per group slot (see gemv_nib4_kernel), then E8M0 scales
+//     through a 256-float table. Base -> GS -> + table, same call: 8192^2 26.8 / 25.4 / 26.8 / 24.8 -> 26.1 / 24.8 /
+//     25.2 / 24.6 -> 26.1 / 24.8 / 25.2 / 24.2; 28672x8192 76.9 / 70.8 / 79.3 / 67.6 -> 73.5 / 68.2 / 70.3 / 67.6 ->
+//     73.3 / 68.1 / 70.3 / 66.9; 14336x4096 27.3 / 24.8 / 26.5 / 24.3 -> 26.1 / 24.0 / 24.4 / 24.0 -> 26.0 / 24.0 /
+//     24.4 / 23.6; 4096^2 12.1 / 11.7 / 11.9 / 11.4 -> 11.6 / 11.4 / 11.4 / 11.3 -> 11.6 / 11.4 / 11.4 / 11.5 (two
+//     passes each agreed within 0.3 us). The fold (two scale loads, two FADD, two FFMA a tile and step) costs most of
+//     what the 16 HMUL2 did; a first version that fetched the scales by shuffles (collective SASS) gained nothing.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -438,6 +450,11 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     cp_commit();
   }
   build_pair_table<XT, NW * 32>(tbl, p.lut);  // (nib4.cuh)
+  // GS with E8M0 scales: byte -> float32 from a table (one LDS for a shift and four compares and selects: mxfp4 was
+  // the one format the float32 fold did not speed up)
+  __shared__ float e8_tbl[GS && SK == SK_E8M0 ? 256 : 1];
+  if (GS && SK == SK_E8M0)
+    for (int i = threadIdx.x; i < 256; i += NW * 32) e8_tbl[i] = e8m0_to_f32(uint32_t(i));
   if (XS) cp_wait<0>();
   __syncthreads();
   uint32_t lb;  // tb32 | lane << 2, defined after the barrier (volatile asm) so no lookup can move above it
@@ -532,7 +549,12 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
         for (int j = 2; j < 8; ++j)
           mma16816<XT>((j & 1) ? d2 : d, af[2 * (j >> 1)], b[4 * (j >> 1) + (j & 1)], b[4 * (j >> 1) + 2 + (j & 1)]);
         float f0, f1;
-        scale_f32x2<SK>(S.s0[r], S.s1[r % (G16 || GS ? kNibTiles : 1)], f0, f1);
+        if (SK == SK_E8M0) {
+          f0 = e8_tbl[S.s0[r]];
+          f1 = e8_tbl[S.s1[r % (G16 || GS ? kNibTiles : 1)]];
+        } else {
+          scale_f32x2<SK>(S.s0[r], S.s1[r % (G16 || GS ? kNibTiles : 1)], f0, f1);
+        }
         ys[r][0] = fmaf(f0, d[0] + d2[2], ys[r][0]);
         ys[r][1] = fmaf(f1, d[1] + d2[3], ys[r][1]);
       } else {
