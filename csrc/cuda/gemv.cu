@@ -127,7 +127,8 @@
 //     partial sums go to a float32 workspace and a second kernel adds them in a fixed order (deterministic).
 //   Rounding: the weight reaches the MMA as a bf16/fp16 value, bf16((lut[c] - z)) * bf16(s) rounded (exact for
 //   nvfp4 / mxfp4 in bf16, and for int4 / int8 codes times a power-of-two scale); the global scale multiplies the
-//   fp32 sum. tests/test_cuda_gemv.py derives the extra error term.
+//   fp32 sum. At M = 1 the 4-bit kernel multiplies float32 sums by the float32 scale instead (GS below): one rounding
+//   fewer. tests/test_cuda_gemv.py derives the extra error term.
 // Generic path (fp32 x, or any other shape): one warp per output row, exact fp32 dequantization
 //   v = ((lut[c] - z) * s) * g from a shared-memory LUT, fp32 FMA, fixed-order warp reduction.
 #include <algorithm>
