@@ -17,7 +17,8 @@
 //     the GPU. Rows past N read row N - 1 (dropped), x rows past M read row M - 1 (their D columns are dropped), x
 //     columns past the slice are zero-filled and their codes get scale 0.
 // Rounding is the GEMV's: the MMA sees bf16/fp16(bf16/fp16(lut[c] - z) * s), the global scale multiplies the fp32
-// sum, so tests/test_cuda_gemv.py's derived bound applies unchanged.
+// sum, so tests/test_cuda_gemv.py's derived bound applies unchanged; with float32 scales and G % 128 == 0 (SA below)
+// the MMA sees bf16/fp16(lut[c] - z) and s multiplies each step's float32 sum, one rounding fewer.
 // Why it starts at M = 9 (H100 80GB HBM3, 2026-11-27, CUDA graphs, us, GEMV -> this kernel, int4 / nf4 / nvfp4 /
 // mxfp4): M = 16 8192^2 37.7 / 30.1 / 34.5 / 30.9 -> 29.4 / 28.3 / 33.8 / 30.7, 28672x8192 119.0 / 108.6 / 124.3 /
 // 107.6 -> 94.6 / 88.8 / 111.6 / 99.9, 14336x4096 40.7 / 32.3 / 36.5 / 32.7 -> 28.6 / 27.4 / 34.4 / 30.2, 4096^2
@@ -73,8 +74,13 @@ template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and ze
   uint32_t s0[2], s1[G16 ? 2 : 1], z[HZ ? 2 : 1];  // zero bytes unpacked: a PRMT right after the loads waited on them
 };
 
-template <typename XT, int SK, bool G16, bool HZ, int MB, int NW>
+// SA (float32 scales, G % 128 == 0: one group a step for every lane): the MMAs of a step start from zero and the
+// step's sums are scaled in float32 into the accumulators (lane (g, t)'s D rows are its own two weight rows, whose
+// scales it loaded), so the decode skips its packed multiply. Why: the decode GEMV's ablation (gemv.cu, round 9)
+// priced that multiply above the table load; here it replaces 32 HMUL2 a step by 4 FFMA an 8-row x block.
+template <typename XT, int SK, bool G16, bool HZ, int MB, int NW, bool SA = false>
 __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmParams p) {
+  static_assert(!SA || SK == SK_F32, "SA: float32 scales");
   pdl_trigger();  // the split-K reduce after it may launch now (it waits for this grid: common.cuh)
   using L = SmLayout<MB, NW>;
   constexpr int T = NW * 32, ROWS = NW * 16;
@@ -111,8 +117,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
   };
   auto load = [&](SmScales<G16, HZ>& S, int i) {  // step i's scales and zero points of the lane's 2 runs
     const int k0 = ks + i * 128 + t * 32;
-    const bool kv = k0 < ke;
-    const int kc = kv ? k0 : ks;
+    const bool kv = SA || k0 < ke;  // SA: the step's group, valid for every lane (x is zero past the slice)
+    const int kc = SA ? ks + i * 128 : kv ? k0 : ks;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int64_t j = (int64_t)nr[r] * ng + kc / G;
@@ -155,8 +161,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
       uint4 wv;
       asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w) : "r"(slot + wlane + uint32_t(r * 512)));
-      const uint32_t sc0 = scale_pair<XT, SK>(cur.s0[r]);
-      const uint32_t sc1 = G16 ? scale_pair<XT, SK>(cur.s1[r % (G16 ? 2 : 1)]) : sc0;
+      const uint32_t sc0 = SA ? 0u : scale_pair<XT, SK>(cur.s0[r]);
+      const uint32_t sc1 = SA ? 0u : G16 ? scale_pair<XT, SK>(cur.s1[r % (G16 ? 2 : 1)]) : sc0;
       uint32_t zh = 0;
       if (HZ) { const float z = float(cur.z[r % (HZ ? 2 : 1)]); zh = pack2<XT>(z, z); }
 #pragma unroll
@@ -168,7 +174,7 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
           uint32_t v;
           asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
           if (HZ) v = hsub2<XT>(v, zh);
-          a[r][4 * w + bb] = hmul2<XT>(v, w < 2 ? sc0 : sc1);
+          a[r][4 * w + bb] = SA ? v : hmul2<XT>(v, w < 2 ? sc0 : sc1);
         }
       }
     }
@@ -181,10 +187,28 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
         asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                      : "=r"(xb[4 * c]), "=r"(xb[4 * c + 1]), "=r"(xb[4 * c + 2]), "=r"(xb[4 * c + 3])
                      : "r"(slot + ((uint32_t(b * 2048) + xlane) ^ uint32_t(c << 4))));
+      if constexpr (SA) {
+        float d[4];
+        {
+          const uint32_t af[4] = {a[0][0], a[1][0], a[0][1], a[1][1]};
+          mma16816_z<XT>(d, af, xb[0], xb[1]);
+        }
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const uint32_t af[4] = {a[0][2 * j], a[1][2 * j], a[0][2 * j + 1], a[1][2 * j + 1]};
-        mma16816<XT>(acc[b], af, xb[2 * j], xb[2 * j + 1]);
+        for (int j = 1; j < 8; ++j) {
+          const uint32_t af[4] = {a[0][2 * j], a[1][2 * j], a[0][2 * j + 1], a[1][2 * j + 1]};
+          mma16816<XT>(d, af, xb[2 * j], xb[2 * j + 1]);
+        }
+        const float s0 = __uint_as_float(cur.s0[0]), s1 = __uint_as_float(cur.s0[1]);  // tiles 0, 1: D rows g, g + 8
+        acc[b][0] = fmaf(s0, d[0], acc[b][0]);
+        acc[b][1] = fmaf(s0, d[1], acc[b][1]);
+        acc[b][2] = fmaf(s1, d[2], acc[b][2]);
+        acc[b][3] = fmaf(s1, d[3], acc[b][3]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const uint32_t af[4] = {a[0][2 * j], a[1][2 * j], a[0][2 * j + 1], a[1][2 * j + 1]};
+          mma16816<XT>(acc[b], af, xb[2 * j], xb[2 * j + 1]);
+        }
       }
     }
     cur = nxt;
@@ -247,10 +271,10 @@ SmPlan plan_sm(int64_t N, int64_t K) {
   return best;
 }
 
-template <typename XT, int SK, bool G16, bool HZ, int MB, int NW>
+template <typename XT, int SK, bool G16, bool HZ, int MB, int NW, bool SA>
 void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
   using L = SmLayout<MB, NW>;
-  const auto fn = gemm_sm_kernel<XT, SK, G16, HZ, MB, NW>;
+  const auto fn = gemm_sm_kernel<XT, SK, G16, HZ, MB, NW, SA>;
   static const bool attr = [&] {  // once per instantiation
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
     return true;
@@ -261,18 +285,18 @@ void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
   check_launch("fourbit gemm_sm");
 }
 
-template <typename XT, int SK, bool G16, bool HZ, int MB>
+template <typename XT, int SK, bool G16, bool HZ, int MB, bool SA>
 void launch_sm_mb(const SmParams& p, const SmPlan& pl, cudaStream_t st) {
-  if (pl.nw == 14) launch_sm_k<XT, SK, G16, HZ, MB, 14>(p, pl.S, st);
-  else if (pl.nw == 8) launch_sm_k<XT, SK, G16, HZ, MB, 8>(p, pl.S, st);
-  else launch_sm_k<XT, SK, G16, HZ, MB, 16>(p, pl.S, st);
+  if (pl.nw == 14) launch_sm_k<XT, SK, G16, HZ, MB, 14, SA>(p, pl.S, st);
+  else if (pl.nw == 8) launch_sm_k<XT, SK, G16, HZ, MB, 8, SA>(p, pl.S, st);
+  else launch_sm_k<XT, SK, G16, HZ, MB, 16, SA>(p, pl.S, st);
 }
 
-template <typename XT, int SK, bool G16, bool HZ>
+template <typename XT, int SK, bool G16, bool HZ, bool SA = false>
 void launch_sm_t(const SmParams& p, const SmPlan& pl, cudaStream_t st) {
-  if (p.M <= 16) launch_sm_mb<XT, SK, G16, HZ, 2>(p, pl, st);
-  else if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4>(p, pl, st);
-  else launch_sm_mb<XT, SK, G16, HZ, 8>(p, pl, st);
+  if (p.M <= 16) launch_sm_mb<XT, SK, G16, HZ, 2, SA>(p, pl, st);
+  else if (p.M <= 32) launch_sm_mb<XT, SK, G16, HZ, 4, SA>(p, pl, st);
+  else launch_sm_mb<XT, SK, G16, HZ, 8, SA>(p, pl, st);
 }
 
 template <typename XT>
@@ -283,7 +307,10 @@ void launch_sm(const LinearArgs& a, cudaStream_t st) {
   SmParams p{a.x, int(a.M), a.q, int(a.N), int(a.K), int(a.G), a.scales, a.zeros, a.gscale, a.lut,
              a.bias, a.out, a.ws, pl.ksl};
   const bool hz = a.zeros != nullptr, g16 = a.G == 16;
-  if (a.sk == SK_F32) {
+  if (a.sk == SK_F32 && a.G % 128 == 0) {  // one group a step: scales after the MMA (SA)
+    if (hz) launch_sm_t<XT, SK_F32, false, true, true>(p, pl, st);
+    else launch_sm_t<XT, SK_F32, false, false, true>(p, pl, st);
+  } else if (a.sk == SK_F32) {
     if (hz) launch_sm_t<XT, SK_F32, false, true>(p, pl, st);
     else launch_sm_t<XT, SK_F32, false, false>(p, pl, st);
   } else if (a.sk == SK_E4M3) {
