@@ -77,7 +77,10 @@ template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and ze
 // SA (float32 scales, G % 128 == 0: one group a step for every lane): the MMAs of a step start from zero and the
 // step's sums are scaled in float32 into the accumulators (lane (g, t)'s D rows are its own two weight rows, whose
 // scales it loaded), so the decode skips its packed multiply. Why: the decode GEMV's ablation (gemv.cu, round 9)
-// priced that multiply above the table load; here it replaces 32 HMUL2 a step by 4 FFMA an 8-row x block.
+// priced that multiply above the table load; here it replaces 32 HMUL2 a step by 4 FFMA an 8-row x block. Measured
+// (H100 80GB HBM3, 2026-11-28, bench/probes/gemv_abl.cu, kernel us after a flush, int4 g128, two passes): M = 16
+// 4096^2 15.2 -> 15.0-15.2, 8192^2 33.4 -> 32.7, 28672x8192 94.6 -> 90.5, 4096x14336 30.1 -> 29.4, 14336x4096
+// 31.0 -> 30.5; M = 48 8192^2 45.5 -> 44.6, 28672x8192 136.0 -> 131.0 (the other formats, not SA, within 1%).
 template <typename XT, int SK, bool G16, bool HZ, int MB, int NW, bool SA = false>
 __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmParams p) {
   static_assert(!SA || SK == SK_F32, "SA: float32 scales");
