@@ -68,6 +68,29 @@ __global__ void fill_kernel(uint4* p, int64_t n16) {  // the flush: zero 256 MB 
     p[i] = make_uint4(0, 0, 0, 0);
 }
 
+// Median us of 50 timed launches (after 10 warm-ups), cudaEvents around each launch, which follows a 256 MB zero fill
+// of `flush` when fl (bench/probes/gemv_abl.cu times its GEMVs with this too).
+template <class F> float flushed_median_us(F launch, bool fl, uint8_t* flush, int64_t flush_bytes, int sms) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> t;
+  for (int r = 0; r < 60; ++r) {
+    if (fl) fill_kernel<<<4 * sms, 512>>>(reinterpret_cast<uint4*>(flush), flush_bytes / 16);
+    cudaEventRecord(e0);
+    launch();
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (r >= 10) t.push_back(ms * 1e3f);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 #ifndef L2P_LIB
 int main() {
   int sms = 0;
@@ -80,27 +103,10 @@ int main() {
   cudaMalloc(&flush, flush_bytes);
   cudaMalloc(&sink, 64 * sms * 256 * 4);
   cudaMemset(q, 1, 3 * 117440512ll);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
   // copy bandwidth as bench/gpu_peers.py measures it: 256 MB device-to-device, flushed
   uint8_t* c2;
   cudaMalloc(&c2, flush_bytes);
-  const auto timed = [&](auto launch, bool fl) {
-    std::vector<float> t;
-    for (int r = 0; r < 60; ++r) {
-      if (fl) fill_kernel<<<4 * sms, 512>>>(reinterpret_cast<uint4*>(flush), flush_bytes / 16);
-      cudaEventRecord(e0);
-      launch();
-      cudaEventRecord(e1);
-      cudaEventSynchronize(e1);
-      float ms;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (r >= 10) t.push_back(ms * 1e3f);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  };
+  const auto timed = [&](auto launch, bool fl) { return flushed_median_us(launch, fl, flush, flush_bytes, sms); };
   const float cus = timed([&] { cudaMemcpyAsync(c2, flush, flush_bytes, cudaMemcpyDeviceToDevice); }, true);
   const double copy = 2.0 * flush_bytes / cus / 1e6;
   printf("copy (256 MB, flushed): %.1f us, %.2f TB/s\n", cus, copy);

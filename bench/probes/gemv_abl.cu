@@ -46,24 +46,7 @@ int main(int argc, char** argv) {
   cudaMemset(lut, 0x3e, 64);
   cudaMemset(gs, 0x3f, 4);
   cudaMemset(x, 0x3c, 64 * 16384 * 2);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  const auto timed = [&](auto launch) {
-    std::vector<float> t;
-    for (int r = 0; r < 60; ++r) {
-      fill_kernel<<<4 * sms, 512>>>(reinterpret_cast<uint4*>(flush), flush_bytes / 16);
-      cudaEventRecord(e0);
-      launch();
-      cudaEventRecord(e1);
-      cudaEventSynchronize(e1);
-      float ms;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (r >= 10) t.push_back(ms * 1e3f);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  };
+  const auto timed = [&](auto launch) { return flushed_median_us(launch, true, flush, flush_bytes, sms); };
   const int64_t shapes[][2] = {{4096, 4096}, {8192, 8192}, {28672, 8192}, {4096, 14336}, {14336, 4096}};
   struct Fmt { const char* name; int sk; int G; bool zeros; bool gscale; };
   const Fmt fmts[] = {{"int4", fourbit_cuda::SK_F32, 128, true, false}, {"nf4", fourbit_cuda::SK_F32, 64, false, false},
