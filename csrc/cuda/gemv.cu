@@ -709,27 +709,27 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_ou
   *ksl_out = int(chunks * 128);
 }
 
-// One M <= 8 instantiation (XS x staging, W16 16-warp blocks, GS M = 1 scale-after) with its shared-memory limit set
-// on first use.
-template <typename XT, int SK, bool G16, bool HZ, bool XS, bool W16, bool GS>
-void launch_nib4_m8(const Params& p, dim3 grid, cudaStream_t st) {
-  const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, false, XS, W16, GS>;
+// One instantiation (M16 x rows 8..15, XS x staging, W16 16-warp blocks, GS M = 1 scale-after) with its
+// shared-memory limit set on first use.
+template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16, bool GS>
+void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
+  const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, M16, XS, W16, GS>;
   static const bool attr = [&] {
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<XS>());
     return true;
   }();
   (void)attr;
-  fn<<<grid, NibCfg<false, W16>::NW * 32, nib_smem<XS>(), st>>>(p);
+  fn<<<grid, NibCfg<M16, W16, HZ>::NW * 32, nib_smem<XS>(), st>>>(p);
 }
 
 template <typename XT, int SK, bool G16, bool HZ, bool GS>
 void launch_nib4_small(const Params& p, dim3 grid, bool xs, bool w16, cudaStream_t st) {
   if (w16) {
-    if (xs) launch_nib4_m8<XT, SK, G16, HZ, true, true, GS>(p, grid, st);
-    else launch_nib4_m8<XT, SK, G16, HZ, false, true, GS>(p, grid, st);
+    if (xs) launch_nib4_k<XT, SK, G16, HZ, false, true, true, GS>(p, grid, st);
+    else launch_nib4_k<XT, SK, G16, HZ, false, false, true, GS>(p, grid, st);
   } else {
-    if (xs) launch_nib4_m8<XT, SK, G16, HZ, true, false, GS>(p, grid, st);
-    else launch_nib4_m8<XT, SK, G16, HZ, false, false, GS>(p, grid, st);
+    if (xs) launch_nib4_k<XT, SK, G16, HZ, false, true, false, GS>(p, grid, st);
+    else launch_nib4_k<XT, SK, G16, HZ, false, false, false, GS>(p, grid, st);
   }
 }
 
@@ -741,13 +741,7 @@ void launch_nib4_t(const Params& p0, int S, int ksl, cudaStream_t st) {
   const bool xs = int64_t(p.M) * ksl * 2 <= kNibXsBytes;
   const bool w16 = int64_t(grid.x) * grid.y <= sm_count();  // at most one 8-warp block per SM
   if (p.M > 8) {
-    const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, true, false, false>;
-    static const bool attr = [&] {
-      cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<false>());
-      return true;
-    }();
-    (void)attr;
-    fn<<<grid, NibCfg<true, false, HZ>::NW * 32, nib_smem<false>(), st>>>(p);
+    launch_nib4_k<XT, SK, G16, HZ, true, false, false, false>(p, grid, st);
   } else if (p.M == 1) {
     launch_nib4_small<XT, SK, G16, HZ, true>(p, grid, xs, w16, st);
   } else {
