@@ -106,7 +106,8 @@
 //     73.3 / 68.1 / 70.3 / 66.9; 14336x4096 27.3 / 24.8 / 26.5 / 24.3 -> 26.1 / 24.0 / 24.4 / 24.0 -> 26.0 / 24.0 /
 //     24.4 / 23.6; 4096^2 12.1 / 11.7 / 11.9 / 11.4 -> 11.6 / 11.4 / 11.4 / 11.3 -> 11.6 / 11.4 / 11.4 / 11.5 (two
 //     passes each agreed within 0.3 us). The fold (two scale loads, two FADD, two FFMA a tile and step) costs most of
-//     what the 16 HMUL2 did; a first version that fetched the scales by shuffles (collective SASS) gained nothing.
+//     what the 16 HMUL2 did; a first version that fetched the scales by shuffles (collective SASS) and zeroed each
+//     step's accumulators with moves (now MMAs from RZ) gained nothing.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
