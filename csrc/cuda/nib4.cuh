@@ -57,7 +57,7 @@ template <typename XT> __device__ __forceinline__ void e4m3x4_pairs(uint32_t w, 
 }
 
 // Two raw scales -> float32, exact (as dec_scale): the GEMV's M = 1 kernel applies its scales after the MMA. E4M3 takes
-// one e4m3x2 -> f16x2 conversion for the pair; E8M0 is bit assembly (byte 0: the subnormal 2^-127; 255: NaN).
+// one e4m3x2 -> f16x2 conversion for the pair; other kinds decode one by one (the GEMV reads E8M0 from a table).
 template <int SK> __device__ __forceinline__ void scale_f32x2(uint32_t r0, uint32_t r1, float& f0, float& f1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
   if (SK == SK_E4M3) {
@@ -68,12 +68,6 @@ template <int SK> __device__ __forceinline__ void scale_f32x2(uint32_t r0, uint3
     return;
   }
 #endif
-  if (SK == SK_E8M0) {
-    auto e8 = [](uint32_t b) { return __uint_as_float(b == 255u ? 0x7fc00000u : b == 0u ? 0x00400000u : b << 23); };
-    f0 = e8(r0);
-    f1 = e8(r1);
-    return;
-  }
   f0 = dec_scale<SK>(r0);
   f1 = dec_scale<SK>(r1);
 }
