@@ -4,10 +4,12 @@ E8M0, bf16 conversion, power-of-two exponents and 4-bit nibble (un)packing.
 Everything here is integer bit manipulation or single IEEE float32 operations (add, multiply, tl.div_rn), so the
 results are the same bits on a GPU (checked in the PTX: add.rn/mul.rn/div.rn.f32, no .ftz; the launchers turn FMA
 contraction off) and under the Triton interpreter (numpy float32). libdevice is avoided on purpose: the
-interpreter cannot run extern calls, and Triton sets libdevice's FTZ reflect flag, which flushes subnormals. The one
-inline PTX instruction (rint_fast: cvt.rni.f32.f32, round to the nearest even integer) is as exact as its interpreter
-twin and is chosen by the caller's INTERP constexpr.
+interpreter cannot run extern calls, and Triton sets libdevice's FTZ reflect flag, which flushes subnormals. The
+inline PTX instructions (rint_fast: cvt.rni.f32.f32, round to the nearest even integer; _bound_bits: cvt.rz.f32.f64)
+are as exact as their interpreter twins and are chosen by the caller's INTERP constexpr.
 """
+import struct
+
 import triton
 import triton.language as tl
 
@@ -89,6 +91,94 @@ def e2m1_encode(v):  # finite float32 -> int32 E2M1 code 0..15: RNE ties-to-even
     nrm = (bits + (0x1FFFFF - (252 << 22)) + ((bits >> 22) & 1)) >> 22
     sign = (v.to(tl.int32, bitcast=True) >> 28) & 8
     return tl.where(a < 2.0, sub, nrm) | sign
+
+
+# e2m1_encode_quotient's bounds. Code magnitude k + 1 or more needs RN(|x| / d) > b for the E2M1 decision bounds
+# b = 0.25, 1.25, 2.5, 5 (a tie rounds down, to the even code) and RN(|x| / d) >= b for b = 0.75, 1.75, 3.5 (a tie
+# rounds up). Every b is a float32 with an even last mantissa bit, so in real numbers that is |x| / d > t with
+# t = b + ulp(b) / 2, resp. |x| / d >= t with t = b - ulp(pred(b)) / 2 (a float32 quotient exactly at t rounds to
+# b). Each t has 25 significant bits, the last one set; here as float64 bit patterns.
+E2M1_T = [tl.constexpr(struct.unpack("<q", struct.pack("<d", t))[0])
+          for t in (0.25 + 2**-26, 0.75 - 2**-25, 1.25 + 2**-24, 1.75 - 2**-24, 2.5 + 2**-23, 3.5 - 2**-23, 5 + 2**-22)]
+_T0, _T1, _T2, _T3, _T4, _T5, _T6 = E2M1_T
+
+
+@triton.jit
+def _bound_bits(d64, T_BITS: tl.constexpr, INTERP: tl.constexpr):
+    """int32 float32 bits of RZ(d * t), t the float64 with bits T_BITS: |x| / d exceeds t exactly when |x|'s bits
+    exceed these. d * t is exact in float64 (24 + 25 significant bits) and, for d > 0, never a float32 (its odd
+    significand has >= 25 bits), so |x| > d t <=> |x| > RZ(d t), and > and >= at t coincide for float32 |x|."""
+    p = d64 * tl.full([1], T_BITS, tl.int64).to(tl.float64, bitcast=True)
+    if INTERP:  # the interpreter's own rtz conversion mishandles subnormals: RN, then one step down where it rounded up
+        r = p.to(tl.float32)
+        return r.to(tl.int32, bitcast=True) - (r.to(tl.float64) > p).to(tl.int32)
+    # Triton's rtz downcast does not lower for float64 -> float32 on NVIDIA: one cvt.rz (F2F) as inline PTX
+    return tl.inline_asm_elementwise("cvt.rz.f32.f64 $0, $1;", "=r,l", [p.to(tl.int64, bitcast=True)], dtype=tl.int32,
+                                     is_pure=True, pack=1)
+
+
+@triton.jit
+def e2m1_bounds(d, INTERP: tl.constexpr):
+    """The 7 int32 bounds of e2m1_encode_quotient for divisors d (any shape): |x| / d passes bound k exactly where
+    |x|'s float32 bits exceed the k-th."""
+    d64 = d.to(tl.float64)
+    return (_bound_bits(d64, _T0, INTERP), _bound_bits(d64, _T1, INTERP), _bound_bits(d64, _T2, INTERP),
+            _bound_bits(d64, _T3, INTERP), _bound_bits(d64, _T4, INTERP), _bound_bits(d64, _T5, INTERP),
+            _bound_bits(d64, _T6, INTERP))
+
+
+@triton.jit
+def e2m1_encode_quotient(x, d, INTERP: tl.constexpr):
+    """float32 x, float32 divisor d >= 0 broadcastable to x (a group's, with a size-1 last dim) -> int32 E2M1 code of
+    RN(x / d), bit-exact with e2m1_encode(tl.div_rn(x, d)) for finite x and d > 0, with no division: 7 bounds a
+    group (one float64 multiply and one conversion each), then a 3-step binary search an element on |x|'s bits.
+    d = 0 (an nvfp4 s * g that underflowed) codes +-0 as +-0 and any other x as +-6 (formats/nvfp4.py).
+    Why: the quotient by residual steps, its -0 fix and e2m1_encode cost ~19 instructions an element, and the
+    group's 1 / d an IEEE division (kernels/quantize.py's docstring has the measurements)."""
+    z0, z1, z2, z3, z4, z5, z6 = e2m1_bounds(d, INTERP)
+    # The search runs on masks m = (z - a) >> 31 (-1 where |x| > z, else 0) and picks the next bound with LOP3s: as
+    # predicates, 32 elements a thread of them ran out of predicate registers and ptxas kept them as bits in a
+    # register, 2 LOP3 a flag (sm_90 SASS, Triton 3.9).
+    b = x.to(tl.int32, bitcast=True)
+    a = b & 0x7FFFFFFF
+    m4 = (z3 - a) >> 31  # magnitude >= 4
+    m2 = ((z1 ^ ((z1 ^ z5) & m4)) - a) >> 31  # >= 2, resp. >= 6: the bound z1, resp. z5
+    z = (z0 ^ (m4 & (z0 ^ z4))) ^ (m2 & ((z0 ^ z2) ^ (m4 & (z0 ^ z2 ^ z4 ^ z6))))  # z0 / z2 / z4 / z6
+    m1 = (z - a) >> 31  # the odd step
+    return ((b >> 28) & 8) - (m1 + 2 * m2 + 4 * m4)  # sign | magnitude (disjoint bits)
+
+
+@triton.jit
+def _lanes(z):  # int32 float32-bit bound -> uint32 with its top 16 bits in both 16-bit lanes, each lane's bit 15 set
+    return ((z >> 16) * 0x10001).to(tl.uint32) | 0x80008000
+
+
+@triton.jit
+def _lanes_le(zl, a, INTERP: tl.constexpr):
+    """uint32 per 16-bit lane: 0xFFFF where a <= z, else 0 (zl: _lanes(z); a: two bf16 magnitudes, lanes < 0x8000).
+    Each lane of zl - a is (z | 0x8000) - a in [1, 0xFFFF], so no borrow crosses the lanes and its bit 15 is the
+    answer; one prmt replicates each lane's bit 15 over the lane (the interpreter shifts and multiplies)."""
+    d = zl - a
+    if INTERP:
+        return ((d >> 15) & 0x10001) * 0xFFFF
+    return tl.inline_asm_elementwise("prmt.b32 $0, $1, 0, 0xBB99;", "=r,r", [d], dtype=tl.uint32, is_pure=True,
+                                     pack=1)
+
+
+@triton.jit
+def e2m1_encode_bf16_pairs(w, bounds, INTERP: tl.constexpr):
+    """uint32 words of two bfloat16 x (element 2i in the low half), a group's e2m1_bounds broadcastable to w ->
+    uint32 packed byte (code of the low x in the low nibble), bit-exact with e2m1_encode_quotient on each x.
+    |x| > z <=> |x|'s 16 bf16 bits > z >> 16 (|x|'s low 16 float32 bits are 0), so both x of a word go through the
+    same binary search in 16-bit lanes (SIMD within a register): about half the instructions an element."""
+    z0, z1, z2, z3, z4, z5, z6 = bounds
+    l0, l1, l2, l3, l4, l5, l6 = _lanes(z0), _lanes(z1), _lanes(z2), _lanes(z3), _lanes(z4), _lanes(z5), _lanes(z6)
+    a = w & 0x7FFF7FFF
+    n4 = _lanes_le(l3, a, INTERP)  # not (magnitude >= 4)
+    n2 = _lanes_le(l5 ^ ((l5 ^ l1) & n4), a, INTERP)  # not (>= 6), resp. not (>= 2)
+    n1 = _lanes_le(l6 ^ (n4 & (l6 ^ l2)) ^ (n2 & ((l6 ^ l4) ^ (n4 & (l6 ^ l4 ^ l2 ^ l0)))), a, INTERP)  # the odd step
+    code = ((n4 & 0x40004) | (n2 & 0x20002) | (n1 & 0x10001)) ^ 0x70007 | ((w >> 12) & 0x80008)
+    return (code | (code >> 12)) & 0xFF
 
 
 @triton.jit

@@ -37,7 +37,7 @@ def pick(M):
 
 
 @triton.jit
-def quantize_act_tile(x, g, FMT: tl.constexpr, B: tl.constexpr):
+def quantize_act_tile(x, g, FMT: tl.constexpr, B: tl.constexpr, INTERP: tl.constexpr):
     """float32 [BM, BK] activations -> (uint8 [BM, BK/2] packed E2M1 codes, uint8 [BM, BK/B] scale bytes).
     FMT: codecs.NVFP4 (E4M3 scales, global scale g) or MX_FLOOR / MX_RCEIL (E8M0 scales; g unused)."""
     BM: tl.constexpr = x.shape[0]
@@ -49,7 +49,7 @@ def quantize_act_tile(x, g, FMT: tl.constexpr, B: tl.constexpr):
     bmax = tl.max(tl.abs(wf), axis=2)
     if FMT == 3:
         byte, s = cd.nvfp4_block_scale(bmax, g)
-        codes = cd.e2m1_encode(tl.div_rn(wf, (s * g)[:, :, None]))
+        codes = cd.e2m1_encode_quotient(wf, (s * g)[:, :, None], INTERP)
         byte = tl.where(bad, 0x7F, byte).to(tl.uint8)
     else:
         e = cd.mx_exponent(bmax, FMT)
@@ -109,7 +109,7 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
         if FMT == 3:
             ws_op = ws.to(tl.float8e4nv, bitcast=True)
         if ACT_FP4:
-            xq, xs = quantize_act_tile(cd.to_f32(x), gx, FMT, B)
+            xq, xs = quantize_act_tile(cd.to_f32(x), gx, FMT, B, INTERP)
             if NATIVE:
                 xs_op = xs
                 if FMT == 3:

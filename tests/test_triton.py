@@ -176,9 +176,30 @@ def _special_weights():
 
 
 @needs_ready
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_quantize_special_values(name):
-    check_quantize(_special_weights(), name)
+def test_quantize_special_values(name, dtype):
+    check_quantize(_special_weights().to(dtype), name)  # bf16: nvfp4 takes its own kernel (_nvfp4_bf16_kernel)
+
+
+@needs_ready
+def test_nvfp4_bf16_quotients_at_ties():
+    """nvfp4's bf16 kernel compares two 16-bit |x| lanes a word with the bounds' top halves: groups with every
+    positive finite E4M3 scale s, global scale g = 2^-3 (a tensor amax of 336), so that d = s g and every tie * d is
+    a bf16, and elements at the E2M1 ties and grid values * d and their +-2 bf16 neighbours, both signs."""
+    gen = torch.Generator().manual_seed(11)
+    s = torch.arange(1, 127, dtype=torch.uint8).view(torch.float8_e4m3fn).float()  # 2^-9 .. 448
+    d = s * 2.0**-3
+    marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+    x = (marks[torch.randint(len(marks), (len(s), 15), generator=gen)] * d[:, None]).bfloat16()
+    x = (x.view(torch.int16) + torch.randint(-2, 3, x.shape, generator=gen, dtype=torch.int16)).view(torch.bfloat16)
+    x = x.float() * (torch.randint(0, 2, x.shape, generator=gen) * 2 - 1)
+    w = torch.cat([6 * d[:, None], torch.minimum(torch.maximum(x, -6 * d[:, None]), 6 * d[:, None])], 1)
+    w = torch.cat([w, torch.full((1, 16), 336.0)]).bfloat16()  # the last group sets the tensor's amax
+    p = testing.reference_parts(w, PRESETS["nvfp4"])
+    assert torch.equal(p.scales[:-1].float().flatten(), s) and float(p.global_scale) == 2.0**-3
+    assert (torch.isin((w[:-1, 1:].float() / d[:, None]).abs(), marks[:7])).sum() > 100, "too few exact ties"
+    check_quantize(w, "nvfp4")
 
 
 def _tie_weights(name, rows=8, K=256, seed=5):
@@ -215,9 +236,10 @@ def _tie_weights(name, rows=8, K=256, seed=5):
 @needs_ready
 @pytest.mark.parametrize("name", ["int4", "int4_sym", "int8", "int8_asym", "nvfp4"])
 def test_quantize_quotients_at_ties(name):
-    """The kernel divides by multiplying with RN(1 / d) and correcting with two FMA residual steps
-    (kernels/quantize._div); these weights put quotients within 3 ulps of the encoder's ties, where the product
-    alone lands on the other side for some elements (asserted, so the case can fail), and the codes must match."""
+    """The integer formats divide by multiplying with RN(1 / d) and correcting with two FMA residual steps
+    (kernels/quantize._div), nvfp4 compares |x| with the E2M1 bounds times d (codecs.e2m1_encode_quotient); these
+    weights put quotients within 3 ulps of the encoder's ties, where the product alone lands on the other side for
+    some elements (asserted, so the case can fail), and the codes must match."""
     w, d = _tie_weights(name)
     wg = w.reshape(d.shape[0], -1)
     enc = e2m1_encode_ref if PRESETS[name].name == "nvfp4" else torch.round
@@ -246,6 +268,37 @@ def test_e2m1_encode_every_boundary():
     out = torch.empty(v.shape, dtype=torch.uint8, device=DEV)
     _e2m1_kernel[(triton.cdiv(v.numel(), 256),)](v.to(DEV), out, v.numel(), BLOCK=256)
     testing.assert_bit_exact(out.cpu(), e2m1_encode_ref(v), "e2m1 codes")
+
+
+@triton.jit
+def _e2m1_quotient_kernel(x_ptr, d_ptr, c_ptr, C: tl.constexpr, INTERP: tl.constexpr):
+    row = tl.program_id(0)
+    x = tl.load(x_ptr + row * C + tl.arange(0, C))
+    d = tl.load(d_ptr + row + tl.arange(0, 1))
+    tl.store(c_ptr + row * C + tl.arange(0, C), cd.e2m1_encode_quotient(x[None, :], d[:, None], INTERP).reshape(C).to(tl.uint8))
+
+
+@needs_ready
+def test_e2m1_encode_quotient_at_every_bound():
+    """codecs.e2m1_encode_quotient (no division: bounds on |x| a divisor d) against fp4_e2m1.encode(x / d) with
+    torch's IEEE float32 division: for d = every power of two from 2^-149 to 2^127 times 9 significands (subnormal
+    d included), x = RN(d * v) +- 4 ulps for each decision bound and grid value v (exact ties wherever d * v is a
+    float32: 0.25 -> code 0, 0.75 -> 2, ...), both signs, and d = 0 (codes +-0 as +-0, any other x as +-6)."""
+    sig = torch.tensor([1.0, 1 + 2**-23, 1.25, 1.5, 1.75, 2 - 2**-23, 1.1, 1.3333333, 1.9])
+    d = (torch.ldexp(torch.ones(277, dtype=torch.float64), torch.arange(-149, 128))[:, None] * sig.double()).flatten()
+    d = torch.cat([d.float()[d.float() > 0], torch.zeros(1)])
+    marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], dtype=torch.float64)
+    x = (d.double()[:, None] * marks).float()  # RN(d * v)
+    x = (x.view(torch.int32)[:, :, None] + torch.arange(-4, 5, dtype=torch.int32)).view(torch.float32).flatten(1)
+    C = 256
+    x = torch.cat([x, torch.zeros(len(d), C // 2 - x.shape[1] - 2), torch.tensor([1e-45, 3e38]).expand(len(d), 2)], 1)
+    x = torch.where(torch.isfinite(x) & (x >= 0), x, 0.0)
+    x = torch.cat([x, -x], 1).contiguous()
+    out = torch.empty(x.shape, dtype=torch.uint8, device=DEV)
+    _e2m1_quotient_kernel[(len(d),)](x.to(DEV), d.to(DEV), out, C=C, INTERP=not ON_GPU)
+    q = x / d[:, None]
+    assert (q.abs() == 0.75).any() and (q.abs() == 5.0).any(), "no exact tie among the quotients"
+    testing.assert_bit_exact(out.cpu(), e2m1_encode_ref(torch.where(x == 0, x, q)), "e2m1 codes of x / d")
 
 
 @triton.jit

@@ -62,7 +62,8 @@ static void quant_group(const QSpec& P, const float* x, int64_t G, uint8_t* code
       if (e == 0) e = 0x38;
       sb[si] = e;
       const float d = e4m3_to_f32(e) * g;
-      for (int64_t i = 0; i < G; ++i) codes[i] = e2m1_encode(x[i] / d);
+      // d = 0 (s * g underflowed): a zero x keeps v = x (formats/nvfp4.py), not 0 / 0's NaN
+      for (int64_t i = 0; i < G; ++i) codes[i] = e2m1_encode(x[i] == 0.f ? x[i] : x[i] / d);
       return;
     }
     case Fmt::MXFP4_FLOOR: case Fmt::MXFP4_RCEIL: {

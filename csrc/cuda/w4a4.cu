@@ -91,8 +91,9 @@ __global__ void act_quant_kernel(const XT* x, int64_t M, int64_t K, int fmt, con
   for (int i = 0; i < B; i += 2) {
     uint32_t c0 = 0, c1 = 0;
     if (!bad) {
-      const float a0 = fmt == 0 ? __fdiv_rn(v[i], div) : __fmul_rn(v[i], mul);
-      const float a1 = fmt == 0 ? __fdiv_rn(v[i + 1], div) : __fmul_rn(v[i + 1], mul);
+      // nvfp4: a zero x keeps v = x where s * g underflowed to 0 (formats/nvfp4.py), not 0 / 0's NaN
+      const float a0 = fmt == 0 ? (v[i] == 0.f ? v[i] : __fdiv_rn(v[i], div)) : __fmul_rn(v[i], mul);
+      const float a1 = fmt == 0 ? (v[i + 1] == 0.f ? v[i + 1] : __fdiv_rn(v[i + 1], div)) : __fmul_rn(v[i + 1], mul);
       c0 = e2m1_encode(a0); c1 = e2m1_encode(a1);
     }
     dst[i / 2] = uint8_t(c0 | (c1 << 4));

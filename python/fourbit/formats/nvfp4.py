@@ -4,7 +4,8 @@ The NVIDIA Model Optimizer recipe, with fourbit's operation order written down (
   A = max |x| over the finite elements of the tensor; g = A / 2688 (6 * 448) in float32, and 1 if that is 0;
   per block: sf = bmax / (6 * g) (the product rounds first); s = E4M3(sf), round to nearest even with saturation
   at 448 (subnormals down to 2^-9), and 1.0 if that is 0;
-  element: v = x / (s * g) (the product rounds first, then the true division); code = fp4_e2m1.encode(v).
+  element: v = x / (s * g) (the product rounds first, then the true division); code = fp4_e2m1.encode(v). Where
+  s * g underflows to 0 (a tensor whose amax is below ~5e-42), x = +-0 gives v = x (code 0 / 8), not 0 / 0.
   Dequantize: (e2m1 * s) * g. e2m1 * s has at most 6 significant bits, so it is exact in float32 and in bf16; only
   the global scale rounds.
 torchao instead computes x * ((1 / g) / s); on a block where s * g is exactly 1 a tie such as 0.75 can land on
@@ -66,7 +67,8 @@ class NVFP4(Format):
 
     def quantize_ref(self, w: torch.Tensor) -> QuantParts:
         wf, bad, s, g = self._scales(w)
-        codes = fp4_e2m1.encode(wf / (s * g)[..., None])
+        wf = wf.float()
+        codes = fp4_e2m1.encode(torch.where(wf == 0, wf, wf / (s * g)[..., None]))  # 0 / 0's NaN sign is the CPU's
         codes = torch.where(bad[..., None], torch.zeros((), dtype=torch.uint8), codes).reshape(w.shape)
         s = torch.where(bad, torch.full((), float("nan")), s)
         return QuantParts(codes=codes, scales=s.to(torch.float8_e4m3fn), global_scale=g)
