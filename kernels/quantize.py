@@ -54,6 +54,10 @@ TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax cla
 # mxfp4 80.6 / 80.8 -> 79.9 / 80.4, bnb_fp4 153 either way; per-channel int8 / int8_asym at 1 warp: 77.4 -> 114.8,
 # 78.0 -> 112.7, hence 2 warps there. Outputs bit-identical across the configs.
 TILE, WARPS, WARPS_BIG = 1024, 1, 2
+# _nvfp4_bf16_kernel's elements a program (1 warp). H100 80GB HBM3, 8192^2, CUDA graph, whole op, two runs
+# (2026-11-28, bench/probes/quant_nvfp4.py): 1024 131.0 / 134.7 us, 2048 129.9 / 129.7, 4096 138.5 (2 warps 129.1 /
+# 130.2), 8192 at 4 warps 129.7 / 130.4
+TILE_NVFP4_BF16 = 2048
 
 
 @triton.jit
@@ -233,14 +237,21 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
 
 
 @triton.jit(do_not_specialize=["n_groups"])
-def _nvfp4_bf16_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, INTERP: tl.constexpr):
+def _nvfp4_bf16_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, REV: tl.constexpr,
+                       INTERP: tl.constexpr):
     """nvfp4 of bfloat16 weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB 16-element groups of one
     row, each as two [GPB, 4] words of two bf16 (so that one thread holds a whole group: loaded as one [GPB, 8] tile,
     Triton split each group over two threads, which then both computed its scale and bounds).
     w_ptr: [N, K] bfloat16; q_ptr: uint8 [N, K/2]; s_ptr: uint8 [N, K/16] E4M3 bytes; g_ptr / amax_ptr as there.
     Why: _quantize_kernel spent ~33 SASS instructions an element on nvfp4 (issue-bound, 2.2x the time of a read)."""
-    row = tl.program_id(0).to(tl.int64)
-    gi = tl.program_id(1) * GPB + tl.arange(0, GPB)
+    # programs in row-major order from the end: the amax pass read the tensor front to back, so its last ~40 MB
+    # may still be in L2
+    n_chunks = tl.cdiv(n_groups, GPB)
+    t = tl.program_id(0).to(tl.int64)
+    if REV:
+        t = tl.num_programs(0).to(tl.int64) - 1 - t
+    row = t // n_chunks
+    gi = (t - row * n_chunks).to(tl.int32) * GPB + tl.arange(0, GPB)
     gmask = gi < n_groups
     j = tl.arange(0, 4)
     offs = row * (K // 2) + gi[:, None] * 8 + j[None, :]  # words (and output bytes) of the group's first half
@@ -258,7 +269,7 @@ def _nvfp4_bf16_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: t
         c = cd.e2m1_encode_bf16_pairs(lo if h == 0 else hi, bounds, INTERP)
         tl.store(q_ptr + offs + 4 * h, tl.where(bad[:, None], 0, c).to(tl.uint8), mask=m)
     tl.store(s_ptr + row * n_groups + gi, tl.where(bad, 0x7F, byte).to(tl.uint8), mask=gmask)
-    if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
+    if tl.program_id(0) == 0:
         tl.store(g_ptr, g)
 
 
@@ -329,7 +340,8 @@ def _dummy(dtype, device):
     return _DUMMIES[key]
 
 
-def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int = TILE, num_warps: int | None = None):
+def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int | None = None,
+             num_warps: int | None = None, rev: bool = True):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
     qdata uint8 [N, K/2] (4-bit, element 2i in the low nibble) or int8 (int8 sym) / uint8 (int8 asym) [N, K];
     scales [N, K/G] float32 / float8_e4m3fn (nvfp4) / float8_e8m0fnu (mxfp4); zeros uint8 [N, K/G] (asym) or
@@ -351,11 +363,12 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
     if fid == cd.NVFP4 and w.dtype == torch.bfloat16:  # two elements a 32-bit word (_nvfp4_bf16_kernel)
-        GPB = max(1, min(tile // BG, triton.next_power_of_2(n_groups)))
-        _nvfp4_bf16_kernel[(N, triton.cdiv(n_groups, GPB))](w, qdata, scales.view(torch.uint8), gscale, amax, K,
-                                                              n_groups, GPB=GPB, INTERP=interpreting(),
-                                                              num_warps=num_warps or WARPS, **EXACT)
+        GPB = max(1, min((tile or TILE_NVFP4_BF16) // BG, triton.next_power_of_2(n_groups)))
+        _nvfp4_bf16_kernel[(N * triton.cdiv(n_groups, GPB),)](w, qdata, scales.view(torch.uint8), gscale, amax, K,
+                                                                n_groups, GPB=GPB, REV=rev, INTERP=interpreting(),
+                                                                num_warps=num_warps or WARPS, **EXACT)
         return qdata, scales, zeros, gscale
+    tile = tile or TILE
     GPB = max(1, min(tile // BG, triton.next_power_of_2(n_groups)))
     if num_warps is None:
         num_warps = WARPS if BG <= tile else WARPS_BIG

@@ -183,6 +183,19 @@ def test_quantize_special_values(name, dtype):
 
 
 @needs_ready
+@pytest.mark.parametrize("rev", [True, False])
+def test_nvfp4_bf16_program_order(rev):
+    """_nvfp4_bf16_kernel's programs walk (row, group chunk) in one flat grid, from the end by default (REV): 3 rows
+    of 132 groups at 32 groups a program (a partial last chunk)."""
+    w = (torch.randn(3, 132 * 16, generator=torch.Generator().manual_seed(3)) * 3).bfloat16()
+    w[2, 5] = float("nan")
+    ref = testing.reference_quantize(w, PRESETS["nvfp4"]).op_args()[:4]
+    got = QZ.quantize(w.to(DEV), "nvfp4", "", 16, tile=512, rev=rev)
+    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
+        testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
+
+
+@needs_ready
 def test_nvfp4_bf16_quotients_at_ties():
     """nvfp4's bf16 kernel compares two 16-bit |x| lanes a word with the bounds' top halves: groups with every
     positive finite E4M3 scale s, global scale g = 2^-3 (a tensor amax of 336), so that d = s g and every tie * d is

@@ -40,7 +40,7 @@ def main():
     print(f"copy {copy:.1f} us ({copy_tbs:.2f} TB/s read + write)")
     amax = torch.zeros(1, device="cuda")
     t = us(lambda: new._amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax.zero_(), BLOCK=4096))
-    print(f"amax pass alone {t:.1f} us")
+    print(f"amax pass alone {t:.1f} us", flush=True)
 
     def row(name, fn, ref):
         got = fn()
@@ -60,9 +60,11 @@ def main():
         row(f"this tree {dt} (default)", lambda: new.quantize(x, "nvfp4", "", 16), ref)
         if dt != torch.bfloat16:
             continue
-        for tile, nw in ((1024, 1), (2048, 1), (4096, 1), (2048, 2), (4096, 2), (8192, 2), (4096, 4), (8192, 4)):
-            row(f"  bf16 pairs tile {tile} warps {nw}",
-                lambda tile=tile, nw=nw: new.quantize(x, "nvfp4", "", 16, tile=tile, num_warps=nw), ref)
+        for tile, nw in ((1024, 1), (2048, 1), (4096, 2), (8192, 4)):
+            for rev in (True, False):
+                row(f"  bf16 pairs tile {tile} warps {nw} rev {int(rev)}",
+                    lambda tile=tile, nw=nw, rev=rev: new.quantize(x, "nvfp4", "", 16, tile=tile, num_warps=nw,
+                                                                   rev=rev), ref)
 
 
 if __name__ == "__main__":
