@@ -136,9 +136,11 @@ def _steps(x, s, y):
 def _div(x, s, y, slow):
     """x / s as tl.div_rn rounds it wherever |x / s| >= 2^-8, for s > 0 (or NaN) and y = RN(1 / s) broadcastable to x
     (_steps; tl.div_rn itself when `slow`), and elsewhere a value below 2^-8 (which rint rounds to 0 either way)."""
-    if slow:
-        return tl.div_rn(x, s)
-    return _steps(x, s, y)
+    if slow:  # one assignment per branch: returns inside the branch made int4 quantize 12% slower (H100, 2026-11-28)
+        q = tl.div_rn(x, s)
+    else:
+        q = _steps(x, s, y)
+    return q
 
 
 @triton.jit
