@@ -2,7 +2,9 @@
 with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotients, RNE, same NaN policy).
 
 nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass, so it reads
-the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read).
+the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read). Its codes come
+from codecs.e2m1_encode_quotient (no division: |x| against the E2M1 bounds times s * g), and bfloat16 weights take
+_nvfp4_bf16_kernel (two elements a 32-bit word).
 
 Speed (H100 80GB HBM3, 8192^2 bf16 random weights, CUDA-graph us, previous kernel -> this one in one process,
 2026-11-26): ncu had shown the kernel issue-bound (0.83 instructions per scheduler per cycle, ~43 SASS instructions
@@ -34,6 +36,17 @@ sorted-index -> code lookup the same way: 151.0 / 151.3 -> 126.7 / 126.9 us, bit
 bit-identical on random and special-value weights; int4 / int4_sym / int8_asym / nvfp4 within 0.5%, per-channel int8
 72.3 -> 74.3 us (+2.8%, ~88% of copy either way). bnb_fp4
 keeps the search: its midpoints lie 0.0026 apart, which would take 1024 buckets (8 KB, many L1 lines a warp).
+Round 5 (same card and method, 2026-11-28, bench/probes/quant_nvfp4.py; outputs bit-identical to the previous kernel
+on a random weight with NaN, Inf and subnormal groups): nvfp4 spent ~34 SASS instructions an element (sm_90, Triton
+3.9 AOT here; issue-bound: ~126 us of block pass against ~60 for the amax pass's read). (1) The code of RN(x / d)
+from 7 bounds a group (d * t in float64, exact, then cvt.rz to float32) and a 3-step binary search on |x|'s bits:
+no per-element division, no range guard, no -0 fix; but the same instruction count (the old encoder was cheap),
+float32 weights 229.5 -> 221.3 us. (2) For bf16 weights, the search on two 16-bit lanes a word (codecs.
+e2m1_encode_bf16_pairs) and each group in one thread (two [GPB, 4] word loads; one [GPB, 8] load split each group,
+and its scale and bounds work, over two threads): 22.4 instructions an element at 2048 elements a program; 161.0 ->
+129.9 us (37.6 -> 46.6% of this probe's copy). (3) Programs from the tensor's end, where the amax pass's last reads
+may still sit in L2: -1.5 us. The block pass now runs at ~2.5 TB/s (172 MB in ~69 us) and the amax pass at ~2.2
+(~60 us; 2-16 blocks a program with one atomic each changed nothing), so the two reads bound it.
 """
 from functools import lru_cache
 
