@@ -149,13 +149,25 @@ def e2m1_encode_quotient(x, d, INTERP: tl.constexpr):
 
 
 @triton.jit
-def _lanes(z):  # int32 float32-bit bound -> uint32 with its top 16 bits in both 16-bit lanes, each lane's bit 15 set
-    return ((z >> 16) * 0x10001).to(tl.uint32) | 0x80008000
+def _lanes(z, F16: tl.constexpr, INTERP: tl.constexpr):
+    """int32 float32-bit bound z -> uint32 holding in both 16-bit lanes (each with bit 15 set, for _lanes_le) the
+    bound for a 16-bit |x|: |x| > z <=> |x|'s 16 bits > it. bf16: z >> 16 (|x|'s low 16 float32 bits are 0); fp16:
+    the bits of RZ_fp16(z), the largest fp16 <= z (65504 above it)."""
+    if F16:
+        zf = z.to(tl.float32, bitcast=True)
+        if INTERP:  # RN, then one step down where it rounded up (inf -> 65504 too)
+            r = zf.to(tl.float16)
+            h = (r.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF) - (r.to(tl.float32) > zf).to(tl.int32)
+        else:
+            h = zf.to(tl.float16, fp_downcast_rounding="rtz").to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+    else:
+        h = z >> 16
+    return (h * 0x10001).to(tl.uint32) | 0x80008000
 
 
 @triton.jit
 def _lanes_le(zl, a, INTERP: tl.constexpr):
-    """uint32 per 16-bit lane: 0xFFFF where a <= z, else 0 (zl: _lanes(z); a: two bf16 magnitudes, lanes < 0x8000).
+    """uint32 per 16-bit lane: 0xFFFF where a <= z, else 0 (zl: _lanes(z); a: two 16-bit magnitudes, lanes < 0x8000).
     Each lane of zl - a is (z | 0x8000) - a in [1, 0xFFFF], so no borrow crosses the lanes and its bit 15 is the
     answer; one prmt replicates each lane's bit 15 over the lane (the interpreter shifts and multiplies)."""
     d = zl - a
@@ -166,13 +178,15 @@ def _lanes_le(zl, a, INTERP: tl.constexpr):
 
 
 @triton.jit
-def e2m1_encode_bf16_pairs(w, bounds, INTERP: tl.constexpr):
-    """uint32 words of two bfloat16 x (element 2i in the low half), a group's e2m1_bounds broadcastable to w ->
-    uint32 packed byte (code of the low x in the low nibble), bit-exact with e2m1_encode_quotient on each x.
-    |x| > z <=> |x|'s 16 bf16 bits > z >> 16 (|x|'s low 16 float32 bits are 0), so both x of a word go through the
-    same binary search in 16-bit lanes (SIMD within a register): about half the instructions an element."""
+def e2m1_encode_pairs(w, bounds, F16: tl.constexpr, INTERP: tl.constexpr):
+    """uint32 words of two bfloat16 (F16: float16) x (element 2i in the low half), a group's e2m1_bounds
+    broadcastable to w -> uint32 packed byte (code of the low x in the low nibble), bit-exact with
+    e2m1_encode_quotient on each x. Both x of a word go through the same binary search in 16-bit lanes (SIMD within a
+    register, _lanes' bounds): about half the instructions an element."""
     z0, z1, z2, z3, z4, z5, z6 = bounds
-    l0, l1, l2, l3, l4, l5, l6 = _lanes(z0), _lanes(z1), _lanes(z2), _lanes(z3), _lanes(z4), _lanes(z5), _lanes(z6)
+    l0, l1, l2 = _lanes(z0, F16, INTERP), _lanes(z1, F16, INTERP), _lanes(z2, F16, INTERP)
+    l3, l4 = _lanes(z3, F16, INTERP), _lanes(z4, F16, INTERP)
+    l5, l6 = _lanes(z5, F16, INTERP), _lanes(z6, F16, INTERP)
     a = w & 0x7FFF7FFF
     n4 = _lanes_le(l3, a, INTERP)  # not (magnitude >= 4)
     n2 = _lanes_le(l5 ^ ((l5 ^ l1) & n4), a, INTERP)  # not (>= 6), resp. not (>= 2)

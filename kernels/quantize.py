@@ -4,7 +4,7 @@ with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotie
 nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass, so it reads
 the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read). Its codes come
 from codecs.e2m1_encode_quotient (no division: |x| against the E2M1 bounds times s * g), and bfloat16 weights take
-_nvfp4_bf16_kernel (two elements a 32-bit word).
+_nvfp4_16bit_kernel (two elements a 32-bit word).
 
 Speed (H100 80GB HBM3, 8192^2 bf16 random weights, CUDA-graph us, previous kernel -> this one in one process,
 2026-11-26): ncu had shown the kernel issue-bound (0.83 instructions per scheduler per cycle, ~43 SASS instructions
@@ -41,10 +41,10 @@ on a random weight with NaN, Inf and subnormal groups): nvfp4 spent ~34 SASS ins
 3.9 AOT here; issue-bound: ~126 us of block pass against ~60 for the amax pass's read). (1) The code of RN(x / d)
 from 7 bounds a group (d * t in float64, exact, then cvt.rz to float32) and a 3-step binary search on |x|'s bits:
 no per-element division, no range guard, no -0 fix; but the same instruction count (the old encoder was cheap),
-float32 weights 229.5 -> 221.3 us. (2) For bf16 weights, the search on two 16-bit lanes a word (codecs.
-e2m1_encode_bf16_pairs) and each group in one thread (two [GPB, 4] word loads; one [GPB, 8] load split each group,
+float32 weights 229.5 -> 221.3 us. (2) For bf16 / fp16 weights, the search on two 16-bit lanes a word (codecs.
+e2m1_encode_pairs) and each group in one thread (two [GPB, 4] word loads; one [GPB, 8] load split each group,
 and its scale and bounds work, over two threads): 22.4 instructions an element at 2048 elements a program; 161.0 ->
-129.9 us (37.6 -> 46.6% of this probe's copy). (3) Programs from the tensor's end, where the amax pass's last reads
+129.9 us (37.6 -> 46.6% of this probe's copy); float16 the same way (the bounds as RZ_fp16): 160.7 -> 128.1. (3) Programs from the tensor's end, where the amax pass's last reads
 may still sit in L2: -1.5 us. The block pass now runs at ~2.5 TB/s (172 MB in ~69 us) and the amax pass at ~2.2
 (~60 us; 2-16 blocks a program with one atomic each changed nothing), so the two reads bound it.
 """
@@ -67,10 +67,10 @@ TINY_BITS = tl.constexpr(0x006CE3EE)  # float32(1e-38), bitsandbytes' absmax cla
 # mxfp4 80.6 / 80.8 -> 79.9 / 80.4, bnb_fp4 153 either way; per-channel int8 / int8_asym at 1 warp: 77.4 -> 114.8,
 # 78.0 -> 112.7, hence 2 warps there. Outputs bit-identical across the configs.
 TILE, WARPS, WARPS_BIG = 1024, 1, 2
-# _nvfp4_bf16_kernel's elements a program (1 warp). H100 80GB HBM3, 8192^2, CUDA graph, whole op, two runs
+# _nvfp4_16bit_kernel's elements a program (1 warp). H100 80GB HBM3, 8192^2, CUDA graph, whole op, two runs
 # (2026-11-28, bench/probes/quant_nvfp4.py): 1024 131.0 / 134.7 us, 2048 129.9 / 129.7, 4096 138.5 (2 warps 129.1 /
 # 130.2), 8192 at 4 warps 129.7 / 130.4
-TILE_NVFP4_BF16 = 2048
+TILE_NVFP4_16 = 2048
 
 
 @triton.jit
@@ -252,12 +252,12 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
 
 
 @triton.jit(do_not_specialize=["n_groups"])
-def _nvfp4_bf16_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, REV: tl.constexpr,
-                       INTERP: tl.constexpr):
-    """nvfp4 of bfloat16 weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB 16-element groups of one
+def _nvfp4_16bit_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, F16: tl.constexpr,
+                        REV: tl.constexpr, INTERP: tl.constexpr):
+    """nvfp4 of bfloat16 (F16: float16) weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB 16-element groups of one
     row, each as two [GPB, 4] words of two bf16 (so that one thread holds a whole group: loaded as one [GPB, 8] tile,
     Triton split each group over two threads, which then both computed its scale and bounds).
-    w_ptr: [N, K] bfloat16; q_ptr: uint8 [N, K/2]; s_ptr: uint8 [N, K/16] E4M3 bytes; g_ptr / amax_ptr as there.
+    w_ptr: [N, K] bfloat16 / float16; q_ptr: uint8 [N, K/2]; s_ptr: uint8 [N, K/16] E4M3 bytes; g_ptr / amax_ptr as there.
     Why: _quantize_kernel spent ~33 SASS instructions an element on nvfp4 (issue-bound, 2.2x the time of a read)."""
     # programs in row-major order from the end: the amax pass read the tensor front to back, so its last ~40 MB
     # may still be in L2
@@ -275,13 +275,17 @@ def _nvfp4_bf16_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: t
     lo, hi = tl.load(w32 + offs, mask=m, other=0), tl.load(w32 + offs + 4, mask=m, other=0)
     amax16 = tl.maximum(tl.max(tl.maximum(lo & 0x7FFF, (lo >> 16) & 0x7FFF), axis=1),
                         tl.max(tl.maximum(hi & 0x7FFF, (hi >> 16) & 0x7FFF), axis=1))
-    bad = amax16 >= 0x7F80  # a bf16 NaN / Inf
+    bad = amax16 >= (0x7C00 if F16 else 0x7F80)  # a NaN / Inf
+    if F16:
+        bmax = amax16.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32)
+    else:
+        bmax = (amax16 << 16).to(tl.float32, bitcast=True)
     g = tl.div_rn(tl.load(amax_ptr), 2688.0)
     g = tl.where(g == 0, 1.0, g)
-    byte, s = cd.nvfp4_block_scale((amax16 << 16).to(tl.float32, bitcast=True), g)
+    byte, s = cd.nvfp4_block_scale(bmax, g)
     bounds = cd.e2m1_bounds((s * g)[:, None], INTERP)
     for h in tl.static_range(2):
-        c = cd.e2m1_encode_bf16_pairs(lo if h == 0 else hi, bounds, INTERP)
+        c = cd.e2m1_encode_pairs(lo if h == 0 else hi, bounds, F16, INTERP)
         tl.store(q_ptr + offs + 4 * h, tl.where(bad[:, None], 0, c).to(tl.uint8), mask=m)
     tl.store(s_ptr + row * n_groups + gi, tl.where(bad, 0x7F, byte).to(tl.uint8), mask=gmask)
     if tl.program_id(0) == 0:
@@ -377,10 +381,11 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
         _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
-    if fid == cd.NVFP4 and w.dtype == torch.bfloat16:  # two elements a 32-bit word (_nvfp4_bf16_kernel)
-        GPB = max(1, min((tile or TILE_NVFP4_BF16) // BG, triton.next_power_of_2(n_groups)))
-        _nvfp4_bf16_kernel[(N * triton.cdiv(n_groups, GPB),)](w, qdata, scales.view(torch.uint8), gscale, amax, K,
-                                                                n_groups, GPB=GPB, REV=rev, INTERP=interpreting(),
+    if fid == cd.NVFP4 and w.dtype in (torch.bfloat16, torch.float16):  # two a 32-bit word (_nvfp4_16bit_kernel)
+        GPB = max(1, min((tile or TILE_NVFP4_16) // BG, triton.next_power_of_2(n_groups)))
+        _nvfp4_16bit_kernel[(N * triton.cdiv(n_groups, GPB),)](w, qdata, scales.view(torch.uint8), gscale, amax, K,
+                                                                 n_groups, GPB=GPB, F16=w.dtype == torch.float16,
+                                                                 REV=rev, INTERP=interpreting(),
                                                                 num_warps=num_warps or WARPS, **EXACT)
         return qdata, scales, zeros, gscale
     tile = tile or TILE

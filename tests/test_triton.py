@@ -176,16 +176,16 @@ def _special_weights():
 
 
 @needs_ready
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", ACT)
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_quantize_special_values(name, dtype):
-    check_quantize(_special_weights().to(dtype), name)  # bf16: nvfp4 takes its own kernel (_nvfp4_bf16_kernel)
+    check_quantize(_special_weights().to(dtype), name)  # bf16 / fp16: nvfp4 takes _nvfp4_16bit_kernel
 
 
 @needs_ready
 @pytest.mark.parametrize("rev", [True, False])
 def test_nvfp4_bf16_program_order(rev):
-    """_nvfp4_bf16_kernel's programs walk (row, group chunk) in one flat grid, from the end by default (REV): 3 rows
+    """_nvfp4_16bit_kernel's programs walk (row, group chunk) in one flat grid, from the end by default (REV): 3 rows
     of 132 groups at 32 groups a program (a partial last chunk)."""
     w = (torch.randn(3, 132 * 16, generator=torch.Generator().manual_seed(3)) * 3).bfloat16()
     w[2, 5] = float("nan")
@@ -196,19 +196,20 @@ def test_nvfp4_bf16_program_order(rev):
 
 
 @needs_ready
-def test_nvfp4_bf16_quotients_at_ties():
-    """nvfp4's bf16 kernel compares two 16-bit |x| lanes a word with the bounds' top halves: groups with every
-    positive finite E4M3 scale s, global scale g = 2^-3 (a tensor amax of 336), so that d = s g and every tie * d is
-    a bf16, and elements at the E2M1 ties and grid values * d and their +-2 bf16 neighbours, both signs."""
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_nvfp4_16bit_quotients_at_ties(dtype):
+    """nvfp4's 16-bit kernel compares two |x| lanes a word with 16-bit bounds: groups with every positive finite
+    E4M3 scale s, global scale g = 2^-3 (a tensor amax of 336), so that d = s g and every tie * d is a bf16 / fp16,
+    and elements at the E2M1 ties and grid values * d and their +-2 neighbours (16-bit ulps), both signs."""
     gen = torch.Generator().manual_seed(11)
     s = torch.arange(1, 127, dtype=torch.uint8).view(torch.float8_e4m3fn).float()  # 2^-9 .. 448
     d = s * 2.0**-3
     marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
-    x = (marks[torch.randint(len(marks), (len(s), 15), generator=gen)] * d[:, None]).bfloat16()
-    x = (x.view(torch.int16) + torch.randint(-2, 3, x.shape, generator=gen, dtype=torch.int16)).view(torch.bfloat16)
+    x = (marks[torch.randint(len(marks), (len(s), 15), generator=gen)] * d[:, None]).to(dtype)
+    x = (x.view(torch.int16) + torch.randint(-2, 3, x.shape, generator=gen, dtype=torch.int16)).view(dtype)
     x = x.float() * (torch.randint(0, 2, x.shape, generator=gen) * 2 - 1)
     w = torch.cat([6 * d[:, None], torch.minimum(torch.maximum(x, -6 * d[:, None]), 6 * d[:, None])], 1)
-    w = torch.cat([w, torch.full((1, 16), 336.0)]).bfloat16()  # the last group sets the tensor's amax
+    w = torch.cat([w, torch.full((1, 16), 336.0)]).to(dtype)  # the last group sets the tensor's amax
     p = testing.reference_parts(w, PRESETS["nvfp4"])
     assert torch.equal(p.scales[:-1].float().flatten(), s) and float(p.global_scale) == 2.0**-3
     assert (torch.isin((w[:-1, 1:].float() / d[:, None]).abs(), marks[:7])).sum() > 100, "too few exact ties"

@@ -1,4 +1,4 @@
-"""nvfp4 quantize at 8192^2: the bf16 pair kernel (kernels/quantize.py _nvfp4_bf16_kernel) over its tiles and warps,
+"""nvfp4 quantize at 8192^2: the 16-bit pair kernel (kernels/quantize.py _nvfp4_16bit_kernel) over its tiles and warps,
 and the generic kernel with the division-free encoder (float32 weights), each checked bit-exact against a baseline
 copy of the previous kernel (kernels/_quantize_head.py, if present; `git show <rev>:kernels/quantize.py` makes it).
 One-call CUDA graphs under do_bench (L2 flushed), us, with a bf16 copy of the same tensor as the bandwidth yardstick
@@ -52,7 +52,7 @@ def main():
               flush=True)
         return t
 
-    for dt in (torch.bfloat16, torch.float32):
+    for dt in (torch.bfloat16, torch.float16, torch.float32):
         x = w.to(dt)
         ref = old.quantize(x, "nvfp4", "", 16) if old else None
         if old:
