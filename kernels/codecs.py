@@ -133,8 +133,9 @@ def e2m1_encode_quotient(x, d, INTERP: tl.constexpr):
     RN(x / d), bit-exact with e2m1_encode(tl.div_rn(x, d)) for finite x and d > 0, with no division: 7 bounds a
     group (one float64 multiply and one conversion each), then a 3-step binary search an element on |x|'s bits.
     d = 0 (an nvfp4 s * g that underflowed) codes +-0 as +-0 and any other x as +-6 (formats/nvfp4.py).
-    Why: the quotient by residual steps, its -0 fix and e2m1_encode cost ~19 instructions an element, and the
-    group's 1 / d an IEEE division (kernels/quantize.py's docstring has the measurements)."""
+    Why: one path for every d (no 1 / d division, no range guard, no -0 fix) in about the instructions of the
+    residual-step quotient and e2m1_encode, and bounds that e2m1_encode_pairs can search two 16-bit x a word at a
+    time (kernels/quantize.py's docstring, round 5, has the measurements)."""
     z0, z1, z2, z3, z4, z5, z6 = e2m1_bounds(d, INTERP)
     # The search runs on masks m = (z - a) >> 31 (-1 where |x| > z, else 0) and picks the next bound with LOP3s: as
     # predicates, 32 elements a thread of them ran out of predicate registers and ptxas kept them as bits in a

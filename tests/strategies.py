@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from fourbit.formats import PRESETS
+from fourbit.formats import FORMATS, PRESETS
 
 
 @st.composite
@@ -39,3 +39,13 @@ def weights(draw, fmt, max_rows: int = 6, max_groups: int = 4, special: bool = T
 
 
 preset_names = st.sampled_from(sorted(PRESETS))
+
+
+def nvfp4_underflow_weight():
+    """A float32 weight whose nvfp4 s * g underflows to 0 in some blocks: amax 2688 * 2^-149 makes g = 2^-149, and blocks of
+    +-2^-149 and +-0 get s = E4M3(1 / 6) < 0.5, so s * g rounds to 0 (asserted, so the case can fail)."""
+    t = 2.0**-149
+    w = torch.tensor([[2688 * t] + [0.0] * 15, [t, 0.0, -0.0, -t] * 4, [-0.0, 3 * t, 0.0, -2 * t] * 4])
+    s = FORMATS["nvfp4"]()._scales(w)[2]
+    assert (s[1:].flatten() * 2.0**-149 == 0).all()  # only float32 gets here: bf16 and fp16 stop at 2^-133, 2^-24
+    return w

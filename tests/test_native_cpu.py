@@ -40,6 +40,7 @@ def isa(request):
 from fourbit.formats import FORMATS as FORMAT_CLASSES, fp4_e2m1  # noqa: E402
 from fourbit.formats._base import QuantParts, dequantize_generic  # noqa: E402
 from fourbit.layout import pack_nibbles_ref as ref_pack, unpack_nibbles_ref as ref_unpack  # noqa: E402
+from strategies import nvfp4_underflow_weight  # noqa: E402
 
 NAN = float("nan")
 ref_e2m1 = fp4_e2m1.encode
@@ -210,6 +211,11 @@ def test_nvfp4_e4m3_scale_boundaries(isa):
     pad = (-w.shape[0]) % 4
     w = torch.cat([w, torch.zeros(pad, 16)]).reshape(-1, 64)
     assert_quant_equal(w, "nvfp4", "", 16)
+
+
+def test_nvfp4_underflowed_block_scale(isa):
+    """s * g = 0: the reference codes +-0 as +-0 and other x as +-6 (formats/nvfp4.py); the native kernel agrees."""
+    assert_quant_equal(nvfp4_underflow_weight().reshape(1, -1), "nvfp4", "", 16)
 
 
 def test_mxfp4_e8m0_extremes(isa):

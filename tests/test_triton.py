@@ -36,7 +36,7 @@ from fourbit.formats.fp4_e2m1 import encode as e2m1_encode_ref  # noqa: E402
 from fourbit.kernels import codecs as cd  # noqa: E402
 QZ = importlib.import_module("fourbit.kernels.quantize")  # the module (fourbit.kernels.quantize is a function)
 from fourbit.layout import pack_nibbles_ref, unpack_nibbles_ref  # noqa: E402
-from strategies import weights  # noqa: E402
+from strategies import nvfp4_underflow_weight, weights  # noqa: E402
 
 DEV = "cuda" if ON_GPU else "cpu"
 # the interpreter's numpy casts warn on values it saturates / overflows on purpose (3e38 outliers, Inf groups)
@@ -183,8 +183,15 @@ def test_quantize_special_values(name, dtype):
 
 
 @needs_ready
+def test_nvfp4_underflowed_block_scale():
+    """Blocks whose s * g underflows to 0 (strategies.nvfp4_underflow_weight): e2m1_encode_quotient's bounds are then
+    0, so +-0 keeps code 0 / 8 and other x get +-6, as the reference defines it."""
+    check_quantize(nvfp4_underflow_weight(), "nvfp4")
+
+
+@needs_ready
 @pytest.mark.parametrize("rev", [True, False])
-def test_nvfp4_bf16_program_order(rev):
+def test_nvfp4_16bit_program_order(rev):
     """_nvfp4_16bit_kernel's programs walk (row, group chunk) in one flat grid, from the end by default (REV): 3 rows
     of 132 groups at 32 groups a program (a partial last chunk)."""
     w = (torch.randn(3, 132 * 16, generator=torch.Generator().manual_seed(3)) * 3).bfloat16()
