@@ -3,8 +3,8 @@ with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotie
 
 nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass, so it reads
 the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read). Its codes come
-from codecs.e2m1_encode_quotient (no division: |x| against the E2M1 bounds times s * g), and bfloat16 weights take
-_nvfp4_16bit_kernel (two elements a 32-bit word).
+from codecs.e2m1_encode_quotient (no division: |x| against the E2M1 bounds times s * g), and bfloat16 / float16
+weights take _nvfp4_16bit_kernel (two elements a 32-bit word).
 
 Speed (H100 80GB HBM3, 8192^2 bf16 random weights, CUDA-graph us, previous kernel -> this one in one process,
 2026-11-26): ncu had shown the kernel issue-bound (0.83 instructions per scheduler per cycle, ~43 SASS instructions
@@ -44,9 +44,10 @@ no per-element division, no range guard, no -0 fix; but the same instruction cou
 float32 weights 229.5 -> 221.3 us. (2) For bf16 / fp16 weights, the search on two 16-bit lanes a word (codecs.
 e2m1_encode_pairs) and each group in one thread (two [GPB, 4] word loads; one [GPB, 8] load split each group,
 and its scale and bounds work, over two threads): 22.4 instructions an element at 2048 elements a program; 161.0 ->
-129.9 us (37.6 -> 46.6% of this probe's copy); float16 the same way (the bounds as RZ_fp16): 160.7 -> 128.1. (3) Programs from the tensor's end, where the amax pass's last reads
-may still sit in L2: -1.5 us. The block pass now runs at ~2.5 TB/s (172 MB in ~69 us) and the amax pass at ~2.2
-(~60 us; 2-16 blocks a program with one atomic each changed nothing), so the two reads bound it.
+129.9 us (37.6 -> 46.6% of this probe's copy); float16 the same way (the bounds as RZ_fp16): 160.7 -> 128.1.
+(3) Programs from the tensor's end, where the amax pass's last reads may still sit in L2: -1.5 us. The block pass
+now runs at ~2.5 TB/s (172 MB in ~69 us) and the amax pass at ~2.2 (~60 us; 2-16 blocks a program with one atomic
+each changed nothing), so the two reads bound it.
 """
 from functools import lru_cache
 
@@ -254,11 +255,13 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
 @triton.jit(do_not_specialize=["n_groups"])
 def _nvfp4_16bit_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, F16: tl.constexpr,
                         REV: tl.constexpr, INTERP: tl.constexpr):
-    """nvfp4 of bfloat16 (F16: float16) weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB 16-element groups of one
-    row, each as two [GPB, 4] words of two bf16 (so that one thread holds a whole group: loaded as one [GPB, 8] tile,
-    Triton split each group over two threads, which then both computed its scale and bounds).
-    w_ptr: [N, K] bfloat16 / float16; q_ptr: uint8 [N, K/2]; s_ptr: uint8 [N, K/16] E4M3 bytes; g_ptr / amax_ptr as there.
-    Why: _quantize_kernel spent ~33 SASS instructions an element on nvfp4 (issue-bound, 2.2x the time of a read)."""
+    """nvfp4 of bfloat16 (F16: float16) weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB
+    16-element groups of one row, each as two [GPB, 4] tiles of words holding two elements (so that one thread holds
+    a whole group: loaded as one [GPB, 8] tile, Triton split each group over two threads, which then both computed
+    its scale and bounds).
+    w_ptr: [N, K] bfloat16 / float16; q_ptr: uint8 [N, K/2]; s_ptr: uint8 [N, K/16] E4M3 bytes; g_ptr, amax_ptr as
+    there. Why: _quantize_kernel spent ~34 SASS instructions an element on nvfp4 (issue-bound, 2.1x the amax pass's
+    time for the same read)."""
     # programs in row-major order from the end: the amax pass read the tensor front to back, so its last ~40 MB
     # may still be in L2
     n_chunks = tl.cdiv(n_groups, GPB)
@@ -386,7 +389,7 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
         _nvfp4_16bit_kernel[(N * triton.cdiv(n_groups, GPB),)](w, qdata, scales.view(torch.uint8), gscale, amax, K,
                                                                  n_groups, GPB=GPB, F16=w.dtype == torch.float16,
                                                                  REV=rev, INTERP=interpreting(),
-                                                                num_warps=num_warps or WARPS, **EXACT)
+                                                                 num_warps=num_warps or WARPS, **EXACT)
         return qdata, scales, zeros, gscale
     tile = tile or TILE
     GPB = max(1, min(tile // BG, triton.next_power_of_2(n_groups)))

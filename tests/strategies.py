@@ -42,8 +42,9 @@ preset_names = st.sampled_from(sorted(PRESETS))
 
 
 def nvfp4_underflow_weight():
-    """A float32 weight whose nvfp4 s * g underflows to 0 in some blocks: amax 2688 * 2^-149 makes g = 2^-149, and blocks of
-    +-2^-149 and +-0 get s = E4M3(1 / 6) < 0.5, so s * g rounds to 0 (asserted, so the case can fail)."""
+    """A float32 weight whose nvfp4 s * g underflows to 0 in some blocks: amax 2688 * 2^-149 makes g = 2^-149, and
+    blocks of +-2^-149, +-2 * 2^-149 and +-0 get s = E4M3(1 / 6) or 0.5, so s * g rounds to 0 (asserted, so the case
+    can fail)."""
     t = 2.0**-149
     w = torch.tensor([[2688 * t] + [0.0] * 15, [t, 0.0, -0.0, -t] * 4, [-0.0, 3 * t, 0.0, -2 * t] * 4])
     s = FORMATS["nvfp4"]()._scales(w)[2]

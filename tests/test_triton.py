@@ -296,7 +296,8 @@ def _e2m1_quotient_kernel(x_ptr, d_ptr, c_ptr, C: tl.constexpr, INTERP: tl.const
     row = tl.program_id(0)
     x = tl.load(x_ptr + row * C + tl.arange(0, C))
     d = tl.load(d_ptr + row + tl.arange(0, 1))
-    tl.store(c_ptr + row * C + tl.arange(0, C), cd.e2m1_encode_quotient(x[None, :], d[:, None], INTERP).reshape(C).to(tl.uint8))
+    c = cd.e2m1_encode_quotient(x[None, :], d[:, None], INTERP)
+    tl.store(c_ptr + row * C + tl.arange(0, C), c.reshape(C).to(tl.uint8))
 
 
 @needs_ready
@@ -308,7 +309,7 @@ def test_e2m1_encode_quotient_at_every_bound():
     sig = torch.tensor([1.0, 1 + 2**-23, 1.25, 1.5, 1.75, 2 - 2**-23, 1.1, 1.3333333, 1.9])
     d = (torch.ldexp(torch.ones(277, dtype=torch.float64), torch.arange(-149, 128))[:, None] * sig.double()).flatten()
     d = torch.cat([d.float()[d.float() > 0], torch.zeros(1)])
-    marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], dtype=torch.float64)
+    marks = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]).double()
     x = (d.double()[:, None] * marks).float()  # RN(d * v)
     x = (x.view(torch.int32)[:, :, None] + torch.arange(-4, 5, dtype=torch.int32)).view(torch.float32).flatten(1)
     C = 256
