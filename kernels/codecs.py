@@ -264,6 +264,12 @@ def mx_exponent(bmax, RULE: tl.constexpr):  # block max (float32 >= 0) -> int32 
 
 
 @triton.jit
+def nvfp4_global_scale(amax_ptr):  # float32 [1] finite amax -> nvfp4's g = amax / 2688 (6 * 448), 1.0 if that is 0
+    g = tl.div_rn(tl.load(amax_ptr), 2688.0)
+    return tl.where(g == 0, 1.0, g)
+
+
+@triton.jit
 def nvfp4_block_scale(bmax, g):  # block max, global scale (float32) -> (E4M3 byte, its float32 value); 0 becomes 1.0
     byte = e4m3_encode(tl.div_rn(bmax, 6.0 * g))
     byte = tl.where((byte & 0x7F) == 0, 0x38, byte).to(tl.uint8)  # 0x38 is 1.0

@@ -93,8 +93,7 @@ def _linear_scaled_kernel(x_ptr, q_ptr, s_ptr, g_ptr, xa_ptr, b_ptr, y_ptr, M, N
     DT: tl.constexpr = x_ptr.dtype.element_ty
     gx = 1.0
     if ACT_FP4 and FMT == 3:
-        gx = tl.div_rn(tl.load(xa_ptr), 2688.0)
-        gx = tl.where(gx == 0, 1.0, gx)
+        gx = cd.nvfp4_global_scale(xa_ptr)
     acc = tl.zeros([BM, BN], tl.float32)
     for k0 in range(0, K, BK):
         cols = k0 + tl.arange(0, BK)

@@ -231,8 +231,7 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
             codes = tl.where(bad[:, None], ZERO_CODE, cd.gather(order_ptr, _search15(t, mid_ptr), INTERP).to(tl.int32))
         scale = tl.where(bad, float("nan"), amax)
     elif FMT == 3:  # NVFP4: g = amax / 2688, s = E4M3(bmax / (6 g)), code = E2M1(x / (s * g)) through bounds on |x|
-        g = tl.div_rn(tl.load(amax_ptr), 2688.0)
-        g = tl.where(g == 0, 1.0, g)
+        g = cd.nvfp4_global_scale(amax_ptr)
         byte, s = cd.nvfp4_block_scale(amax, g)
         codes = tl.where(bad[:, None], 0, cd.e2m1_encode_quotient(x, (s * g)[:, None], INTERP))
         scale = tl.where(bad, 0x7F, byte).to(tl.uint8)
@@ -283,8 +282,7 @@ def _nvfp4_16bit_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: 
         bmax = amax16.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32)
     else:
         bmax = (amax16 << 16).to(tl.float32, bitcast=True)
-    g = tl.div_rn(tl.load(amax_ptr), 2688.0)
-    g = tl.where(g == 0, 1.0, g)
+    g = cd.nvfp4_global_scale(amax_ptr)
     byte, s = cd.nvfp4_block_scale(bmax, g)
     bounds = cd.e2m1_bounds((s * g)[:, None], INTERP)
     for h in tl.static_range(2):
