@@ -72,6 +72,13 @@ TILE, WARPS, WARPS_BIG = 1024, 1, 2
 # (2026-11-28, bench/probes/quant_nvfp4.py): 1024 131.0 / 134.7 us, 2048 129.9 / 129.7, 4096 138.5 (2 warps 129.1 /
 # 130.2), 8192 at 4 warps 129.7 / 130.4
 TILE_NVFP4_16 = 2048
+# _amax16_kernel's (words a load, loads a program, warps), and the bytes at the weight's end it reads evict_last for
+# the block pass (which starts there). H200, 8192^2 bf16, one-call CUDA graphs (2026-11-28, bench/probes/quant_nvfp4.py
+# --amax): the amax pass alone 48.4 us (_amax_kernel: float32 max of 4096 elements, one load a program) -> 45.2;
+# 1024 / 1 / 4 59.6, 1024 / 2 / 4 48.7, every config of 8-16 KB a program in two or more loads 45.2-46.0. Whole op:
+# bf16 117.6 -> 113.3 us (the new amax pass) -> 110.4 (8 or 16 MB kept), 111.0-112.2 keeping 24-48 MB (the L2 holds
+# 60 MB, but keeping more bought nothing); fp16 115.9 -> 112.6 -> 109.6. Bit-identical throughout.
+AMAX16, KEEP_L2 = (4096, 2, 16), 16 << 20
 
 
 @triton.jit
@@ -81,6 +88,36 @@ def _amax_kernel(w_ptr, numel, amax_ptr, BLOCK: tl.constexpr):
     x = cd.to_f32(tl.load(w_ptr + offs, mask=offs < numel, other=0))
     x = tl.where(cd.is_finite(x), tl.abs(x), 0.0)
     tl.atomic_max(amax_ptr, tl.max(x, axis=0))
+
+
+@triton.jit
+def _amax16_kernel(w_ptr, nwords, amax_ptr, keep_from, BLOCK: tl.constexpr, ITERS: tl.constexpr, F16: tl.constexpr,
+                   KEEP: tl.constexpr):
+    """w_ptr: [2 nwords] bfloat16 (F16: float16) flat, read as words; amax_ptr: float32 [1] (zeroed), receives max |w|
+    over finite w. One program: ITERS independent BLOCK-word loads, max taken on the 16-bit magnitudes as integers
+    (finite ones only: below 0x7F80 / 0x7C00), one atomic. KEEP: words at and past keep_from are loaded evict_last
+    (the block pass, run from the tensor's end, reads them first) and the others evict_first."""
+    base = tl.program_id(0).to(tl.int64) * (BLOCK * ITERS)
+    w32 = w_ptr.to(tl.pointer_type(tl.uint32))
+    inf: tl.constexpr = 0x7C00 if F16 else 0x7F80
+    m = tl.zeros([BLOCK], tl.uint32)
+    for i in tl.static_range(ITERS):
+        offs = base + i * BLOCK + tl.arange(0, BLOCK)
+        if KEEP:
+            if base >= keep_from:
+                v = tl.load(w32 + offs, mask=offs < nwords, other=0, eviction_policy="evict_last")
+            else:
+                v = tl.load(w32 + offs, mask=offs < nwords, other=0, eviction_policy="evict_first")
+        else:
+            v = tl.load(w32 + offs, mask=offs < nwords, other=0)
+        lo, hi = v & 0x7FFF, (v >> 16) & 0x7FFF
+        m = tl.maximum(m, tl.maximum(tl.where(lo < inf, lo, 0), tl.where(hi < inf, hi, 0)))
+    r = tl.max(m, axis=0)
+    if F16:
+        a = r.to(tl.uint16).to(tl.float16, bitcast=True).to(tl.float32)
+    else:
+        a = (r << 16).to(tl.float32, bitcast=True)
+    tl.atomic_max(amax_ptr, a)
 
 
 @triton.jit
@@ -253,7 +290,7 @@ def _quantize_kernel(w_ptr, q_ptr, s_ptr, z_ptr, g_ptr, amax_ptr, mid_ptr, order
 
 @triton.jit(do_not_specialize=["n_groups"])
 def _nvfp4_16bit_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: tl.constexpr, F16: tl.constexpr,
-                        REV: tl.constexpr, INTERP: tl.constexpr):
+                        REV: tl.constexpr, EVICT: tl.constexpr, INTERP: tl.constexpr):
     """nvfp4 of bfloat16 (F16: float16) weights, bit-exact with _quantize_kernel's FMT 3: one program, GPB
     16-element groups of one row, each as two [GPB, 4] tiles of words holding two elements (so that one thread holds
     a whole group: loaded as one [GPB, 8] tile, Triton split each group over two threads, which then both computed
@@ -274,7 +311,11 @@ def _nvfp4_16bit_kernel(w_ptr, q_ptr, s_ptr, g_ptr, amax_ptr, K, n_groups, GPB: 
     offs = row * (K // 2) + gi[:, None] * 8 + j[None, :]  # words (and output bytes) of the group's first half
     m = gmask[:, None] & (j[None, :] < 4)
     w32 = w_ptr.to(tl.pointer_type(tl.uint32))
-    lo, hi = tl.load(w32 + offs, mask=m, other=0), tl.load(w32 + offs + 4, mask=m, other=0)
+    if EVICT:  # the weight's last read in this op, and the words kept in L2 for it lose their evict_last priority
+        lo = tl.load(w32 + offs, mask=m, other=0, eviction_policy="evict_first")
+        hi = tl.load(w32 + offs + 4, mask=m, other=0, eviction_policy="evict_first")
+    else:
+        lo, hi = tl.load(w32 + offs, mask=m, other=0), tl.load(w32 + offs + 4, mask=m, other=0)
     amax16 = tl.maximum(tl.max(tl.maximum(lo & 0x7FFF, (lo >> 16) & 0x7FFF), axis=1),
                         tl.max(tl.maximum(hi & 0x7FFF, (hi >> 16) & 0x7FFF), axis=1))
     bad = amax16 >= (0x7C00 if F16 else 0x7F80)  # a NaN / Inf
@@ -361,11 +402,14 @@ def _dummy(dtype, device):
 
 
 def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int | None = None,
-             num_warps: int | None = None, rev: bool = True):
+             num_warps: int | None = None, rev: bool = True, amax_cfg: tuple | None = None, keep: int | None = None):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
     qdata uint8 [N, K/2] (4-bit, element 2i in the low nibble) or int8 (int8 sym) / uint8 (int8 asym) [N, K];
     scales [N, K/G] float32 / float8_e4m3fn (nvfp4) / float8_e8m0fnu (mxfp4); zeros uint8 [N, K/G] (asym) or
-    empty; global_scale float32 [1] (nvfp4) or empty."""
+    empty; global_scale float32 [1] (nvfp4) or empty.
+    Tuning knobs (bench/probes/quant_nvfp4.py; the defaults are module constants): tile and num_warps of the block
+    pass, rev (_nvfp4_16bit_kernel's programs from the end), amax_cfg ((words a load, loads, warps) of
+    _amax16_kernel) and keep (bytes it leaves in L2 for the block pass, 0: no eviction hints)."""
     from fourbit.ops.library import quantize_out_meta
     N, K = w.shape
     G = int(group_size)
@@ -377,16 +421,26 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     if fid == cd.CODEBOOK:
         mid, order, zero_code, srt, tbl, nb = _codebook_tables(fmt, str(dev))
     amax = dummy_f
+    # nvfp4 of bf16 / fp16 reads w as 32-bit words: a view starting at an odd element takes the generic kernels
+    words = fid == cd.NVFP4 and w.dtype != torch.float32 and w.data_ptr() % 4 == 0
     if fid == cd.NVFP4:
         amax = torch.zeros(1, dtype=torch.float32, device=dev)
-        _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
+        if words:
+            blk, it, nw = amax_cfg or AMAX16
+            keep = KEEP_L2 if keep is None else keep
+            nwords = w.numel() // 2  # K % 16 == 0
+            _amax16_kernel[(triton.cdiv(nwords, blk * it),)](w, nwords, amax, max(0, nwords - keep // 4), BLOCK=blk,
+                                                            ITERS=it, F16=w.dtype == torch.float16, KEEP=keep > 0,
+                                                            num_warps=nw)
+        else:
+            _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
-    if fid == cd.NVFP4 and w.dtype in (torch.bfloat16, torch.float16):  # two a 32-bit word (_nvfp4_16bit_kernel)
+    if words:  # two elements a 32-bit word (_nvfp4_16bit_kernel)
         GPB = max(1, min((tile or TILE_NVFP4_16) // BG, triton.next_power_of_2(n_groups)))
         _nvfp4_16bit_kernel[(N * triton.cdiv(n_groups, GPB),)](w, qdata, scales.view(torch.uint8), gscale, amax, K,
                                                                  n_groups, GPB=GPB, F16=w.dtype == torch.float16,
-                                                                 REV=rev, INTERP=interpreting(),
+                                                                 REV=rev, EVICT=keep > 0, INTERP=interpreting(),
                                                                  num_warps=num_warps or WARPS, **EXACT)
         return qdata, scales, zeros, gscale
     tile = tile or TILE

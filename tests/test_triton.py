@@ -202,6 +202,36 @@ def test_nvfp4_16bit_program_order(rev):
         testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
 
 
+def _check_nvfp4_parts(got, w):
+    ref = testing.reference_quantize(w, PRESETS["nvfp4"]).op_args()[:4]
+    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
+        testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
+
+
+@needs_ready
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_nvfp4_16bit_misaligned_view(dtype):
+    """A weight view starting at an odd element (2 bytes past a 4-byte boundary) cannot be read as 32-bit words, as
+    the 16-bit kernels read it: it takes the generic kernels (on the GPU the word loads would fault), bit-exact."""
+    w = _special_weights().to(dtype)
+    v = torch.empty(w.numel() + 1, dtype=dtype, device=DEV)[1:].view(w.shape)
+    v.copy_(w.to(DEV))
+    assert v.data_ptr() % 4 == 2
+    _check_nvfp4_parts(QZ.quantize(v, "nvfp4", "", 16), w)
+
+
+@needs_ready
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cfg,keep", [((64, 3, 1), 0), ((128, 2, 2), 1000), ((256, 1, 4), 1 << 30)])
+def test_nvfp4_amax16_configs(dtype, cfg, keep):
+    """_amax16_kernel (nvfp4's amax pass on bf16 / fp16 words) over (words a load, loads a program, warps) where the
+    last program is partial (1024 words, 192 a program) or the grid is one program, with no eviction hints, the
+    evict_last part starting inside the tensor, and all of it evict_last; NaN / Inf left out of the amax."""
+    w = _special_weights().to(dtype)
+    w[3, 7] = 1e4  # the float32 outlier would be Inf in fp16
+    _check_nvfp4_parts(QZ.quantize(w.to(DEV), "nvfp4", "", 16, amax_cfg=cfg, keep=keep), w)
+
+
 @needs_ready
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_nvfp4_16bit_quotients_at_ties(dtype):

@@ -3,7 +3,7 @@ and the generic kernel with the division-free encoder (float32 weights), each ch
 copy of the previous kernel (kernels/_quantize_head.py, if present; `git show <rev>:kernels/quantize.py` makes it).
 One-call CUDA graphs under do_bench (L2 flushed), us, with a bf16 copy of the same tensor as the bandwidth yardstick
 (% of copy counts one read of the weight plus the codes and scales written, as bench/gpu_peers.py's table does).
-Usage (GPU machine): python3 bench/probes/quant_nvfp4.py"""
+Usage (GPU machine): python3 bench/probes/quant_nvfp4.py [--amax]"""
 import importlib
 import os
 import sys
@@ -52,6 +52,8 @@ def main():
               flush=True)
         return t
 
+    if "--amax" in sys.argv:
+        return amax_sweep(new, w, amax, us, row)
     for dt in (torch.bfloat16, torch.float16, torch.float32):
         x = w.to(dt)
         ref = old.quantize(x, "nvfp4", "", 16) if old else None
@@ -65,6 +67,31 @@ def main():
                 row(f"  bf16 pairs tile {tile} warps {nw} rev {int(rev)}",
                     lambda tile=tile, nw=nw, rev=rev: new.quantize(x, "nvfp4", "", 16, tile=tile, num_warps=nw,
                                                                    rev=rev), ref)
+
+
+def amax_sweep(new, w, amax, us, row):
+    """--amax: the 16-bit amax pass (_amax16_kernel) over its (words a load, loads a program, warps) against
+    _amax_kernel, then the whole bf16 / fp16 op with the best of them and its last `keep` MB read evict_last (the
+    block pass reads them first, evict_first); bit-exact against the float32 weight's op (the generic kernels)."""
+    nwords = w.numel() // 2
+    best = None
+    for cfg in ((1024, 1, 4), (1024, 2, 4), (1024, 4, 4), (2048, 2, 8), (2048, 4, 8), (512, 8, 4), (4096, 2, 16),
+                (1024, 8, 8), (4096, 4, 16)):
+        blk, it, nw = cfg
+        t = us(lambda: new._amax16_kernel[(triton.cdiv(nwords, blk * it),)](w, nwords, amax.zero_(), 0, BLOCK=blk,
+                                                                            ITERS=it, F16=False, KEEP=False,
+                                                                            num_warps=nw))
+        print(f"amax16 words {blk} loads {it} warps {nw}: {t:.1f} us", flush=True)
+        if best is None or t < best[0]:
+            best = (t, cfg)
+    cfg = best[1]
+    for dt in (torch.bfloat16, torch.float16):
+        x = w.to(dt)
+        ref = new.quantize(x.float(), "nvfp4", "", 16)
+        row(f"default {dt}", lambda: new.quantize(x, "nvfp4", "", 16), ref)
+        for keep_mb in (0, 8, 16, 24, 32):
+            row(f"  amax16 {cfg} keep {keep_mb} MB", lambda keep_mb=keep_mb: new.quantize(
+                x, "nvfp4", "", 16, amax_cfg=cfg, keep=keep_mb << 20), ref)
 
 
 if __name__ == "__main__":
