@@ -47,6 +47,16 @@ def workload():
             for dt in (torch.bfloat16, torch.float32):
                 x = torch.randn(M, 256, device=dev, dtype=dt)
                 fourbit.linear(x, qw, torch.randn(37, device=dev, dtype=dt))
+    # nvfp4 of bf16 / fp16 weights (the 16-bit word kernels: a partial last program, its evict_last part inside the
+    # tensor) and of a view 2 bytes past a 4-byte boundary (the generic kernels)
+    from fourbit.kernels.quantize import quantize as triton_quantize
+    for dt in (torch.bfloat16, torch.float16):
+        w = torch.randn(37, 272, device=dev, dtype=dt)
+        triton_quantize(w, "nvfp4", "", 16)
+        triton_quantize(w, "nvfp4", "", 16, amax_cfg=(64, 3, 1), keep=4000)
+        v = torch.empty(w.numel() + 1, device=dev, dtype=dt)[1:].view(w.shape)
+        v.copy_(w)
+        triton_quantize(v, "nvfp4", "", 16)
     # split-K paths (GEMV with K split across blocks, the fused Triton GEMM's workspace + reduce) and the large-M
     # dequantize + cuBLAS path
     for name in ("int4", "nf4", "nvfp4", "mxfp4"):
