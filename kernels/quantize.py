@@ -1,10 +1,11 @@
 """quantize: every fourbit format in one parameterized kernel (fmt id and grid constants are constexpr), bit-exact
 with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotients, RNE, same NaN policy).
 
-nvfp4 takes two passes: `_amax_kernel` (max |w| over finite elements, atomic max) then the block pass, so it reads
-the weight twice and cannot pass ~55% of copy by the benchmark's byte count (which counts one read). Its codes come
-from codecs.e2m1_encode_quotient (no division: |x| against the E2M1 bounds times s * g), and bfloat16 / float16
-weights take _nvfp4_16bit_kernel (two elements a 32-bit word).
+nvfp4 takes two passes: the global amax (max |w| over finite elements, atomic max: `_amax16_kernel` on bf16 / fp16
+words, `_amax_kernel` otherwise) then the block pass, so it reads the weight twice and cannot pass ~55% of copy by
+the benchmark's byte count (which counts one read). Its codes come from codecs.e2m1_encode_quotient (no division:
+|x| against the E2M1 bounds times s * g), and bfloat16 / float16 weights take _nvfp4_16bit_kernel (two elements a
+32-bit word).
 
 Speed (H100 80GB HBM3, 8192^2 bf16 random weights, CUDA-graph us, previous kernel -> this one in one process,
 2026-11-26): ncu had shown the kernel issue-bound (0.83 instructions per scheduler per cycle, ~43 SASS instructions
@@ -48,6 +49,13 @@ and its scale and bounds work, over two threads): 22.4 instructions an element a
 (3) Programs from the tensor's end, where the amax pass's last reads may still sit in L2: -1.5 us. The block pass
 now runs at ~2.5 TB/s (172 MB in ~69 us) and the amax pass at ~2.2 (~60 us; 2-16 blocks a program with one atomic
 each changed nothing), so the two reads bound it.
+Round 6 (H200, 2026-11-28, bench/probes/quant_nvfp4.py --amax, one-call CUDA graphs, 8192^2; outputs bit-identical to
+the float32 weight's op): the amax pass of bf16 / fp16 weights on 32-bit words, the max taken on the 16-bit
+magnitudes as integers (no float conversion), 8192 words in two loads a program (_amax16_kernel; it was 4096
+elements in one load: 48.4 -> 45.2 us alone), and its last 16 MB read evict_last, so that the block pass, which
+starts at the tensor's end, finds them in L2 (loads evict_first there). Whole op: bf16 117.6 -> 110.7 us, fp16 115.9
+-> 109.7 (37.5 -> 39.8% of the H200's copy). Also: a bf16 / fp16 view starting 2 bytes past a 4-byte boundary takes
+the generic kernels (the word loads fault there: "misaligned address" on the same card).
 """
 from functools import lru_cache
 
@@ -77,7 +85,8 @@ TILE_NVFP4_16 = 2048
 # --amax): the amax pass alone 48.4 us (_amax_kernel: float32 max of 4096 elements, one load a program) -> 45.2;
 # 1024 / 1 / 4 59.6, 1024 / 2 / 4 48.7, every config of 8-16 KB a program in two or more loads 45.2-46.0. Whole op:
 # bf16 117.6 -> 113.3 us (the new amax pass) -> 110.4 (8 or 16 MB kept), 111.0-112.2 keeping 24-48 MB (the L2 holds
-# 60 MB, but keeping more bought nothing); fp16 115.9 -> 112.6 -> 109.6. Bit-identical throughout.
+# 60 MB, but keeping more bought nothing); fp16 115.9 -> 112.6 -> 109.6; a second run, same day: the default 110.7
+# (bf16) / 109.7 (fp16). Bit-identical throughout. (The amax times include the zeroing of the amax.)
 AMAX16, KEEP_L2 = (4096, 2, 16), 16 << 20
 
 
