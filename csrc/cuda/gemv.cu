@@ -108,6 +108,14 @@
 //     passes each agreed within 0.3 us). The fold (two scale loads, two FADD, two FFMA a tile and step) costs most of
 //     what the 16 HMUL2 did; a first version that fetched the scales by shuffles (collective SASS) and zeroed each
 //     step's accumulators with moves (now MMAs from RZ) gained nothing.
+//   round 10 (H200, 2026-11-28, bench/probes/m1_ab.py: graph us, builds alternated twice in one call; tried, not
+//     kept): int4's zero point at M = 1 moved out of the decode: the MMAs took h(lut[c]) and each slot's float32 sum
+//     took -z * (its sum of x), from 4 MMAs with B = 1 a step shared by the 4 tiles, the zero points of rows 2t and
+//     2t + 1 fetched by two shuffles (64 fewer HSUB2 a step and lane; 8-byte spills in the W16 and non-XS
+//     instantiations). 8192^2 22.95-22.98 -> 22.93-23.02 us, 28672x8192 68.6 -> 68.9, 4096x14336 22.2 -> 22.7,
+//     14336x4096 24.0 -> 24.3-24.4, 4096^2 (W16, spilling) 9.0 -> 9.9; nf4 in the same runs within 0.2 us. So the
+//     HSUB2s are off the critical path, and int4's 3-12% over nf4 at M = 1 (the same runs) comes from elsewhere (not
+//     measured: its zero-point loads, or g128 against nf4's 64). tests/test_cuda_gemv.py -k int4 passed on that build.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
