@@ -20,30 +20,25 @@ from fourbit.ops import _native_cuda as nc  # noqa: E402
 
 
 def timeline(fns, label):
-    """One replay of a graph of fns (after do_bench's flush) under torch.profiler: each kernel's start / end."""
-    for f in fns:
-        f()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for f in fns:
-            f()
-    for _ in range(3):
-        g.replay()
-    torch.cuda.synchronize()
-    for rep in range(2):
-        flush_dirty()
-        torch.cuda.synchronize()
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            g.replay()
+    """Two replays of a graph of fns (each after do_bench's flush) under torch.profiler: each kernel's start / end."""
+    def show(replay):
+        for _ in range(3):
+            replay()
+        for rep in range(2):
+            flush_dirty()
             torch.cuda.synchronize()
-        ks = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
-                    if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start)
-        t0, prev = ks[0][0], ks[0][0]
-        print(f"{label} replay {rep}: span {ks[-1][1] - t0:.2f} us")
-        for a, b, n in ks:
-            print(f"   {a - t0:7.2f} .. {b - t0:7.2f}  gap {a - prev:6.2f}  {n[:70]}")
-            prev = b
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                replay()
+                torch.cuda.synchronize()
+            ks = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                        if e.device_type == torch.autograd.DeviceType.CUDA and e.time_range.end > e.time_range.start)
+            t0, prev = ks[0][0], ks[0][0]
+            print(f"{label} replay {rep}: span {ks[-1][1] - t0:.2f} us")
+            for a, b, n in ks:
+                print(f"   {a - t0:7.2f} .. {b - t0:7.2f}  gap {a - prev:6.2f}  {n[:70]}")
+                prev = b
+        return 0.0
+    graph_time(fns, show)  # its capture, with this in place of the timer
 
 
 def main():
