@@ -189,6 +189,12 @@ def test_nvfp4_underflowed_block_scale():
     check_quantize(nvfp4_underflow_weight(), "nvfp4")
 
 
+def _check_nvfp4_parts(got, w):  # quantize op outputs against the FP32 reference's, bit for bit
+    ref = testing.reference_quantize(w, PRESETS["nvfp4"]).op_args()[:4]
+    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
+        testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
+
+
 @needs_ready
 @pytest.mark.parametrize("rev", [True, False])
 def test_nvfp4_16bit_program_order(rev):
@@ -196,16 +202,7 @@ def test_nvfp4_16bit_program_order(rev):
     of 132 groups at 32 groups a program (a partial last chunk)."""
     w = (torch.randn(3, 132 * 16, generator=torch.Generator().manual_seed(3)) * 3).bfloat16()
     w[2, 5] = float("nan")
-    ref = testing.reference_quantize(w, PRESETS["nvfp4"]).op_args()[:4]
-    got = QZ.quantize(w.to(DEV), "nvfp4", "", 16, tile=512, rev=rev)
-    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
-        testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
-
-
-def _check_nvfp4_parts(got, w):
-    ref = testing.reference_quantize(w, PRESETS["nvfp4"]).op_args()[:4]
-    for key, a, b in zip(("qdata", "scales", "zeros", "global_scale"), got, ref):
-        testing.assert_bit_exact(a.cpu(), b, f"nvfp4 {key}")
+    _check_nvfp4_parts(QZ.quantize(w.to(DEV), "nvfp4", "", 16, tile=512, rev=rev), w)
 
 
 @needs_ready
@@ -225,7 +222,7 @@ def test_nvfp4_16bit_misaligned_view(dtype):
 @pytest.mark.parametrize("cfg,keep", [((64, 3, 1), 0), ((128, 2, 2), 1000), ((256, 1, 4), 1 << 30)])
 def test_nvfp4_amax16_configs(dtype, cfg, keep):
     """_amax16_kernel (nvfp4's amax pass on bf16 / fp16 words) over (words a load, loads a program, warps) where the
-    last program is partial (1024 words, 192 a program) or the grid is one program, with no eviction hints, the
+    last program is partial (1024 words, 192 a program) or all are whole (256 a program), with no eviction hints, the
     evict_last part starting inside the tensor, and all of it evict_last; NaN / Inf left out of the amax."""
     w = _special_weights().to(dtype)
     w[3, 7] = 1e4  # the float32 outlier would be Inf in fp16
