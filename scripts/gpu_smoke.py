@@ -39,7 +39,7 @@ def workload():
     for name, fmt in PRESETS.items():
         w = torch.randn(37, 256, device=dev)
         qw = fourbit.quantize(w, fmt)
-        qw.dequantize(torch.bfloat16)
+        qw.dequantize(torch.bfloat16)  # 4-bit, power-of-two groups: csrc/cuda/dequant.cu, its last block partial
         if fmt.bits == 4:  # the group-table dequantize (the codebook formats' default) forced on, fp16 too
             a = qw.op_args()
             triton_dequantize(*a[:5], a[5], torch.float16, table=True)

@@ -23,6 +23,21 @@ struct LinearArgs {
                            // (the GEMM then starts early: programmatic dependent launch, its weights first)
 };
 
+// 4-bit dequantize (csrc/cuda/dequant.cu): out [N, K] (ot: XType) = ((lut[c] - z) * s) * g per element, float32
+// steps, RNE to ot; bit-exact with the reference. Whether it takes these arguments (K % 8 == 0, G a power of two
+// >= 8 dividing K, scale kinds 0-2, 16-byte aligned codes and out); the launch (throws where it does not take them).
+struct DequantArgs {
+  const uint8_t* q;            // [N, K/2] packed, element 2i in the low nibble of byte i
+  int64_t N, K, G;
+  const void* scales; int sk;  // [N, K/G], SKind
+  const uint8_t* zeros;        // [N, K/G] or null
+  const float* gscale;         // [1] or null
+  const float* lut;            // [16] device floats
+  void* out; int ot;           // [N, K] contiguous, XType
+};
+bool dequantize_takes(const DequantArgs& a);
+void dequantize(const DequantArgs& a, uintptr_t stream);
+
 // float32 elements of split-K workspace linear() needs for these sizes (0: none).
 int64_t linear_workspace(int xt, int64_t M, int64_t N, int64_t K, int64_t G, int qk);
 // Which kernel linear() takes: "mma" (tensor-core GEMV) or "generic" (exact fp32 dequant, any shape).

@@ -192,6 +192,19 @@ void register_cuda(py::module_& m) {
      py::arg("out_dtype"), py::arg("stream"));
   m.def("cuda_w4a4_atom", [] { return std::string(fourbit_cuda::w4a4_atom()); },
         "which W4A4 MMA atom the current device runs");
+  m.def("cuda_dequantize", [](uintptr_t q, int64_t N, int64_t K, int64_t G, uintptr_t scales, const std::string& sd,
+                              uintptr_t zeros, uintptr_t gscale, uintptr_t lut, uintptr_t out,
+                              const std::string& out_dtype, uintptr_t stream, bool check_only) {
+    fourbit_cuda::DequantArgs a{P<const uint8_t>(q), N, K, G, P<const void>(scales), skind(sd), P<const uint8_t>(zeros),
+                                P<const float>(gscale), P<const float>(lut), P<void>(out), xtype(out_dtype)};
+    if (check_only) return fourbit_cuda::dequantize_takes(a);
+    py::gil_scoped_release r;
+    fourbit_cuda::dequantize(a, stream);
+    return true;
+  }, py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"), py::arg("scales"), py::arg("scale_dtype"),
+     py::arg("zeros"), py::arg("global_scale"), py::arg("lut"), py::arg("out"), py::arg("out_dtype"),
+     py::arg("stream"), py::arg("check_only") = false,
+     "4-bit dequantize (csrc/cuda/dequant.cu); check_only: whether it takes these arguments (nothing launched)");
   m.def("cuda_device_count", [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }

@@ -4,6 +4,7 @@ No validation beyond what the kernels need (the op layer validates first); tenso
 Every launch goes on torch.cuda.current_stream(), so the calls are CUDA-graph capturable (any workspace is
 allocated through torch's caching allocator, which the graph's private pool serves during capture).
 
+- `dequantize` / `dequantize_prepared`: a stored 4-bit weight -> [N, K] bf16 / fp16 (csrc/cuda/dequant.cu).
 - `linear` / `linear_out`: y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation, x bf16 / fp16 / fp32.
   bf16 / fp16 with K % 32 == 0 and G == 16 or G % 32 == 0 take the tensor-core GEMV (weights rounded to x's dtype
   before the MMA, see csrc/cuda/gemv.cu); fp32 x and any other shape take the exact fp32-dequant kernel.
@@ -173,6 +174,40 @@ def linear_prepared(args, M: int, dtype: torch.dtype, tc: bool = False, rs: bool
         ws = torch.empty(nws, dtype=torch.float32, device=dev) if nws else None
         run(x.data_ptr(), dt, M, *w, 0 if bias is None else bias.data_ptr(), out.data_ptr(), _ptr(ws), nws, stream)
     return call
+
+
+def dequantize_prepared(qdata, scales, zeros, global_scale, lut, group_size, dtype):
+    """csrc/cuda/dequant.cu for this stored weight and output dtype: a function (stream) -> new [N, K] tensor of dtype,
+    or None where that kernel does not take these pieces (a float32 dtype, non-nib4 codes, a group size that is not a
+    power of two >= 8, a piece not contiguous or not on the codes' device, codes not 16-byte aligned; the Triton
+    kernels then run). The pieces must stay alive while the function is used (fourbit.ops.eager's plans keep them)."""
+    if (qdata.dtype != torch.uint8 or lut is None or lut.numel() != 16 or lut.dtype != torch.float32
+            or scales.dtype not in _SD or dtype not in (torch.bfloat16, torch.float16)):
+        return None
+    zeros = None if zeros is None or zeros.numel() == 0 else zeros
+    global_scale = None if global_scale is None or global_scale.numel() == 0 else global_scale
+    dev = qdata.device
+    if any(t is not None and (not t.is_contiguous() or t.device != dev)
+           for t in (qdata, scales, zeros, global_scale, lut)):
+        return None
+    N, K, G = qdata.shape[0], qdata.shape[1] * 2, int(group_size)
+    lib, sd, od = _lib(), _SD[scales.dtype], _DT[dtype]
+    w = (qdata.data_ptr(), N, K, G, scales.data_ptr(), sd, _ptr(zeros), _ptr(global_scale), lut.data_ptr())
+    if not lib.cuda_dequantize(*w, 16, od, 0, check_only=True):  # 16 stands for an aligned out (torch.empty's)
+        return None
+
+    def call(stream):
+        out = torch.empty((N, K), dtype=dtype, device=dev)
+        lib.cuda_dequantize(*w, out.data_ptr(), od, stream)
+        return out
+    return call
+
+
+def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype):
+    """[N, K] of dtype from a stored 4-bit weight through csrc/cuda/dequant.cu (bit-exact with the reference), or
+    None where that kernel does not take it (dequantize_prepared)."""
+    fn = dequantize_prepared(qdata, scales, zeros, global_scale, lut, group_size, dtype)
+    return None if fn is None else fn(_stream(qdata.device))
 
 
 def linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias=None) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
-  pack / unpack / quantize / dequantize -> Triton (fourbit.kernels)
+  pack / unpack / quantize              -> Triton (fourbit.kernels)
+  dequantize                            -> the CUDA kernel (csrc/cuda/dequant.cu) to bf16 / fp16 for 4-bit codes with
+                                           a power-of-two group size, else Triton (dequantize_weight)
   linear, 32 < M <= 2048, Hopper        -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
                                            the GEMV's scale kinds and bf16 / fp16 x, K % 64 == 0 (RS_MIN_M, RS_MAX_M;
                                            rs_takes)
@@ -19,7 +21,7 @@ by the caller:
                                            native block-scaled MMA exists only there (compiled and SASS-checked in
                                            CI, never run: no Blackwell GPU was available)
   linear, M >= DEQUANT_MIN_M            -> (formats without the dot_scaled path) dequantize into a transient [N, K]
-                                           buffer of x's dtype (Triton, bit-exact)
+                                           buffer of x's dtype (dequantize_weight, bit-exact)
                                            then cuBLAS (torch.mm / addmm): the compute-bound regime, where the fused
                                            kernel's dequant ALU work in the MMA warps costs more than one extra pass
                                            over the weight (see DEQUANT_MIN_M). Peak extra memory: N * K * 2 bytes.
@@ -186,9 +188,18 @@ def linear_into(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, o
     if path == "dequant_mm":
         # the weight rounds once to x's dtype exactly as the fused kernel's operand tile does; cuBLAS then runs the
         # same x @ W^T (+ bias in its epilogue) that a bf16 nn.Linear runs
-        w = _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, x2.dtype)
-        return mm_into(x2, w, bias, out2)
+        return mm_into(x2, dequantize_weight(qdata, scales, zeros, global_scale, lut, group_size, x2.dtype), bias, out2)
     return _kernels().linear(x2, qdata, scales, zeros, global_scale, lut, group_size, bias, out=out2)
+
+
+def dequantize_weight(qdata, scales, zeros, global_scale, lut, group_size, dtype):
+    """[N, K] of dtype: the CUDA dequantize (csrc/cuda/dequant.cu) for the 4-bit weights it takes, else Triton's
+    (kernels/dequantize.py); both bit-exact with the reference."""
+    if _native_cuda.has_cuda():
+        w = _native_cuda.dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype)
+        if w is not None:
+            return w
+    return _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype)
 
 
 def mm_into(x2, w, bias, out2):
@@ -221,7 +232,7 @@ def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
     C.check_weight(qdata, scales, zeros, global_scale, lut, group_size)
     C.check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
     C.aligned(qdata=qdata)
-    return _kernels().dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype)
+    return dequantize_weight(qdata, scales, zeros, global_scale, lut, group_size, dtype)
 
 
 @torch.library.register_kernel("fourbit::linear", "cuda")

@@ -9,7 +9,8 @@ None so the caller takes the registered op, which raises the named errors; resul
 launcher, same kernels).
 
 Replays: a cached plan also keeps, per (M, dtype, bias state), what the first such call launched: for the GEMV the
-native call with its weight arguments resolved (_native_cuda.linear_prepared), for the Triton paths the recorded
+native call with its weight arguments resolved (_native_cuda.linear_prepared), for dequantize + cuBLAS with the CUDA
+dequantize its prepared call (_native_cuda.dequantize_prepared) and then cuBLAS, for the Triton paths the recorded
 launches (kernels._launch.Replay: compiled kernel, grid, arguments), re-issued through each compiled kernel's C
 launcher with the new x, out and bias. The launches and their order are the first call's, so the bits are too
 (tests/test_gpu_ops.py checks replays against the op). Not recorded: calls inside a CUDA-graph capture (the graph
@@ -122,6 +123,11 @@ def _first_call(x2, plan, bias, o2):
         linear_into(x2, *plan.args, bias, o2)
         fn = _native_cuda.linear_prepared(plan.args, x2.shape[0], x2.dtype, tc=path == "tc", rs=path == "rs")
         return (path, fn) if fn is not None else (None, None)
+    if path == "dequant_mm" and _native_cuda.has_cuda():  # what dequantize_weight runs, when it is the CUDA kernel
+        fn = _native_cuda.dequantize_prepared(*plan.args, x2.dtype)
+        if fn is not None:  # replayed as a recorded one is: (stream, tensors) -> [the transient weight]
+            mm_into(x2, fn(_native_cuda._stream(x2.device)), bias, o2)
+            return (path, lambda stream, _tensors: [fn(stream)])
     if path == "scaled":  # Blackwell's tl.dot_scaled path: not recorded
         linear_into(x2, *plan.args, bias, o2)
         return (None, None)
