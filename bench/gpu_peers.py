@@ -5,8 +5,9 @@ Kernels: bf16 cuBLAS (x @ w.T), torch's int4 tinygemm g128, bitsandbytes NF4 b64
 imported are reported as unavailable (carry them as shared/ANCHORS.md says: `.whl/` wheels, gemlite's source in
 `.whl/pysrc`, PYTHONPATH set before running).
 Method (ANCHORS.md): median of triton.testing.do_bench(fn, warmup=25, rep=100) (it flushes L2), random data, bf16
-activations, plain eager calls as the anchors were measured; fourbit is also timed replayed from a CUDA graph over
-rotating weight copies ("graph us"), the kernel time a decode loop under graphs sees.
+activations, plain eager calls as the anchors were measured; every kernel (fourbit, and since 2026-11-28 bf16 cuBLAS
+and the peers) is also timed replayed from a CUDA graph over three rotating weight copies ("graph us"), the kernel
+time a decode loop under graphs sees, so that graph times meet graph times (bench/benchmarks_md.py's ratios).
 Also measured: the elementwise kernels (pack, unpack, quantize, dequantize) as bytes read + written per second
 against the device-to-device copy, and the large-M crossover of the two GEMM strategies (fused Triton dequant +
 tl.dot against dequantize-then-cuBLAS), both CUDA-graph timed, which sets ops/cuda.py's DEQUANT_MIN_M.
@@ -128,23 +129,34 @@ def main():
     rows, unavailable = [], {}
     for (N, K), ms in GRID:
         w = torch.randn(N, K, device=dev, dtype=torch.bfloat16) * 0.02
-        peers = {}
+        # three weight copies for every kernel's graph time (3 calls a replay, each reading its own weight)
+        wcs = [w] + [torch.randn_like(w) * 0.02 for _ in range(2)]
+        peers = {}  # name -> ([fn(x) for each weight copy], bytes)
         for name, make in (("tinygemm int4", peer_tinygemm), ("bnb nf4", peer_bnb), ("gemlite int4", peer_gemlite)):
             try:
-                peers[name] = make(w)
+                made = [make(wc) for wc in wcs]
+                peers[name] = ([m[0] for m in made], made[0][1])
             except Exception as e:  # noqa: BLE001 - a missing or failing peer is reported, not fatal
                 unavailable[name] = f"{type(e).__name__}: {e}"[:200]
         qws = {f: fourbit.quantize(w, f) for f in FOURBIT}
-        copies = {f: [fourbit.quantize(torch.randn_like(w) * 0.02, f) for _ in range(2)] for f in FOURBIT}
+        copies = {f: [fourbit.quantize(wc, f) for wc in wcs[1:]] for f in FOURBIT}
         for M in ms:
             x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
             t_bf16 = bench(lambda: x @ w.T)
-            row = dict(shape=f"{N}x{K}", M=M, kernels={"bf16 cuBLAS": dict(us=t_bf16 * 1e3, bytes=N * K * 2)})
-            for name, (fn, nbytes) in peers.items():
+            yb = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+            g_bf16 = graph_time([lambda w_=w_: torch.mm(x, w_.t(), out=yb) for w_ in wcs])
+            row = dict(shape=f"{N}x{K}", M=M, kernels={"bf16 cuBLAS": dict(us=t_bf16 * 1e3, graph_us=g_bf16 * 1e3,
+                                                                             bytes=N * K * 2)})
+            for name, (fns, nbytes) in peers.items():
                 try:
-                    row["kernels"][name] = dict(us=bench(lambda: fn(x)) * 1e3, bytes=nbytes)
+                    row["kernels"][name] = dict(us=bench(lambda: fns[0](x)) * 1e3, bytes=nbytes)
                 except Exception as e:  # noqa: BLE001
                     unavailable[f"{name} M={M}"] = f"{type(e).__name__}: {e}"[:200]
+                    continue
+                try:  # the peers from a graph too, as fourbit: graph ratios compare graph with graph
+                    row["kernels"][name]["graph_us"] = graph_time([lambda f=f: f(x) for f in fns]) * 1e3
+                except Exception as e:  # noqa: BLE001
+                    unavailable[f"{name} graph M={M}"] = f"{type(e).__name__}: {e}"[:200]
             for f, qw in qws.items():
                 out = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
                 cs = [q.op_args() for q in [qw] + copies[f]]
@@ -180,7 +192,7 @@ def main():
                 row["read_floor"] = dict(us=bench(rd) * 1e3, bytes=N * K // 2, kernel=rd.kind)
                 del codes
             rows.append(row)
-        del w, peers, qws, copies
+        del w, wcs, peers, qws, copies
         torch.cuda.empty_cache()
     elem = elementwise(copy_tbs)
     cross = crossover()
