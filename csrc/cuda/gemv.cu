@@ -116,6 +116,15 @@
 //     14336x4096 24.0 -> 24.3-24.4, 4096^2 (W16, spilling) 9.0 -> 9.9; nf4 in the same runs within 0.2 us. So the
 //     HSUB2s are off the critical path, and int4's 3-12% over nf4 at M = 1 (the same runs) comes from elsewhere (not
 //     measured: its zero-point loads, or g128 against nf4's 64). tests/test_cuda_gemv.py -k int4 passed on that build.
+//   round 11 (H200, 2026-11-28, measured, nothing changed): like-for-like graph timings put torch's tinygemm ahead of
+//     this GEMV at M = 1 (4096^2 8.2 us against 9.1-9.5, 14336x4096 20.2 against 21.7-24.0; BENCHMARKS_H200.md). ncu
+//     (bench/probes/m1_vs_tinygemm.py, int4 g128), 14336x4096: tinygemm 24.9 us, 64 registers, no shared memory,
+//     1792 blocks of 8 warps (one n8 tile a block, its warps splitting K), 7.0 active / 2.9 eligible warps a scheduler,
+//     0.75 issued a cycle; this kernel 29.3 us (nf4 26.1), 128 registers, 90 KB of shared memory a block (the 32 KB
+//     table and x), 3.5 active / 1.0 eligible, 0.54 issued (nf4 0.49): ~15% fewer instructions, half the warps. At
+//     4096^2: 9.5 us against 10.5 / 10.0 (int4 / nf4), 6.7 against 4.1 active warps. The lever is occupancy: fewer
+//     registers and no per-block table (bit decodes for the integer and E2M1 codes), which round 4's 80-register,
+//     2-tile variant did not reach (it kept the table).
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
