@@ -1,6 +1,7 @@
 """The CUDA dequantize (csrc/cuda/dequant.cu, bf16 / fp16 out) on a GPU: bit-exact with the FP32 reference
 (fourbit.formats._base.dequantize_generic, then RNE to the dtype) for every 4-bit preset, every scale byte with every
-code, partial last blocks and multi-block shapes; the cases it does not take fall back to Triton with the same bits. Any NaN matches any
+code, partial last blocks and multi-block shapes; the cases it does not take fall back to Triton with the same bits.
+Its rules (what it takes) are also checked on the host, where CI builds the kernels without a GPU. Any NaN matches any
 NaN (testing.assert_bit_exact), as for the other dequantize kernels."""
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from fourbit.formats._base import QuantParts, dequantize_generic
 from fourbit.ops import _native_cuda
 from fourbit.ops.cuda import dequantize_weight
 
-pytestmark = pytest.mark.gpu
 DEV = "cuda"
 DTYPES = (torch.bfloat16, torch.float16)  # the CUDA kernel's outputs (float32 stays on Triton)
 FOUR_BIT = sorted(n for n, f in PRESETS.items() if f.bits == 4)
@@ -33,6 +33,7 @@ def _cuda(args, dtype):  # the CUDA kernel itself (asserting that it takes the w
     return got
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", FOUR_BIT)
 def test_cuda_dequantize_presets(name):
     """Every 4-bit preset: NaN / Inf / zero / subnormal groups and an outlier, at a size whose word count leaves the
@@ -48,6 +49,7 @@ def test_cuda_dequantize_presets(name):
             testing.assert_bit_exact(_cuda(qw.op_args()[:6], dtype).cpu(), ref.to(dtype), f"{name} {N}x{K} {dtype}")
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("sd", [torch.float32, torch.float8_e4m3fn, torch.float8_e8m0fnu])
 def test_cuda_dequantize_every_scale_and_code(sd):
     """Every scale byte (E4M3 / E8M0: NaN encodings, subnormals, 0; float32: signed zeros, subnormals, Inf, NaN and
@@ -72,6 +74,7 @@ def test_cuda_dequantize_every_scale_and_code(sd):
                                              f"{sd} G={G} zeros={z is not None} g={g} {dtype}")
 
 
+@pytest.mark.gpu
 def test_cuda_dequantize_rules_and_fallback():
     """What the CUDA kernel does not take (a group size that is not a power of two, 8-bit codes, codes 4 bytes past a
     16-byte boundary, a float32 output) returns None there, and dequantize_weight (the op's route) then gives the
@@ -88,3 +91,27 @@ def test_cuda_dequantize_rules_and_fallback():
     for what, (args, dtype) in cases.items():
         assert _native_cuda.dequantize(*args, dtype) is None, what
         testing.assert_bit_exact(dequantize_weight(*args, dtype).cpu(), _ref(*args, dtype), what)
+
+
+def test_cuda_dequantize_rules_on_the_host():
+    """The kernel's own rules (csrc/cuda/dequant.cu dequantize_takes), checked without a device: pointers are only
+    tested for alignment and presence, never dereferenced. A launch the rules refuse raises a ValueError naming them
+    before anything reaches the GPU."""
+    if not _native_cuda.has_cuda():
+        pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
+    lib = _native_cuda._lib()
+
+    def takes(q=16, N=4, K=256, G=64, s=16, sd="float32", z=0, g=0, lut=16, out=16, od="bfloat16"):
+        return lib.cuda_dequantize(q, N, K, G, s, sd, z, g, lut, out, od, 0, check_only=True)
+    assert takes() and takes(od="float16") and takes(G=16, sd="float8_e4m3fn", s=17) and takes(G=256, z=3, g=8)
+    assert takes(G=32, sd="float8_e8m0fnu", s=5)
+    refused = {"float32 out": dict(od="float32"), "G not a power of two": dict(K=384, G=48),
+               "G < 8": dict(G=4), "G does not divide K": dict(G=512), "codes 4 bytes past 16": dict(q=20),
+               "out 8 bytes past 16": dict(out=24), "float32 scales misaligned": dict(s=18), "no LUT": dict(lut=0),
+               "no rows": dict(N=0)}
+    for what, kw in refused.items():
+        assert not takes(**kw), what
+    with pytest.raises(ValueError, match="power-of-two group size"):
+        lib.cuda_dequantize(16, 4, 384, 48, 16, "float32", 0, 0, 16, 16, "bfloat16", 0)
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        takes(od="int8")
