@@ -31,6 +31,16 @@
 // much of the loop's time goes with each warp's latency, not with the SM's issue rate. Tried and dropped then: a deeper
 // ring (4 / 6 slots, as many as 227 KB holds up to 6): slower in all 40 cases (28672x8192 M = 16 int4 89.9-91.0 ->
 // 93.1 / 94.3-95.1 us, 4096^2 M = 16 nvfp4 11.5 -> 12.3 / 13.0), so the copies two steps ahead are not what waits.
+// Also tried and dropped (H200, 2026-11-28, bench/probes/m1_ab.py MS=16,48, graph us, builds alternated twice in one
+// call; outputs within the test bound): (1) SA for G = 64 float32 scales (nf4, bnb_fp4): each lane takes 8 bytes of
+// each of the step's two groups, so MMAs 0-3 and 4-7 are one group each and two chains are scaled in float32. With
+// 8-byte cp.async copies: nf4 M = 16 8192^2 27.2 -> 31.6, 28672x8192 82.3 -> 95.3; with the usual 16-byte copies and
+// two 8-byte shared loads a tile (swizzled, conflict-free): 4096^2 11.7 -> 11.9, 8192^2 27.0 -> 27.7, 28672x8192
+// 82.3 -> 79.3, 4096x14336 24.7 -> 25.5, 14336x4096 26.3 -> 25.5; M = 48 within 3%. (2) The split-K partials summed
+// inside the row block's thread-block cluster (hopper.cuh cluster_reduce_tile) instead of the workspace and reduce
+// kernel: the 16-warp plans within 1% (their clusters of 4-8 one-block SMs mostly did not fit), 14336x4096 (S = 2)
+// M = 48 39.1 -> 38.0; forced 8-warp blocks in clusters were slower at M = 16 (4096^2 11.5 -> 13.9, 8192^2 27.9 ->
+// 35.6, 4096x14336 25.6 -> 33.4), equal at M = 48.
 #include <algorithm>
 #include <stdexcept>
 
