@@ -145,12 +145,15 @@
 //     1.14) at 7.1 warps and 75%. No single stall dominates. bench/probes/gemv_loads.cu on the H200: this kernel's
 //     load pattern alone streams 8192^2's codes at 3.0 TB/s, row runs 3.4, cudaMemcpy 3.6.
 //     (e) int4's zero points: int4_sym (no zeros, same g128) runs 10-13% faster than int4 (8192^2 20.8 against 23.2,
-//     28672x8192 59.9 / 68.6, 4096x14336 19.6 / 22.0, 14336x4096 21.0 / 24.0, 4096^2 8.4 / 9.0 us) and beats tinygemm
-//     at three of the five shapes, so the zero points are int4's whole gap to nf4. Tried: the block's zero points
-//     staged once in shared memory as (z, z) pairs (16 KB more a block, rows an odd word count apart), one LDS a
-//     tile and step instead of the byte loads packed into S.z: slower, 4096^2 9.0 -> 10.0, 8192^2 22.9 -> 29.0,
-//     28672x8192 68.5 -> 91.3, 4096x14336 22.2 -> 23.5, 14336x4096 24.0 -> 30.8 (the two-block shapes lost most:
-//     104 KB a block probably left one block an SM, not checked; the one-block W16 shapes lost 6-12% as well).
+//     28672x8192 59.9 / 68.6, 4096x14336 19.6 / 22.0, 14336x4096 21.0 / 24.0, 4096^2 8.4 / 9.0 us), below tinygemm's
+//     11:35 UTC graph times at three of the five shapes: the zero points are int4's whole gap to nf4. Tried: the
+//     block's zero points staged once in shared memory as (z, z) pairs (16 KB more a block, rows an odd word count
+//     apart), one LDS a tile and step instead of the byte loads packed into S.z: slower, 4096^2 9.0 -> 10.0, 8192^2
+//     22.9 -> 29.0, 28672x8192 68.5 -> 91.3, 4096x14336 22.2 -> 23.5, 14336x4096 24.0 -> 30.8 (the two-block shapes
+//     lost most: 104 KB a block probably left one block an SM, not checked; the one-block W16 shapes lost 6-12% too).
+//     Likely cost (not measured): load() packs the four bytes into S.z right after loading them, so each warp stalls
+//     there for them. Next (not started): a prepared [N / 32, K / G, 8, 4] zero-point layout, one 32-bit load a step
+//     already in S.z's byte order.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
