@@ -125,8 +125,8 @@
 //     4096^2: 9.5 us against 10.5 / 10.0 (int4 / nf4), 6.7 against 4.1 active warps. The lever is occupancy: fewer
 //     registers and no per-block table (bit decodes for the integer and E2M1 codes), which round 4's 80-register,
 //     2-tile variant did not reach (it kept the table).
-//   round 12 (H200, 2026-11-28, bench/probes/m1_ab.py: graph us, builds or settings alternated twice in one call; tried,
-//     nothing kept). (a) That lever, tried at this kernel's structure: the table in static shared memory (no 64 KB
+//   round 12 (H200, 2026-11-28, bench/probes/m1_ab.py: graph us, builds or settings alternated twice in one call;
+//     tried, nothing kept). (a) That lever, tried at this kernel's structure: the table in static shared memory (no 64 KB
 //     aligned allocation), each tile's next loads issued right after its decode (one register stage), and V1 = 2
 //     tiles a warp at 4 blocks an SM (64 registers; ptxas spilled 4-52 bytes) or V2 = 4 tiles at 3 blocks (80; 4-32
 //     bytes). Base -> V1 -> V2, int4 / nf4 / nvfp4 / mxfp4: 8192^2 23.2 / 21.4 / 22.1 / 21.3 -> 30.1 / 26.3 / 26.2 /
