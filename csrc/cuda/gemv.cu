@@ -126,24 +126,26 @@
 //     registers and no per-block table (bit decodes for the integer and E2M1 codes), which round 4's 80-register,
 //     2-tile variant did not reach (it kept the table).
 //   round 12 (H200, 2026-11-28, bench/probes/m1_ab.py: graph us, builds or settings alternated twice in one call;
-//     tried, nothing kept). (a) That lever, tried at this kernel's structure: the table in static shared memory (no 64 KB
-//     aligned allocation), each tile's next loads issued right after its decode (one register stage), and V1 = 2
+//     tried, nothing kept). (a) That lever, tried at this kernel's structure: the table in static shared memory (no 64
+//     KB aligned allocation), each tile's next loads issued right after its decode (one register stage), and V1 = 2
 //     tiles a warp at 4 blocks an SM (64 registers; ptxas spilled 4-52 bytes) or V2 = 4 tiles at 3 blocks (80; 4-32
 //     bytes). Base -> V1 -> V2, int4 / nf4 / nvfp4 / mxfp4: 8192^2 23.2 / 21.4 / 22.1 / 21.3 -> 30.1 / 26.3 / 26.2 /
 //     25.9 -> 29.8 / 25.0 / 25.6 / 26.1; 28672x8192 68.7 / 61.1 / 63.9 / 62.5 -> 91.1 / 79.3 / 76.3 / 76.8 -> 86.0 /
 //     70.7 / 72.0 / 73.4; 4096^2 8.9 / 8.7 / 8.9 / 9.3 -> 12.0 / 10.9 / 10.1 / 10.8 -> 12.8 / 11.8 / 12.3 / 12.5; the
-//     other shapes the same way. (b) Half the warps instead (60 KB more dynamic shared memory: one 8-warp block an
-//     SM): 8192^2 nf4 / int4 21.0 / 23.1 -> 25.4 / 28.3 us, 28672x8192 61.1 / 68.6 -> 78.4 / 89.9 (the W16 shapes
-//     unchanged). So 8 -> 16 resident warps an SM bought only 1.2-1.3x: warps are not the one limit, and doubling them
-//     again would not close the ~2x to a plain read. (c) Partial waves (bench/probes/m1_waves.py, K = 8192, nf4):
-//     1 / 2 / 3 / 3.25 / 3.39 / 3.5 / 3.75 / 4 waves of 264 blocks take 21.3 / 37.7 / 54.2 / 60.3 / 61.3 / 62.0 /
-//     67.8 / 69.7 us (int4 23.1 / 41.8 / 59.9 / 67.8 / 68.7 / 70.4 / 76.3 / 78.0; K = 4096: 13.6 at 1, 21.9 at 1.7,
-//     23.1 at 2): a partial wave costs about its share, so splitting the last wave's blocks would gain <= 1-2 us.
-//     (d) ncu stall reasons, cycles an issued instruction, 14336x4096 int4: this kernel 6.6 (wait 1.24, long
-//     scoreboard 1.22, selected 1.0, not selected 0.90, math pipe throttle 0.70, short scoreboard 0.53) at 3.5 warps
-//     a scheduler and 54% issue; tinygemm 9.5 (not selected 2.92, math pipe throttle 1.50, wait 1.33, long scoreboard
-//     1.14) at 7.1 warps and 75%. No single stall dominates. bench/probes/gemv_loads.cu on the H200: this kernel's
-//     load pattern alone streams 8192^2's codes at 3.0 TB/s, row runs 3.4, cudaMemcpy 3.6.
+//     other shapes the same way.
+//     (b) Half the warps instead (60 KB more dynamic shared memory: one 8-warp block an SM): 8192^2 nf4 / int4 21.0 /
+//     23.1 -> 25.4 / 28.3 us, 28672x8192 61.1 / 68.6 -> 78.4 / 89.9 (the W16 shapes unchanged). So 8 -> 16 resident
+//     warps an SM bought only 1.2-1.3x: warps are not the one limit, and doubling them again would not close the ~2x to
+//     a plain read.
+//     (c) Partial waves (bench/probes/m1_waves.py, K = 8192, nf4): 1 / 2 / 3 / 3.25 / 3.39 / 3.5 / 3.75 / 4 waves of
+//     264 blocks take 21.3 / 37.7 / 54.2 / 60.3 / 61.3 / 62.0 / 67.8 / 69.7 us (int4 23.1 / 41.8 / 59.9 / 67.8 / 68.7 /
+//     70.4 / 76.3 / 78.0; K = 4096: 13.6 at 1, 21.9 at 1.7, 23.1 at 2): a partial wave costs about its share, so
+//     splitting the last wave's blocks would gain <= 1-2 us.
+//     (d) ncu stall reasons, cycles an issued instruction, 14336x4096 int4: this kernel 6.6 (wait 1.24, long scoreboard
+//     1.22, selected 1.0, not selected 0.90, math pipe throttle 0.70, short scoreboard 0.53) at 3.5 warps a scheduler
+//     and 54% issue; tinygemm 9.5 (not selected 2.92, math pipe throttle 1.50, wait 1.33, long scoreboard 1.14) at 7.1
+//     warps and 75%. No single stall dominates. bench/probes/gemv_loads.cu on the H200: this kernel's load pattern
+//     alone streams 8192^2's codes at 3.0 TB/s, row runs 3.4, cudaMemcpy 3.6.
 //     (e) int4's zero points: int4_sym (no zeros, same g128) runs 10-13% faster than int4 (8192^2 20.8 against 23.2,
 //     28672x8192 59.9 / 68.6, 4096x14336 19.6 / 22.0, 14336x4096 21.0 / 24.0, 4096^2 8.4 / 9.0 us), below tinygemm's
 //     11:35 UTC graph times at three of the five shapes: the zero points are int4's whole gap to nf4. Tried: the
