@@ -154,8 +154,9 @@
 //     22.9 -> 29.0, 28672x8192 68.5 -> 91.3, 4096x14336 22.2 -> 23.5, 14336x4096 24.0 -> 30.8 (the two-block shapes
 //     lost most: 104 KB a block probably left one block an SM, not checked; the one-block W16 shapes lost 6-12% too).
 //     Likely cost (not measured): load() packs the four bytes into S.z right after loading them, so each warp stalls
-//     there for them. Next (not started): a prepared [N / 32, K / G, 8, 4] zero-point layout, one 32-bit load a step
-//     already in S.z's byte order.
+//     there for them. Cheapest test (compiled here, not run): the four bytes kept unpacked in the stage at M = 1
+//     (ptxas, sm_90a: 128 registers, no spill with XS, 16-20 bytes without). Then, if that is it, a prepared
+//     [N / 32, K / G, 8, 4] zero-point layout: one 32-bit load a step, already in S.z's byte order.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
