@@ -1,6 +1,6 @@
 """M = 1 GEMV time against N at fixed K: does a partial last wave of row blocks cost a whole block time? (The GEMV
 runs ceil(N / 32) blocks, two an SM; on 132 SMs a wave is 264 blocks = 8448 rows.) Per (K, N, format): graph us of
-3 calls over 3 weight copies (bench/gpu_quick.py's graph_time), and us per wave.
+3 calls over 3 weight copies (bench/gpu_quick.py's graph_time), with N in waves.
 Usage (GPU machine): PYTHONPATH=<build> python3 bench/probes/m1_waves.py [fmt,fmt]"""
 import os
 import sys

@@ -38,9 +38,9 @@
 // two 8-byte shared loads a tile (swizzled, conflict-free): 4096^2 11.7 -> 11.9, 8192^2 27.0 -> 27.7, 28672x8192
 // 82.3 -> 79.3, 4096x14336 24.7 -> 25.5, 14336x4096 26.3 -> 25.5; M = 48 within 3%. (2) The split-K partials summed
 // inside the row block's thread-block cluster (hopper.cuh cluster_reduce_tile) instead of the workspace and reduce
-// kernel: the 16-warp plans within 1% (their clusters of 4-8 one-block SMs mostly did not fit), 14336x4096 (S = 2)
-// M = 48 39.1 -> 38.0; forced 8-warp blocks in clusters were slower at M = 16 (4096^2 11.5 -> 13.9, 8192^2 27.9 ->
-// 35.6, 4096x14336 25.6 -> 33.4), equal at M = 48.
+// kernel: the 16-warp plans within 1% (probably their clusters of 4-8 one-block SMs did not fit; not checked),
+// 14336x4096 (S = 2) M = 48 39.1 -> 38.0; forced 8-warp blocks in clusters were slower at M = 16 (4096^2 11.5 -> 13.9,
+// 8192^2 27.9 -> 35.6, 4096x14336 25.6 -> 33.4), equal at M = 48.
 #include <algorithm>
 #include <stdexcept>
 
