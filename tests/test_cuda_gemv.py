@@ -170,6 +170,29 @@ def test_linear_per_channel_int4(symmetric):
                      f"int4 per-channel sym={symmetric} M={M} N={N} K={K}")
 
 
+@pytest.mark.parametrize("fmt_name", ["int4", "int4_sym", "nf4"])
+@pytest.mark.parametrize("G", [32, 64, 128, 256])
+def test_m1_float32_scale_group_sizes(fmt_name, G):
+    """The M = 1 kernel (gemv.cu, GS) with float32 scales, with and without zero points, at every int4 group size:
+    one to four groups a 128-column step, a partial last step (K = 3 G for G < 128: K % 128 != 0), rows past N in the
+    last 32-row block, split K (N = 300, K = 8192: plan_nib4 takes 8 slices) and one slice (N = 4097)."""
+    kw = {"block_size": G} if fmt_name == "nf4" else {"group_size": G, "symmetric": fmt_name == "int4_sym"}
+    fmt = make_format(fmt_name.removesuffix("_sym"), **kw)
+    gen = torch.Generator().manual_seed(G)
+    for N, K in [(37, 3 * G), (300, 8192), (4097, 8192)]:
+        w = torch.randn(N, K, generator=gen)
+        qw = fourbit.quantize(w, fmt)
+        dense = qw.dequantize(torch.float32)
+        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+        for dtype in (torch.bfloat16, torch.float16):
+            x = torch.randn(1, K, generator=gen).to(dtype)
+            xc = x.cuda()
+            path = nc.linear_path(xc, args[0], args[4], args[5])
+            assert path == "mma", f"G={G} K={K}: expected the tensor-core GEMV, got {path}"
+            y = nc.linear(xc, *args)
+            check_linear(y.cpu(), x, dense, None, path, dtype, args[3], f"{fmt_name} G={G} N={N} K={K} {dtype}")
+
+
 @pytest.mark.parametrize("M", [8, 16, 48, 72])
 def test_deterministic_split_k(M):
     """The GEMV (M = 8; M = 72 in 16-row slabs) and the small-M GEMM (M = 16, 48) split K here; the fixed-order reduce

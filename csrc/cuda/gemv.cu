@@ -409,6 +409,23 @@ template <bool M16, bool W16 = false, bool HZ = false> struct NibCfg {
 // those 504 on the first MMA of a step, waiting for its x fragment from global memory (L1 hit rate 49%).
 constexpr int kNibXsBytes = 24576;
 template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsBytes : 0); }
+// The dynamic allocation a block needs when its dynamic shared memory starts at shared address base: up to the
+// table's end (x in the gap below it) or, when x does not fit there, x above it; at most nib_smem. The launcher
+// takes base = the device's reserved shared memory per block + the kernel's static shared memory (1 KB or 2 KB on
+// sm_90: bench/probes/smem_base.cu), the lowest the dynamic base can be. A higher real base (an alignment) only
+// shortens the table's need, and the 4 KB margin keeps x below the table for one up to 4 KB higher; past the
+// allocation a shared access would fault (out-of-range shared address), never write silently.
+// Why: the shared memory a block allocates sets the SM's L1 / shared carveout, and the M = 1 GEMV wants L1. H200,
+// 2026-11-28, CUDA-graph us, int4 / nf4 / nvfp4 / mxfp4 at M = 1, 90,096 -> 64,512 bytes a block: 8192^2 23.2 / 21.4
+// / 22.1 / 21.4 -> 22.1 / 20.2 / 20.9 / 20.9; 28672x8192 68.5 / 61.1 / 64.0 / 62.7 -> 67.3 / 59.2 / 62.6 / 61.2;
+// 14336x4096 24.0 / 21.8 / 22.3 / 21.8 -> 23.3 / 21.4 / 21.9 / 21.7; 4096^2 within 1%; 4096x14336 (16-warp blocks,
+// one an SM) 0-1% slower. The reverse, the largest carveout (cudaFuncAttributePreferredSharedMemoryCarveout 100,
+// L1 at its smallest), cost 10-27% (8192^2 nf4 25.5 us).
+inline int nib_smem_at(int base, bool xs) {
+  const int tb = (base + 0x7fff) & ~0x7fff, lo = (base + 63) & ~63;
+  const int top = tb + 32768 + (xs && tb - lo < kNibXsBytes + 4096 ? kNibXsBytes : 0);
+  return std::min(top - base, xs ? nib_smem<true>() : nib_smem<false>());
+}
 // GS (M = 1): the group scales multiply the MMA's float32 sums instead of each decoded weight. Lane (g, t) keeps its
 // x fragment only where g is the group slot of its run (slot t, or 2 t + word / 2 for G = 16), so row g of the
 // MMA's D sums slot g's products alone; the lane holding D[g][2t, 2t + 1] multiplies it by the scales of those two
@@ -764,12 +781,16 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_ou
 template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16, bool GS>
 void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
   const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, M16, XS, W16, GS>;
-  static const bool attr = [&] {
-    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, nib_smem<XS>());
-    return true;
+  static const int smem = [&] {
+    cudaFuncAttributes fa{};
+    int dev = 0, resv = 0;
+    const bool known = cudaFuncGetAttributes(&fa, fn) == cudaSuccess && cudaGetDevice(&dev) == cudaSuccess &&
+                       cudaDeviceGetAttribute(&resv, cudaDevAttrReservedSharedMemoryPerBlock, dev) == cudaSuccess;
+    const int bytes = known ? nib_smem_at(resv + int(fa.sharedSizeBytes), XS) : nib_smem<XS>();
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    return bytes;
   }();
-  (void)attr;
-  fn<<<grid, NibCfg<M16, W16, HZ>::NW * 32, nib_smem<XS>(), st>>>(p);
+  fn<<<grid, NibCfg<M16, W16, HZ>::NW * 32, smem, st>>>(p);
 }
 
 template <typename XT, int SK, bool G16, bool HZ, bool GS>
