@@ -1,6 +1,7 @@
-// Where dynamic shared memory starts in a block's shared window on this GPU (sm_90): with no static shared memory
-// and with 1 KB of it. The M = 1 GEMV aligns its 32 KB table to 32 KB inside its dynamic allocation, so its
-// allocation's slack depends on this base. Build and run: nvcc -arch=sm_90a -o /tmp/smem_base smem_base.cu && /tmp/smem_base
+// Where dynamic shared memory starts in a block's shared window (sm_90), with 1 byte and with 1 KB of static shared
+// memory. The GEMV aligns its 32 KB table to 32 KB inside its dynamic allocation, so the allocation it needs depends
+// on this base (gemv.cu, nib_smem_at). H200, 2026-11-28: static at 0x400 (the 1 KB reserved per block), dynamic at
+// 0x410 and 0x800. Build and run: nvcc -arch=sm_90a -o /tmp/smem_base smem_base.cu && /tmp/smem_base
 #include <cstdio>
 #include <cstdint>
 extern __shared__ uint8_t dyn[];

@@ -157,6 +157,23 @@
 //     there for them. Cheapest test (compiled here, not run): the four bytes kept unpacked in the stage at M = 1
 //     (ptxas, sm_90a: 128 registers, no spill with XS, 16-20 bytes without). Then, if that is it, a prepared
 //     [N / 32, K / G, 8, 4] zero-point layout: one 32-bit load a step, already in S.z's byte order.
+//   round 13 (H200, 2026-11-28, same method; kept: (e)). (a) The four zero bytes kept unpacked in the stage (branch
+//     exp/int4-zero-unpacked): within 2% (8192^2 int4 23.3 -> 22.8, 4096x14336 22.2 -> 22.5), so the packing is not
+//     the stall. (b) The zero points folded into the float32 slot sums, s (sum x lut[c] - z sum x), the x sums from 4
+//     MMAs a step with B = 1 and the zeros loaded like the scales (2 byte loads a tile): correct, 10-24% slower
+//     (8192^2 int4 23.0 -> 25.4, 28672x8192 68.5 -> 77.0): 16 HSUB2s a tile are cheap, loads are not. (c) Timing
+//     only (wrong values, in-bounds reads): the step's scales as 2 x 16-byte loads and its zero bytes as one 32-bit
+//     load, as a prepared [N / 32, K / G, 32] layout would give (32 rows of a group in 1-4 sectors against 32):
+//     int4 / nf4 8192^2 22.9 / 21.4 -> 20.5 / 19.6, 28672x8192 68.6 / 61.4 -> 62.8 / 56.0, 14336x4096 24.0 / 21.7 ->
+//     22.0 / 20.4, 4096x14336 22.2 / 20.3 -> 20.3 / 19.7 (the zero load alone: int4 8192^2 21.8). So the metadata's
+//     sector count is worth 8-10% at M = 1; not built, as it needs a second, derived copy of the scales and zeros
+//     that in-place weight updates and captured CUDA graphs would leave stale. (d) The same loads without a layout
+//     change, one vector load of its own row per lane and step passed on through a 10 KB per-warp shared buffer:
+//     correct (tests/test_cuda_gemv.py), 16-27% slower even for int4_sym (8192^2 nf4 21.3 -> 25.8). (e) Why (d) and
+//     round 12 (e)'s staging lost: shared memory shrinks the L1. The largest carveout
+//     (cudaFuncAttributePreferredSharedMemoryCarveout = 100) made the base kernel 10-27% slower (8192^2 nf4 21.4 ->
+//     25.5); allocating only up to the table's end (nib_smem_at: 90,096 -> 64,512 bytes a block) made it faster,
+//     kept: see nib_smem_at's numbers.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
