@@ -150,6 +150,22 @@ def test_out_buffer_guards_graph_and_stream(name):
                  dtype, args[3], f"{name} graph replay")
 
 
+def check_gemv(fmt, M, N, K, dtypes, gen, label):
+    """A random [N, K] weight quantized with fmt and M random rows of x in each of dtypes through the native linear:
+    asserts that the tensor-core GEMV takes it and that the result is within its derived bound (check_linear)."""
+    w = torch.randn(N, K, generator=gen)
+    qw = fourbit.quantize(w, fmt)
+    dense = qw.dequantize(torch.float32)
+    args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+    for dtype in dtypes:
+        x = torch.randn(M, K, generator=gen).to(dtype)
+        xc = x.cuda()
+        path = nc.linear_path(xc, args[0], args[4], args[5])
+        assert path == "mma", f"{label}: expected the tensor-core GEMV, got {path}"
+        y = nc.linear(xc, *args)
+        check_linear(y.cpu(), x, dense, None, path, dtype, args[3], f"{label} {dtype}")
+
+
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_linear_per_channel_int4(symmetric):
     """Per-channel int4 (G = K) through the 4-bit tensor-core GEMV, including groups that are not a power of two
@@ -157,17 +173,7 @@ def test_linear_per_channel_int4(symmetric):
     fmt = make_format("int4", group_size=None, symmetric=symmetric)
     gen = torch.Generator().manual_seed(2)
     for M, N, K in [(1, 4097, 4128), (5, 37, 96), (16, 130, 4128), (1, 300, 4096)]:
-        w = torch.randn(N, K, generator=gen)
-        qw = fourbit.quantize(w, fmt)
-        dense = qw.dequantize(torch.float32)
-        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
-        x = torch.randn(M, K, generator=gen).to(torch.bfloat16)
-        xc = x.cuda()
-        path = nc.linear_path(xc, args[0], args[4], args[5])
-        assert path == "mma", f"K={K}: expected the tensor-core GEMV, got {path}"
-        y = nc.linear(xc, *args)
-        check_linear(y.cpu(), x, dense, None, path, torch.bfloat16, args[3],
-                     f"int4 per-channel sym={symmetric} M={M} N={N} K={K}")
+        check_gemv(fmt, M, N, K, [torch.bfloat16], gen, f"int4 per-channel sym={symmetric} M={M} N={N} K={K}")
 
 
 @pytest.mark.parametrize("fmt_name", ["int4", "int4_sym", "nf4"])
@@ -180,17 +186,7 @@ def test_m1_float32_scale_group_sizes(fmt_name, G):
     fmt = make_format(fmt_name.removesuffix("_sym"), **kw)
     gen = torch.Generator().manual_seed(G)
     for N, K in [(37, 3 * G), (300, 8192), (4097, 8192)]:
-        w = torch.randn(N, K, generator=gen)
-        qw = fourbit.quantize(w, fmt)
-        dense = qw.dequantize(torch.float32)
-        args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
-        for dtype in (torch.bfloat16, torch.float16):
-            x = torch.randn(1, K, generator=gen).to(dtype)
-            xc = x.cuda()
-            path = nc.linear_path(xc, args[0], args[4], args[5])
-            assert path == "mma", f"G={G} K={K}: expected the tensor-core GEMV, got {path}"
-            y = nc.linear(xc, *args)
-            check_linear(y.cpu(), x, dense, None, path, dtype, args[3], f"{fmt_name} G={G} N={N} K={K} {dtype}")
+        check_gemv(fmt, 1, N, K, [torch.bfloat16, torch.float16], gen, f"{fmt_name} G={G} N={N} K={K}")
 
 
 @pytest.mark.parametrize("M", [8, 16, 48, 72])
