@@ -435,9 +435,9 @@ template <bool XS> constexpr int nib_smem() { return kNibSmem + (XS ? kNibXsByte
 // Why: the shared memory a block allocates sets the SM's L1 / shared carveout, and the M = 1 GEMV wants L1. H200,
 // 2026-11-28, CUDA-graph us, int4 / nf4 / nvfp4 / mxfp4 at M = 1, 90,096 -> 64,512 bytes a block: 8192^2 23.2 / 21.4
 // / 22.1 / 21.4 -> 22.1 / 20.2 / 20.9 / 20.9; 28672x8192 68.5 / 61.1 / 64.0 / 62.7 -> 67.3 / 59.2 / 62.6 / 61.2;
-// 14336x4096 24.0 / 21.8 / 22.3 / 21.8 -> 23.3 / 21.4 / 21.9 / 21.7; 4096^2 within 1%; 4096x14336 (16-warp blocks,
-// one an SM) 0-1% slower. The reverse, the largest carveout (cudaFuncAttributePreferredSharedMemoryCarveout 100,
-// L1 at its smallest), cost 10-27% (8192^2 nf4 25.5 us).
+// 14336x4096 24.0 / 21.8 / 22.3 / 21.8 -> 23.3 / 21.4 / 21.9 / 21.7; 4096^2 within 1% and 4096x14336 0-1% slower
+// (both one 16-warp block an SM, whose carveout does not change). The reverse, the largest carveout
+// (cudaFuncAttributePreferredSharedMemoryCarveout 100, L1 at its smallest), cost 10-27% (8192^2 nf4 25.5 us).
 inline int nib_smem_at(int base, bool xs) {
   const int tb = (base + 0x7fff) & ~0x7fff, lo = (base + 63) & ~63;
   const int top = tb + 32768 + (xs && tb - lo < kNibXsBytes + 4096 ? kNibXsBytes : 0);
