@@ -151,12 +151,9 @@ def test_out_buffer_guards_graph_and_stream(name):
 
 
 def check_gemv(fmt, M, N, K, dtypes, gen, label):
-    """A random [N, K] weight quantized with fmt and M random rows of x in each of dtypes through the native linear:
-    asserts that the tensor-core GEMV takes it and that the result is within its derived bound (check_linear)."""
-    w = torch.randn(N, K, generator=gen)
-    qw = fourbit.quantize(w, fmt)
-    dense = qw.dequantize(torch.float32)
-    args = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in qw.op_args())
+    """A random [N, K] weight quantized with fmt (quantized()) and M random rows of x in each of dtypes through the
+    native linear: asserts that the tensor-core GEMV takes it and that the result is within its derived bound."""
+    dense, args = quantized(fmt, N, K)
     for dtype in dtypes:
         x = torch.randn(M, K, generator=gen).to(dtype)
         xc = x.cuda()
