@@ -50,3 +50,18 @@ def nvfp4_underflow_weight():
     s = FORMATS["nvfp4"]()._scales(w)[2]
     assert (s[1:].flatten() * 2.0**-149 == 0).all()  # only float32 gets here: bf16 and fp16 stop at 2^-133, 2^-24
     return w
+
+
+def special_weights():
+    """Deterministic inputs that break kernels: ties of every grid, zeros, subnormals, huge values, NaN / Inf."""
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(8, 256, generator=gen)
+    w[0] = torch.arange(256).float() * 0.25 - 32  # e2m1 / integer half-step ties at scale 1
+    w[1] = 0.0  # all-zero groups
+    w[2, :128] *= 2.0**-140  # subnormal groups (nf4's 1e-38 clamp, E4M3 / E8M0 subnormal scales)
+    w[3, 7] = 3e38  # outlier near float32 max
+    w[4, 3] = float("nan")
+    w[5, 200] = float("inf")
+    w[6, 100] = -float("inf")
+    w[7] = torch.tensor([6.0, 5.0, 3.5, 2.5, 1.75, 1.25, 0.75, 0.25] * 32) * torch.tensor([1.0, -1.0]).repeat(128)
+    return w

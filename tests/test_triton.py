@@ -36,7 +36,7 @@ from fourbit.formats.fp4_e2m1 import encode as e2m1_encode_ref  # noqa: E402
 from fourbit.kernels import codecs as cd  # noqa: E402
 QZ = importlib.import_module("fourbit.kernels.quantize")  # the module (fourbit.kernels.quantize is a function)
 from fourbit.layout import pack_nibbles_ref, unpack_nibbles_ref  # noqa: E402
-from strategies import nvfp4_underflow_weight, weights  # noqa: E402
+from strategies import nvfp4_underflow_weight, special_weights, weights  # noqa: E402
 
 DEV = "cuda" if ON_GPU else "cpu"
 # the interpreter's numpy casts warn on values it saturates / overflows on purpose (3e38 outliers, Inf groups)
@@ -160,26 +160,11 @@ def test_quantize_dequantize_bit_exact(case):
     check_quantize(w, name)
 
 
-def _special_weights():
-    """Deterministic inputs that break kernels: ties of every grid, zeros, subnormals, huge values, NaN / Inf."""
-    gen = torch.Generator().manual_seed(7)
-    w = torch.randn(8, 256, generator=gen)
-    w[0] = torch.arange(256).float() * 0.25 - 32  # e2m1 / integer half-step ties at scale 1
-    w[1] = 0.0  # all-zero groups
-    w[2, :128] *= 2.0**-140  # subnormal groups (nf4's 1e-38 clamp, E4M3 / E8M0 subnormal scales)
-    w[3, 7] = 3e38  # outlier near float32 max
-    w[4, 3] = float("nan")
-    w[5, 200] = float("inf")
-    w[6, 100] = -float("inf")
-    w[7] = torch.tensor([6.0, 5.0, 3.5, 2.5, 1.75, 1.25, 0.75, 0.25] * 32) * torch.tensor([1.0, -1.0]).repeat(128)
-    return w
-
-
 @needs_ready
 @pytest.mark.parametrize("dtype", ACT)
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_quantize_special_values(name, dtype):
-    check_quantize(_special_weights().to(dtype), name)  # bf16 / fp16: nvfp4 takes _nvfp4_16bit_kernel
+    check_quantize(special_weights().to(dtype), name)  # bf16 / fp16: nvfp4 takes _nvfp4_16bit_kernel
 
 
 @needs_ready
@@ -210,7 +195,7 @@ def test_nvfp4_16bit_program_order(rev):
 def test_nvfp4_16bit_misaligned_view(dtype):
     """A weight view starting at an odd element (2 bytes past a 4-byte boundary) cannot be read as 32-bit words, as
     the 16-bit kernels read it: it takes the generic kernels (on the GPU the word loads would fault), bit-exact."""
-    w = _special_weights().to(dtype)
+    w = special_weights().to(dtype)
     v = torch.empty(w.numel() + 1, dtype=dtype, device=DEV)[1:].view(w.shape)
     v.copy_(w.to(DEV))
     assert v.data_ptr() % 4 == 2
@@ -224,7 +209,7 @@ def test_nvfp4_amax16_configs(dtype, cfg, keep):
     """_amax16_kernel (nvfp4's amax pass on bf16 / fp16 words) over (words a load, loads a program, warps) where the
     last program is partial (1024 words, 192 a program) or all are whole (256 a program), with no eviction hints, the
     evict_last part starting inside the tensor, and all of it evict_last; NaN / Inf left out of the amax."""
-    w = _special_weights().to(dtype)
+    w = special_weights().to(dtype)
     w[3, 7] = 1e4  # the float32 outlier would be Inf in fp16
     _check_nvfp4_parts(QZ.quantize(w.to(DEV), "nvfp4", "", 16, amax_cfg=cfg, keep=keep), w)
 
@@ -451,9 +436,9 @@ def check_group_tables(w, fmt, dtype, **kw):
 @pytest.mark.parametrize("name", FOUR_BIT)
 def test_dequantize_group_tables(name, dtype):
     """The group-table kernel (16-bit outputs; the default for codebook formats) forced on for every 4-bit preset:
-    special values (_special_weights: NaN / Inf groups, subnormal scales, -0.0 codes), several groups a K tile
+    special values (special_weights: NaN / Inf groups, subnormal scales, -0.0 codes), several groups a K tile
     (K = 256) and a K tile inside one per-channel group (int4 with G = K = 1024, tiles of 256)."""
-    w = _special_weights()
+    w = special_weights()
     for ww in (w, w.repeat(1, 4)[:5] * 0.01):
         check_group_tables(ww, PRESETS[name], dtype)
     if name == "int4":

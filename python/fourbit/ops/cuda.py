@@ -224,7 +224,8 @@ def _(packed):
 @torch.library.register_kernel("fourbit::quantize", "cuda")
 def _(w, fmt, variant, group_size):
     C.check_quantize(w, fmt, variant, group_size)
-    return _kernels().quantize(w, fmt, variant, group_size)
+    out = _native_cuda.quantize(w, fmt, variant, group_size) if _native_cuda.has_cuda() else None
+    return out if out is not None else _kernels().quantize(w, fmt, variant, group_size)
 
 
 @torch.library.register_kernel("fourbit::dequantize", "cuda")
