@@ -18,12 +18,16 @@ from strategies import special_weights, weights
 DEV = "cuda"
 DTYPES = (torch.bfloat16, torch.float16)
 TAKEN = ("int4", "int4_sym", "nf4", "mxfp4", "mxfp4_rceil")  # the presets the kernel takes (G fixed or chosen)
-GROUPS = (16, 32, 64, 128, 256, 512)  # every group size it takes (a power of two in [16, 512])
+# the group sizes of each format that the kernel takes (a power of two in [16, 512]; int4 allows 32-256)
+GROUPS = {"int4": (32, 64, 128, 256), "int4_sym": (32, 64, 128, 256), "nf4": (16, 32, 64, 128, 256, 512),
+          "mxfp4": (32,), "mxfp4_rceil": (32,)}
 
 
 def _fmt(name, G=None):
     fmt = PRESETS[name]
-    return fmt if G is None or fmt.name == "mxfp4" else fmt.replace(group_size=G)
+    if G is None or fmt.name == "mxfp4":
+        return fmt
+    return fmt.replace(block_size=G) if fmt.name == "nf4" else fmt.replace(group_size=G)
 
 
 def check(w, name, G=None, what=""):
@@ -69,22 +73,21 @@ def test_cuda_quantize_special_values(name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cuda_quantize_integer_ties(dtype):
     """Quotients exactly halfway between two integers round to the even one, in the codes and in the zero point.
-    Columns 0-15, int4 (asym): min -7.5 and max 7.5 give s = 15 / 15 = 1 and z = RNE(7.5) = 8 (the tie goes to the
+    Columns 0-31, int4 (asym): min -7.5 and max 7.5 give s = 15 / 15 = 1 and z = RNE(7.5) = 8 (the tie goes to the
     even 8); each x = k + 0.5 then rounds to its even neighbour before z is added (0.5 -> 0, 1.5 -> 2, -2.5 -> -2).
-    Columns 16-31, int4_sym: amax 7 gives s = 7 / 7 = 1, and x = k + 0.5 is the tie itself (0.5 -> 0, 2.5 -> 2,
+    Columns 32-63, int4_sym: amax 7 gives s = 7 / 7 = 1, and x = k + 0.5 is the tie itself (0.5 -> 0, 2.5 -> 2,
     -0.5 -> -0: code 8, 6.5 -> 6). Row 1 holds the same groups reversed and negated. The rest is random."""
     asym = torch.tensor([-7.5, 7.5, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 4.5, 5.5, 6.5, -3.5, -4.5, -6.5, 7.0])
     sym = torch.tensor([7.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, 4.5, 5.5, 6.5, -3.5, -4.5, -5.5, -6.5, -7.0])
     w = torch.randn(4, 256, generator=torch.Generator().manual_seed(2))
-    w[:, :32] = torch.cat([asym, sym])
-    w[1, :32] = -w[0, :32].flip(0)
+    w[:, :64] = torch.cat([asym, asym, sym, sym])
+    w[1, :32], w[1, 32:64] = -asym.repeat(2).flip(0), -sym.repeat(2).flip(0)
     for name in ("int4", "int4_sym"):
-        check(w.to(dtype), name, G=16, what="ties")
+        check(w.to(dtype), name, G=32, what="ties")
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("G", GROUPS)
-@pytest.mark.parametrize("name", ("int4", "int4_sym", "nf4"))
+@pytest.mark.parametrize("name, G", [(n, G) for n in ("int4", "int4_sym", "nf4") for G in GROUPS[n]])
 def test_cuda_quantize_group_sizes(name, G):
     """T = G / 16 lanes a group reduce by shuffles; shapes whose chunk count leaves the last block partial (37 rows:
     blocks hold 512 chunks) and a NaN group among finite ones in one warp."""
@@ -100,7 +103,7 @@ def test_cuda_quantize_group_sizes(name, G):
 def test_cuda_quantize_property(data, name):
     """Random shapes and values with the cases that break kernels (tests/strategies.py); float32 draws become bf16
     (float32's exponent range, so no group overflows)."""
-    fmt = _fmt(name, data.draw(st.sampled_from(GROUPS[:3])))
+    fmt = _fmt(name, data.draw(st.sampled_from(GROUPS[name])))
     w = data.draw(weights(fmt))
     check(w.bfloat16() if w.dtype == torch.float32 else w, name, fmt.group(w.shape[1]))
 
@@ -108,7 +111,7 @@ def test_cuda_quantize_property(data, name):
 @pytest.mark.gpu
 def test_cuda_quantize_route_and_fallback():
     """The op (fourbit.quantize) takes the CUDA kernel for a bf16 weight; what the kernel does not take (float32,
-    nvfp4, bnb_fp4, G = 48, a view 4 bytes past a 16-byte boundary) returns None there and the op gives the
+    nvfp4, bnb_fp4, a per-channel G = 384, a view 4 bytes past a 16-byte boundary) returns None there and the op gives the
     reference's bits through Triton."""
     w = torch.randn(16, 384, generator=torch.Generator().manual_seed(6)).bfloat16()
     qw = fourbit.quantize(w.to(DEV), "int4")
@@ -116,11 +119,10 @@ def test_cuda_quantize_route_and_fallback():
     buf = torch.empty(w.numel() + 8, dtype=torch.bfloat16, device=DEV)
     w2 = buf[2:2 + w.numel()].view(w.shape)  # contiguous, 4-byte but not 16-byte aligned
     w2.copy_(w)
-    cases = {"float32": (w.float(), "int4", 128), "nvfp4": (w, "nvfp4", 16), "bnb_fp4": (w, "bnb_fp4", 64),
-             "G = 48": (w, "int4", 48)}
-    for what, (x, name, G) in cases.items():
-        fmt = _fmt(name, G)
-        assert _native_cuda.quantize(x.to(DEV), fmt.name, fmt.variant, G) is None, what
+    cases = {"float32": (w.float(), PRESETS["int4"]), "nvfp4": (w, PRESETS["nvfp4"]),
+             "bnb_fp4": (w, PRESETS["bnb_fp4"]), "G = K = 384": (w, PRESETS["int4"].replace(group_size=None))}
+    for what, (x, fmt) in cases.items():
+        assert _native_cuda.quantize(x.to(DEV), fmt.name, fmt.variant, fmt.group(x.shape[1])) is None, what
         got = fourbit.quantize(x.to(DEV), fmt)
         testing.assert_bit_exact(got.qdata.cpu(), testing.reference_quantize(x, fmt).qdata, what)
     assert _native_cuda.quantize(w2, "int4", "asym", 128) is None
