@@ -146,7 +146,7 @@ def test_cuda_quantize_rules_on_the_host():
     assert takes(fmt=2, z=0, table=64, nb=32) and takes(fmt=4, G=32, s=5, z=0) and takes(fmt=5, G=32, s=7, z=0)
     refused = {"float32 weight": dict(dt="float32"), "G not a power of two": dict(K=384, G=48), "G < 16": dict(G=8),
                "G > 512": dict(G=1024, K=1024), "G does not divide K": dict(G=512), "w 8 bytes past 16": dict(w=24),
-               "codes 4 bytes past 8": dict(q=20), "float32 scales misaligned": dict(s=18),
+               "codes 8 bytes past 16": dict(q=24), "float32 scales misaligned": dict(s=18),
                "asym without zeros": dict(z=0), "codebook without a table": dict(fmt=2, z=0),
                "more than 128 buckets": dict(fmt=2, z=0, table=64, nb=256), "nvfp4": dict(fmt=3, G=16, z=0),
                "int8 / unknown format": dict(fmt=7), "no rows": dict(N=0)}

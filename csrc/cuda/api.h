@@ -42,7 +42,7 @@ void dequantize(const DequantArgs& a, uintptr_t stream);
 // [N, K/2] (element 2i in the low nibble), scales [N, K/G] (float32, or E8M0 bytes for mxfp4) and zeros [N, K/G]
 // (int asym). fmt: kernels/codecs.py's ids (0 int4 sym, 1 int4 asym, 2 codebook through its bucket table of nb int64
 // entries, 4 / 5 mxfp4 floor / rceil); zero_code: the codebook's code of 0. Whether it takes these arguments (a
-// power-of-two G in [16, 512] dividing K, 16-byte aligned w, 8-byte aligned q); the launch (throws otherwise).
+// power-of-two G in [16, 512] dividing K, 16-byte aligned w and q); the launch (throws otherwise).
 struct QuantArgs {
   const void* w; int xt;
   int64_t N, K, G;

@@ -3,17 +3,31 @@
 // (kernels/quantize.py), whose operation order this follows step for step. Triton keeps every other case: float32
 // weights, int8, nvfp4 (its global amax pass), bnb_fp4 (no bucket table), group sizes that are not a power of two
 // in [16, 512], misaligned weights.
-//   - The weight is read as a flat stream of 16-element chunks (32 bytes, two 16-byte loads a thread). G divides K
-//     and is a power of two >= 16, so a chunk lies in one group, group f of the flat stream is scales[f] of the
-//     [N, K/G] array read flat, and a group's T = G / 16 chunks sit in T adjacent lanes of one warp, which reduce its
-//     max / min by shuffles.
+//   - The weight is read as a flat stream of E-element chunks (E = 32, or 16 for codebooks and G = 16: 64 / 32 bytes
+//     in 16-byte loads). G divides K and is a power of two >= E, so a chunk lies in one group, group f of the flat
+//     stream is scales[f] of the [N, K/G] array read flat, and a group's T = G / E chunks sit in T adjacent lanes of
+//     one warp, which reduce its max / min by shuffles. A thread takes U = 2 chunks, 256 chunks apart, all loads
+//     first.
 //   - Maxima on the 16-bit patterns (two elements a word, DPX __vimax3_*16x2): as signed integers the largest
 //     positive float wins, as unsigned the most negative; |x| as unsigned after clearing the sign bits. A pattern at
 //     or above Inf's (0x7F80 bf16, 0x7C00 fp16) flags a NaN / Inf group: it gets the format's NaN scale and the code
 //     of 0 (as the references do).
-//   - Each thread writes its chunk's 16 codes as one 8-byte store (element 2i in the low nibble of byte i), and the
-//     group's first lane its scale (and zero point).
-// Measured: see quantize_plan's comment.
+//   - Each thread writes its chunk's E codes as one store (element 2i in the low nibble of byte i), and the group's
+//     first lane its scale (and zero point).
+// Measured (H200, 2026-11-28, bench/probes/quant_cuda.py, one-call CUDA graphs, us, % of the 4.14 TB/s copy for the
+// weight read + codes, scales and zeros written; outputs bit-identical to Triton's):
+//   - The first version (E = 16, per-element selects for the NaN / slow cases, cvt.rni) was issue-bound (ncu: 76-80%
+//     of cycles issuing, 18.7 SASS instructions an element for int4): 8192^2 bf16 int4 / int4_sym / nf4 / mxfp4
+//     67.2 / 59.3 / 68.0 / 65.8 against Triton's 75.2 / 71.9 / 78.2 / 74.1.
+//   - One branch a chunk for those cases, codes by the magic number: 56.2 / 53.2 / 63.0 / 60.0.
+//   - E = 32 (half the per-group work an element): 51.2 / 50.7 / 70.7 / 56.5 (U = 2), 51.9 / 50.8 / 69.2 / 58.8
+//     (U = 1); nf4 was faster at E = 16 (63.4). E = 16 throughout, U = 1: 57.3 / 55.4 / 65.1 / 62.2.
+//   - nf4's bucket by the magic number on the unclamped t (no clamps, no F2I): 63.4 -> 57.7 at E = 16 (65.4 at 32).
+//   - This kernel, Triton -> CUDA: 8192^2 bf16 75.3 / 72.0 / 78.4 / 74.1 -> 51.6 / 50.7 / 57.7 / 56.1 us (55 / 57 / 53 /
+//     55% -> 80 / 81 / 72 / 73% of copy), fp16 73.1 / 70.1 / 75.8 / 71.5 -> 50.2 / 49.1 / 57.4 / 58.9; 28672x8192
+//     bf16 243.6 / 231.6 / 253.5 / 238.9 -> 156.3 / 154.7 / 179.2 / 176.1 (79-97%); 4096^2 bf16 23.7 / 23.0 / 25.2
+//     / 23.6 -> 19.0 / 18.7 / 20.7 / 20.0 (48-56%: a short kernel's start and end).
+#include <algorithm>
 #include <stdexcept>
 
 #include "api.h"
@@ -27,13 +41,13 @@ constexpr int kQThreads = 256;
 enum QFmt : int { QF_INT_SYM = 0, QF_INT_ASYM = 1, QF_CODEBOOK = 2, QF_MX_FLOOR = 4, QF_MX_RCEIL = 5 };
 
 struct QuantParams {
-  const uint4* w;            // [chunks * 2] 16-byte pieces of the weight
-  uint2* q;                  // [chunks] 8 bytes of codes a chunk
+  const uint4* w;            // [chunks * E / 8] 16-byte pieces of the weight
+  uint8_t* q;                // [chunks * E / 2] codes
   void* scales;              // [groups] float32 (int, codebook) or E8M0 bytes (mxfp4)
   uint8_t* zeros;            // [groups] (int asym)
   const uint2* table;        // codebook: [nb] entries (low word: codes, high word: the threshold's float bits)
   int64_t chunks;
-  int lt;                    // log2(T), T = G / 16 lanes a group
+  int lt;                    // log2(T), T = G / E lanes a group
   int nb, zero_code;
 };
 
@@ -49,19 +63,20 @@ __device__ __forceinline__ float qdiv(float x, float s, float y, bool slow) {
 }
 // The integer formats' scale of range d (kernels/quantize.py _int_scale): s = RN(d / qmax) (1 for 0, NaN for a
 // NaN / Inf group), y = RN(1 / s), slow: d outside [2^-86, 2^86] (then the quotients take the IEEE division).
-__device__ __forceinline__ void int_scale(float d, bool bad, float qmax, float& s, float& y, bool& slow) {
+// rq = RN(1 / qmax) (as a literal: a constant __frcp_rn is not folded).
+__device__ __forceinline__ void int_scale(float d, bool bad, float qmax, float rq, float& s, float& y, bool& slow) {
   slow = !bad && d != 0.f && !(d >= 1.2924697071141057e-26f && d <= 7.737125245533627e+25f);
-  s = slow ? __fdiv_rn(d, qmax) : steps(d, qmax, __frcp_rn(qmax));
+  s = slow ? __fdiv_rn(d, qmax) : steps(d, qmax, rq);
   s = bad ? __int_as_float(0x7fc00000) : (s == 0.f ? 1.f : s);
   y = __frcp_rn(s);
 }
 // fp4_e2m1 code of a finite float by bit arithmetic (kernels/codecs.py e2m1_encode): RNE on the code, saturating.
 __device__ __forceinline__ uint32_t e2m1_bits(float v) {
   const float a = fminf(fabsf(v), 6.f);
-  const int sub = __float_as_int(__fadd_rn(__fmul_rn(a, 2.f), 8388608.f)) - 0x4B000000;  // RNE(2a) below 2
-  const int b = __float_as_int(a);
-  const int nrm = (b + (0x1FFFFF - (252 << 22)) + ((b >> 22) & 1)) >> 22;  // 1 mantissa bit, RNE, from 2 up
-  return uint32_t(a < 2.f ? sub : nrm) | ((__float_as_uint(v) >> 28) & 8u);
+  const uint32_t b = __float_as_uint(a);
+  const uint32_t sub = __float_as_uint(__fmaf_rn(a, 2.f, 8388608.f)) - 0x4B000000u;  // RNE(2a) below 2 (2a exact)
+  const uint32_t nrm = (b + (0x1FFFFFu - (252u << 22)) + ((b >> 22) & 1u)) >> 22;  // 1 mantissa bit, RNE, from 2
+  return (a < 2.f ? sub : nrm) | ((__float_as_uint(v) >> 28) & 8u);
 }
 // floor(log2 x) of a positive finite float (subnormals too) and whether x is a power of two.
 __device__ __forceinline__ int log2_floor(float x, bool& pow2) {
@@ -76,10 +91,10 @@ template <> __device__ __forceinline__ float h2f<__nv_bfloat16>(uint32_t h) { re
 template <> __device__ __forceinline__ float h2f<__half>(uint32_t h) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
 }
-// The 16 elements of a chunk as float32 (element 2i in word i's low half).
-template <typename XT> __device__ __forceinline__ void to_f32x16(const uint32_t (&u)[8], float (&x)[16]) {
+// The E elements of a chunk as float32 (element 2i in word i's low half).
+template <typename XT, int E> __device__ __forceinline__ void to_f32(const uint32_t (&u)[E / 2], float (&x)[E]) {
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < E / 2; ++i) {
     x[2 * i] = h2f<XT>(u[i] & 0xFFFFu);
     x[2 * i + 1] = h2f<XT>(u[i] >> 16);
   }
@@ -88,65 +103,92 @@ template <bool SIGNED> __device__ __forceinline__ uint32_t vmax3(uint32_t a, uin
   if (SIGNED) return uint32_t(__vimax3_s16x2(int(a), int(b), int(c)));
   return __vimax3_u16x2(a, b, c);
 }
-// Max of the 16 16-bit patterns (as int16 when SIGNED, else uint16) over the group's T lanes, as a 16-bit value
+// Max of the E 16-bit patterns (as int16 when SIGNED, else uint16) over the group's T lanes, as a 16-bit value
 // (sign-extended when SIGNED).
-template <bool SIGNED> __device__ __forceinline__ int group_max16(const uint32_t (&u)[8], int T) {
+template <bool SIGNED, int W> __device__ __forceinline__ int group_max16(const uint32_t (&u)[W], int T) {
   uint32_t m = vmax3<SIGNED>(u[0], u[1], u[2]);
-  m = vmax3<SIGNED>(m, u[3], u[4]);
-  m = vmax3<SIGNED>(m, u[5], u[6]);
-  m = vmax3<SIGNED>(m, u[7], u[7]);
+#pragma unroll
+  for (int i = 3; i < W; i += 2) m = vmax3<SIGNED>(m, u[i], u[i + 1 < W ? i + 1 : i]);
   int r = SIGNED ? max(int(int16_t(m & 0xFFFFu)), int(int16_t(m >> 16))) : int(max(m & 0xFFFFu, m >> 16));
   for (int o = 1; o < T; o <<= 1) r = max(r, __shfl_xor_sync(0xffffffffu, r, o));
   return r;
 }
 
-template <typename XT, int FMT>
-__device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t (&u)[8], int64_t c, bool ok,
+// One chunk's codes (and, from the group's first lane, its scale and zero point). Each format has one straight-line
+// path for finite groups in range and a general one for NaN / Inf groups (and the integer formats' ranges outside
+// [2^-86, 2^86]), chosen once a chunk, so the common path carries no per-element selects or branches.
+// Integer codes by the 1.5 * 2^23 magic number: for |v| < 2^22, v + 1.5 * 2^23 holds RNE(v) in its low bits.
+template <typename XT, int FMT, int E>
+__device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t (&u)[E / 2], int64_t c, bool ok,
                                             const uint2* tbl) {
   constexpr uint32_t kInf = std::is_same<XT, __half>::value ? 0x7C00u : 0x7F80u;
   const int T = 1 << p.lt;
   const int64_t g = c >> p.lt;
   const bool lead = ok && (threadIdx.x & (T - 1)) == 0;
-  float x[16];
-  uint32_t code[16];
+  float x[E];
+  uint32_t code[E];
   if (FMT == QF_INT_ASYM) {
-    const int smax = group_max16<true>(u, T), umax = group_max16<false>(u, T);
+    const int smax = group_max16<true, E / 2>(u, T), umax = group_max16<false, E / 2>(u, T);
     const bool bad = smax >= int(kInf) || umax >= int(0x8000u | kInf);
     const float mx = smax > 0 ? h2f<XT>(uint32_t(smax)) : 0.f, mn = umax >= 0x8000 ? h2f<XT>(uint32_t(umax)) : 0.f;
     float s, y;
     bool slow;
-    int_scale(__fsub_rn(mx, mn), bad, 15.f, s, y, slow);
+    int_scale(__fsub_rn(mx, mn), bad, 15.f, 0x1.111112p-4f, s, y, slow);
     int z = __float2int_rn(qdiv(-mn, s, y, slow));
     z = bad ? 0 : min(max(z, 0), 15);
-    to_f32x16<XT>(u, x);
+    to_f32<XT, E>(u, x);
+    if (bad || slow) {
 #pragma unroll
-    for (int i = 0; i < 16; ++i) code[i] = uint32_t(min(max(__float2int_rn(qdiv(x[i], s, y, slow)) + z, 0), 15));
+      for (int i = 0; i < E; ++i) code[i] = bad ? 0u : uint32_t(min(max(__float2int_rn(__fdiv_rn(x[i], s)) + z, 0), 15));
+    } else {
+      // |x / s| <= 15 (1 + 2^-23) here, and RNE(x / s) >= RNE(mn / s) = -z, so only the top needs the clamp
+      const int zb = z - 0x4B400000;
+#pragma unroll
+      for (int i = 0; i < E; ++i)
+        code[i] = uint32_t(min(__float_as_int(__fadd_rn(steps(x[i], s, y), 12582912.f)) + zb, 15));
+    }
     if (lead) { static_cast<float*>(p.scales)[g] = s; p.zeros[g] = uint8_t(z); }
   } else {
-    uint32_t a[8];
+    uint32_t a[E / 2];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) a[i] = u[i] & 0x7FFF7FFFu;
-    const uint32_t m16 = uint32_t(group_max16<false>(a, T));
+    for (int i = 0; i < E / 2; ++i) a[i] = u[i] & 0x7FFF7FFFu;
+    const uint32_t m16 = uint32_t(group_max16<false, E / 2>(a, T));
     const bool bad = m16 >= kInf;
     const float amax = h2f<XT>(m16);
-    to_f32x16<XT>(u, x);
+    to_f32<XT, E>(u, x);
     if (FMT == QF_INT_SYM) {
       float s, y;
       bool slow;
-      int_scale(amax, bad, 7.f, s, y, slow);
+      int_scale(amax, bad, 7.f, 0x1.24924ap-3f, s, y, slow);
+      if (bad || slow) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) code[i] = uint32_t(min(max(__float2int_rn(qdiv(x[i], s, y, slow)), -8), 7) + 8);
+        for (int i = 0; i < E; ++i)
+          code[i] = bad ? 8u : uint32_t(min(max(__float2int_rn(__fdiv_rn(x[i], s)), -8), 7) + 8);
+      } else {  // |x / s| <= 7 (1 + 2^-23): RNE(x / s) + 8 in [1, 15] is the low nibble of x / s + 1.5 * 2^23 + 8
+#pragma unroll
+        for (int i = 0; i < E; ++i) code[i] = __float_as_uint(__fadd_rn(steps(x[i], s, y), 12582920.f)) & 15u;
+      }
       if (lead) static_cast<float*>(p.scales)[g] = s;
     } else if (FMT == QF_CODEBOOK) {
       // t = clamp(x * RN(1 / max(amax, 1e-38)), -1, 1); its bucket's entry gives the code on either side of the
-      // bucket's only midpoint (kernels/quantize.py _bucket_table)
+      // bucket's only midpoint (kernels/quantize.py _bucket_table: slices widened by 2^-22). Here t is not clamped
+      // (|x * inv| <= 1 + 2^-23, which compares with every midpoint as the clamped t does) and its bucket plus one is
+      // RNE(t * h + h + 0.5) (h = nb / 2: one FMA, error <= 2^-23 in t), read off the 1.5 * 2^23 magic number in
+      // [0, nb + 1]; the shared table holds entries -1 .. nb of the buckets (the end ones repeated), at tb + 8 k
       const float inv = __frcp_rn(fmaxf(amax, __int_as_float(0x006CE3EE))), h = float(p.nb >> 1);
+      if (bad) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const float t = fminf(fmaxf(__fmul_rn(x[i], inv), -1.f), 1.f);
-        const int b = min(max(__float2int_rz(__fadd_rn(__fmul_rn(t, h), h)), 0), p.nb - 1);
-        const uint2 e = tbl[b];
-        code[i] = bad ? uint32_t(p.zero_code) : (t > __uint_as_float(e.y) ? (e.x >> 4) & 15u : e.x & 15u);
+        for (int i = 0; i < E; ++i) code[i] = uint32_t(p.zero_code);
+      } else {
+        const uint32_t tb = smem_u32(tbl) - (0x4B400000u << 3);  // (magic bits << 3) + tb wraps to the entry
+#pragma unroll
+        for (int i = 0; i < E; ++i) {
+          const float t = __fmul_rn(x[i], inv);
+          const uint32_t k = __float_as_uint(__fadd_rn(__fmaf_rn(t, h, h + 0.5f), 12582912.f));
+          uint32_t lo, hi;
+          asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(lo), "=r"(hi) : "r"(tb + (k << 3)));
+          code[i] = (lo >> (t > __uint_as_float(hi) ? 4 : 0)) & 15u;
+        }
       }
       if (lead) static_cast<float*>(p.scales)[g] = bad ? __int_as_float(0x7fc00000) : amax;
     } else {  // mxfp4: E8M0 exponent e, code = E2M1(x * 2^-e), an exact scaling
@@ -160,62 +202,70 @@ __device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t
       }
       e = min(max(e, -127), 127);
       const float sc = __int_as_float(-e >= -126 ? (127 - e) << 23 : 0x400000);  // 2^-e
+      if (bad) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) code[i] = bad ? 0u : e2m1_bits(__fmul_rn(x[i], sc));
+        for (int i = 0; i < E; ++i) code[i] = 0u;
+      } else {
+#pragma unroll
+        for (int i = 0; i < E; ++i) code[i] = e2m1_bits(__fmul_rn(x[i], sc));
+      }
       if (lead) static_cast<uint8_t*>(p.scales)[g] = uint8_t(bad ? 255 : e + 127);
     }
   }
   if (!ok) return;
-  uint2 o = make_uint2(0u, 0u);
+  uint32_t o[E / 8] = {};
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    o.x |= code[i] << (4 * i);
-    o.y |= code[8 + i] << (4 * i);
-  }
-  p.q[c] = o;
+  for (int i = 0; i < E; ++i) o[i / 8] |= code[i] << (4 * (i % 8));
+  if constexpr (E == 16) *reinterpret_cast<uint2*>(p.q + c * 8) = make_uint2(o[0], o[1]);
+  else *reinterpret_cast<uint4*>(p.q + c * 16) = make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-// One block: U rounds of 256 chunks (all loads first); codebook tables in shared memory.
-template <typename XT, int FMT, int U>
+// One block: U rounds of 256 chunks of E elements (all loads first); codebook tables in shared memory.
+template <typename XT, int FMT, int E, int U>
 __global__ void __launch_bounds__(kQThreads) quant_nib4_kernel(const QuantParams p) {
-  __shared__ uint2 tbl[FMT == QF_CODEBOOK ? 128 : 1];
+  __shared__ uint2 tbl[FMT == QF_CODEBOOK ? 130 : 1];  // codebook: bucket i - 1 at i, 0 .. nb + 1 (ends clamped)
   if (FMT == QF_CODEBOOK) {
-    for (int i = threadIdx.x; i < p.nb; i += kQThreads) tbl[i] = p.table[i];
+    for (int i = threadIdx.x; i <= p.nb + 1; i += kQThreads) tbl[i] = p.table[min(max(i - 1, 0), p.nb - 1)];
   }
   const int64_t c0 = (int64_t)blockIdx.x * (kQThreads * U) + threadIdx.x;
-  uint32_t u[U][8];
+  uint32_t u[U][E / 2];
 #pragma unroll
   for (int r = 0; r < U; ++r) {
     const int64_t c = c0 + r * kQThreads;
-    uint4 a = make_uint4(0u, 0u, 0u, 0u), b = a;
-    if (c < p.chunks) { a = __ldg(p.w + 2 * c); b = __ldg(p.w + 2 * c + 1); }
-    u[r][0] = a.x; u[r][1] = a.y; u[r][2] = a.z; u[r][3] = a.w;
-    u[r][4] = b.x; u[r][5] = b.y; u[r][6] = b.z; u[r][7] = b.w;
+#pragma unroll
+    for (int j = 0; j < E / 8; ++j) {
+      const uint4 v = c < p.chunks ? __ldg(p.w + c * (E / 8) + j) : make_uint4(0u, 0u, 0u, 0u);
+      u[r][4 * j] = v.x; u[r][4 * j + 1] = v.y; u[r][4 * j + 2] = v.z; u[r][4 * j + 3] = v.w;
+    }
   }
   if (FMT == QF_CODEBOOK) __syncthreads();
 #pragma unroll
   for (int r = 0; r < U; ++r) {
     const int64_t c = c0 + r * kQThreads;
-    quant_chunk<XT, FMT>(p, u[r], c, c < p.chunks, tbl);
+    quant_chunk<XT, FMT, E>(p, u[r], c, c < p.chunks, tbl);
   }
 }
 
-template <typename XT, int FMT> void launch_q(const QuantParams& p, int U, cudaStream_t st) {
+template <typename XT, int FMT, int E> void launch_q(const QuantParams& p, int U, cudaStream_t st) {
   const int64_t per = int64_t(kQThreads) * U;
   const unsigned blocks = unsigned((p.chunks + per - 1) / per);
-  if (U == 1) quant_nib4_kernel<XT, FMT, 1><<<blocks, kQThreads, 0, st>>>(p);
-  else if (U == 2) quant_nib4_kernel<XT, FMT, 2><<<blocks, kQThreads, 0, st>>>(p);
-  else quant_nib4_kernel<XT, FMT, 4><<<blocks, kQThreads, 0, st>>>(p);
+  if (U == 1) quant_nib4_kernel<XT, FMT, E, 1><<<blocks, kQThreads, 0, st>>>(p);
+  else quant_nib4_kernel<XT, FMT, E, 2><<<blocks, kQThreads, 0, st>>>(p);
   check_launch("fourbit quantize");
 }
 
-template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int U, cudaStream_t st) {
+template <typename XT, int FMT> void launch_q_e(const QuantParams& p, int E, int U, cudaStream_t st) {
+  if (E == 16) launch_q<XT, FMT, 16>(p, U, st);
+  else launch_q<XT, FMT, 32>(p, U, st);
+}
+
+template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int E, int U, cudaStream_t st) {
   switch (fmt) {
-    case QF_INT_SYM: return launch_q<XT, QF_INT_SYM>(p, U, st);
-    case QF_INT_ASYM: return launch_q<XT, QF_INT_ASYM>(p, U, st);
-    case QF_CODEBOOK: return launch_q<XT, QF_CODEBOOK>(p, U, st);
-    case QF_MX_FLOOR: return launch_q<XT, QF_MX_FLOOR>(p, U, st);
-    default: return launch_q<XT, QF_MX_RCEIL>(p, U, st);
+    case QF_INT_SYM: return launch_q_e<XT, QF_INT_SYM>(p, E, U, st);
+    case QF_INT_ASYM: return launch_q_e<XT, QF_INT_ASYM>(p, E, U, st);
+    case QF_CODEBOOK: return launch_q_e<XT, QF_CODEBOOK>(p, E, U, st);
+    case QF_MX_FLOOR: return launch_q_e<XT, QF_MX_FLOOR>(p, E, U, st);
+    default: return launch_q_e<XT, QF_MX_RCEIL>(p, E, U, st);
   }
 }
 
@@ -234,7 +284,7 @@ bool quantize_takes(const QuantArgs& a) {
                       (a.fmt == QF_CODEBOOK && a.nb > 0 && a.nb <= 128 && a.table != nullptr);
   const uintptr_t w = reinterpret_cast<uintptr_t>(a.w), q = reinterpret_cast<uintptr_t>(a.q);
   return fmt_ok && (a.xt == XT_BF16 || a.xt == XT_F16) && a.N > 0 && a.K > 0 && lg >= 4 && lg <= 9 &&
-         a.K % a.G == 0 && (w & 15u) == 0 && (q & 7u) == 0 && (a.fmt >= QF_MX_FLOOR || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0) &&
+         a.K % a.G == 0 && (w & 15u) == 0 && (q & 15u) == 0 && (a.fmt >= QF_MX_FLOOR || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0) &&
          (a.fmt != QF_INT_ASYM || a.zeros != nullptr) && a.q != nullptr && a.scales != nullptr;
 }
 
@@ -243,13 +293,16 @@ void quantize(const QuantArgs& a, uintptr_t stream) {
     throw std::invalid_argument("cuda_quantize: needs a bf16 / fp16 [N, K] weight (16-byte aligned), int4 / nf4 "
                                 "(bucket table) / mxfp4, a power-of-two group size in [16, 512] dividing K, and "
                                 "aligned outputs");
-  QuantParams p{reinterpret_cast<const uint4*>(a.w), reinterpret_cast<uint2*>(a.q), a.scales, a.zeros,
-                reinterpret_cast<const uint2*>(a.table), a.N * a.K / 16, log2_of(a.G) - 4, a.nb, a.zero_code};
-  // chunks a thread: all its loads are in flight before the first group's work (FOURBIT_QUANT_U: 1, 2 or 4)
-  static const int e = env_choice("FOURBIT_QUANT_U", {1, 2, 4}), U = e ? e : 2;
+  // elements a chunk (FOURBIT_QUANT_E: 16 or 32, at most G) and chunks a thread (FOURBIT_QUANT_U: 1 or 2); all of a
+  // thread's loads are in flight before its first group's work
+  static const int e_env = env_choice("FOURBIT_QUANT_E", {16, 32}), u_env = env_choice("FOURBIT_QUANT_U", {1, 2});
+  const int e_def = a.fmt == QF_CODEBOOK ? 16 : 32;  // measured: see the file's header (U: 2 by default)
+  const int E = int(std::min<int64_t>(e_env ? e_env : e_def, a.G)), U = u_env ? u_env : 2;
+  QuantParams p{reinterpret_cast<const uint4*>(a.w), a.q, a.scales, a.zeros, reinterpret_cast<const uint2*>(a.table),
+                a.N * a.K / E, log2_of(a.G) - log2_of(E), a.nb, a.zero_code};
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
-  if (a.xt == XT_BF16) launch_q_fmt<__nv_bfloat16>(p, a.fmt, U, st);
-  else launch_q_fmt<__half>(p, a.fmt, U, st);
+  if (a.xt == XT_BF16) launch_q_fmt<__nv_bfloat16>(p, a.fmt, E, U, st);
+  else launch_q_fmt<__half>(p, a.fmt, E, U, st);
 }
 
 }  // namespace fourbit_cuda
