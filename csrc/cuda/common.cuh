@@ -187,6 +187,14 @@ inline int env_choice(const char* name, std::initializer_list<int> allowed) {
   return 0;
 }
 
+// log2(G) for a power of two, else -1 (the group-size rules of the dequantize and quantize kernels).
+inline int log2_exact(int64_t G) {
+  if (G <= 0 || (G & (G - 1))) return -1;
+  int s = 0;
+  while ((int64_t(1) << s) < G) ++s;
+  return s;
+}
+
 // Multiprocessors of the current device (132, an H100 SXM, if the runtime cannot say): the split planners' wave size.
 inline int sm_count() {
   int dev = 0, n = 0;

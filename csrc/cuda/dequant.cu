@@ -101,13 +101,6 @@ void launch_dq_ot(const DequantArgs& a, int gshift, cudaStream_t st) {
   else launch_dq_sk<OT, SK_E8M0>(a, gshift, st);
 }
 
-int log2_exact(int64_t G) {  // log2(G) for a power of two, else -1
-  if (G <= 0 || (G & (G - 1))) return -1;
-  int s = 0;
-  while ((int64_t(1) << s) < G) ++s;
-  return s;
-}
-
 }  // namespace
 
 bool dequantize_takes(const DequantArgs& a) {

@@ -269,17 +269,10 @@ template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int E, i
   }
 }
 
-int log2_of(int64_t G) {  // log2(G) for a power of two, else -1
-  if (G <= 0 || (G & (G - 1))) return -1;
-  int s = 0;
-  while ((int64_t(1) << s) < G) ++s;
-  return s;
-}
-
 }  // namespace
 
 bool quantize_takes(const QuantArgs& a) {
-  const int lg = log2_of(a.G);
+  const int lg = log2_exact(a.G);
   const bool fmt_ok = a.fmt == QF_INT_SYM || a.fmt == QF_INT_ASYM || a.fmt == QF_MX_FLOOR || a.fmt == QF_MX_RCEIL ||
                       (a.fmt == QF_CODEBOOK && a.nb > 0 && a.nb <= 128 && a.table != nullptr);
   const uintptr_t w = reinterpret_cast<uintptr_t>(a.w), q = reinterpret_cast<uintptr_t>(a.q);
@@ -299,7 +292,7 @@ void quantize(const QuantArgs& a, uintptr_t stream) {
   const int e_def = a.fmt == QF_CODEBOOK ? 16 : 32;  // measured: see the file's header (U: 2 by default)
   const int E = int(std::min<int64_t>(e_env ? e_env : e_def, a.G)), U = u_env ? u_env : 2;
   QuantParams p{reinterpret_cast<const uint4*>(a.w), a.q, a.scales, a.zeros, reinterpret_cast<const uint2*>(a.table),
-                a.N * a.K / E, log2_of(a.G) - log2_of(E), a.nb, a.zero_code};
+                a.N * a.K / E, log2_exact(a.G) - log2_exact(E), a.nb, a.zero_code};
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   if (a.xt == XT_BF16) launch_q_fmt<__nv_bfloat16>(p, a.fmt, E, U, st);
   else launch_q_fmt<__half>(p, a.fmt, E, U, st);
