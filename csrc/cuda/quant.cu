@@ -139,7 +139,8 @@ __device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t
     to_f32<XT, E>(u, x);
     if (bad || slow) {
 #pragma unroll
-      for (int i = 0; i < E; ++i) code[i] = bad ? 0u : uint32_t(min(max(__float2int_rn(__fdiv_rn(x[i], s)) + z, 0), 15));
+      for (int i = 0; i < E; ++i)
+        code[i] = bad ? 0u : uint32_t(min(max(__float2int_rn(__fdiv_rn(x[i], s)) + z, 0), 15));
     } else {
       // |x / s| <= 15 (1 + 2^-23) here, and RNE(x / s) >= RNE(mn / s) = -z, so only the top needs the clamp
       const int zb = z - 0x4B400000;
@@ -276,8 +277,9 @@ bool quantize_takes(const QuantArgs& a) {
   const bool fmt_ok = a.fmt == QF_INT_SYM || a.fmt == QF_INT_ASYM || a.fmt == QF_MX_FLOOR || a.fmt == QF_MX_RCEIL ||
                       (a.fmt == QF_CODEBOOK && a.nb > 0 && a.nb <= 128 && a.table != nullptr);
   const uintptr_t w = reinterpret_cast<uintptr_t>(a.w), q = reinterpret_cast<uintptr_t>(a.q);
+  const bool f32_scales_ok = a.fmt >= QF_MX_FLOOR || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0;
   return fmt_ok && (a.xt == XT_BF16 || a.xt == XT_F16) && a.N > 0 && a.K > 0 && lg >= 4 && lg <= 9 &&
-         a.K % a.G == 0 && (w & 15u) == 0 && (q & 15u) == 0 && (a.fmt >= QF_MX_FLOOR || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0) &&
+         a.K % a.G == 0 && (w & 15u) == 0 && (q & 15u) == 0 && f32_scales_ok &&
          (a.fmt != QF_INT_ASYM || a.zeros != nullptr) && a.q != nullptr && a.scales != nullptr;
 }
 
