@@ -111,8 +111,8 @@ def test_cuda_quantize_property(data, name):
 @pytest.mark.gpu
 def test_cuda_quantize_route_and_fallback():
     """The op (fourbit.quantize) takes the CUDA kernel for a bf16 weight; what the kernel does not take (float32,
-    nvfp4, bnb_fp4, a per-channel G = 384, a view 4 bytes past a 16-byte boundary) returns None there and the op gives the
-    reference's bits through Triton."""
+    nvfp4, bnb_fp4, a per-channel G = 384, a view 4 bytes past a 16-byte boundary) returns None there and the op
+    gives the reference's bits through Triton."""
     w = torch.randn(16, 384, generator=torch.Generator().manual_seed(6)).bfloat16()
     qw = fourbit.quantize(w.to(DEV), "int4")
     testing.assert_bit_exact(qw.qdata.cpu(), testing.reference_quantize(w, "int4").qdata, "op route")

@@ -24,7 +24,8 @@ def main(quick=False):
     from fourbit import kernels  # noqa: PLC0415
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__,
           "U", os.environ.get("FOURBIT_QUANT_U", "default"))
-    a, b = torch.empty(1 << 28, dtype=torch.uint8, device="cuda"), torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    a = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
     copy = 2 * a.numel() / us(lambda: b.copy_(a)) / 1e6  # TB/s
     del a, b
     print(f"copy {copy:.2f} TB/s")
