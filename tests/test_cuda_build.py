@@ -60,10 +60,10 @@ def w4a4_objects(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("src", ["gemv.cu", "gemm_sm.cu", "dequant.cu"])
+@pytest.mark.parametrize("src", ["gemv.cu", "gemm_sm.cu", "dequant.cu", "quant.cu"])
 def test_mma_sync_kernels_compile_all_archs_without_spills(tmp_path, src):
-    """The decode GEMV, the small-M GEMM (mma.sync, every architecture) and the dequantize compile without register
-    spills."""
+    """The decode GEMV, the small-M GEMM (mma.sync, every architecture), the dequantize and the quantize compile
+    without register spills."""
     def one(arch):
         return arch, _compile(CUDA_DIR / src, arch, tmp_path / f"{src}_{arch}.o", ["-Xptxas", "-v"])
     with ThreadPoolExecutor(2) as ex:
