@@ -1,8 +1,8 @@
 """quantize: every fourbit format in one parameterized kernel (fmt id and grid constants are constexpr), bit-exact
 with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotients, RNE, same NaN policy).
 On CUDA devices the op takes csrc/cuda/quant.cu instead for bf16 / fp16 weights in int4, nf4 and mxfp4 with a
-power-of-two group size (fourbit/ops/cuda.py; it follows this kernel's operation order, and took 24-31% less time on an
-H200, 2026-11-28); this kernel serves every other case.
+power-of-two group size, and for nvfp4's block pass after finite_amax (fourbit/ops/cuda.py; it follows this kernel's
+operation order, and took 24-31% less time on an H200, nvfp4 6%, 2026-11-28); this kernel serves every other case.
 
 nvfp4 takes two passes: the global amax (max |w| over finite elements, atomic max: `_amax16_kernel` on bf16 / fp16
 words, `_amax_kernel` otherwise) then the block pass, so it reads the weight twice and cannot pass ~55% of copy by
@@ -413,6 +413,21 @@ def _dummy(dtype, device):
     return _DUMMIES[key]
 
 
+def finite_amax(w: torch.Tensor, amax_cfg: tuple | None = None, keep: int = KEEP_L2) -> torch.Tensor:
+    """float32 [1]: max |w| over the finite elements of a contiguous w (nvfp4's first pass). bf16 / fp16 weights
+    starting on a 4-byte boundary take _amax16_kernel (amax_cfg, keep: quantize's knobs), others _amax_kernel."""
+    amax = torch.zeros(1, dtype=torch.float32, device=w.device)
+    if w.dtype != torch.float32 and w.data_ptr() % 4 == 0:
+        blk, it, nw = amax_cfg or AMAX16
+        nwords = w.numel() // 2  # K % 16 == 0
+        _amax16_kernel[(triton.cdiv(nwords, blk * it),)](w, nwords, amax, max(0, nwords - keep // 4), BLOCK=blk,
+                                                        ITERS=it, F16=w.dtype == torch.float16, KEEP=keep > 0,
+                                                        num_warps=nw)
+    else:
+        _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
+    return amax
+
+
 def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int | None = None,
              num_warps: int | None = None, rev: bool = True, amax_cfg: tuple | None = None, keep: int | None = None):
     """w: [N, K] contiguous float32/bfloat16/float16 -> (qdata, scales, zeros, global_scale), as fourbit.ops:
@@ -435,17 +450,9 @@ def quantize(w: torch.Tensor, fmt: str, variant: str, group_size: int, tile: int
     amax = dummy_f
     # nvfp4 of bf16 / fp16 reads w as 32-bit words: a view starting at an odd element takes the generic kernels
     words = fid == cd.NVFP4 and w.dtype != torch.float32 and w.data_ptr() % 4 == 0
+    keep = KEEP_L2 if keep is None else keep
     if fid == cd.NVFP4:
-        amax = torch.zeros(1, dtype=torch.float32, device=dev)
-        if words:
-            blk, it, nw = amax_cfg or AMAX16
-            keep = KEEP_L2 if keep is None else keep
-            nwords = w.numel() // 2  # K % 16 == 0
-            _amax16_kernel[(triton.cdiv(nwords, blk * it),)](w, nwords, amax, max(0, nwords - keep // 4), BLOCK=blk,
-                                                            ITERS=it, F16=w.dtype == torch.float16, KEEP=keep > 0,
-                                                            num_warps=nw)
-        else:
-            _amax_kernel[(triton.cdiv(w.numel(), 4096),)](w, w.numel(), amax, BLOCK=4096)
+        amax = finite_amax(w, amax_cfg, keep)
     BG = max(2, triton.next_power_of_2(G))
     n_groups = K // G
     if words:  # two elements a 32-bit word (_nvfp4_16bit_kernel)

@@ -50,7 +50,7 @@ def workload():
     # the CUDA quantize (csrc/cuda/quant.cu) of bf16 / fp16 weights in every format it takes, a partial last block
     # each, and a 512-element nf4 block (32 lanes a group)
     for dt in (torch.bfloat16, torch.float16):
-        for name in ("int4", "int4_sym", "nf4", "mxfp4", "mxfp4_rceil"):
+        for name in ("int4", "int4_sym", "nf4", "nvfp4", "mxfp4", "mxfp4_rceil"):
             fourbit.quantize(torch.randn(37, 256, device=dev, dtype=dt), name)
         fourbit.quantize(torch.randn(5, 1024, device=dev, dtype=dt), PRESETS["nf4"].replace(block_size=512))
     # nvfp4 of bf16 / fp16 weights (the 16-bit word kernels: a partial last program, its evict_last part inside the

@@ -1,7 +1,7 @@
-"""The CUDA quantize (csrc/cuda/quant.cu: bf16 / fp16 weights; int4, int4_sym, nf4, mxfp4 floor / rceil) on a GPU:
-bit-exact with the FP32 reference (testing.reference_quantize) in every output (codes, scales, zero points) over every
-finite 16-bit value, the integer grids' round-half-to-even ties, NaN / Inf / zero / subnormal groups, every group size
-it takes, and partial last blocks. What it does not take falls back to Triton with the same bits. Its rules are also
+"""The CUDA quantize (csrc/cuda/quant.cu: bf16 / fp16 weights; int4, int4_sym, nf4, nvfp4, mxfp4 floor / rceil) on a
+GPU: bit-exact with the FP32 reference (testing.reference_quantize) in every output (codes, scales, zero points, the
+global scale) over every finite 16-bit value, the integer grids' round-half-to-even ties, NaN / Inf / zero / subnormal
+groups, every group size it takes, and partial last blocks. What it does not take falls back to Triton with the same bits. Its rules are also
 checked on the host, where CI builds the kernels without a GPU."""
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from strategies import special_weights, weights
 
 DEV = "cuda"
 DTYPES = (torch.bfloat16, torch.float16)
-TAKEN = ("int4", "int4_sym", "nf4", "mxfp4", "mxfp4_rceil")  # the presets the kernel takes (G fixed or chosen)
+TAKEN = ("int4", "int4_sym", "nf4", "nvfp4", "mxfp4", "mxfp4_rceil")  # the presets the kernel takes (G fixed or chosen)
 # the group sizes of each format that the kernel takes (a power of two in [16, 512]; int4 allows 32-256)
 GROUPS = {"int4": (32, 64, 128, 256), "int4_sym": (32, 64, 128, 256), "nf4": (16, 32, 64, 128, 256, 512),
-          "mxfp4": (32,), "mxfp4_rceil": (32,)}
+          "nvfp4": (16,), "mxfp4": (32,), "mxfp4_rceil": (32,)}
 
 
 def _fmt(name, G=None):
     fmt = PRESETS[name]
-    if G is None or fmt.name == "mxfp4":
+    if G is None or fmt.name in ("nvfp4", "mxfp4"):
         return fmt
     return fmt.replace(block_size=G) if fmt.name == "nf4" else fmt.replace(group_size=G)
 
@@ -111,7 +111,7 @@ def test_cuda_quantize_property(data, name):
 @pytest.mark.gpu
 def test_cuda_quantize_route_and_fallback():
     """The op (fourbit.quantize) takes the CUDA kernel for a bf16 weight; what the kernel does not take (float32,
-    nvfp4, bnb_fp4, a per-channel G = 384, a view 4 bytes past a 16-byte boundary) returns None there and the op
+    int8, bnb_fp4, a per-channel G = 384, a view 4 bytes past a 16-byte boundary) returns None there and the op
     gives the reference's bits through Triton."""
     w = torch.randn(16, 384, generator=torch.Generator().manual_seed(6)).bfloat16()
     qw = fourbit.quantize(w.to(DEV), "int4")
@@ -119,7 +119,7 @@ def test_cuda_quantize_route_and_fallback():
     buf = torch.empty(w.numel() + 8, dtype=torch.bfloat16, device=DEV)
     w2 = buf[2:2 + w.numel()].view(w.shape)  # contiguous, 4-byte but not 16-byte aligned
     w2.copy_(w)
-    cases = {"float32": (w.float(), PRESETS["int4"]), "nvfp4": (w, PRESETS["nvfp4"]),
+    cases = {"float32": (w.float(), PRESETS["int4"]), "int8": (w, PRESETS["int8"]),
              "bnb_fp4": (w, PRESETS["bnb_fp4"]), "G = K = 384": (w, PRESETS["int4"].replace(group_size=None))}
     for what, (x, fmt) in cases.items():
         assert _native_cuda.quantize(x.to(DEV), fmt.name, fmt.variant, fmt.group(x.shape[1])) is None, what
@@ -140,19 +140,22 @@ def test_cuda_quantize_rules_on_the_host():
         pytest.skip("fourbit._C was built without CUDA kernels (no nvcc at build time)")
     lib = _native_cuda._lib()
 
-    def takes(w=16, dt="bfloat16", N=4, K=256, G=128, fmt=1, q=16, s=16, z=16, table=0, nb=0):
-        return lib.cuda_quantize(w, dt, N, K, G, fmt, q, s, z, table, nb, 0, 0, check_only=True)
+    def takes(w=16, dt="bfloat16", N=4, K=256, G=128, fmt=1, q=16, s=16, z=16, table=0, nb=0, amax=0, gs=0):
+        return lib.cuda_quantize(w, dt, N, K, G, fmt, q, s, z, table, nb, 0, amax, gs, 0, check_only=True)
     assert takes() and takes(dt="float16") and takes(fmt=0, z=0) and takes(G=16) and takes(G=512, K=1024)
     assert takes(fmt=2, z=0, table=64, nb=32) and takes(fmt=4, G=32, s=5, z=0) and takes(fmt=5, G=32, s=7, z=0)
+    assert takes(fmt=3, G=16, s=3, z=0, amax=8, gs=4)
     refused = {"float32 weight": dict(dt="float32"), "G not a power of two": dict(K=384, G=48), "G < 16": dict(G=8),
                "G > 512": dict(G=1024, K=1024), "G does not divide K": dict(G=512), "w 8 bytes past 16": dict(w=24),
                "codes 8 bytes past 16": dict(q=24), "float32 scales misaligned": dict(s=18),
                "asym without zeros": dict(z=0), "codebook without a table": dict(fmt=2, z=0),
-               "more than 128 buckets": dict(fmt=2, z=0, table=64, nb=256), "nvfp4": dict(fmt=3, G=16, z=0),
+               "more than 128 buckets": dict(fmt=2, z=0, table=64, nb=256),
+               "nvfp4 without amax": dict(fmt=3, G=16, z=0, gs=4), "nvfp4 without a global scale": dict(fmt=3, G=16,
+               z=0, amax=8), "nvfp4 G = 32": dict(fmt=3, G=32, z=0, amax=8, gs=4),
                "int8 / unknown format": dict(fmt=7), "no rows": dict(N=0)}
     for what, kw in refused.items():
         assert not takes(**kw), what
     with pytest.raises(ValueError, match="power-of-two group size"):
-        lib.cuda_quantize(16, "bfloat16", 4, 384, 48, 1, 16, 16, 16, 0, 0, 0, 0)
+        lib.cuda_quantize(16, "bfloat16", 4, 384, 48, 1, 16, 16, 16, 0, 0, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="unsupported dtype"):
         takes(dt="int8")

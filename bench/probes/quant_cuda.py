@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fourbit.ops import _native_cuda  # noqa: E402
 from timing_floor import graph_of  # noqa: E402
 
-CASES = (("int4", "asym", 128), ("int4", "sym", 128), ("nf4", "", 64), ("mxfp4", "floor", 32))
+CASES = (("int4", "asym", 128), ("int4", "sym", 128), ("nf4", "", 64), ("nvfp4", "", 16), ("mxfp4", "floor", 32))
 
 
 def us(fn):

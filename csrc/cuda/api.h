@@ -39,16 +39,19 @@ bool dequantize_takes(const DequantArgs& a);
 void dequantize(const DequantArgs& a, uintptr_t stream);
 
 // 4-bit weight quantize (csrc/cuda/quant.cu), bit-exact with the reference: w [N, K] bf16 / fp16 (xt) -> codes q
-// [N, K/2] (element 2i in the low nibble), scales [N, K/G] (float32, or E8M0 bytes for mxfp4) and zeros [N, K/G]
-// (int asym). fmt: kernels/codecs.py's ids (0 int4 sym, 1 int4 asym, 2 codebook through its bucket table of nb int64
-// entries, 4 / 5 mxfp4 floor / rceil); zero_code: the codebook's code of 0. Whether it takes these arguments (a
-// power-of-two G in [16, 512] dividing K, 16-byte aligned w and q); the launch (throws otherwise).
+// [N, K/2] (element 2i in the low nibble), scales [N, K/G] (float32, or E4M3 / E8M0 bytes for nvfp4 / mxfp4) and
+// zeros [N, K/G] (int asym). fmt: kernels/codecs.py's ids (0 int4 sym, 1 int4 asym, 2 codebook through its bucket
+// table of nb int64 entries, 3 nvfp4, 4 / 5 mxfp4 floor / rceil); zero_code: the codebook's code of 0. Whether it
+// takes these arguments (a power-of-two G in [16, 512] dividing K, 16-byte aligned w and q); the launch (throws
+// otherwise).
 struct QuantArgs {
   const void* w; int xt;
   int64_t N, K, G;
   int fmt;
   uint8_t* q; void* scales; uint8_t* zeros;
   const void* table; int nb; int zero_code;
+  const float* amax = nullptr;  // nvfp4 (fmt 3, G = 16): [1] max |w| over the finite weights
+  float* gscale = nullptr;      // nvfp4: [1] out, amax / 2688 (1 if 0)
 };
 bool quantize_takes(const QuantArgs& a);
 void quantize(const QuantArgs& a, uintptr_t stream);

@@ -207,15 +207,17 @@ void register_cuda(py::module_& m) {
      "4-bit dequantize (csrc/cuda/dequant.cu); check_only: whether it takes these arguments (nothing launched)");
   m.def("cuda_quantize", [](uintptr_t w, const std::string& dtype, int64_t N, int64_t K, int64_t G, int fmt,
                             uintptr_t q, uintptr_t scales, uintptr_t zeros, uintptr_t table, int nb, int zero_code,
-                            uintptr_t stream, bool check_only) {
+                            uintptr_t amax, uintptr_t gscale, uintptr_t stream, bool check_only) {
     fourbit_cuda::QuantArgs a{P<const void>(w), xtype(dtype), N, K, G, fmt, P<uint8_t>(q), P<void>(scales),
-                              P<uint8_t>(zeros), P<const void>(table), nb, zero_code};
+                              P<uint8_t>(zeros), P<const void>(table), nb, zero_code, P<const float>(amax),
+                              P<float>(gscale)};
     if (check_only) return fourbit_cuda::quantize_takes(a);
     py::gil_scoped_release r;
     fourbit_cuda::quantize(a, stream);
     return true;
   }, py::arg("w"), py::arg("dtype"), py::arg("N"), py::arg("K"), py::arg("G"), py::arg("fmt"), py::arg("qdata"),
-     py::arg("scales"), py::arg("zeros"), py::arg("table"), py::arg("nb"), py::arg("zero_code"), py::arg("stream"),
+     py::arg("scales"), py::arg("zeros"), py::arg("table"), py::arg("nb"), py::arg("zero_code"), py::arg("amax"),
+     py::arg("global_scale"), py::arg("stream"),
      py::arg("check_only") = false,
      "4-bit weight quantize (csrc/cuda/quant.cu); check_only: whether it takes these arguments (nothing launched)");
   m.def("cuda_device_count", [] {

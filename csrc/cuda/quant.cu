@@ -1,8 +1,8 @@
-// 4-bit weight quantize on CUDA for bf16 / fp16 weights: int4 (asym / sym), nf4 (codebooks with a bucket table)
-// and mxfp4 (floor / rceil), bit-exact with the FP32 references (fourbit.formats) and with the Triton kernel
-// (kernels/quantize.py), whose operation order this follows step for step. Triton keeps every other case: float32
-// weights, int8, nvfp4 (its global amax pass), bnb_fp4 (no bucket table), group sizes that are not a power of two
-// in [16, 512], misaligned weights.
+// 4-bit weight quantize on CUDA for bf16 / fp16 weights: int4 (asym / sym), nf4 (codebooks with a bucket table),
+// nvfp4 (its block pass, after the Triton global-amax pass) and mxfp4 (floor / rceil), bit-exact with the FP32
+// references (fourbit.formats) and with the Triton kernel (kernels/quantize.py), whose operation order this follows
+// step for step. Triton keeps every other case: float32 weights, int8, bnb_fp4 (no bucket table), group sizes that
+// are not a power of two in [16, 512], misaligned weights.
 //   - The weight is read as a flat stream of E-element chunks (E = 32, or 16 for codebooks and G = 16: 64 / 32 bytes
 //     in 16-byte loads). G divides K and is a power of two >= E, so a chunk lies in one group, group f of the flat
 //     stream is scales[f] of the [N, K/G] array read flat, and a group's T = G / E chunks sit in T adjacent lanes of
@@ -27,6 +27,8 @@
 //     53 / 55% -> 80 / 81 / 72 / 73% of copy), fp16 73.1 / 70.1 / 75.8 / 71.5 -> 50.2 / 49.1 / 57.4 / 58.9; 28672x8192
 //     bf16 243.6 / 231.6 / 253.5 / 238.9 -> 156.3 / 154.7 / 179.2 / 176.1 (79-97%); 4096^2 bf16 23.7 / 23.0 / 25.2
 //     / 23.6 -> 19.0 / 18.7 / 20.7 / 20.0 (48-56%: a short kernel's start and end).
+//   - nvfp4 (the block pass here, after Triton's amax pass; same day, 16:24 UTC): 8192^2 bf16 110.6 -> 104.1 us (38 ->
+//     40% of copy, the byte count of one read); the amax pass is ~45 us of either.
 #include <algorithm>
 #include <stdexcept>
 
@@ -38,7 +40,7 @@ namespace {
 
 constexpr int kQThreads = 256;
 // Format ids: kernels/codecs.py's (INT_SYM, INT_ASYM, CODEBOOK, -, MX_FLOOR, MX_RCEIL).
-enum QFmt : int { QF_INT_SYM = 0, QF_INT_ASYM = 1, QF_CODEBOOK = 2, QF_MX_FLOOR = 4, QF_MX_RCEIL = 5 };
+enum QFmt : int { QF_INT_SYM = 0, QF_INT_ASYM = 1, QF_CODEBOOK = 2, QF_NVFP4 = 3, QF_MX_FLOOR = 4, QF_MX_RCEIL = 5 };
 
 struct QuantParams {
   const uint4* w;            // [chunks * E / 8] 16-byte pieces of the weight
@@ -46,6 +48,8 @@ struct QuantParams {
   void* scales;              // [groups] float32 (int, codebook) or E8M0 bytes (mxfp4)
   uint8_t* zeros;            // [groups] (int asym)
   const uint2* table;        // codebook: [nb] entries (low word: codes, high word: the threshold's float bits)
+  const float* amax;         // nvfp4: [1] max |w| over the finite weights (the first pass)
+  float* gscale;             // nvfp4: [1] out, the global scale
   int64_t chunks;
   int lt;                    // log2(T), T = G / E lanes a group
   int nb, zero_code;
@@ -77,6 +81,27 @@ __device__ __forceinline__ uint32_t e2m1_bits(float v) {
   const uint32_t sub = __float_as_uint(__fmaf_rn(a, 2.f, 8388608.f)) - 0x4B000000u;  // RNE(2a) below 2 (2a exact)
   const uint32_t nrm = (b + (0x1FFFFFu - (252u << 22)) + ((b >> 22) & 1u)) >> 22;  // 1 mantissa bit, RNE, from 2
   return (a < 2.f ? sub : nrm) | ((__float_as_uint(v) >> 28) & 8u);
+}
+// The 7 E2M1 decision bounds t (kernels/codecs.py E2M1_T: |q| > t, resp. >= t, exactly where RN(q) passes 0.25 /
+// 0.75 / 1.25 / 1.75 / 2.5 / 3.5 / 5 with ties to the even code): |x| / d passes bound k exactly where |x| exceeds
+// RZ(d * t_k) (d * t_k exact in float64, never a float32 for d > 0; kernels/codecs.py _bound_bits).
+__device__ __forceinline__ float e2m1_bound(float d, double t) {
+  return __double2float_rz(double(d) * t);
+}
+// A bound on a float32 |x| as one on a 16-bit |x| in both 16-bit lanes, bit 15 set (kernels/codecs.py _lanes).
+template <typename XT> __device__ __forceinline__ uint32_t bound_lanes(float z);
+template <> __device__ __forceinline__ uint32_t bound_lanes<__nv_bfloat16>(float z) {
+  return ((__float_as_uint(z) >> 16) * 0x10001u) | 0x80008000u;  // |x|'s low 16 float32 bits are 0
+}
+template <> __device__ __forceinline__ uint32_t bound_lanes<__half>(float z) {
+  return (uint32_t(__half_as_ushort(__float2half_rz(z))) * 0x10001u) | 0x80008000u;  // the largest fp16 <= z
+}
+// 0xFFFF in each 16-bit lane where a <= z (zl: bound_lanes(z), a: two magnitudes < 0x8000): bit 15 of (z | 0x8000)
+// - a, no borrow across lanes, replicated over its lane by one prmt.
+__device__ __forceinline__ uint32_t lanes_le(uint32_t zl, uint32_t a) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, 0, 0xBB99;" : "=r"(r) : "r"(zl - a));
+  return r;
 }
 // floor(log2 x) of a positive finite float (subnormals too) and whether x is a power of two.
 __device__ __forceinline__ int log2_floor(float x, bool& pow2) {
@@ -192,6 +217,34 @@ __device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t
         }
       }
       if (lead) static_cast<float*>(p.scales)[g] = bad ? __int_as_float(0x7fc00000) : amax;
+    } else if (FMT == QF_NVFP4) {
+      // g = amax / 2688 (1 if 0), s = E4M3(bmax / (6 g)) (1 if 0), code = E2M1(RN(x / RN(s g))) by a 3-step search
+      // of |x| against the 7 bounds, two elements a word in 16-bit lanes (kernels/codecs.py e2m1_encode_pairs)
+      float gs = __fdiv_rn(__ldg(p.amax), 2688.f);
+      gs = gs == 0.f ? 1.f : gs;
+      uint32_t sb = f32_to_e4m3_pos(__fdiv_rn(amax, __fmul_rn(6.f, gs)));
+      sb = (sb & 0x7Fu) == 0u ? 0x38u : sb;
+      const float d = __fmul_rn(e4m3_to_f32(sb), gs);
+      const uint32_t l0 = bound_lanes<XT>(e2m1_bound(d, 0.25 + 0x1p-26));
+      const uint32_t l1 = bound_lanes<XT>(e2m1_bound(d, 0.75 - 0x1p-25));
+      const uint32_t l2 = bound_lanes<XT>(e2m1_bound(d, 1.25 + 0x1p-24));
+      const uint32_t l3 = bound_lanes<XT>(e2m1_bound(d, 1.75 - 0x1p-24));
+      const uint32_t l4 = bound_lanes<XT>(e2m1_bound(d, 2.5 + 0x1p-23));
+      const uint32_t l5 = bound_lanes<XT>(e2m1_bound(d, 3.5 - 0x1p-23));
+      const uint32_t l6 = bound_lanes<XT>(e2m1_bound(d, 5.0 + 0x1p-22));
+#pragma unroll
+      for (int i = 0; i < E / 2; ++i) {
+        const uint32_t w = u[i], a2 = w & 0x7FFF7FFFu;
+        const uint32_t n4 = lanes_le(l3, a2);  // not (magnitude >= 4)
+        const uint32_t n2 = lanes_le(l5 ^ ((l5 ^ l1) & n4), a2);  // not (>= 6), resp. not (>= 2)
+        const uint32_t n1 = lanes_le(l6 ^ (n4 & (l6 ^ l2)) ^ (n2 & ((l6 ^ l4) ^ (n4 & (l6 ^ l4 ^ l2 ^ l0)))), a2);
+        const uint32_t cw = (((n4 & 0x40004u) | (n2 & 0x20002u) | (n1 & 0x10001u)) ^ 0x70007u) |
+                            ((w >> 12) & 0x80008u);  // magnitude 7 - not-flags, sign from bit 15
+        code[2 * i] = bad ? 0u : cw & 15u;
+        code[2 * i + 1] = bad ? 0u : (cw >> 16) & 15u;
+      }
+      if (lead) static_cast<uint8_t*>(p.scales)[g] = uint8_t(bad ? 0x7Fu : sb);
+      if (c == 0) *p.gscale = gs;
     } else {  // mxfp4: E8M0 exponent e, code = E2M1(x * 2^-e), an exact scaling
       int e = -127;
       bool pow2;
@@ -228,7 +281,9 @@ __global__ void __launch_bounds__(kQThreads) quant_nib4_kernel(const QuantParams
   if (FMT == QF_CODEBOOK) {
     for (int i = threadIdx.x; i <= p.nb + 1; i += kQThreads) tbl[i] = p.table[min(max(i - 1, 0), p.nb - 1)];
   }
-  const int64_t c0 = (int64_t)blockIdx.x * (kQThreads * U) + threadIdx.x;
+  // nvfp4 from the tensor's end, where the amax pass left its last reads in L2 (kernels/quantize.py KEEP_L2)
+  const int64_t bx = FMT == QF_NVFP4 ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t c0 = bx * (kQThreads * U) + threadIdx.x;
   uint32_t u[U][E / 2];
 #pragma unroll
   for (int r = 0; r < U; ++r) {
@@ -265,6 +320,7 @@ template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int E, i
     case QF_INT_SYM: return launch_q_e<XT, QF_INT_SYM>(p, E, U, st);
     case QF_INT_ASYM: return launch_q_e<XT, QF_INT_ASYM>(p, E, U, st);
     case QF_CODEBOOK: return launch_q_e<XT, QF_CODEBOOK>(p, E, U, st);
+    case QF_NVFP4: return launch_q<XT, QF_NVFP4, 16>(p, U, st);  // G = 16
     case QF_MX_FLOOR: return launch_q_e<XT, QF_MX_FLOOR>(p, E, U, st);
     default: return launch_q_e<XT, QF_MX_RCEIL>(p, E, U, st);
   }
@@ -275,9 +331,10 @@ template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int E, i
 bool quantize_takes(const QuantArgs& a) {
   const int lg = log2_exact(a.G);
   const bool fmt_ok = a.fmt == QF_INT_SYM || a.fmt == QF_INT_ASYM || a.fmt == QF_MX_FLOOR || a.fmt == QF_MX_RCEIL ||
-                      (a.fmt == QF_CODEBOOK && a.nb > 0 && a.nb <= 128 && a.table != nullptr);
+                      (a.fmt == QF_CODEBOOK && a.nb > 0 && a.nb <= 128 && a.table != nullptr) ||
+                      (a.fmt == QF_NVFP4 && a.G == 16 && a.amax != nullptr && a.gscale != nullptr);
   const uintptr_t w = reinterpret_cast<uintptr_t>(a.w), q = reinterpret_cast<uintptr_t>(a.q);
-  const bool f32_scales_ok = a.fmt >= QF_MX_FLOOR || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0;
+  const bool f32_scales_ok = a.fmt >= QF_NVFP4 || (reinterpret_cast<uintptr_t>(a.scales) & 3u) == 0;
   return fmt_ok && (a.xt == XT_BF16 || a.xt == XT_F16) && a.N > 0 && a.K > 0 && lg >= 4 && lg <= 9 &&
          a.K % a.G == 0 && (w & 15u) == 0 && (q & 15u) == 0 && f32_scales_ok &&
          (a.fmt != QF_INT_ASYM || a.zeros != nullptr) && a.q != nullptr && a.scales != nullptr;
@@ -286,15 +343,15 @@ bool quantize_takes(const QuantArgs& a) {
 void quantize(const QuantArgs& a, uintptr_t stream) {
   if (!quantize_takes(a))
     throw std::invalid_argument("cuda_quantize: needs a bf16 / fp16 [N, K] weight (16-byte aligned), int4 / nf4 "
-                                "(bucket table) / mxfp4, a power-of-two group size in [16, 512] dividing K, and "
-                                "aligned outputs");
+                                "(bucket table) / nvfp4 (amax, global scale) / mxfp4, a power-of-two group size in "
+                                "[16, 512] dividing K, and aligned outputs");
   // elements a chunk (FOURBIT_QUANT_E: 16 or 32, at most G) and chunks a thread (FOURBIT_QUANT_U: 1 or 2); all of a
   // thread's loads are in flight before its first group's work
   static const int e_env = env_choice("FOURBIT_QUANT_E", {16, 32}), u_env = env_choice("FOURBIT_QUANT_U", {1, 2});
   const int e_def = a.fmt == QF_CODEBOOK ? 16 : 32;  // measured: see the file's header (U: 2 by default)
   const int E = int(std::min<int64_t>(e_env ? e_env : e_def, a.G)), U = u_env ? u_env : 2;
   QuantParams p{reinterpret_cast<const uint4*>(a.w), a.q, a.scales, a.zeros, reinterpret_cast<const uint2*>(a.table),
-                a.N * a.K / E, log2_exact(a.G) - log2_exact(E), a.nb, a.zero_code};
+                a.amax, a.gscale, a.N * a.K / E, log2_exact(a.G) - log2_exact(E), a.nb, a.zero_code};
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
   if (a.xt == XT_BF16) launch_q_fmt<__nv_bfloat16>(p, a.fmt, E, U, st);
   else launch_q_fmt<__half>(p, a.fmt, E, U, st);

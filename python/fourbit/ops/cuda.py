@@ -1,8 +1,9 @@
 """CUDA backend: registers GPU kernels for every op. The kernel is chosen here, by device capability and M, never
 by the caller:
   pack / unpack                         -> Triton (fourbit.kernels)
-  quantize                              -> the CUDA kernel (csrc/cuda/quant.cu) for bf16 / fp16 weights in int4, nf4 and
-                                           mxfp4 with a power-of-two group size, else Triton (fourbit.kernels)
+  quantize                              -> the CUDA kernel (csrc/cuda/quant.cu) for bf16 / fp16 weights in int4, nf4,
+                                           nvfp4 (after Triton's amax pass) and mxfp4 with a power-of-two group size,
+                                           else Triton (fourbit.kernels)
   dequantize                            -> the CUDA kernel (csrc/cuda/dequant.cu) to bf16 / fp16 for 4-bit codes with
                                            a power-of-two group size, else Triton (dequantize_weight)
   linear, 32 < M <= 2048, Hopper        -> the CUDA register-A wgmma GEMM (csrc/cuda/gemm_rs.cu) for nib4 weights with
