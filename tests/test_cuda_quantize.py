@@ -1,8 +1,8 @@
 """The CUDA quantize (csrc/cuda/quant.cu: bf16 / fp16 weights; int4, int4_sym, nf4, nvfp4, mxfp4 floor / rceil) on a
 GPU: bit-exact with the FP32 reference (testing.reference_quantize) in every output (codes, scales, zero points, the
 global scale) over every finite 16-bit value, the integer grids' round-half-to-even ties, NaN / Inf / zero / subnormal
-groups, every group size it takes, and partial last blocks. What it does not take falls back to Triton with the same bits. Its rules are also
-checked on the host, where CI builds the kernels without a GPU."""
+groups, every group size it takes, and partial last blocks. What it does not take falls back to Triton with the same
+bits. Its rules are also checked on the host, where CI builds the kernels without a GPU."""
 from __future__ import annotations
 
 import pytest
