@@ -57,6 +57,12 @@ __device__ __forceinline__ uint32_t f32_to_e4m3_pos(float f) {
   uint32_t v = (e << 3) + r + up;
   return v > 0x7eu ? 0x7eu : v;
 }
+// nvfp4's block scale byte: E4M3(bmax / (6 g)), 1.0 (0x38) where that is 0 (fourbit.formats.nvfp4; w4a4.cu's
+// act_quant_kernel spells out the same rule).
+__device__ __forceinline__ uint32_t nvfp4_scale_byte(float bmax, float g) {
+  const uint32_t sb = f32_to_e4m3_pos(__fdiv_rn(bmax, __fmul_rn(6.f, g)));
+  return (sb & 0x7Fu) == 0u ? 0x38u : sb;
+}
 // fp4_e2m1 encode (fourbit.formats.fp4_e2m1.encode): RNE on the code, ties to even, saturating at 6, sign kept.
 __device__ __forceinline__ uint32_t e2m1_encode(float v) {
   float a = fabsf(v);
@@ -64,6 +70,38 @@ __device__ __forceinline__ uint32_t e2m1_encode(float v) {
              : a <= 2.5f ? 4u : a < 3.5f ? 5u : a <= 5.0f ? 6u : 7u;
   return m | (signbit(v) ? 8u : 0u);
 }
+// The same code by bit arithmetic (kernels/codecs.py e2m1_encode: ~12 instructions against the compares' ~20), for
+// finite v: RNE on the code, saturating, sign kept.
+__device__ __forceinline__ uint32_t e2m1_encode_bits(float v) {
+  const float a = fminf(fabsf(v), 6.f);
+  const uint32_t b = __float_as_uint(a);
+  const uint32_t sub = __float_as_uint(__fmaf_rn(a, 2.f, 8388608.f)) - 0x4B000000u;  // RNE(2a) below 2 (2a exact)
+  const uint32_t nrm = (b + (0x1FFFFFu - (252u << 22)) + ((b >> 22) & 1u)) >> 22;  // 1 mantissa bit, RNE, from 2
+  return (a < 2.f ? sub : nrm) | ((__float_as_uint(v) >> 28) & 8u);
+}
+// floor(log2 x) of a positive finite float (subnormals too) and whether x is a power of two.
+__device__ __forceinline__ int log2_floor(float x, bool& pow2) {
+  const uint32_t b = __float_as_uint(x);
+  if (b < 0x800000u) { pow2 = (b & (b - 1u)) == 0u; return -118 - __clz(int(b)); }  // -149 + (31 - clz)
+  pow2 = (b & 0x7FFFFFu) == 0u;
+  return int(b >> 23) - 127;
+}
+// mxfp4's E8M0 exponent of a block max (>= 0; fourbit.formats.mxfp4): floor(log2 bmax) - 2 ("floor") or
+// ceil(log2(bmax / 6)) ("rceil"), -127 for 0, clamped to [-127, 127]. (w4a4.cu's act_quant_kernel spells out the
+// same rule with frexpf.)
+__device__ __forceinline__ int mx_exponent(float bmax, bool rceil) {
+  int e = -127;
+  bool pow2;
+  if (!rceil) {
+    if (bmax > 0.f) e = log2_floor(bmax, pow2) - 2;
+  } else {
+    const float t = __fdiv_rn(bmax, 6.f);
+    if (t > 0.f) { const int fl = log2_floor(t, pow2); e = pow2 ? fl : fl + 1; }
+  }
+  return min(max(e, -127), 127);
+}
+// 2^-e exactly for e in [-127, 127] (2^-127 is the subnormal 0x00400000).
+__device__ __forceinline__ float exp2_neg(int e) { return __int_as_float(-e >= -126 ? (127 - e) << 23 : 0x400000); }
 // e2m1 code -> f32 (exact).
 __device__ __forceinline__ float e2m1_to_f32(uint32_t c) {
   const float mag[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};

@@ -74,14 +74,6 @@ __device__ __forceinline__ void int_scale(float d, bool bad, float qmax, float r
   s = bad ? __int_as_float(0x7fc00000) : (s == 0.f ? 1.f : s);
   y = __frcp_rn(s);
 }
-// fp4_e2m1 code of a finite float by bit arithmetic (kernels/codecs.py e2m1_encode): RNE on the code, saturating.
-__device__ __forceinline__ uint32_t e2m1_bits(float v) {
-  const float a = fminf(fabsf(v), 6.f);
-  const uint32_t b = __float_as_uint(a);
-  const uint32_t sub = __float_as_uint(__fmaf_rn(a, 2.f, 8388608.f)) - 0x4B000000u;  // RNE(2a) below 2 (2a exact)
-  const uint32_t nrm = (b + (0x1FFFFFu - (252u << 22)) + ((b >> 22) & 1u)) >> 22;  // 1 mantissa bit, RNE, from 2
-  return (a < 2.f ? sub : nrm) | ((__float_as_uint(v) >> 28) & 8u);
-}
 // The 7 E2M1 decision bounds t (kernels/codecs.py E2M1_T: |q| > t, resp. >= t, exactly where RN(q) passes 0.25 /
 // 0.75 / 1.25 / 1.75 / 2.5 / 3.5 / 5 with ties to the even code): |x| / d passes bound k exactly where |x| exceeds
 // RZ(d * t_k) (d * t_k exact in float64, never a float32 for d > 0; kernels/codecs.py _bound_bits).
@@ -102,13 +94,6 @@ __device__ __forceinline__ uint32_t lanes_le(uint32_t zl, uint32_t a) {
   uint32_t r;
   asm("prmt.b32 %0, %1, 0, 0xBB99;" : "=r"(r) : "r"(zl - a));
   return r;
-}
-// floor(log2 x) of a positive finite float (subnormals too) and whether x is a power of two.
-__device__ __forceinline__ int log2_floor(float x, bool& pow2) {
-  const uint32_t b = __float_as_uint(x);
-  if (b < 0x800000u) { pow2 = (b & (b - 1u)) == 0u; return -118 - __clz(int(b)); }  // -149 + (31 - clz)
-  pow2 = (b & 0x7FFFFFu) == 0u;
-  return int(b >> 23) - 127;
 }
 // 16-bit pattern -> float32 (exact).
 template <typename XT> __device__ __forceinline__ float h2f(uint32_t h);
@@ -222,8 +207,7 @@ __device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t
       // of |x| against the 7 bounds, two elements a word in 16-bit lanes (kernels/codecs.py e2m1_encode_pairs)
       float gs = __fdiv_rn(__ldg(p.amax), 2688.f);
       gs = gs == 0.f ? 1.f : gs;
-      uint32_t sb = f32_to_e4m3_pos(__fdiv_rn(amax, __fmul_rn(6.f, gs)));
-      sb = (sb & 0x7Fu) == 0u ? 0x38u : sb;
+      const uint32_t sb = nvfp4_scale_byte(amax, gs);
       const float d = __fmul_rn(e4m3_to_f32(sb), gs);
       const uint32_t l0 = bound_lanes<XT>(e2m1_bound(d, 0.25 + 0x1p-26));
       const uint32_t l1 = bound_lanes<XT>(e2m1_bound(d, 0.75 - 0x1p-25));
@@ -246,22 +230,14 @@ __device__ __forceinline__ void quant_chunk(const QuantParams& p, const uint32_t
       if (lead) static_cast<uint8_t*>(p.scales)[g] = uint8_t(bad ? 0x7Fu : sb);
       if (c == 0) *p.gscale = gs;
     } else {  // mxfp4: E8M0 exponent e, code = E2M1(x * 2^-e), an exact scaling
-      int e = -127;
-      bool pow2;
-      if (FMT == QF_MX_FLOOR) {
-        if (amax > 0.f) e = log2_floor(amax, pow2) - 2;
-      } else {
-        const float t = __fdiv_rn(amax, 6.f);
-        if (t > 0.f) { const int fl = log2_floor(t, pow2); e = pow2 ? fl : fl + 1; }
-      }
-      e = min(max(e, -127), 127);
-      const float sc = __int_as_float(-e >= -126 ? (127 - e) << 23 : 0x400000);  // 2^-e
+      const int e = mx_exponent(amax, FMT == QF_MX_RCEIL);
+      const float sc = exp2_neg(e);
       if (bad) {
 #pragma unroll
         for (int i = 0; i < E; ++i) code[i] = 0u;
       } else {
 #pragma unroll
-        for (int i = 0; i < E; ++i) code[i] = e2m1_bits(__fmul_rn(x[i], sc));
+        for (int i = 0; i < E; ++i) code[i] = e2m1_encode_bits(__fmul_rn(x[i], sc));
       }
       if (lead) static_cast<uint8_t*>(p.scales)[g] = uint8_t(bad ? 255 : e + 127);
     }
