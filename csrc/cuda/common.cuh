@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <initializer_list>
 #include <stdexcept>
@@ -231,6 +232,32 @@ inline int log2_exact(int64_t G) {
   int s = 0;
   while ((int64_t(1) << s) < G) ++s;
   return s;
+}
+
+// Launch settings are per device: cudaFuncSetAttribute applies to the current device only, so a flag set once per
+// process left a second GPU's launches failing ("invalid argument", tests/test_multi_gpu.py). per_device keeps a call
+// site's value (nonzero) for each device in the site's own cache, made by make() on that device's first call.
+constexpr int kMaxDevices = 64;
+inline int current_device() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) { cudaGetLastError(); dev = 0; }
+  return dev & (kMaxDevices - 1);
+}
+template <class F> int per_device(std::atomic<int> (&cache)[kMaxDevices], F make) {
+  std::atomic<int>& c = cache[current_device()];
+  int v = c.load(std::memory_order_acquire);
+  if (v == 0) {  // two threads may both make it: the same value, set twice
+    v = make();
+    c.store(v, std::memory_order_release);
+  }
+  return v;
+}
+// Raises kernel fn's dynamic shared memory limit to `bytes` once per device (cache: the call site's).
+template <class Kernel> void smem_limit(std::atomic<int> (&cache)[kMaxDevices], Kernel fn, int bytes) {
+  per_device(cache, [&] {
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    return 1;
+  });
 }
 
 // Multiprocessors of the current device (132, an H100 SXM, if the runtime cannot say): the split planners' wave size.

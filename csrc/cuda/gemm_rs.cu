@@ -397,11 +397,8 @@ template <typename XT, int SK, int GS, bool HZ, int BN, int CK>
 void launch_rs_t(const LinearArgs& a, const RsParams& p, const RsPlan& r, cudaStream_t st) {
   using L = RsSmem<BN>;
   const auto fn = gemm_rs_kernel<XT, SK, GS, HZ, BN, CK>;
-  static const bool attr = [&] {
-    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
-    return true;
-  }();
-  (void)attr;
+  static std::atomic<int> attr[kMaxDevices];
+  smem_limit(attr, fn, L::BYTES);
   const CUtensorMap xmap = tma_map_2d(a.x, std::is_same<XT, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
                                                                           : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
                                       a.K, a.M, a.K * 2, kRsK, BN, CU_TENSOR_MAP_SWIZZLE_128B, "linear_rs");

@@ -288,11 +288,8 @@ template <typename XT, int SK, bool G16, bool HZ, int MB, int NW, bool SA>
 void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
   using L = SmLayout<MB, NW>;
   const auto fn = gemm_sm_kernel<XT, SK, G16, HZ, MB, NW, SA>;
-  static const bool attr = [&] {  // once per instantiation
-    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
-    return true;
-  }();
-  (void)attr;
+  static std::atomic<int> attr[kMaxDevices];  // per instantiation and device
+  smem_limit(attr, fn, L::BYTES);
   dim3 grid((p.N + NW * 16 - 1) / (NW * 16), S);
   fn<<<grid, NW * 32, L::BYTES, st>>>(p);
   check_launch("fourbit gemm_sm");

@@ -422,12 +422,8 @@ CUtensorMap tc_xmap(const TcParams& p, int bmm) {
 template <typename XT, int SK, bool HZ, int CODES, int BMM>
 void launch_tc_t(const TcParams& p, dim3 grid, cudaStream_t st) {
   using L = TcSmem<BMM>;
-  static const bool attr = [] {
-    cudaFuncSetAttribute(gemm_tc_kernel<XT, SK, HZ, CODES, BMM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         L::BYTES);
-    return true;
-  }();
-  (void)attr;
+  static std::atomic<int> attr[kMaxDevices];
+  smem_limit(attr, gemm_tc_kernel<XT, SK, HZ, CODES, BMM>, L::BYTES);
   const CUtensorMap xmap = L::template TMA<CODES> ? tc_xmap<XT>(p, BMM) : CUtensorMap{};
   gemm_tc_kernel<XT, SK, HZ, CODES, BMM><<<grid, L::THREADS, L::BYTES, st>>>(p, xmap);
 }

@@ -433,11 +433,8 @@ template <typename OT, bool HZ, int BN, bool MX>
 void launch_w8(const LinearArgs& a, const W8Params& p, const W8Plan& r, cudaStream_t st) {
   using L = W8Smem<BN>;
   const auto fn = gemm_w4a8_kernel<OT, HZ, BN, MX>;
-  static const bool attr = [&] {
-    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L::BYTES);
-    return true;
-  }();
-  (void)attr;
+  static std::atomic<int> attr[kMaxDevices];
+  smem_limit(attr, fn, L::BYTES);
   const CUtensorMap xmap = tma_map_2d(a.x, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K, a.M, a.K, kW8K, BN,
                                       CU_TENSOR_MAP_SWIZZLE_128B, "linear_w4a8");
   const CUtensorMap qmap = tma_map_2d(a.q, CU_TENSOR_MAP_DATA_TYPE_UINT8, a.K / 2, a.N, a.K / 2, kW8K / 2, kW8Rows,

@@ -798,7 +798,8 @@ void plan_nib4(int64_t M, int64_t N, int64_t K, bool hz, int* S_out, int* ksl_ou
 template <typename XT, int SK, bool G16, bool HZ, bool M16, bool XS, bool W16, bool GS>
 void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
   const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, M16, XS, W16, GS>;
-  static const int smem = [&] {
+  static std::atomic<int> smem_by_dev[kMaxDevices];
+  const int smem = per_device(smem_by_dev, [&] {
     cudaFuncAttributes fa{};
     int dev = 0, resv = 0;
     const bool known = cudaFuncGetAttributes(&fa, fn) == cudaSuccess && cudaGetDevice(&dev) == cudaSuccess &&
@@ -806,7 +807,7 @@ void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
     const int bytes = known ? nib_smem_at(resv + int(fa.sharedSizeBytes), XS) : nib_smem<XS>();
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return bytes;
-  }();
+  });
   fn<<<grid, NibCfg<M16, W16, HZ>::NW * 32, smem, st>>>(p);
 }
 
@@ -858,11 +859,8 @@ void launch_mma(const Params& p0, int S, int ksl, cudaStream_t st) {
   Params p = p0;
   p.ksl = ksl;
   const int smem = (QK == QK_NIB4 ? kTableBytes : 0) + p.M * ksl * 2;
-  static bool attr_set = false;  // one attribute per instantiation (benign race: same value)
-  if (!attr_set) {
-    cudaFuncSetAttribute(gemv_mma_kernel<XT, QK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
-    attr_set = true;
-  }
+  static std::atomic<int> attr[kMaxDevices];
+  smem_limit(attr, gemv_mma_kernel<XT, QK>, kMaxSmem);
   dim3 grid((p.N + kRows - 1) / kRows, S);
   gemv_mma_kernel<XT, QK><<<grid, kWarps * 32, smem, st>>>(p);
   check_launch("fourbit gemv_mma");

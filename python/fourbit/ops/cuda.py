@@ -29,9 +29,13 @@ by the caller:
                                            kernel's dequant ALU work in the MMA warps costs more than one extra pass
                                            over the weight (see DEQUANT_MIN_M). Peak extra memory: N * K * 2 bytes.
 All launches use torch's current CUDA stream. Triton is imported on first use, so CPU-only users never pay for it.
+Every kernel registered here runs under a guard for its first tensor's device (on_device): native and Triton kernels
+launch on the current device, and a model spread over several GPUs (a device_map) calls layers on cuda:1 while cuda:0
+is current; without the guard those launches read another GPU's memory (tests/test_gpu_ops.py, two-GPU tests).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -212,19 +216,33 @@ def mm_into(x2, w, bias, out2):
     return torch.addmm(bias, x2, w.t(), out=out2)
 
 
+def on_device(kernel):
+    """kernel run with its first argument's GPU as the current device (only switched when it is not already)."""
+    @functools.wraps(kernel)
+    def run(t, *args, **kwargs):
+        if t.device.index == torch.cuda.current_device():
+            return kernel(t, *args, **kwargs)
+        with torch.cuda.device(t.device):
+            return kernel(t, *args, **kwargs)
+    return run
+
+
 @torch.library.register_kernel("fourbit::pack_nibbles", "cuda")
+@on_device
 def _(codes):
     C.check_codes(codes)
     return _kernels().pack_nibbles(codes)
 
 
 @torch.library.register_kernel("fourbit::unpack_nibbles", "cuda")
+@on_device
 def _(packed):
     C.check_packed(packed)
     return _kernels().unpack_nibbles(packed)
 
 
 @torch.library.register_kernel("fourbit::quantize", "cuda")
+@on_device
 def _(w, fmt, variant, group_size):
     C.check_quantize(w, fmt, variant, group_size)
     out = _native_cuda.quantize(w, fmt, variant, group_size) if _native_cuda.has_cuda() else None
@@ -232,6 +250,7 @@ def _(w, fmt, variant, group_size):
 
 
 @torch.library.register_kernel("fourbit::dequantize", "cuda")
+@on_device
 def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
     C.check_weight(qdata, scales, zeros, global_scale, lut, group_size)
     C.check_type(dtype in C.ACT_DTYPES, lambda: f"dtype must be one of {C.ACT_DTYPES}, got {dtype}")
@@ -240,6 +259,7 @@ def _(qdata, scales, zeros, global_scale, lut, group_size, dtype):
 
 
 @torch.library.register_kernel("fourbit::linear", "cuda")
+@on_device
 def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
     M, N, K = C.check_linear(x, qdata, scales, zeros, global_scale, lut, group_size, bias)
     C.aligned(x=x, qdata=qdata)
@@ -249,6 +269,7 @@ def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias):
 
 
 @torch.library.register_kernel("fourbit::linear_out", "cuda")
+@on_device
 def _(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out):
     M, N, K = check_out(x, qdata, scales, zeros, global_scale, lut, group_size, bias, out)
     C.aligned(x=x, qdata=qdata, out=out)

@@ -82,11 +82,11 @@ def linear(x: torch.Tensor, plan: Plan, bias: Optional[torch.Tensor]) -> Optiona
     """y [..., N] = x [..., K] @ dequant(W)^T (+ bias), or None when the registered op must take this call."""
     N, K = plan.N, plan.K
     M = _rows(x, N, K, plan.device, bias)
-    if M == 0:
+    if M == 0 or torch.cuda.current_device() != plan.device.index:  # another GPU's weight: the op's device guard
         return None
     out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
     x2, o2 = x.view(M, K), out.view(M, N)
-    if not plan.cached or torch.cuda.current_device() != plan.device.index:
+    if not plan.cached:
         linear_into(x2, *plan.args, bias, o2)
         return out
     key = (M, x.dtype, None if bias is None else bias.data_ptr() % 16 == 0)  # Triton specialized on alignment

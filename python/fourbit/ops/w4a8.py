@@ -29,6 +29,7 @@ import os
 import torch
 
 from . import _checks as C
+from .cuda import on_device
 
 ACTS = ("bf16", "fp8_e4m3")  # "bf16": the normal W4A16 path (activations in their own dtype); None means "bf16"
 FORMATS = ("int4", "mxfp4")
@@ -176,6 +177,7 @@ def _(x, qdata, scales, zeros, fmt, group_size, bias):
 
 
 @torch.library.register_kernel("fourbit::w4a8_linear", "cuda")
+@on_device
 def _(x, qdata, scales, zeros, fmt, group_size, bias):
     M, N, K = check_w4a8(x, qdata, scales, zeros, fmt, group_size, bias)
     C.aligned(x=x, qdata=qdata)
