@@ -98,6 +98,27 @@ def test_cuda_quantize_group_sizes(name, G):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_quantize_nvfp4_amax_pass(dtype):
+    """nvfp4's first pass (quant.cu amax16_kernel: max |w| over the finite elements, one atomic a block) gives the
+    reference's global scale, and so its scales and codes, wherever the maximum sits: the first element and the last
+    of a 19 MB weight (its first 3 MB loaded evict_first, the last 16 MB evict_last), beside NaN / +-Inf (which do
+    not count), at the largest finite value; weights with no finite nonzero element (amax 0: global scale 1); sizes
+    that leave the last round of loads partial."""
+    big = torch.randn(2048, 4608, generator=torch.Generator().manual_seed(3)) * 0.01
+    top = torch.finfo(dtype).max
+    for what, idx, val in (("first", 0, 7.0), ("last", -1, -7.0), ("largest finite", 1234567, -top)):
+        w = big.clone().view(-1)
+        w[idx] = val
+        w[5], w[-5], w[8_000_000] = float("nan"), float("inf"), -float("inf")
+        check(w.view_as(big).to(dtype), "nvfp4", what=f"amax at the {what} element")
+    for what, v in (("all NaN", float("nan")), ("all Inf", float("inf")), ("all zero", 0.0), ("all -0", -0.0)):
+        check(torch.full((3, 48), v).to(dtype), "nvfp4", what=what)
+    for N, K in ((1, 16), (37, 208), (129, 1040)):
+        check(torch.randn(N, K, generator=torch.Generator().manual_seed(N)).to(dtype), "nvfp4", what=f"{N}x{K}")
+
+
+@pytest.mark.gpu
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), name=st.sampled_from(TAKEN))
 def test_cuda_quantize_property(data, name):

@@ -50,7 +50,7 @@ struct QuantArgs {
   int fmt;
   uint8_t* q; void* scales; uint8_t* zeros;
   const void* table; int nb; int zero_code;
-  const float* amax = nullptr;  // nvfp4 (fmt 3, G = 16): [1] max |w| over the finite weights
+  float* amax = nullptr;        // nvfp4 (fmt 3, G = 16): [1] scratch, gets max |w| over the finite weights
   float* gscale = nullptr;      // nvfp4: [1] out, amax / 2688 (1 if 0)
 };
 bool quantize_takes(const QuantArgs& a);

@@ -209,7 +209,7 @@ void register_cuda(py::module_& m) {
                             uintptr_t q, uintptr_t scales, uintptr_t zeros, uintptr_t table, int nb, int zero_code,
                             uintptr_t amax, uintptr_t gscale, uintptr_t stream, bool check_only) {
     fourbit_cuda::QuantArgs a{P<const void>(w), xtype(dtype), N, K, G, fmt, P<uint8_t>(q), P<void>(scales),
-                              P<uint8_t>(zeros), P<const void>(table), nb, zero_code, P<const float>(amax),
+                              P<uint8_t>(zeros), P<const void>(table), nb, zero_code, P<float>(amax),
                               P<float>(gscale)};
     if (check_only) return fourbit_cuda::quantize_takes(a);
     py::gil_scoped_release r;

@@ -48,7 +48,7 @@ struct QuantParams {
   void* scales;              // [groups] float32 (int, codebook) or E8M0 bytes (mxfp4)
   uint8_t* zeros;            // [groups] (int asym)
   const uint2* table;        // codebook: [nb] entries (low word: codes, high word: the threshold's float bits)
-  const float* amax;         // nvfp4: [1] max |w| over the finite weights (the first pass)
+  float* amax;               // nvfp4: [1] max |w| over the finite weights (the first pass writes it)
   float* gscale;             // nvfp4: [1] out, the global scale
   int64_t chunks;
   int lt;                    // log2(T), T = G / E lanes a group
@@ -278,6 +278,70 @@ __global__ void __launch_bounds__(kQThreads) quant_nib4_kernel(const QuantParams
   }
 }
 
+// nvfp4's first pass: amax = max |w| over the finite elements (as kernels/quantize.py _amax16_kernel, whose result
+// it equals: a max is exact in any order). Words of two 16-bit magnitudes; a lane at or above Inf's pattern counts as
+// 0; one atomic max a block on the float's bits (non-negative: their integer order is the float order) into a zeroed
+// amax. Persistent blocks walk the weight in order, kAmaxU 16-byte loads a thread in flight; the pieces from keep_from
+// on (the last KEEP_L2 bytes) are loaded evict_last, the rest evict_first, so the block pass, which starts at the
+// tensor's end, finds those in L2.
+constexpr int kAmaxU = 4;
+constexpr int64_t kKeepL2 = int64_t(16) << 20;  // kernels/quantize.py KEEP_L2 (measured there: 8-16 MB best)
+// An L2 policy (createpolicy: evict_last or evict_first for all lines) and a 16-byte load under it.
+template <bool LAST> __device__ __forceinline__ uint64_t l2_policy() {
+  uint64_t pol;
+  if (LAST) asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
+  else asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+  return pol;
+}
+__device__ __forceinline__ uint4 ld_policy(const uint4* p, uint64_t pol) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "l"(pol));
+  return v;
+}
+// |w| of a word's two lanes, a lane at or above Inf's pattern (NaN / Inf) as 0.
+template <typename XT> __device__ __forceinline__ uint32_t finite_mag2(uint32_t w) {
+  constexpr uint32_t kInf = std::is_same<XT, __half>::value ? 0x7C00u : 0x7F80u;
+  const uint32_t a = w & 0x7FFF7FFFu;
+  return a & lanes_le(((kInf - 1u) * 0x10001u) | 0x80008000u, a);
+}
+template <typename XT>
+__global__ void __launch_bounds__(kQThreads) amax16_kernel(const uint4* w, int64_t n, int64_t keep_from, float* amax) {
+  const uint64_t keep = l2_policy<true>(), pass = l2_policy<false>();
+  uint32_t m = 0;
+  const int64_t step = int64_t(gridDim.x) * kQThreads * kAmaxU;
+  for (int64_t i0 = int64_t(blockIdx.x) * kQThreads * kAmaxU + threadIdx.x; i0 < n; i0 += step) {
+    uint4 v[kAmaxU];
+#pragma unroll
+    for (int u = 0; u < kAmaxU; ++u) {
+      const int64_t i = i0 + u * kQThreads;
+      v[u] = i < n ? ld_policy(w + i, i >= keep_from ? keep : pass) : make_uint4(0u, 0u, 0u, 0u);
+    }
+#pragma unroll
+    for (int u = 0; u < kAmaxU; ++u)
+      m = __vimax3_u16x2(m, __vimax3_u16x2(finite_mag2<XT>(v[u].x), finite_mag2<XT>(v[u].y), finite_mag2<XT>(v[u].z)),
+                         finite_mag2<XT>(v[u].w));
+  }
+  __shared__ uint32_t part[kQThreads / 32];
+  m = __reduce_max_sync(0xffffffffu, max(m & 0xFFFFu, m >> 16));
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = m;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int k = 1; k < kQThreads / 32; ++k) m = max(m, part[k]);
+    if (m) atomicMax(reinterpret_cast<int*>(amax), __float_as_int(h2f<XT>(m)));
+  }
+}
+
+template <typename XT> void launch_amax(const QuantParams& p, cudaStream_t st) {
+  const int64_t n = p.chunks * 2;  // 16-byte pieces (nvfp4's chunks are 16 elements, 32 bytes)
+  const int64_t per = int64_t(kQThreads) * kAmaxU;
+  const unsigned blocks = unsigned(std::min<int64_t>((n + per - 1) / per, int64_t(sm_count()) * 8));
+  cudaMemsetAsync(p.amax, 0, sizeof(float), st);
+  amax16_kernel<XT><<<blocks, kQThreads, 0, st>>>(p.w, n, std::max<int64_t>(0, n - kKeepL2 / 16), p.amax);
+  check_launch("fourbit quantize (amax)");
+}
+
 template <typename XT, int FMT, int E> void launch_q(const QuantParams& p, int U, cudaStream_t st) {
   const int64_t per = int64_t(kQThreads) * U;
   const unsigned blocks = unsigned((p.chunks + per - 1) / per);
@@ -296,7 +360,9 @@ template <typename XT> void launch_q_fmt(const QuantParams& p, int fmt, int E, i
     case QF_INT_SYM: return launch_q_e<XT, QF_INT_SYM>(p, E, U, st);
     case QF_INT_ASYM: return launch_q_e<XT, QF_INT_ASYM>(p, E, U, st);
     case QF_CODEBOOK: return launch_q_e<XT, QF_CODEBOOK>(p, E, U, st);
-    case QF_NVFP4: return launch_q<XT, QF_NVFP4, 16>(p, U, st);  // G = 16
+    case QF_NVFP4:  // G = 16; the amax pass first, into the caller's amax buffer
+      launch_amax<XT>(p, st);
+      return launch_q<XT, QF_NVFP4, 16>(p, U, st);
     case QF_MX_FLOOR: return launch_q_e<XT, QF_MX_FLOOR>(p, E, U, st);
     default: return launch_q_e<XT, QF_MX_RCEIL>(p, E, U, st);
   }

@@ -212,12 +212,12 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype):
 
 def quantize(w, fmt, variant, group_size):
     """(qdata, scales, zeros, global_scale) of w [N, K] through csrc/cuda/quant.cu (bit-exact with the reference; for
-    nvfp4 after the Triton global-amax pass), or None where that kernel does not take it: float32 weights, int8, a
+    nvfp4 its global-amax pass, then the block pass), or None where that kernel does not take it: float32 weights, int8, a
     codebook without a bucket table (bnb_fp4), a group size that is not a power of two in [16, 512], a weight not
     16-byte aligned (Triton then runs)."""
     if w.dtype not in (torch.bfloat16, torch.float16) or fmt not in ("int4", "nf4", "bnb_fp4", "nvfp4", "mxfp4"):
         return None
-    from ..kernels.quantize import _codebook_tables, _params, finite_amax  # Triton's module: GPU machines have it
+    from ..kernels.quantize import _codebook_tables, _params  # Triton's module: GPU machines have it
     from .library import quantize_out_meta
     N, K, G = w.shape[0], w.shape[1], int(group_size)
     fid, table, nb, zero_code = _params(fmt, variant)[0], None, 0, 0
@@ -231,7 +231,7 @@ def quantize(w, fmt, variant, group_size):
     if not lib.cuda_quantize(*head, 16, 16, 16 if fmt == "int4" else 0, *tail, 16 * nv, 16 * nv, 0, check_only=True):
         return None
     qdata, scales, zeros, gscale = quantize_out_meta(w, fmt, variant, G)
-    amax = finite_amax(w) if nv else None
+    amax = torch.empty(1, dtype=torch.float32, device=w.device) if nv else None  # the amax pass's scratch
     lib.cuda_quantize(*head, qdata.data_ptr(), scales.data_ptr(), _ptr(zeros), *tail, _ptr(amax), _ptr(gscale),
                       _stream(w.device))
     return qdata, scales, zeros, gscale
