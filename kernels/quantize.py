@@ -1,8 +1,8 @@
 """quantize: every fourbit format in one parameterized kernel (fmt id and grid constants are constexpr), bit-exact
 with the FP32 references in fourbit/formats (same roundings: IEEE-correct quotients, RNE, same NaN policy).
 On CUDA devices the op takes csrc/cuda/quant.cu instead for bf16 / fp16 weights in int4, nf4 and mxfp4 with a
-power-of-two group size, and for nvfp4's block pass after finite_amax (fourbit/ops/cuda.py; it follows this kernel's
-operation order, and took 24-31% less time on an H200, nvfp4 6%, 2026-11-28); this kernel serves every other case.
+power-of-two group size, and for nvfp4 (both passes; fourbit/ops/cuda.py; it follows this kernel's operation order,
+and took 24-31% less time on an H200, nvfp4 7%, 2026-11-28); this kernel serves every other case.
 
 nvfp4 takes two passes: the global amax (max |w| over finite elements, atomic max: `_amax16_kernel` on bf16 / fp16
 words, `_amax_kernel` otherwise) then the block pass, so it reads the weight twice and cannot pass ~55% of copy by

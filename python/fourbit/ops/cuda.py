@@ -2,7 +2,7 @@
 by the caller:
   pack / unpack                         -> Triton (fourbit.kernels)
   quantize                              -> the CUDA kernel (csrc/cuda/quant.cu) for bf16 / fp16 weights in int4, nf4,
-                                           nvfp4 (after Triton's amax pass) and mxfp4 with a power-of-two group size,
+                                           nvfp4 (both passes) and mxfp4 with a power-of-two group size,
                                            else Triton (fourbit.kernels)
   dequantize                            -> the CUDA kernel (csrc/cuda/dequant.cu) to bf16 / fp16 for 4-bit codes with
                                            a power-of-two group size, else Triton (dequantize_weight)
