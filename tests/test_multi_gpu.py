@@ -68,8 +68,11 @@ def test_ops_on_the_second_gpu(name):
 
 
 @pytest.mark.parametrize("name", ["int4", "nf4", "nvfp4"])
+@torch.no_grad()  # the eager fast path serves calls that record no autograd graph (the module's bias needs grad)
 def test_module_on_the_second_gpu(name):
-    """A QuantLinear moved to cuda:1 (its cached plan, first calls and replays) computes what it does on cuda:0."""
+    """A QuantLinear moved to cuda:1 (its cached plan, first calls and replays) computes what it does on cuda:0, and
+    its eager fast path (fourbit.ops.eager, under the plan's device guard) serves those calls: it recorded a replay
+    for every M."""
     lin = torch.nn.Linear(1024, 384).to(torch.bfloat16)
     q0 = fourbit.QuantLinear.from_linear(lin, name).to(D0)
     q1 = fourbit.QuantLinear.from_linear(lin, name).to(D1)
@@ -80,9 +83,11 @@ def test_module_on_the_second_gpu(name):
         y0 = q0(x0)
         for call in ("first call", "replay"):
             _same(y0, q1(x1), f"{name} module M={M} {call}")
+    assert len(q1.__dict__["_fourbit_plan"][1].replays) == len(MS), "the eager path did not take cuda:1's calls"
 
 
 @pytest.mark.parametrize("name", ["int4", "mxfp4"])
+@torch.no_grad()
 def test_w4a8_on_the_second_gpu(name):
     """The opt-in FP8 path (activation quantizer, then the FP8 GEMM) on cuda:1, through the op and the module."""
     lin = torch.nn.Linear(1024, 256).to(torch.bfloat16)
@@ -94,3 +99,4 @@ def test_w4a8_on_the_second_gpu(name):
         y0 = q0(x0)
         for call in ("first call", "replay"):
             _same(y0, q1(x1), f"{name} w4a8 module M={M} {call}")
+    assert q1.__dict__["_fourbit_w4a8_plan"][1].replays, "the eager path did not take cuda:1's calls"

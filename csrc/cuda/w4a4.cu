@@ -64,28 +64,17 @@ __global__ void act_quant_kernel(const XT* x, int64_t M, int64_t K, int fmt, con
       if (!(a <= 3.402823466e38f)) bad = true; else bmax = fmaxf(bmax, a);
     }
   }
+  // the block scale by the rules the weight quantizer uses (common.cuh: nvfp4_scale_byte, mx_exponent, exp2_neg)
   uint32_t sbyte;
   float mul = 0.f, div = 1.f;
   if (fmt == 0) {
-    uint32_t s = f32_to_e4m3_pos(__fdiv_rn(bmax, __fmul_rn(6.0f, g)));
-    float sf = e4m3_to_f32(s);
-    if (sf == 0.f) { s = 0x38u; sf = 1.f; }  // E4M3 1.0
+    const uint32_t s = nvfp4_scale_byte(bmax, g);
     sbyte = bad ? 0x7fu : s;
-    div = __fmul_rn(sf, g);
+    div = __fmul_rn(e4m3_to_f32(s), g);
   } else {
-    int e;
-    if (fmt == 1) {
-      int ex; frexpf(bmax, &ex);
-      e = bmax == 0.f ? -127 : ex - 3;
-    } else {
-      const float tt = __fdiv_rn(bmax, 6.0f);
-      int ex; const float mm = frexpf(tt, &ex);
-      e = tt == 0.f ? -127 : (mm == 0.5f ? ex - 1 : ex);
-    }
-    e = max(-127, min(127, e));
+    const int e = mx_exponent(bmax, fmt == 2);
     sbyte = bad ? 255u : uint32_t(e + 127);
-    // 2^-e as an exact float (2^-127 .. 2^127; 2^-127 is the subnormal 0x00400000)
-    mul = -e >= -126 ? __int_as_float((127 - e) << 23) : __int_as_float(0x00400000);
+    mul = exp2_neg(e);
   }
   uint8_t* dst = q + m * (K / 2) + j * (B / 2);
   for (int i = 0; i < B; i += 2) {

@@ -216,14 +216,19 @@ def mm_into(x2, w, bias, out2):
     return torch.addmm(bias, x2, w.t(), out=out2)
 
 
+def run_on(device: torch.device, fn, *args, **kwargs):
+    """fn(*args, **kwargs) with `device` (a GPU) as the current device; switched only when it is not (a few us)."""
+    if device.index == torch.cuda.current_device():
+        return fn(*args, **kwargs)
+    with torch.cuda.device(device):
+        return fn(*args, **kwargs)
+
+
 def on_device(kernel):
-    """kernel run with its first argument's GPU as the current device (only switched when it is not already)."""
+    """kernel run with its first argument's GPU as the current device (the op kernels registered below)."""
     @functools.wraps(kernel)
     def run(t, *args, **kwargs):
-        if t.device.index == torch.cuda.current_device():
-            return kernel(t, *args, **kwargs)
-        with torch.cuda.device(t.device):
-            return kernel(t, *args, **kwargs)
+        return run_on(t.device, kernel, t, *args, **kwargs)
     return run
 
 

@@ -25,7 +25,7 @@ import torch
 
 from . import _checks as C
 from . import _native_cuda
-from .cuda import NATIVE_PATHS as _NATIVE, linear_into, mm_into, route
+from .cuda import NATIVE_PATHS as _NATIVE, linear_into, mm_into, route, run_on
 
 _ACT = frozenset(C.ACT_DTYPES)
 
@@ -49,7 +49,7 @@ def usable(x: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
         return False
     if torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled():
         return False
-    if bias is not None and type(bias) is not torch.Tensor:
+    if bias is not None and type(bias) not in (torch.Tensor, torch.nn.Parameter):  # a module's bias is a Parameter
         return False
     return not (torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)))
 
@@ -80,9 +80,13 @@ def _rows(x: torch.Tensor, N: int, K: int, device, bias: Optional[torch.Tensor])
 
 def linear(x: torch.Tensor, plan: Plan, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """y [..., N] = x [..., K] @ dequant(W)^T (+ bias), or None when the registered op must take this call."""
+    return run_on(plan.device, _linear, x, plan, bias)  # the plan's GPU current, as the op's guard does
+
+
+def _linear(x, plan, bias):
     N, K = plan.N, plan.K
     M = _rows(x, N, K, plan.device, bias)
-    if M == 0 or torch.cuda.current_device() != plan.device.index:  # another GPU's weight: the op's device guard
+    if M == 0:
         return None
     out = torch.empty((*x.shape[:-1], N), dtype=x.dtype, device=x.device)
     x2, o2 = x.view(M, K), out.view(M, N)
@@ -172,10 +176,14 @@ def w4a8_plan_for(owner, tensors, make_args, cacheable: bool) -> W4A8Plan:
 
 def w4a8_linear(x: torch.Tensor, plan: W4A8Plan, bias: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """torch.ops.fourbit.w4a8_linear(x, *plan.args, bias), or None when the op must take this call."""
+    return run_on(plan.device, _w4a8_linear, x, plan, bias)
+
+
+def _w4a8_linear(x, plan, bias):
     from . import w4a8  # noqa: PLC0415
     N, K = plan.N, plan.K
     M = _rows(x, N, K, plan.device, bias)
-    if M == 0 or torch.cuda.current_device() != plan.device.index:
+    if M == 0:
         return None
     qdata, scales, zeros = plan.args[:3]
     key = (M, x.dtype, None if bias is None else bias.data_ptr() % 16 == 0, qdata._version, scales._version,
