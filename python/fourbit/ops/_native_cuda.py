@@ -212,9 +212,9 @@ def dequantize(qdata, scales, zeros, global_scale, lut, group_size, dtype):
 
 def quantize(w, fmt, variant, group_size):
     """(qdata, scales, zeros, global_scale) of w [N, K] through csrc/cuda/quant.cu (bit-exact with the reference; for
-    nvfp4 its global-amax pass, then the block pass), or None where that kernel does not take it: float32 weights, int8, a
-    codebook without a bucket table (bnb_fp4), a group size that is not a power of two in [16, 512], a weight not
-    16-byte aligned (Triton then runs)."""
+    nvfp4 its global-amax pass, then the block pass), or None where that kernel does not take it: float32 weights,
+    int8, a codebook without a bucket table (bnb_fp4), a group size that is not a power of two in [16, 512], a weight
+    not 16-byte aligned (Triton then runs)."""
     if w.dtype not in (torch.bfloat16, torch.float16) or fmt not in ("int4", "nf4", "bnb_fp4", "nvfp4", "mxfp4"):
         return None
     from ..kernels.quantize import _codebook_tables, _params  # Triton's module: GPU machines have it

@@ -31,7 +31,7 @@ by the caller:
 All launches use torch's current CUDA stream. Triton is imported on first use, so CPU-only users never pay for it.
 Every kernel registered here runs under a guard for its first tensor's device (on_device): native and Triton kernels
 launch on the current device, and a model spread over several GPUs (a device_map) calls layers on cuda:1 while cuda:0
-is current; without the guard those launches read another GPU's memory (tests/test_gpu_ops.py, two-GPU tests).
+is current; without the guard those launches read another GPU's memory (tests/test_multi_gpu.py).
 """
 from __future__ import annotations
 
