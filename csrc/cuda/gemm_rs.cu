@@ -124,7 +124,7 @@ struct RsParams {
   const void* scales; const uint8_t* zeros; const float* gscale; const float* lut;
   const void* bias; void* out; float* ws;  // ws: split-K partials outside a cluster (null: the cluster reduces)
   int M, N, K, G, per, mt;  // per: 64-K chunks per split; mt: M tiles (blockIdx.x % mt)
-  uint32_t gmul; int gshr;  // chunk / (G / 64) = umulhi(chunk, gmul) >> gshr (GS = 1, tc_divider; gmul 0: G = 64)
+  uint32_t gmul; int gshr;  // chunk / (G / 64) = umulhi(chunk, gmul) >> gshr (GS = 1, divider; gmul 0: G = 64)
 };
 
 // One chunk's raw scales (and zero bytes) of the thread's two rows: GS groups a chunk (G = 16: 4, G = 32: 2, else 1).
@@ -370,7 +370,7 @@ RsPlan rs_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
   RsPlan r{bn, mt, ((N + kRsRows - 1) / kRsRows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kRsK, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[3][16][4] = {};  // [BN 64 / 128 / 256]: clusters_fit's cache
+    static std::atomic<int> fits[3][kMaxDevices][4];  // [BN 64 / 128 / 256]: clusters_fit's cache
     r.cluster = clusters_fit(fits[bn == 64 ? 0 : bn == 128 ? 1 : 2], r.S, r.tiles, [bn](int s) {
       return bn == 64 ? rs_resident<64>(s) : bn == 128 ? rs_resident<128>(s) : rs_resident<256>(s);
     });
@@ -470,7 +470,7 @@ void linear_rs(const LinearArgs& a, uintptr_t stream) {
   p.bias = a.bias; p.out = a.out; p.ws = r.cluster ? nullptr : a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per;
   p.mt = r.mt;
-  if (rs_gs(a.G) == 1 && a.G > kRsK) tc_divider(int(a.G / kRsK), &p.gmul, &p.gshr);
+  if (rs_gs(a.G) == 1 && a.G > kRsK) divider(int(a.G / kRsK), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_rs<__nv_bfloat16>(a, p, r, st);
   else launch_rs<__half>(a, p, r, st);

@@ -61,6 +61,7 @@ struct SmParams {
   const void* x; int M; const uint8_t* q; int N; int K; int G;
   const void* scales; const uint8_t* zeros; const float* gscale; const float* lut;
   const void* bias; void* out; float* ws; int ksl;
+  uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr (common.cuh divider)
 };
 
 // Shared memory of a block of NW warps for MB 8-row x blocks: the ring (x tile, then codes, a slot), then the 32 KB
@@ -134,7 +135,7 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
     const int kc = SA ? ks + i * 128 : kv ? k0 : ks;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int64_t j = (int64_t)nr[r] * ng + kc / G;
+      const int64_t j = (int64_t)nr[r] * ng + (__umulhi(uint32_t(kc), p.gmul) >> p.gshr);
       S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (G16) S.s1[r % (G16 ? 2 : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
       if (HZ) S.z[r % (HZ ? 2 : 1)] = __ldg(p.zeros + j);
@@ -315,7 +316,8 @@ void launch_sm(const LinearArgs& a, cudaStream_t st) {
   const int S = pl.S;
   require_splitk_ws(a, S, "linear");
   SmParams p{a.x, int(a.M), a.q, int(a.N), int(a.K), int(a.G), a.scales, a.zeros, a.gscale, a.lut,
-             a.bias, a.out, a.ws, pl.ksl};
+             a.bias, a.out, a.ws, pl.ksl, 0, 0};
+  divider(int(a.G), &p.gmul, &p.gshr);
   const bool hz = a.zeros != nullptr, g16 = a.G == 16;
   if (a.sk == SK_F32 && a.G % 128 == 0) {  // one group a step: scales after the MMA (SA)
     if (hz) launch_sm_t<XT, SK_F32, false, true, true>(p, pl, st);

@@ -37,7 +37,7 @@
 // (C7515) -> a template constant; a scale ring shifted each step waited on the load just issued -> static ring
 // indices; the x tile copied S - 2 stages ahead chained each step to the previous one -> S / 2 (10-15%).
 // Tenth session (A/B in one run each, same card): the scale index by a multiply-high and a shift instead of a
-// division (tc_divider; ~28 fewer SASS instructions a producer step): 8192^2 M = 128 77-81 -> 69-73 us, M = 256
+// division (divider; ~28 fewer SASS instructions a producer step): 8192^2 M = 128 77-81 -> 69-73 us, M = 256
 // 153-157 -> 133-140, M <= 64 0-3%; then 128 K a stage (two swizzle slabs, S = 4, D = 4: half the barrier steps,
 // proxy fences and spin loops per code): M = 32 51-54 -> 44-52, M = 64 59-61 -> 56-58, 4096^2 M = 32 / 64 8% faster,
 // M = 256 the same; then the int4 magic in a register (extract-and-or in one LOP3): int4 M = 32 / 64 3-4% faster;
@@ -92,7 +92,7 @@ struct TcParams {
   int M, N, K, G, chunks_per_split;
   uint32_t magic;  // 0x4b000000 from the host: a register operand, so extract-and-or is one LOP3 (an immediate
                    // 0xf and an immediate magic take two)
-  uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr for 0 <= k < 2^31 (tc_divider)
+  uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr for 0 <= k < 2^31 (divider)
 };
 
 // How a code becomes its LUT value: any table (a shared-memory lookup) or, for the int4 tables lut[c] = c (UINT) and
@@ -485,7 +485,7 @@ void linear_tc(const LinearArgs& a, uintptr_t stream) {
   p.x = a.x; p.q = a.q; p.scales = a.scales; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
   p.bias = a.bias; p.out = a.out; p.ws = a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.chunks_per_split = per;
-  tc_divider(p.G, &p.gmul, &p.gshr);
+  divider(p.G, &p.gmul, &p.gshr);
   p.magic = 0x4b000000u;
   const int bmm = tc_bmm(a.M);
   const int64_t rows = tc_rows(bmm);

@@ -400,7 +400,7 @@ W8Plan w8_plan_bn(int64_t M, int64_t N, int64_t K, int bn) {
   W8Plan r{bn, mt, ((N + kW8Rows - 1) / kW8Rows) * mt, 1, 0, false};
   splitk_plan(r.tiles, K / kW8K, 8, &r.S, &r.per);
   if (r.S > 1 && r.S <= 8) {
-    static int fits[3][16][4] = {};  // [BN 64 / 128 / 256]: clusters_fit's cache
+    static std::atomic<int> fits[3][kMaxDevices][4];  // [BN 64 / 128 / 256]: clusters_fit's cache
     r.cluster = clusters_fit(fits[bn == 64 ? 0 : bn == 128 ? 1 : 2], r.S, r.tiles, [bn](int s) {
       return bn == 64 ? w8_resident<64>(s) : bn == 128 ? w8_resident<128>(s) : w8_resident<256>(s);
     });
@@ -488,7 +488,7 @@ void linear_w4a8(const LinearArgs& a, uintptr_t stream) {
   p.scales = a.scales; p.zeros = a.zeros; p.xs = a.row_scale;
   p.bias = a.bias; p.out = a.out; p.ws = r.cluster ? nullptr : a.ws;
   p.M = int(a.M); p.N = int(a.N); p.K = int(a.K); p.G = int(a.G); p.per = r.per; p.mt = r.mt;
-  if (a.sk == SK_F32 && a.G > kW8K) tc_divider(int(a.G / kW8K), &p.gmul, &p.gshr);
+  if (a.sk == SK_F32 && a.G > kW8K) divider(int(a.G / kW8K), &p.gmul, &p.gshr);
   else { p.gmul = 0; p.gshr = 0; }
   if (a.xt == XT_BF16) launch_w8_t<__nv_bfloat16>(a, p, r, st);
   else if (a.xt == XT_F16) launch_w8_t<__half>(a, p, r, st);

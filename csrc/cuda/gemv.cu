@@ -174,6 +174,17 @@
 //     (cudaFuncAttributePreferredSharedMemoryCarveout = 100) made the base kernel 10-27% slower (8192^2 nf4 21.4 ->
 //     25.5); allocating only up to the table's end (nib_smem_at: 90,096 -> 64,512 bytes a block) made it faster,
 //     kept: see nib_smem_at's numbers.
+//   round 14 (H200, 2026-11-28, bench/probes/m1_ab.py: graph us, builds alternated twice in one call, M = 1, int4 /
+//     nf4 / nvfp4 / mxfp4). (a) Kept: the step's group index kg / G by multiply-high (common.cuh divider) instead of
+//     the division's ~18 SASS instructions (a loop of two steps: 755 -> 708). As a shift (power-of-two G) against the
+//     base in one call: 8192^2 22.2 / 20.3 / 21.0 / 20.8 -> 21.6 / 19.9 / 20.5 / 20.5, 28672x8192 67.5 / 59.2 / 62.9 /
+//     61.0 -> 64.9 / 57.7 / 60.9 / 59.5, 14336x4096 23.4 / 21.2 / 22.0 / 21.6 -> 22.7 / 20.9 / 21.7 / 21.0, 4096x14336
+//     22.3 / 20.3 / 22.2 / 20.1 -> 21.2 / 20.1 / 21.7 / 19.8, 4096^2 9.0 / 8.6 / 9.0 / 9.3 -> 8.9 / 8.5 / 8.8 / 9.3;
+//     the multiply-high (any G) in the next call within 0.2 us of the shift. (b) Kept for W16: the 64 KB table
+//     (kT64Base), one PRMT a lookup (its
+//     numbers there). (c) Tried and dropped: the block's codes prefetched into L2 at its start (cp.async.bulk.prefetch,
+//     one per row, with and without evict_first): 18-23% slower everywhere (8192^2 nf4 20.3 -> 24.9, 28672x8192 59.2
+//     -> 68.7), so the TMA-issued stream delays the warps' own loads rather than hiding their latency.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
@@ -224,6 +235,7 @@ struct Params {
   const void* x; int M; const uint8_t* q; int N; int K; int G;
   const void* scales; int sk; const uint8_t* zeros; const float* gscale; const float* lut;
   const void* bias; void* out; float* ws; int ksl;
+  uint32_t gmul; int gshr;  // k / G = umulhi(k, gmul) >> gshr (common.cuh divider): the 4-bit GEMV's group index
 };
 
 __device__ __forceinline__ uint4 ldg_stream(const void* p) {
@@ -398,6 +410,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
 // Out-of-range rows are clamped to row N - 1 (their results are dropped), out-of-range K runs get scale 0 and x 0.
 constexpr int kNibRows = 32;       // rows per block (4 n8 tiles, one per warp-tile slot)
 constexpr int kNibTiles = 4;
+// W16 blocks (one an SM) keep their table at shared address kT64Base (64 KB-aligned; entries 256 bytes apart, words
+// 32..63 of an entry unused), so a lookup address kT64Base | byte << 8 | lane << 2 is one PRMT of the code word and a
+// per-lane constant (was a shift and a LOP3 into the 32 KB table). The block's allocation then runs to 128 KB, which
+// two blocks an SM cannot have. Measured (H200, 2026-11-28, bench/probes/m1_ab.py, graph us, two passes, int4 / nf4 /
+// nvfp4 / mxfp4, M = 1): 4096x14336 21.5 / 20.1 / 21.6 / 19.7 -> 21.2 / 19.5 / 21.2 / 19.5, 4096^2 8.9 / 8.5 / 8.9 /
+// 9.3 -> 8.8 / 8.5 / 8.8 / 9.2. 18% fewer SASS instructions in the loop for 1-3%. Tried in the same runs: every
+// M <= 8 grid as 16-warp blocks (so that all could take this table) made the two-blocks-an-SM shapes 14-20% slower
+// (8192^2 nf4 20.0 -> 22.9 us; with this table 22.3).
+constexpr uint32_t kT64Base = 0x10000;
 constexpr int kNibSmem = 2 * 32768 - 16;  // a 32 KB table at the first 32 KB-aligned shared address (16-byte base)
 
 
@@ -484,11 +505,11 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     const int kc = kv ? k0 : ks;
     const int kg = ks + st * 128 + gsl;
     const bool gv = GS && (G16 || g < 4) && kg < ke;
-    const int gi = GS ? kg / G : 0;
+    const int gi = GS ? int(__umulhi(uint32_t(kg), p.gmul) >> p.gshr) : 0;
 #pragma unroll
     for (int r = 0; r < kNibTiles; ++r) {
       S.w[r] = ldg_stream(p.q + (int64_t)nr[r] * rowbytes + kc / 2);
-      const int64_t j = (int64_t)nr[r] * ng + kc / G;
+      const int64_t j = (int64_t)nr[r] * ng + int(__umulhi(uint32_t(kc), p.gmul) >> p.gshr);
       if (GS) {  // rows 2t, 2t + 1 of the tile, the slot's group (0 past N or past the slice: their sums are 0)
         const int o = r * 8 * ng + gi;
         S.s0[r] = gv && n0 + r * 8 + 2 * t < N ? ld_scale<SK>(gs_sp, o) : 0u;
@@ -506,10 +527,16 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
 
   // Per-lane byte-pair tables: word e * 32 + lane = (lut[e & 15], lut[e >> 4]) in XT, in dynamic shared memory at
   // a 32 KB-aligned shared address tb32, so a lookup's address ((byte << 7) & 0x7f80) | (tb32 | lane << 2) is one
-  // shift, one LOP3 and one LDS (no base add).
+  // shift, one LOP3 and one LDS (no base add); W16 blocks: word e * 64 + lane at kT64Base, one PRMT and one LDS.
   extern __shared__ __align__(16) uint8_t nib_dyn[];
   const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
-  const uint32_t tb32 = (sb32 + 0x7fffu) & ~0x7fffu;
+  constexpr bool T64 = W16;  // the 64 KB table (kT64Base)
+  const uint32_t tb32 = T64 ? kT64Base : (sb32 + 0x7fffu) & ~0x7fffu;
+  if (T64) {  // the launch must cover [kT64Base, + 64 KB) and leave x room below it (launch_nib4_k): else stop
+    uint32_t dsz;
+    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dsz));
+    if (sb32 + dsz < kT64Base + 0x10000u || sb32 + 64u + uint32_t(kNibXsBytes) > kT64Base) __trap();
+  }
   uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
   // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
   // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
@@ -523,7 +550,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     const int nch = (ke - ks) >> 3;
     const uint32_t need = uint32_t(M * p.ksl * 2);
     const uint32_t lo64 = (sb32 + 63u) & ~63u;  // 64-byte aligned (the lookup below XORs address bits 4-5)
-    xs32 = tb32 - lo64 >= need ? lo64 : tb32 + 32768u;
+    xs32 = T64 || tb32 - lo64 >= need ? lo64 : tb32 + 32768u;
     const XT* xg = reinterpret_cast<const XT*>(p.x);
     for (int m = 0; m < M; ++m) {
       const uint4* src = reinterpret_cast<const uint4*>(xg + (int64_t)m * K + ks);
@@ -534,7 +561,8 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
     }
     cp_commit();
   }
-  build_pair_table<XT, NW * 32>(tbl, p.lut);  // (nib4.cuh)
+  if (T64) build_pair_table<XT, NW * 32, 64>(tbl, p.lut);  // (nib4.cuh)
+  else build_pair_table<XT, NW * 32>(tbl, p.lut);
   // GS with E8M0 scales: byte -> float32 from a table (one LDS for a shift and four compares and selects: mxfp4 was
   // the one format the float32 fold did not speed up)
   __shared__ float e8_tbl[GS && SK == SK_E8M0 ? 256 : 1];
@@ -611,7 +639,12 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
           if (HZ) v = hsub2<XT>(v, zh0);
           b[4 * w + bb] = v;
 #else
-          const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
+          uint32_t addr;
+          if (T64) {  // {lane << 2, byte bb, 0x01, 0}: kT64Base | byte << 8 | lane << 2
+            addr = __byte_perm(word, lb, 0x7604u | uint32_t(bb << 4));
+          } else {
+            addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
+          }
           uint32_t v;
           asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
 #if FOURBIT_GEMV_ABL == 1
@@ -804,7 +837,9 @@ void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
     int dev = 0, resv = 0;
     const bool known = cudaFuncGetAttributes(&fa, fn) == cudaSuccess && cudaGetDevice(&dev) == cudaSuccess &&
                        cudaDeviceGetAttribute(&resv, cudaDevAttrReservedSharedMemoryPerBlock, dev) == cudaSuccess;
-    const int bytes = known ? nib_smem_at(resv + int(fa.sharedSizeBytes), XS) : nib_smem<XS>();
+    const int base = resv + int(fa.sharedSizeBytes);
+    const int bytes = W16 ? int(kT64Base) + 0x10000 - (known ? base : 1024)  // up to the 64 KB table's end
+                          : known ? nib_smem_at(base, XS) : nib_smem<XS>();
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return bytes;
   });
@@ -924,7 +959,7 @@ void linear(const LinearArgs& a, uintptr_t stream) {
     p.out = static_cast<uint8_t*>(a.out) + m0 * a.N * elt;
     p.q = a.q; p.N = int(a.N); p.K = int(a.K); p.G = int(a.G);
     p.scales = a.scales; p.sk = a.sk; p.zeros = a.zeros; p.gscale = a.gscale; p.lut = a.lut;
-    p.bias = a.bias; p.ws = a.ws;
+    p.bias = a.bias; p.ws = a.ws; divider(int(a.G), &p.gmul, &p.gshr);
     if (mma && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr)) {
       int S, ksl;
       plan_nib4(p.M, a.N, a.K, a.zeros != nullptr, &S, &ksl);

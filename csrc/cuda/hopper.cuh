@@ -79,17 +79,6 @@ __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr) {
   return uint64_t((addr & 0x3ffffu) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
-// (gmul, gshr) with k / G == __umulhi(k, gmul) >> gshr for every 0 <= k < 2^31 and 2 <= G <= 2^30: l = ceil(log2 G),
-// gmul = ceil(2^(31 + l) / G) < 2^32, so k * gmul / 2^(31 + l) exceeds k / G by less than k / 2^(31 + l) < 1 / G,
-// which never carries floor(k / G) over the next integer. Why: gemm_tc's producer scale index was a runtime division,
-// ~25 of the ~200 SASS instructions of a producer step (the producers' issue rate bounds that kernel).
-inline void tc_divider(int G, uint32_t* gmul, int* gshr) {
-  int l = 0;
-  while ((int64_t(1) << l) < G) ++l;
-  *gmul = uint32_t(((uint64_t(1) << (31 + l)) + uint64_t(G) - 1) / uint64_t(G));
-  *gshr = l - 1;
-}
-
 // cuTensorMapEncodeTiled from the driver through cudart (the extension links no libcuda); null when unavailable.
 using TcEncodeFn = PFN_cuTensorMapEncodeTiled_v12000;
 inline TcEncodeFn tc_encoder() {
@@ -223,14 +212,17 @@ template <class Kernel> int resident_clusters(Kernel fn, int threads, int smem, 
 }
 
 // Whether `tiles` clusters of S CTAs (S = 2, 4 or 8) are resident at once on the current device: resident(S), the
-// device's count of such clusters (resident_clusters), is asked once per device and S, cached in the caller's row
-// cache[device][log2 S] (+ 1; 0: not asked). The split-K planners of gemm_rs.cu and gemm_w4a8.cu use it.
-template <class F> bool clusters_fit(int (&cache)[16][4], int S, int64_t tiles, F resident) {
-  int dev = 0;
-  cudaGetDevice(&dev);
-  int& f = cache[dev & 15][S == 2 ? 1 : S == 4 ? 2 : 3];
-  if (f == 0) f = resident(S) + 1;
-  return f - 1 >= tiles;
+// device's count of such clusters (resident_clusters), is asked once per device and S, cached in the caller's
+// cache[device][log2 S] (+ 1; 0: not asked; common.cuh per_device's device index). The split-K planners of
+// gemm_rs.cu and gemm_w4a8.cu use it.
+template <class F> bool clusters_fit(std::atomic<int> (&cache)[kMaxDevices][4], int S, int64_t tiles, F resident) {
+  std::atomic<int>& f = cache[current_device()][S == 2 ? 1 : S == 4 ? 2 : 3];
+  int v = f.load(std::memory_order_acquire);
+  if (v == 0) {  // two threads may both ask: the same count, stored twice
+    v = resident(S) + 1;
+    f.store(v, std::memory_order_release);
+  }
+  return v - 1 >= tiles;
 }
 
 }  // namespace fourbit_cuda
