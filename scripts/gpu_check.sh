@@ -33,19 +33,17 @@ fi
 cd /tmp  # import the installed package, not the source tree
 R=$OLDPWD
 if want tests || want tests-a || want tests-b; then
-  # tests-a / tests-b: every other test file (sorted by name), each half in its own device call. Why: the whole suite
-  # took 466 s on an H100 (2026-11-27), ~6 min on an H200 (17:18 UTC 2026-11-28) and then more than its 560 s on a
-  # two-H200 machine (18:50 UTC, 538 of 541 done), against the 600 s a call may run.
-  sel="$R/tests"
-  if want tests-a || want tests-b; then
-    half=$(want tests-a && echo 1 || echo 0)
-    sel=$(ls "$R"/tests/test_*.py | sort | awk -v h="$half" 'NR % 2 == h')
-  fi
+  # tests-a / tests-b: every other GPU test (tests/conftest.py FOURBIT_TEST_SHARD), each half in its own device call.
+  # Why: the whole suite took 466 s on an H100 (2026-11-27), ~6 min on an H200 (17:18 UTC 2026-11-28) and then more
+  # than its 560 s on a two-H200 machine (18:50 UTC, 538 of 541 done), against the 600 s a call may run.
+  shard=""
+  want tests-a && shard=0/2
+  want tests-b && shard=1/2
   step "GPU tests ($MODE)"
   # one Triton config per shape in tests (autotuning every shape the tests draw would take minutes); --durations:
   # the slowest tests go to the log
-  FOURBIT_TRITON_AUTOTUNE=0 timeout 560 python3 -m pytest -q --maxfail=15 -p no:cacheprovider --durations=15 -m gpu \
-    $sel 2>&1 | tee "$OUT/gpu_tests.log" | tail -25 || status=1
+  FOURBIT_TEST_SHARD=$shard FOURBIT_TRITON_AUTOTUNE=0 timeout 560 python3 -m pytest -q --maxfail=15 -p no:cacheprovider \
+    --durations=15 -m gpu "$R/tests" 2>&1 | tee "$OUT/gpu_tests.log" | tail -25 || status=1
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 if want sanitize; then
