@@ -181,10 +181,10 @@
 //     61.0 -> 64.9 / 57.7 / 60.9 / 59.5, 14336x4096 23.4 / 21.2 / 22.0 / 21.6 -> 22.7 / 20.9 / 21.7 / 21.0, 4096x14336
 //     22.3 / 20.3 / 22.2 / 20.1 -> 21.2 / 20.1 / 21.7 / 19.8, 4096^2 9.0 / 8.6 / 9.0 / 9.3 -> 8.9 / 8.5 / 8.8 / 9.3;
 //     the multiply-high (any G) in the next call within 0.2 us of the shift. (b) Kept for W16: the 64 KB table
-//     (kT64Base), one PRMT a lookup (its
-//     numbers there). (c) Tried and dropped: the block's codes prefetched into L2 at its start (cp.async.bulk.prefetch,
-//     one per row, with and without evict_first): 18-23% slower everywhere (8192^2 nf4 20.3 -> 24.9, 28672x8192 59.2
-//     -> 68.7), so the TMA-issued stream delays the warps' own loads rather than hiding their latency.
+//     (kT64Base), one PRMT a lookup (its numbers there). (c) Tried and dropped: the block's codes prefetched into L2 at
+//     its start (cp.async.bulk.prefetch, one per row, with and without evict_first): 18-23% slower everywhere (8192^2
+//     nf4 20.3 -> 24.9, 28672x8192 59.2 -> 68.7), so the TMA-issued stream delays the warps' own loads rather than
+//     hiding their latency.
 // Small-M linear (the decode case): y[M, N] = x[M, K] @ dequant(W)^T (+ bias), fp32 accumulation.
 //
 // Tensor-core GEMV ("mma" path; bf16 / fp16 x, K % 32 == 0, G == 16 or G % 32 == 0):
