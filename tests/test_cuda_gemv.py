@@ -84,8 +84,9 @@ def shapes(fmt):
         (33, 260, 1024, True), (72, 130, 1024, True),
         # gemm_sm.cu plan_sm's block sizes on 132 SMs: the shapes above take 8 warps (2 blocks an SM); 14 warps (224
         # rows) at 65 blocks x 2 splits and at 129 blocks with 8-row x blocks 6 of 8 used, both ending in a partial
-        # block; 16 warps at 16 blocks x 8 splits
+        # block; 16 warps at 16 blocks x 8 splits; M <= 16 on 14 and 16 warps: the 64 KB table (nib4.cuh kT64Base)
         (24, 14373, 1024, True), (48, 28709, 512, False), (40, 4096, 4096, False),
+        (12, 14373, 1024, True), (16, 4096, 4096, False),
     ]
 
 

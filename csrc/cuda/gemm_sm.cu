@@ -41,6 +41,15 @@
 // kernel: the 16-warp plans within 1% (probably their clusters of 4-8 one-block SMs did not fit; not checked),
 // 14336x4096 (S = 2) M = 48 39.1 -> 38.0; forced 8-warp blocks in clusters were slower at M = 16 (4096^2 11.5 -> 13.9,
 // 8192^2 27.9 -> 35.6, 4096x14336 25.6 -> 33.4), equal at M = 48.
+// The 64 KB table (nib4.cuh kT64Base) for M <= 16 on 14- and 16-warp blocks (one an SM; the ring fits below it):
+// one PRMT a lookup instead of a shift, a LOP3 and the base add; the loop of a step 329 -> 268 SASS instructions
+// (bf16 nf4). Measured (H200, 2026-11-28 19:50 UTC, bench/probes/m1_ab.py MS=16,64, graph us, builds alternated
+// twice in one call, the second pass; int4 / nf4 / nvfp4 / mxfp4), M = 16: 28672x8192 79.0 / 79.4 / 83.3 / 79.0 ->
+// 74.0 / 74.3 / 78.3 / 74.0, 8192^2 26.8 / 26.6 / 28.7 / 26.1 -> 25.9 / 25.9 / 27.7 / 25.5, 14336x4096 25.3 / 25.4 /
+// 26.4 / 25.2 -> 24.1 / 24.0 / 25.4 / 23.9, 4096x14336 24.0 / 24.1 / 26.1 / 23.5 -> 23.2 / 23.4 / 25.1 / 23.1,
+// 4096^2 11.5 / 11.4 / 12.3 / 11.6 -> 11.3 / 11.3 / 12.1 / 11.5; M = 64 (8-row x blocks, 32 KB table) within 0.3%.
+// Tried in the same call: each step's scales loaded two steps ahead (a third register set) instead of one: within
+// 1% at M = 16, up to 1.4% slower at M = 64 (28672x8192 int4 142.7 -> 144.4), so the scale loads are not what waits.
 #include <algorithm>
 #include <stdexcept>
 
@@ -65,7 +74,7 @@ struct SmParams {
 };
 
 // Shared memory of a block of NW warps for MB 8-row x blocks: the ring (x tile, then codes, a slot), then the 32 KB
-// table.
+// table (T64: the 64 KB table at kT64Base instead, above the ring).
 template <int MB, int NW> struct SmLayout {
   static constexpr int X = MB * 8 * 256;    // MB * 8 rows x 128 columns x 2 bytes
   static constexpr int W = NW * 16 * 64;    // 16 NW rows x 128 codes
@@ -73,6 +82,9 @@ template <int MB, int NW> struct SmLayout {
   static constexpr int TABLE = kSmStages * SLOT;
   static constexpr int BYTES = TABLE + 256 * 32 * 4;
   static_assert(BYTES <= 232448, "more than the 227 KB of shared memory a Hopper CTA may use");
+  // M <= 16 blocks of 14-16 warps (one an SM) take the 64 KB table at kT64Base (nib4.cuh), the ring below it.
+  static constexpr bool T64 = MB == 2 && NW != 8;
+  static_assert(!T64 || TABLE + 1024 <= int(kT64Base), "the ring must fit below the 64 KB table");
 };
 
 // cp.async of 16 bytes that zero-fills the destination when `valid` is false (src is then not read).
@@ -148,9 +160,11 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
   cp_commit();
   SmScales<G16, HZ> cur, nxt;
   load(cur, 0);
-  uint32_t* tbl = reinterpret_cast<uint32_t*>(sm_dyn + L::TABLE);
-  build_pair_table<XT, T>(tbl, p.lut);  // published by the first step's barrier
-  const uint32_t tb = sb + uint32_t(L::TABLE);
+  if (L::T64) t64_check(sb, uint32_t(L::TABLE));  // the table and, below it, the ring (launch_sm_k)
+  const uint32_t tb = L::T64 ? kT64Base : sb + uint32_t(L::TABLE);
+  uint32_t* tbl = reinterpret_cast<uint32_t*>(sm_dyn + (tb - sb));
+  if (L::T64) build_pair_table<XT, T, 64>(tbl, p.lut);  // published by the first step's barrier
+  else build_pair_table<XT, T>(tbl, p.lut);
 
   float acc[MB][4];
 #pragma unroll
@@ -167,8 +181,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
     if (i + 2 < nst) copy(i + 2);
     cp_commit();
     const uint32_t slot = sb + uint32_t((i % kSmStages) * L::SLOT);
-    uint32_t lb;  // lane << 2, after the barrier (volatile asm) so no table lookup moves above the first one
-    asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"(uint32_t(lane) << 2));
+    uint32_t lb;  // lane << 2 (T64: | kT64Base), after the barrier (volatile asm) so no lookup moves above the first
+    asm volatile("mov.b32 %0, %1;\n" : "=r"(lb) : "r"((L::T64 ? kT64Base : 0u) | uint32_t(lane) << 2));
     uint32_t a[2][16];  // decoded pairs of the lane's run in tile r
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -184,9 +198,10 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
         const uint32_t word = w == 0 ? wv.x : w == 1 ? wv.y : w == 2 ? wv.z : wv.w;
 #pragma unroll
         for (int bb = 0; bb < 4; ++bb) {
-          const uint32_t addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
+          const uint32_t addr =
+              L::T64 ? t64_addr(word, lb, bb) : (((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb) + tb;
           uint32_t v;
-          asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr + tb));
+          asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
           if (HZ) v = hsub2<XT>(v, zh);
           a[r][4 * w + bb] = SA ? v : hmul2<XT>(v, w < 2 ? sc0 : sc1);
         }
@@ -289,10 +304,14 @@ template <typename XT, int SK, bool G16, bool HZ, int MB, int NW, bool SA>
 void launch_sm_k(const SmParams& p, int S, cudaStream_t st) {
   using L = SmLayout<MB, NW>;
   const auto fn = gemm_sm_kernel<XT, SK, G16, HZ, MB, NW, SA>;
-  static std::atomic<int> attr[kMaxDevices];  // per instantiation and device
-  smem_limit(attr, fn, L::BYTES);
+  static std::atomic<int> bytes_by_dev[kMaxDevices];  // per instantiation and device
+  const int bytes = per_device(bytes_by_dev, [&] {
+    const int b = L::T64 ? t64_smem_bytes(dyn_smem_base(fn)) : L::BYTES;
+    cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, b);
+    return b;
+  });
   dim3 grid((p.N + NW * 16 - 1) / (NW * 16), S);
-  fn<<<grid, NW * 32, L::BYTES, st>>>(p);
+  fn<<<grid, NW * 32, bytes, st>>>(p);
   check_launch("fourbit gemm_sm");
 }
 

@@ -410,15 +410,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_mma_kernel(Params p) {
 // Out-of-range rows are clamped to row N - 1 (their results are dropped), out-of-range K runs get scale 0 and x 0.
 constexpr int kNibRows = 32;       // rows per block (4 n8 tiles, one per warp-tile slot)
 constexpr int kNibTiles = 4;
-// W16 blocks (one an SM) keep their table at shared address kT64Base (64 KB-aligned; entries 256 bytes apart, words
-// 32..63 of an entry unused), so a lookup address kT64Base | byte << 8 | lane << 2 is one PRMT of the code word and a
-// per-lane constant (was a shift and a LOP3 into the 32 KB table). The block's allocation then runs to 128 KB, which
-// two blocks an SM cannot have. Measured (H200, 2026-11-28, bench/probes/m1_ab.py, graph us, two passes, int4 / nf4 /
-// nvfp4 / mxfp4, M = 1): 4096x14336 21.5 / 20.1 / 21.6 / 19.7 -> 21.2 / 19.5 / 21.2 / 19.5, 4096^2 8.9 / 8.5 / 8.9 /
+// W16 blocks (one an SM) keep their table at shared address kT64Base (nib4.cuh), one PRMT a lookup where the 32 KB
+// table takes a shift and a LOP3. Measured (H200, 2026-11-28, bench/probes/m1_ab.py, graph us, two passes, int4 / nf4
+// / nvfp4 / mxfp4, M = 1): 4096x14336 21.5 / 20.1 / 21.6 / 19.7 -> 21.2 / 19.5 / 21.2 / 19.5, 4096^2 8.9 / 8.5 / 8.9 /
 // 9.3 -> 8.8 / 8.5 / 8.8 / 9.2. 18% fewer SASS instructions in the loop for 1-3%. Tried in the same runs: every
 // M <= 8 grid as 16-warp blocks (so that all could take this table) made the two-blocks-an-SM shapes 14-20% slower
 // (8192^2 nf4 20.0 -> 22.9 us; with this table 22.3).
-constexpr uint32_t kT64Base = 0x10000;
 constexpr int kNibSmem = 2 * 32768 - 16;  // a 32 KB table at the first 32 KB-aligned shared address (16-byte base)
 
 
@@ -532,11 +529,7 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
   const uint32_t sb32 = uint32_t(__cvta_generic_to_shared(nib_dyn));
   constexpr bool T64 = W16;  // the 64 KB table (kT64Base)
   const uint32_t tb32 = T64 ? kT64Base : (sb32 + 0x7fffu) & ~0x7fffu;
-  if (T64) {  // the launch must cover [kT64Base, + 64 KB) and leave x room below it (launch_nib4_k): else stop
-    uint32_t dsz;
-    asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dsz));
-    if (sb32 + dsz < kT64Base + 0x10000u || sb32 + 64u + uint32_t(kNibXsBytes) > kT64Base) __trap();
-  }
+  if (T64) t64_check(sb32, 64u + uint32_t(kNibXsBytes));  // the table and, below it, x (launch_nib4_k)
   uint32_t* tbl = reinterpret_cast<uint32_t*>(nib_dyn + (tb32 - sb32));
   // XS: x rows [0, M) x columns [ks, ke) as 16-byte chunks; chunk c of row m at xs32 + (m * ksl / 8 + phys) * 16 with
   // phys = c ^ ((c >> 3 & 1) << 1) ^ (m & 1), so the 8 lanes of an LDS.128 phase (rows g, g + 1, t = 0..3, reading
@@ -640,11 +633,8 @@ __global__ void __launch_bounds__(NibCfg<M16, W16, HZ>::NW * 32, NibCfg<M16, W16
           b[4 * w + bb] = v;
 #else
           uint32_t addr;
-          if (T64) {  // {lane << 2, byte bb, 0x01, 0}: kT64Base | byte << 8 | lane << 2
-            addr = __byte_perm(word, lb, 0x7604u | uint32_t(bb << 4));
-          } else {
-            addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
-          }
+          if (T64) addr = t64_addr(word, lb, bb);
+          else addr = ((bb == 0 ? word << 7 : word >> (8 * bb - 7)) & 0x7f80u) | lb;
           uint32_t v;
           asm("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr));
 #if FOURBIT_GEMV_ABL == 1
@@ -833,13 +823,8 @@ void launch_nib4_k(const Params& p, dim3 grid, cudaStream_t st) {
   const auto fn = gemv_nib4_kernel<XT, SK, G16, HZ, M16, XS, W16, GS>;
   static std::atomic<int> smem_by_dev[kMaxDevices];
   const int smem = per_device(smem_by_dev, [&] {
-    cudaFuncAttributes fa{};
-    int dev = 0, resv = 0;
-    const bool known = cudaFuncGetAttributes(&fa, fn) == cudaSuccess && cudaGetDevice(&dev) == cudaSuccess &&
-                       cudaDeviceGetAttribute(&resv, cudaDevAttrReservedSharedMemoryPerBlock, dev) == cudaSuccess;
-    const int base = resv + int(fa.sharedSizeBytes);
-    const int bytes = W16 ? int(kT64Base) + 0x10000 - (known ? base : 1024)  // up to the 64 KB table's end
-                          : known ? nib_smem_at(base, XS) : nib_smem<XS>();
+    const int base = dyn_smem_base(fn);
+    const int bytes = W16 ? t64_smem_bytes(base) : base >= 0 ? nib_smem_at(base, XS) : nib_smem<XS>();
     cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return bytes;
   });

@@ -102,6 +102,37 @@ __device__ __forceinline__ void build_pair_table(uint32_t* tbl, const float* lut
   }
 }
 
+// The 64 KB table of one-block-an-SM kernels (gemv.cu's W16 blocks, gemm_sm.cu's M <= 16 blocks of 14-16 warps):
+// build_pair_table<XT, T, 64> at shared address kT64Base (64 KB-aligned), so byte bb of a code word looks up at
+// kT64Base | byte << 8 | lane << 2, one PRMT of the word and lb = kT64Base | lane << 2 (t64_addr) where the 32 KB
+// table takes a shift and a LOP3. The block's allocation runs to 128 KB, which two blocks an SM cannot have.
+constexpr uint32_t kT64Base = 0x10000;
+__device__ __forceinline__ uint32_t t64_addr(uint32_t word, uint32_t lb, int bb) {
+  return __byte_perm(word, lb, 0x7604u | uint32_t(bb << 4));  // {lane << 2, byte bb, 0x01, 0}
+}
+// Stops the kernel unless its dynamic shared memory (at shared address sb32) covers the table and `below` bytes from
+// sb32 end under it: a launch sized by anything but t64_smem_bytes never reads or writes outside its allocation.
+__device__ __forceinline__ void t64_check(uint32_t sb32, uint32_t below) {
+  uint32_t dsz;
+  asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dsz));
+  if (sb32 + dsz < kT64Base + 0x10000u || sb32 + below > kT64Base) __trap();
+}
+// Shared-window bytes below kernel fn's dynamic block on this device (reserved bytes + fn's static shared memory), or
+// -1 where the runtime cannot say.
+template <class Kernel> int dyn_smem_base(Kernel fn) {
+  cudaFuncAttributes fa{};
+  int dev = 0, resv = 0;
+  if (cudaFuncGetAttributes(&fa, fn) != cudaSuccess || cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&resv, cudaDevAttrReservedSharedMemoryPerBlock, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return resv + int(fa.sharedSizeBytes);
+}
+// Dynamic shared memory bytes that reach the 64 KB table's end from a dynamic block at shared address `base`
+// (dyn_smem_base; 1 KB where unknown).
+inline int t64_smem_bytes(int base) { return int(kT64Base) + 0x10000 - (base < 0 ? 1024 : base); }
+
 // Which (scale kind, G == 16, zeros) combinations the 4-bit kernels are instantiated for (gemv_nib4_kernel and
 // gemm_sm_kernel; other GEMV arguments take gemv_mma_kernel).
 inline bool nib4_fast(int qk, int sk, int64_t G, bool hz) {
