@@ -47,9 +47,9 @@
 // twice in one call, the second pass; int4 / nf4 / nvfp4 / mxfp4), M = 16: 28672x8192 79.0 / 79.4 / 83.3 / 79.0 ->
 // 74.0 / 74.3 / 78.3 / 74.0, 8192^2 26.8 / 26.6 / 28.7 / 26.1 -> 25.9 / 25.9 / 27.7 / 25.5, 14336x4096 25.3 / 25.4 /
 // 26.4 / 25.2 -> 24.1 / 24.0 / 25.4 / 23.9, 4096x14336 24.0 / 24.1 / 26.1 / 23.5 -> 23.2 / 23.4 / 25.1 / 23.1,
-// 4096^2 11.5 / 11.4 / 12.3 / 11.6 -> 11.3 / 11.3 / 12.1 / 11.5; M = 64 (8-row x blocks, 32 KB table) within 0.3%.
+// 4096^2 11.5 / 11.4 / 12.3 / 11.6 -> 11.3 / 11.3 / 12.1 / 11.5; M = 64 (8-row x blocks, 32 KB table) within 1%.
 // Tried in the same call: each step's scales loaded two steps ahead (a third register set) instead of one: within
-// 1% at M = 16, up to 1.4% slower at M = 64 (28672x8192 int4 142.7 -> 144.4), so the scale loads are not what waits.
+// 1% at M = 16, up to 1.2% slower at M = 64 (28672x8192 int4 142.7 -> 144.4), so the scale loads are not what waits.
 #include <algorithm>
 #include <stdexcept>
 
