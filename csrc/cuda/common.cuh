@@ -135,6 +135,20 @@ __device__ __forceinline__ void pdl_wait() {
 // Shared-memory address of a pointer into shared memory, and the cp.async helpers (16 bytes, L2 only; one group a
 // commit; wait until at most N of this thread's groups are pending).
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+// A per-thread value computed once before a loop and kept in a register: the volatile move hides where it came from,
+// so the loop does not rebuild it from the thread index each iteration.
+__device__ __forceinline__ uint32_t opaque_u32(uint32_t v) {
+  asm volatile("mov.b32 %0, %0;\n" : "+r"(v));
+  return v;
+}
+__device__ __forceinline__ int opaque_i32(int v) { return int(opaque_u32(uint32_t(v))); }
+__device__ __forceinline__ int64_t opaque_i64(int64_t v) {
+  asm volatile("mov.b64 %0, %0;\n" : "+l"(v));
+  return v;
+}
+template <typename P> __device__ __forceinline__ const P* opaque_ptr(const P* v) {
+  return reinterpret_cast<const P*>(opaque_i64(reinterpret_cast<int64_t>(v)));
+}
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(src) : "memory");
 }

@@ -50,6 +50,15 @@
 // 4096^2 11.5 / 11.4 / 12.3 / 11.6 -> 11.3 / 11.3 / 12.1 / 11.5; M = 64 (8-row x blocks, 32 KB table) within 1%.
 // Tried in the same call: each step's scales loaded two steps ahead (a third register set) instead of one: within
 // 1% at M = 16, up to 1.2% slower at M = 64 (28672x8192 int4 142.7 -> 144.4), so the scale loads are not what waits.
+// Per-thread copy and scale sources computed once (common.cuh opaque_*) instead of rebuilt from the thread index each
+// step: the loop of a step 268 -> 222 SASS instructions (bf16 nf4, 16 warps, M <= 16), 464 -> 398 (M <= 64); no
+// spills (120-127 registers at M <= 64). Measured (H200, 2026-11-28 19:58 UTC, m1_ab.py MS=16,64, graph us, against
+// the build above alternated twice in one call, the second pass; int4 / nf4 / nvfp4 / mxfp4): M = 16 28672x8192
+// 74.0 / 74.2 / 78.2 / 74.0 -> 72.1 / 72.1 / 76.1 / 70.4, 8192^2 25.7 / 26.1 / 27.6 / 25.3 -> 25.5 / 25.4 / 27.1 /
+// 24.6, 14336x4096 23.8 / 24.1 / 25.4 / 23.8 -> 23.2 / 23.5 / 24.9 / 22.9, 4096x14336 23.2 / 23.5 / 25.2 / 23.0 ->
+// 22.8 / 23.0 / 24.8 / 22.3, 4096^2 11.3 / 11.3 / 12.0 / 11.5 -> 11.3 / 11.2 / 12.1 / 11.4; M = 64 28672x8192 142.5
+// / 139.1 / 146.1 / 140.3 -> 139.0 / 135.0 / 138.6 / 134.0, 8192^2 45.4 / 44.9 / 46.8 / 45.0 -> 43.4 / 42.7 / 44.1 /
+// 42.1.
 #include <algorithm>
 #include <stdexcept>
 
@@ -118,36 +127,57 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
   const int ng = K / G;
   const int64_t rowbytes = K / 2;
   const uint32_t sb = smem_u32(sm_dyn);
-  int nr[2];  // the lane's weight row in each tile (clamped)
+  // Per-thread sources, fixed for the slice and kept opaque (asm moves) so that the loop only adds the step's offset
+  // (the compiler rebuilt them from the thread index every step: ~45 of the step's 268 SASS instructions).
+  const int kq = opaque_i32(ks + t * 32);  // the lane's run at step 0: columns kq + 128 i .. + 32
+  const uint8_t* qrow[2];                  // row base of the lane's weight row in each tile (clamped)
+  int64_t srow[2];                         // its first scale (zero point) index
 #pragma unroll
-  for (int r = 0; r < 2; ++r) nr[r] = min(int(blockIdx.x) * ROWS + warp * 16 + r * 8 + g, N - 1);
+  for (int r = 0; r < 2; ++r) {
+    const int nr = min(int(blockIdx.x) * ROWS + warp * 16 + r * 8 + g, N - 1);
+    qrow[r] = opaque_ptr(p.q + (int64_t)nr * rowbytes);
+    srow[r] = opaque_i64((int64_t)nr * ng);
+  }
   // This lane's codes of tile r sit at slot + X + (16 warp + 8 r + g) * 64 + 16 t (8 lanes of a phase: 128 bytes).
-  const uint32_t wlane = uint32_t(L::X + (warp * 16 + g) * 64 + t * 16);
+  const uint32_t wlane = opaque_u32(uint32_t(L::X + (warp * 16 + g) * 64 + t * 16));
+  // x pieces: piece c = tid + h T is x row m = c / 16 (clamped to M - 1; its D columns are dropped), 8 columns
+  // ch = c % 16 of the step, at slot + m * 256 + 16 * (ch ^ ((ch >> 3 & 1) << 1) ^ (m & 1)); threads past MB * 128
+  // pieces copy nothing in the last round.
+  constexpr int XR = (MB * 128 + T - 1) / T;
+  const XT* xrow[XR];
+  int xk[XR];  // the piece's column at step 0, ks + 8 ch
+  uint32_t xdst[XR];
+#pragma unroll
+  for (int h = 0; h < XR; ++h) {
+    const int c = tid + h * T, m = c >> 4, ch = c & 15;
+    xrow[h] = opaque_ptr(reinterpret_cast<const XT*>(p.x) + (int64_t)min(m, M - 1) * K);
+    xk[h] = opaque_i32(ks + ch * 8);
+    xdst[h] = opaque_u32(uint32_t(m * 256) + uint32_t(ch ^ (((ch >> 3) & 1) << 1) ^ (m & 1)) * 16u);
+  }
 
   // Copy step i (codes, x tile) into ring slot i % 3; one cp.async group.
   auto copy = [&](int i) {
     const uint32_t slot = sb + uint32_t((i % kSmStages) * L::SLOT);
-    const int k0 = ks + i * 128;
-    const int kc = k0 + t * 32 < ke ? k0 + t * 32 : ks;  // a run past the slice: any valid address (scale 0)
+    const int kc = kq + i * 128;
+    const int ko = kc < ke ? kc : ks;  // a run past the slice: any valid address (scale 0)
 #pragma unroll
-    for (int r = 0; r < 2; ++r) cp_async16(slot + wlane + uint32_t(r * 512), p.q + (int64_t)nr[r] * rowbytes + kc / 2);
-    const XT* x = reinterpret_cast<const XT*>(p.x);
+    for (int r = 0; r < 2; ++r) cp_async16(slot + wlane + uint32_t(r * 512), qrow[r] + ko / 2);
 #pragma unroll
-    for (int h = 0; h < (MB * 128 + T - 1) / T; ++h) {  // piece c: row m = c / 16, 8 columns ch = c % 16
-      const int c = tid + h * T, m = c >> 4, ch = c & 15, kk = k0 + ch * 8;
-      if (MB * 128 % T && c >= MB * 128) break;  // the last round (or MB = 2's only one) leaves threads over
+    for (int h = 0; h < XR; ++h) {
+      if (MB * 128 % T && tid + h * T >= MB * 128) break;  // the last round (or MB = 2's only one) leaves threads over
+      const int kk = xk[h] + i * 128;
       const bool ok = kk < ke;
-      const uint32_t phys = uint32_t(ch ^ (((ch >> 3) & 1) << 1) ^ (m & 1));
-      cp_async16_zfill(slot + uint32_t(m * 256) + phys * 16u, x + (int64_t)min(m, M - 1) * K + (ok ? kk : 0), ok);
+      cp_async16_zfill(slot + xdst[h], xrow[h] + (ok ? kk : 0), ok);
     }
   };
   auto load = [&](SmScales<G16, HZ>& S, int i) {  // step i's scales and zero points of the lane's 2 runs
-    const int k0 = ks + i * 128 + t * 32;
+    const int k0 = kq + i * 128;
     const bool kv = SA || k0 < ke;  // SA: the step's group, valid for every lane (x is zero past the slice)
     const int kc = SA ? ks + i * 128 : kv ? k0 : ks;
+    const uint32_t grp = __umulhi(uint32_t(kc), p.gmul) >> p.gshr;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int64_t j = (int64_t)nr[r] * ng + (__umulhi(uint32_t(kc), p.gmul) >> p.gshr);
+      const int64_t j = srow[r] + grp;
       S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (G16) S.s1[r % (G16 ? 2 : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
       if (HZ) S.z[r % (HZ ? 2 : 1)] = __ldg(p.zeros + j);
@@ -171,7 +201,7 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
   for (int b = 0; b < MB; ++b) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.f;
   // x row 8 b + g, chunk 4 t + i of a slot: + (8 b + g) * 256 + 16 * ((4 t + i) ^ (t & 2) ^ (g & 1)); 8 b keeps
   // the row parity, so (t & 2) ^ (g & 1) is the same XOR for every b and i enters as i << 4.
-  const uint32_t xlane = uint32_t(g * 256 + 16 * ((4 * t) ^ (t & 2) ^ (g & 1)));
+  const uint32_t xlane = opaque_u32(uint32_t(g * 256 + 16 * ((4 * t) ^ (t & 2) ^ (g & 1))));
   const int mb_used = (M + 7) >> 3;  // x blocks holding rows < M (the rest are skipped: a uniform branch)
 
   for (int i = 0; i < nst; ++i) {
