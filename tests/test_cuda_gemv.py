@@ -206,7 +206,7 @@ def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
     small-M GEMM (M = 16) and the register-A wgmma GEMM (M = 64, where the device takes it): row n has code 1.0
     (E2M1 code 2) everywhere and scale byte (n + g) % 256 in group g, x is one-hot on column col, so y[m, n] is one
     product 1.0 * s, s the scale of col's group, which the kernels round to x's dtype exactly as the reference rounds
-    s (the global scale is 1). This pins the scale decodes (nib4.cuh scale_pair, the pairwise e4m3x4_pairs, and
+    s (the global scale is 1). This pins the scale decodes (nib4.cuh scale_pair, the pairwise e4m3_pairs, and
     scale_f32x2 at M = 1) to the reference for every byte, and each group to its own scale. A row whose weights
     include a non-finite value (a NaN byte; with fp16 x an E8M0 byte >= 143, s >= 2^16, which overflows x's dtype)
     meets x's zeros there, and 0 * inf and 0 * NaN are NaN as in the float64 reference: such rows must come out NaN
@@ -242,6 +242,30 @@ def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
     bad = (y != want) & ~nan & ~over
     assert not bad.any(), f"{name} {dtype} M={M} col={col}: rows {bad[0].nonzero().flatten().tolist()[:8]} give " \
         f"{y[0][bad[0]][:8].tolist()}, want {want[0][bad[0]][:8].tolist()}"
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_nvfp4_small_m_scale_alignment(odd):
+    """The small-M GEMM reads nvfp4's two scales of a 32-code run as one 16-bit load (gemm_sm.cu SmScales), so
+    sm_takes accepts 2-byte aligned scales only; scales viewed from an odd address take another kernel (the GEMV in
+    16-row slabs), and both stay within the derived bound of the FP32 reference. M = 12 on 4096^2: 16-warp blocks,
+    the 64 KB table."""
+    M, N, K, dtype = 12, 4096, 4096, torch.bfloat16
+    dense, args = quantized("nvfp4", N, K)
+    sc = args[1]
+    if odd:
+        buf = torch.zeros(sc.numel() + 1, dtype=torch.uint8, device="cuda")
+        buf[1:] = sc.reshape(-1).view(torch.uint8)
+        sc = buf[1:].view(sc.dtype).view(sc.shape)
+        assert sc.data_ptr() % 2 == 1
+    wargs = (args[0], sc) + tuple(args[2:])
+    x = torch.randn(M, K, generator=torch.Generator().manual_seed(3)).to(dtype)
+    xc = x.cuda()
+    assert nc.sm_takes(xc, args[0], sc, args[2], args[4], args[5]) == (not odd)
+    y = nc.linear(xc, *wargs)
+    torch.cuda.synchronize()
+    check_linear(y.cpu(), x, dense, None, nc.linear_path(xc, args[0], args[4], args[5]), dtype, args[3],
+                 f"nvfp4 M={M} odd scales={odd}")
 
 
 # --- W4A4 -----------------------------------------------------------------------------------------------------------

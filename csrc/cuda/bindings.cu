@@ -93,12 +93,12 @@ void register_cuda(py::module_& m) {
      py::arg("G"), py::arg("scales"), py::arg("scale_dtype"), py::arg("zeros"), py::arg("global_scale"),
      py::arg("lut"), py::arg("bias"), py::arg("out"), py::arg("ws"), py::arg("ws_elems"), py::arg("stream"));
   m.def("cuda_linear_sm_takes", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N, int64_t K,
-                                   int64_t G, const std::string& sd, bool has_zeros) {
+                                   int64_t G, uintptr_t scales, const std::string& sd, bool has_zeros) {
     // zeros and lut are only tested for presence here: 1 stands for "present" (nothing is dereferenced)
-    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, 0, sd, has_zeros ? 1 : 0, 0, 1, 0, 0, 0, 0);
+    auto a = make_args(x, dtype, M, q, "nib4", N, K, G, scales, sd, has_zeros ? 1 : 0, 0, 1, 0, 0, 0, 0);
     return fourbit_cuda::linear_sm_takes(a);
   }, py::arg("x"), py::arg("dtype"), py::arg("M"), py::arg("qdata"), py::arg("N"), py::arg("K"), py::arg("G"),
-     py::arg("scale_dtype"), py::arg("has_zeros"),
+     py::arg("scales"), py::arg("scale_dtype"), py::arg("has_zeros"),
      "whether cuda_linear runs these nib4 arguments through the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu)");
   m.def("cuda_linear_tc_supported", [](uintptr_t x, const std::string& dtype, int64_t M, uintptr_t q, int64_t N,
                                        int64_t K, int64_t G, const std::string& sd, bool has_zeros, int codes) {

@@ -57,7 +57,7 @@
 // instructions for a PRMT and an LDS): 4096^2 M = 64 13.5 -> 13.1, M = 128 16.8 -> 16.7, M = 256 23.4 -> 22.8;
 // 8192^2 M = 64 32.4-32.5 -> 31.7-32.2, M = 128 41.4-41.7 -> 40.3 (mxfp4 unchanged beside it); at 256-row tiles it
 // lost (4096^2 M = 1024 51.4-51.9 -> 53.1-53.5), so those keep the table. nvfp4's four scales a row and chunk become
-// XT pairs through two e4m3x2 conversions (nib4.cuh e4m3x4_pairs) instead of four: a bf16 step's SASS 121-199 ->
+// XT pairs through two e4m3x2 conversions (nib4.cuh e4m3_pairs) instead of four: a bf16 step's SASS 121-199 ->
 // 109-140 instructions; 4096^2 M = 64 13.6-13.7 -> 13.2 us, M = 256 22.8-22.9 -> 22.3-22.4, M = 1024 51.5 ->
 // 50.3-50.5; 8192^2 M = 64 34.4 -> 33.1-33.3, M = 128 40.0-40.2 -> 39.4, M = 256 57.3 -> 56.1 (int4 unchanged beside
 // it). Tried and dropped then: three consumer warpgroups at 64 x rows (192 weight rows a CTA, 512 threads, consumers
@@ -181,7 +181,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
   // ~120-170 SASS instructions than the 64-bit index arithmetic (signed halving included), ~1%
   // (bench/benchmarks_history.md).
   constexpr int SB = SK == SK_F32 ? 4 : 1;  // bytes a raw scale
-  constexpr bool S4 = SK == SK_E4M3 && GS == 4;  // nvfp4: R.s[r][0] keeps the row's word of 4 scales (e4m3x4_pairs)
+  constexpr bool S4 = SK == SK_E4M3 && GS == 4;  // nvfp4: R.s[r][0] keeps the row's word of 4 scales (e4m3_pairs)
   const uint8_t* const srow[2] = {static_cast<const uint8_t*>(p.scales) + ja * SB,
                                   static_cast<const uint8_t*>(p.scales) + jb * SB};
   const uint8_t* const zrow[2] = {HZ ? p.zeros + ja : nullptr, HZ ? p.zeros + jb : nullptr};
@@ -219,7 +219,7 @@ gemm_rs_kernel(RsParams p, const __grid_constant__ CUtensorMap xmap, const __gri
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if constexpr (S4) {
-        e4m3x4_pairs<XT>(R.s[r][0], spr[r]);
+        e4m3_pairs<XT>(R.s[r][0], spr[r]);
       } else {
 #pragma unroll
         for (int i = 0; i < GS; ++i) spr[r][i] = scale_pair<XT, SK>(R.s[r][i]);

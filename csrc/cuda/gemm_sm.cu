@@ -59,6 +59,12 @@
 // 22.8 / 23.0 / 24.8 / 22.3, 4096^2 11.3 / 11.3 / 12.0 / 11.5 -> 11.3 / 11.2 / 12.1 / 11.4; M = 64 28672x8192 142.5
 // / 139.1 / 146.1 / 140.3 -> 139.0 / 135.0 / 138.6 / 134.0, 8192^2 45.4 / 44.9 / 46.8 / 45.0 -> 43.4 / 42.7 / 44.1 /
 // 42.1.
+// nvfp4 (G = 16): a run's two E4M3 scales as one 16-bit load (j even: K % 32 == 0; linear_sm_takes asks 2-byte
+// aligned scales) and one e4m3x2 conversion (nib4.cuh e4m3_pairs): the bf16 loop 249 -> 231 SASS instructions.
+// Measured (H200, 2026-11-28 20:06 UTC, m1_ab.py MS=16, graph us, against the build above alternated twice in one
+// call, the second pass), nvfp4 M = 16: 28672x8192 75.6 -> 71.5, 8192^2 26.9 -> 25.0, 14336x4096 24.7 -> 23.5,
+// 4096x14336 24.6 -> 23.0, 4096^2 11.7 -> 11.2 (nf4 / mxfp4 in the same call within 0.5%). Converting the two scales
+// this way without the paired load had gained nothing (H100, 2026-11-27: nib4.cuh's note before this change).
 #include <algorithm>
 #include <stdexcept>
 
@@ -103,7 +109,8 @@ __device__ __forceinline__ void cp_async16_zfill(uint32_t dst, const void* src, 
 }
 
 template <bool G16, bool HZ> struct SmScales {  // one step's raw scales (and zero-point bytes) of the lane's 2 runs
-  uint32_t s0[2], s1[G16 ? 2 : 1], z[HZ ? 2 : 1];  // zero bytes unpacked: a PRMT right after the loads waited on them
+  uint32_t s0[2];        // G16: the run's two E4M3 bytes, one 16-bit load (bytes j, j + 1; j even: K % 32 == 0)
+  uint32_t z[HZ ? 2 : 1];  // zero bytes unpacked: a PRMT right after the loads waited on them
 };
 
 // SA (float32 scales, G % 128 == 0: one group a step for every lane): the MMAs of a step start from zero and the
@@ -178,8 +185,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int64_t j = srow[r] + grp;
-      S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
-      if (G16) S.s1[r % (G16 ? 2 : 1)] = kv ? ld_scale<SK>(p.scales, j + 1) : 0u;
+      if (G16) S.s0[r] = kv ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(p.scales) + (j >> 1))) : 0u;
+      else S.s0[r] = kv ? ld_scale<SK>(p.scales, j) : 0u;
       if (HZ) S.z[r % (HZ ? 2 : 1)] = __ldg(p.zeros + j);
     }
   };
@@ -219,8 +226,10 @@ __global__ void __launch_bounds__(NW * 32, NW == 8 ? 2 : 1) gemm_sm_kernel(SmPar
       uint4 wv;
       asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(wv.x), "=r"(wv.y), "=r"(wv.z), "=r"(wv.w) : "r"(slot + wlane + uint32_t(r * 512)));
-      const uint32_t sc0 = SA ? 0u : scale_pair<XT, SK>(cur.s0[r]);
-      const uint32_t sc1 = SA ? 0u : G16 ? scale_pair<XT, SK>(cur.s1[r % (G16 ? 2 : 1)]) : sc0;
+      uint32_t sp[2];  // G16: the pairs of the run's two scales
+      if (G16) e4m3_pairs<XT>(cur.s0[r], sp);
+      const uint32_t sc0 = SA ? 0u : G16 ? sp[0] : scale_pair<XT, SK>(cur.s0[r]);
+      const uint32_t sc1 = SA ? 0u : G16 ? sp[1] : sc0;
       uint32_t zh = 0;
       if (HZ) { const float z = float(cur.z[r % (HZ ? 2 : 1)]); zh = pack2<XT>(z, z); }
 #pragma unroll
@@ -389,7 +398,8 @@ bool linear_sm_takes(const LinearArgs& a) {
   return a.M > kSmMinM && a.M <= kSmMaxM && a.xt != XT_F32 && a.qk == QK_NIB4 && a.lut != nullptr && a.K % 32 == 0 &&
          (a.G == 16 || a.G % 32 == 0) && nib4_fast(a.qk, a.sk, a.G, a.zeros != nullptr) &&
          a.N < (int64_t(1) << 31) - kSmRows && a.K <= (int64_t(1) << 30) &&
-         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.q) & 15u) == 0;
+         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.q) & 15u) == 0 &&
+         (a.G != 16 || (reinterpret_cast<uintptr_t>(a.scales) & 1u) == 0);  // G16: 16-bit scale loads
 }
 
 int64_t linear_sm_workspace(int64_t M, int64_t N, int64_t K) {

@@ -31,17 +31,21 @@ template <typename XT, int SK> __device__ __forceinline__ uint32_t scale_pair(ui
   const float f = dec_scale<SK>(raw);
   return pack2<XT>(f, f);
 }
-// Four E4M3 scale bytes (byte i of w: scale i) -> their XT pairs (s_i, s_i), exact as scale_pair: two e4m3x2 -> f16x2
-// conversions for the four instead of one a scale (bf16 then goes through float32 as scale_pair does). Why: nvfp4's
-// four scales a row and 64-K chunk took 16 of gemm_rs's ~125 SASS instructions a step as scale_pair calls. (gemm_sm's
-// two a run, converted the same way, gained nothing: H100, 2026-11-27, 4096^2 / 8192^2 M = 16 nvfp4 11.5 / 29.5 us.)
-template <typename XT> __device__ __forceinline__ void e4m3x4_pairs(uint32_t w, uint32_t (&sp)[4]) {
+// NS (2 or 4) E4M3 scale bytes (byte i of w: scale i) -> their XT pairs (s_i, s_i), exact as scale_pair: one e4m3x2 ->
+// f16x2 conversion for two instead of one a scale (bf16 then goes through float32 as scale_pair does). Why: nvfp4's
+// four scales a row and 64-K chunk took 16 of gemm_rs's ~125 SASS instructions a step as scale_pair calls; gemm_sm's
+// two a run come as one 16-bit load (its numbers there).
+template <typename XT, int NS> __device__ __forceinline__ void e4m3_pairs(uint32_t w, uint32_t (&sp)[NS]) {
+  static_assert(NS == 2 || NS == 4, "two or four scales");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  uint32_t h[2];  // f16x2 of bytes (0, 1) and (2, 3)
-  asm("{\n .reg .b16 lo, hi;\n mov.b32 {lo, hi}, %2;\n cvt.rn.f16x2.e4m3x2 %0, lo;\n cvt.rn.f16x2.e4m3x2 %1, hi;\n}\n"
-      : "=r"(h[0]), "=r"(h[1]) : "r"(w));
+  uint32_t h[2] = {0u, 0u};  // f16x2 of bytes (0, 1) and (2, 3)
+  if (NS == 4)
+    asm("{\n .reg .b16 lo, hi;\n mov.b32 {lo, hi}, %2;\n cvt.rn.f16x2.e4m3x2 %0, lo;\n cvt.rn.f16x2.e4m3x2 %1, hi;\n}\n"
+        : "=r"(h[0]), "=r"(h[1]) : "r"(w));
+  else
+    asm("{\n .reg .b16 lo;\n cvt.u16.u32 lo, %1;\n cvt.rn.f16x2.e4m3x2 %0, lo;\n}\n" : "=r"(h[0]) : "r"(w));
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < NS; ++i) {
     const uint32_t v = (h[i >> 1] >> (16 * (i & 1))) & 0xffffu;  // f16 bits of scale i
     if (std::is_same<XT, __half>::value) {
       sp[i] = v * 0x10001u;
@@ -52,7 +56,7 @@ template <typename XT> __device__ __forceinline__ void e4m3x4_pairs(uint32_t w, 
   }
 #else
 #pragma unroll
-  for (int i = 0; i < 4; ++i) sp[i] = scale_pair<XT, SK_E4M3>((w >> (8 * i)) & 0xffu);
+  for (int i = 0; i < NS; ++i) sp[i] = scale_pair<XT, SK_E4M3>((w >> (8 * i)) & 0xffu);
 #endif
 }
 

@@ -94,12 +94,13 @@ def tc_supported(x, qdata, scales, zeros, lut, group_size) -> bool:
 def sm_takes(x, qdata, scales, zeros, lut, group_size) -> bool:
     """Whether linear_out (tc=False) runs x [M, K] through the small-M mma.sync GEMM (csrc/cuda/gemm_sm.cu):
     8 < M <= 64, nib4 codes with a scale kind the 4-bit GEMV has, bf16 / fp16 x, K % 32 == 0, 16-byte aligned x and
-    codes (the native side checks, nothing is launched)."""
+    codes, 2-byte aligned scales for G = 16 (the native side checks, nothing is launched)."""
     if x.dtype not in (torch.bfloat16, torch.float16) or _qkind(qdata, lut) != "nib4" or scales.dtype not in _SD:
         return False
     has_z = zeros is not None and zeros.numel() > 0
     return _lib().cuda_linear_sm_takes(x.data_ptr(), _DT[x.dtype], x.shape[0], qdata.data_ptr(), qdata.shape[0],
-                                       qdata.shape[1] * 2, int(group_size), _SD[scales.dtype], has_z)
+                                       qdata.shape[1] * 2, int(group_size), scales.data_ptr(), _SD[scales.dtype],
+                                       has_z)
 
 
 def rs_takes(x, qdata, scales, zeros, lut, group_size) -> bool:
