@@ -63,7 +63,7 @@
 // aligned scales) and one e4m3x2 conversion (nib4.cuh e4m3_pairs): the bf16 loop 249 -> 231 SASS instructions.
 // Measured (H200, 2026-11-28 20:06 UTC, m1_ab.py MS=16, graph us, against the build above alternated twice in one
 // call, the second pass), nvfp4 M = 16: 28672x8192 75.6 -> 71.5, 8192^2 26.9 -> 25.0, 14336x4096 24.7 -> 23.5,
-// 4096x14336 24.6 -> 23.0, 4096^2 11.7 -> 11.2 (nf4 / mxfp4 in the same call within 0.5%). Converting the two scales
+// 4096x14336 24.6 -> 23.0, 4096^2 11.7 -> 11.2 (nf4 / mxfp4 in the same call within 0.6%). Converting the two scales
 // this way without the paired load had gained nothing (H100, 2026-11-27: nib4.cuh's note before this change).
 #include <algorithm>
 #include <stdexcept>
