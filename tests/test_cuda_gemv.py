@@ -247,8 +247,8 @@ def test_every_scale_byte_decodes_exactly(name, dtype, M, col):
 @pytest.mark.parametrize("odd", [False, True])
 def test_nvfp4_small_m_scale_alignment(odd):
     """The small-M GEMM reads nvfp4's two scales of a 32-code run as one 16-bit load (gemm_sm.cu SmScales), so
-    sm_takes accepts 2-byte aligned scales only; scales viewed from an odd address take another kernel (the GEMV in
-    16-row slabs), and both stay within the derived bound of the FP32 reference. M = 12 on 4096^2: 16-warp blocks,
+    sm_takes accepts 2-byte aligned scales only; scales viewed from an odd address take another kernel (the GEMV's
+    M <= 16 kernel), and both stay within the derived bound of the FP32 reference. M = 12 on 4096^2: 16-warp blocks,
     the 64 KB table."""
     M, N, K, dtype = 12, 4096, 4096, torch.bfloat16
     dense, args = quantized("nvfp4", N, K)
